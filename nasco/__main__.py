@@ -1,0 +1,3 @@
+from nasco.cli import main
+import sys
+sys.exit(main())

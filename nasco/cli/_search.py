@@ -1,0 +1,94 @@
+"""`nasco search`: a joint architecture x accelerator search, written to a run directory."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nasco.cli._common import UsageError, parse_objectives, split_overrides
+from nasco.dsl import find_file, load_file
+
+__all__ = ["add_search", "DEFAULT_BUDGET"]
+
+# The default run (darts_snn x asic_template on digits) fits in 5 minutes on 2 cores;
+# see the README for the measured figures.
+DEFAULT_BUDGET = 12
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasco.evaluate import TrainCostEvaluator, load_dataset
+    from nasco.run import run_search
+    from nasco.search import SEARCHERS, make_searcher
+    from nasco.space import SearchSpace
+
+    if args.budget < 1:
+        raise UsageError(f"--budget must be >= 1, found {args.budget}")
+    if args.searcher not in SEARCHERS:
+        import difflib
+        close = difflib.get_close_matches(args.searcher, list(SEARCHERS), n=1)
+        raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(SEARCHERS)}"
+                         + (f"; did you mean '{close[0]}'?" if close else ""))
+    objectives = parse_objectives(args.objectives)
+    space_over, hw_over = split_overrides(args.set)
+    arch = load_file(find_file(args.space), overrides=space_over or None, kind="arch_space")
+    hw = load_file(find_file(args.hw, what="accelerator template"), overrides=hw_over or None,
+                   kind="accelerator") if args.hw else None
+    hw_objectives = {"energy", "latency", "area"} & set(objectives)
+    if hw is None and hw_objectives:
+        raise UsageError(f"objectives {', '.join(sorted(hw_objectives))} need an accelerator: add --hw "
+                         "asic_template, or --objectives accuracy")
+    torch.set_num_threads(args.threads)
+    space = SearchSpace(arch, hw)
+    data = load_dataset(args.dataset, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
+    evaluator = TrainCostEvaluator(space, data, objectives, epochs=args.epochs, device=args.device,
+                                   max_seconds=args.max_train_seconds)
+    searcher = make_searcher(args.searcher, space, objectives, args.seed)
+    out = Path(args.out or f"runs/{arch.name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
+    config = {
+        "space": arch.name, "space_file": getattr(arch, "source", None),
+        "hw": hw.name if hw else None, "hw_file": getattr(hw, "source", None) if hw else None,
+        "set": list(args.set or []), "dataset": args.dataset, "dataset_source": data.source,
+        "searcher": args.searcher, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
+        "device": args.device, "threads": args.threads,
+    }
+    outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
+                         out_dir=out, seed=args.seed, resume=args.resume, config=config,
+                         progress=not args.quiet and sys.stderr, limits=evaluator.limits)
+    c = outcome.counts
+    print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
+          f"front of {len(outcome.front)}; hypervolume {outcome.hypervolume:.4g}; "
+          f"{outcome.wall_seconds:.0f} s")
+    print(f"files: {out / 'ledger.jsonl'}, {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
+    return 0
+
+
+def add_search(sub) -> None:
+    p = sub.add_parser(
+        "search", help="search architectures x accelerator configurations; writes ledger, front, plot, summary",
+        description="Search a space (and an accelerator template) with real training on a dataset and the "
+                    "analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
+                    "completes), DIR/pareto.csv, DIR/pareto.png and DIR/summary.json.")
+    p.add_argument("--space", required=True, help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml")
+    p.add_argument("--hw", help="accelerator template: built-in name (asic_template) or .yaml")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                   help=f"number of distinct evaluations (default {DEFAULT_BUDGET})")
+    p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
+    p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
+    p.add_argument("--searcher", default="evolution", help="evolution (regularized evolution) or random")
+    p.add_argument("--objectives", default="accuracy,energy,latency,area",
+                   help="comma-separated: accuracy, energy, latency, area, params, macs")
+    p.add_argument("--dataset", default="digits",
+                   help="'digits' (scikit-learn, embedded), a local image folder, or a CIFAR-10 python folder")
+    p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
+    p.add_argument("--epochs", type=int, default=None, help="override the space's training epochs")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a space field (macro.cells=3) or, prefixed hw., a template field (hw.dataflow=ws)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out without re-evaluating")
+    p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_search)

@@ -1,0 +1,116 @@
+"""`nasco spaces` and `nasco validate`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from nasco.dsl import (
+    AcceleratorTemplate, ArchSpace, EnergyTable, builtin_names, find_file, load_energy_table, load_file,
+    search_dimensions,
+)
+from nasco.cli._common import split_overrides
+from nasco.space import SearchSpace
+
+__all__ = ["add_spaces", "add_validate"]
+
+
+def _describe(spec) -> dict:
+    if isinstance(spec, ArchSpace):
+        return SearchSpace(spec).describe() | {"kind": "arch_space", "spiking": spec.spiking,
+                                               "description": spec.description}
+    if isinstance(spec, AcceleratorTemplate):
+        dims = search_dimensions(spec)
+        size = 1
+        for c in dims.values():
+            size *= len(c)
+        return {"kind": "accelerator", "name": spec.name, "description": spec.description,
+                "choices": {k: list(c.options) for k, c in dims.items()}, "size": size,
+                "technology": spec.technology, "specs": {k: c.max for k, c in (spec.specs or {}).items()}}
+    if isinstance(spec, EnergyTable):
+        return {"kind": "energy_table", "name": spec.name, "description": spec.description,
+                "node_nm": spec.node_nm,
+                "energy": {k: f"{c.value} {c.unit}" for k, c in spec.energy.items()},
+                "area": {k: f"{c.value} {c.unit}" for k, c in spec.area.items()}}
+    raise TypeError(type(spec))  # pragma: no cover
+
+
+def _print_description(d: dict) -> None:
+    print(f"{d.get('name') or d.get('arch')} ({d['kind']}): {d.get('description', '')}")
+    if d["kind"] == "arch_space":
+        s = d["size"]
+        print(f"  spiking: {d['spiking']}")
+        print(f"  cells: {s['cells']:,} genotypes")
+        for k, v in d["arch_choices"].items():
+            print(f"  choice {k}: {v}")
+        print(f"  size: {s['arch']:,} architectures")
+    elif d["kind"] == "accelerator":
+        for k, v in d["choices"].items():
+            print(f"  choice {k}: {v}")
+        print(f"  technology: {d['technology']}")
+        for k, v in d["specs"].items():
+            print(f"  spec {k} <= {v}")
+        print(f"  size: {d['size']:,} configurations")
+    else:
+        print(f"  node: {d['node_nm']} nm")
+        for k, v in d["energy"].items():
+            print(f"  energy {k}: {v}")
+        for k, v in d["area"].items():
+            print(f"  area {k}: {v}")
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    if args.name:
+        d = _describe(load_file(find_file(args.name)))
+        print(json.dumps(d, indent=2) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            _print_description(d)
+        return 0
+    rows = []
+    for kind, title in (("arch_space", "architecture spaces"), ("accelerator", "accelerator templates"),
+                        ("energy_table", "energy tables")):
+        names = builtin_names(kind)
+        rows.append((title, [(n, _describe(load_file(find_file(n)))) for n in names]))
+    if args.json:
+        print(json.dumps({t: {n: d for n, d in items} for t, items in rows}, indent=2))
+        return 0
+    for title, items in rows:
+        print(f"{title}:")
+        for name, d in items:
+            size = d.get("size")
+            size_txt = f"{size['arch']:,} architectures" if isinstance(size, dict) else (
+                f"{size:,} configurations" if size else "")
+            print(f"  {name:<16} {size_txt:<34} {d.get('description', '')}")
+    return 0
+
+
+def add_spaces(sub) -> None:
+    p = sub.add_parser("spaces", help="list the built-in spaces, templates and energy tables, or describe one",
+                       description="Without NAME: list the built-ins. With NAME (a built-in or a path): "
+                                   "its choices and the size of the space.")
+    p.add_argument("name", nargs="?", help="a built-in name (darts_snn, asic_template, ...) or a .yaml path")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_spaces)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    space_over, hw_over = split_overrides(args.set)
+    for item in args.files:
+        path = find_file(item)
+        spec = load_file(path, overrides=space_over or hw_over or None)
+        extra = ""
+        if isinstance(spec, AcceleratorTemplate):
+            table = load_energy_table(spec)
+            extra = f", energy table '{table.name}'"
+        dims = search_dimensions(spec)
+        print(f"{path}: ok ({type(spec).__name__} '{spec.name}', {len(dims)} choices{extra})")
+    return 0
+
+
+def add_validate(sub) -> None:
+    p = sub.add_parser("validate", help="check DSL files; exit 2 with a one-line error on the first fault",
+                       description="Load and validate DSL files (architecture spaces, accelerator templates, "
+                                   "energy tables). Errors name the file, line, key path, what was expected, "
+                                   "what was found and a hint.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="paths or built-in names")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field before validating")
+    p.set_defaults(func=_cmd_validate)

@@ -1,0 +1,185 @@
+"""Finding and loading DSL files: built-ins by name, user files by path."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasco.dsl._build import build
+from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._specs import SCHEMA_VERSION, AcceleratorTemplate, ArchSpace, EnergyTable
+from nasco.dsl._yaml import _SafeLoader, load_yaml_text
+
+__all__ = ["KINDS", "builtin_dir", "builtin_names", "find_file", "load_file", "load_spec",
+           "load_energy_table", "parse_overrides"]
+
+KINDS: dict[str, type] = {
+    "arch_space": ArchSpace,
+    "accelerator": AcceleratorTemplate,
+    "energy_table": EnergyTable,
+}
+
+
+def builtin_dir() -> Path:
+    """The folder of the built-in DSL files (installed as ``nasco.search_spaces``)."""
+    spec = importlib.util.find_spec("nasco.search_spaces")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - broken install
+        raise RuntimeError("nasco.search_spaces is not installed; reinstall nasco")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def builtin_names(kind: str | None = None) -> list[str]:
+    """Names of the built-in files, optionally of one kind, sorted."""
+    names = []
+    for path in sorted(builtin_dir().glob("*.yaml")):
+        if kind is None:
+            names.append(path.stem)
+            continue
+        try:
+            data = yaml.load(path.read_text(), Loader=_SafeLoader)  # safe; libyaml when present
+        except yaml.YAMLError:  # pragma: no cover - built-ins are tested
+            continue
+        if isinstance(data, dict) and data.get("kind") == kind:
+            names.append(path.stem)
+    return names
+
+
+def find_file(name_or_path: str | Path, *, relative_to: Path | None = None, what: str = "space",
+              kind: str | None = None) -> Path:
+    """A built-in name (``darts_snn``) or a path to a YAML file -> the file's path.
+
+    ``kind`` only narrows the built-ins that an error message lists and suggests.
+    """
+    text = str(name_or_path)
+    candidates = [Path(text)]
+    if relative_to is not None:
+        candidates.append(relative_to / text)
+    for p in candidates:
+        if p.is_file():
+            return p
+    looks_like_path = "/" in text or text.endswith((".yaml", ".yml"))
+    if not looks_like_path:
+        p = builtin_dir() / f"{text}.yaml"
+        if p.is_file():
+            return p
+    known = builtin_names(kind)
+    raise SpecError(
+        f"a built-in {what} ({', '.join(known)}) or the path of a .yaml file",
+        "no such file" if looks_like_path else "no such built-in",
+        file=text,
+        hint=close_matches(Path(text).stem, known) or "run 'nasco spaces' to list the built-ins",
+    )
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[tuple[str, ...], Any]:
+    """``['macro.cells=4', 'pe_array.rows={choice: [8, 16]}']`` -> {path: value}."""
+    out: dict[tuple[str, ...], Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError("--set KEY.PATH=VALUE", f"'{item}'", hint="e.g. --set macro.cells=4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise SpecError("a YAML value after '='", f"'{raw}'", path=tuple(key.split(".")),
+                            hint="quote strings with spaces, e.g. --set 'specs.latency.max=2 ms'") from None
+        out[tuple(key.strip().split("."))] = value
+    return out
+
+
+def _apply_overrides(data: dict, overrides: dict[tuple[str, ...], Any]) -> None:
+    for path, value in overrides.items():
+        node = data
+        for i, key in enumerate(path[:-1]):
+            nxt = node.get(key)
+            if nxt is None:
+                nxt = node[key] = {}
+            if not isinstance(nxt, dict):
+                raise SpecError("a mapping to set a key inside", nxt, path=path[: i + 1])
+            node = nxt
+        node[path[-1]] = value
+
+
+def load_file(path: str | Path, *, overrides: dict | None = None, kind: str | None = None) -> Any:
+    """Load and validate one DSL file into its frozen spec object.
+
+    Raises SpecError (one line, with file, key path, line, expectation and hint).
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("a readable UTF-8 YAML file", type(exc).__name__, file=file) from None
+    loaded = load_yaml_text(text, file)
+    data = loaded.data
+    try:
+        if not isinstance(data, dict):
+            raise SpecError("a mapping at the top (schema:, kind:, name:, ...)",
+                            "an empty file" if data is None
+                            else "a list" if isinstance(data, list) else shown(data))
+        if "schema" not in data:
+            raise SpecError(f"'schema: {SCHEMA_VERSION}'", "it missing", path=("schema",),
+                            hint=f"add 'schema: {SCHEMA_VERSION}' as the first line")
+        if data["schema"] != SCHEMA_VERSION:
+            raise SpecError(f"schema {SCHEMA_VERSION}", shown(data["schema"]), path=("schema",),
+                            hint="this nasco reads schema 1 files")
+        file_kind = data.get("kind")
+        if "kind" not in data:
+            raise SpecError("a kind among " + ", ".join(KINDS), "it missing", path=("kind",),
+                            hint="add e.g. 'kind: arch_space' after the schema line")
+        if not isinstance(file_kind, str) or file_kind not in KINDS:
+            raise SpecError("a kind among " + ", ".join(KINDS), shown(file_kind), path=("kind",),
+                            hint=close_matches(file_kind, KINDS) if isinstance(file_kind, str) else None)
+        if kind is not None and file_kind != kind:
+            raise SpecError(f"a file of kind '{kind}'", f"kind '{file_kind}'", path=("kind",),
+                            hint="pass an architecture space to --space and an accelerator to --hw"
+                            if kind in ("arch_space", "accelerator") else f"give a '{kind}' file here")
+        if overrides:
+            _apply_overrides(data, overrides)
+        spec = build(KINDS[file_kind], data)
+    except SpecError as err:
+        raise err.located(file=file, line=loaded.line_of(err.path)) from None
+    # The file a spec came from, for later error messages and summaries (not a field,
+    # so not part of equality); nasco.dsl.resolve carries it over.
+    object.__setattr__(spec, "source", file)
+    return spec
+
+
+def load_spec(name_or_path: str | Path, *, kind: str | None = None,
+              overrides: dict | None = None) -> Any:
+    """Load a built-in by name or a user file by path."""
+    return load_file(find_file(name_or_path), overrides=overrides, kind=kind)
+
+
+def _technology_error(template: AcceleratorTemplate, expected: str, found: object,
+                      hint: str | None) -> SpecError:
+    """An error on the template's 'technology' key, with its line where the file gives one."""
+    source = getattr(template, "source", None)
+    line = None
+    if source:
+        try:
+            line = load_yaml_text(Path(source).read_text(encoding="utf-8"), source).line_of(("technology",))
+        except (OSError, UnicodeDecodeError, SpecError):  # pragma: no cover - it loaded before
+            line = None
+    return SpecError(expected, found, file=source, path=("technology",), line=line, hint=hint)
+
+
+def load_energy_table(template: AcceleratorTemplate) -> EnergyTable:
+    """The energy table a template names, looked up beside the template, then among built-ins."""
+    base = Path(getattr(template, "source", "") or ".").parent
+    try:
+        path = find_file(template.technology, relative_to=base, what="energy table", kind="energy_table")
+    except SpecError as err:
+        raise _technology_error(template, err.expected, f"'{template.technology}' ({err.found})",
+                                err.hint) from None
+    # Errors inside the table itself name the table's file.
+    table = load_file(path)
+    if not isinstance(table, EnergyTable):
+        kind = next(k for k, cls in KINDS.items() if isinstance(table, cls))
+        raise _technology_error(template, "the name or path of an energy_table file",
+                                f"'{template.technology}' ({path}, a file of kind '{kind}')",
+                                hint="energy tables: " + ", ".join(builtin_names("energy_table")))
+    return table

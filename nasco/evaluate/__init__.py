@@ -1,0 +1,28 @@
+"""Candidate evaluation: datasets, the training loop, results and the joint evaluator.
+
+torch is imported only when something that needs it is used, so the cost model, the
+DSL and the searchers stay light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nasco.evaluate._result import OBJECTIVES, Evaluator, Result, objective_sense, to_minimisation
+
+__all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "Result", "TrainConfig", "TrainCostEvaluator",
+           "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
+           "to_minimisation", "train_and_evaluate"]
+
+_LAZY = {
+    "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
+    "TrainCostEvaluator": "_joint", "check_limits": "_joint",
+    "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
+    "train_and_evaluate": "_train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"nasco.evaluate.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'nasco.evaluate' has no attribute {name!r}")

@@ -1,0 +1,163 @@
+"""Workloads: the layers of a network as the cost model sees them.
+
+A workload is built by shape inference (``nasco.nn.workload``) without running torch,
+or read from a SCALE-Sim topology CSV, the format users of systolic simulators know.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nasco.dsl import SpecError
+
+__all__ = ["Layer", "Workload", "read_scalesim_csv", "write_scalesim_csv"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer, per sample and per timestep.
+
+    Conv and linear layers follow SCALE-Sim's convention: ``ifmap_h/w`` include padding,
+    so ``ofmap = (ifmap - dilated_filter) // stride + 1``. A linear layer is a 1x1 conv on
+    a 1x1 ifmap. A 'neuron' layer is ``elements`` spiking-neuron updates per timestep.
+
+    ``spiking_input``: the layer's input is binary spikes, so each MAC becomes an
+    accumulate gated by the input spike. ``timesteps``: how often the layer runs per
+    inference (1 for ANNs and for a directly-encoded SNN stem, whose output is reused).
+    """
+
+    name: str
+    kind: str = "conv"
+    ifmap_h: int = 1
+    ifmap_w: int = 1
+    filter_h: int = 1
+    filter_w: int = 1
+    channels: int = 1
+    num_filters: int = 1
+    stride: int = 1
+    groups: int = 1
+    dilation: int = 1
+    spiking_input: bool = False
+    timesteps: int = 1
+    elements: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("conv", "linear", "neuron"):
+            raise ValueError(f"layer {self.name}: unknown kind {self.kind!r}")
+        if self.kind != "neuron":
+            if self.channels % self.groups or self.num_filters % self.groups:
+                raise ValueError(f"layer {self.name}: channels/filters not divisible by groups")
+            if self.ofmap_h < 1 or self.ofmap_w < 1:
+                raise ValueError(f"layer {self.name}: filter larger than the (padded) ifmap")
+
+    @property
+    def ofmap_h(self) -> int:
+        return (self.ifmap_h - (self.dilation * (self.filter_h - 1) + 1)) // self.stride + 1
+
+    @property
+    def ofmap_w(self) -> int:
+        return (self.ifmap_w - (self.dilation * (self.filter_w - 1) + 1)) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per sample per timestep."""
+        if self.kind == "neuron":
+            return 0
+        return (self.ofmap_h * self.ofmap_w * self.num_filters
+                * self.filter_h * self.filter_w * (self.channels // self.groups))
+
+    @property
+    def params(self) -> int:
+        if self.kind == "neuron":
+            return 0
+        return self.filter_h * self.filter_w * (self.channels // self.groups) * self.num_filters
+
+    @property
+    def ofmap_elements(self) -> int:
+        return self.elements if self.kind == "neuron" else self.ofmap_h * self.ofmap_w * self.num_filters
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An ordered tuple of layers; ``arrays()`` gives the columns the cost model vectorises over."""
+
+    layers: tuple[Layer, ...]
+    name: str = "workload"
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs * layer.timesteps for layer in self.layers)
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        cols = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
+                "groups", "dilation", "timesteps", "elements")
+        out = {c: np.array([getattr(layer, c) for layer in self.layers], dtype=np.int64) for c in cols}
+        out["kind"] = np.array([layer.kind for layer in self.layers])
+        out["spiking_input"] = np.array([layer.spiking_input for layer in self.layers], dtype=bool)
+        return out
+
+
+_SCALESIM_COLS = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
+                  "Channels", "Num Filter", "Strides"]
+
+
+def read_scalesim_csv(path: str | Path) -> Workload:
+    """Read a SCALE-Sim topology CSV (``Layer name, IFMAP Height, ..., Strides,``)."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("a readable SCALE-Sim topology CSV", type(exc).__name__, file=file) from None
+    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    if not rows:
+        raise SpecError("a header row " + ", ".join(_SCALESIM_COLS), "an empty file", file=file)
+    header = [c.strip() for c in rows[0] if c.strip()]
+    if header[: len(_SCALESIM_COLS)] != _SCALESIM_COLS:
+        raise SpecError("the SCALE-Sim header " + ", ".join(_SCALESIM_COLS), ", ".join(header),
+                        file=file, line=1, hint="write the columns in this order")
+    layers = []
+    for i, row in enumerate(rows[1:], start=2):
+        cells = [c.strip() for c in row if c.strip() != ""]
+        if len(cells) < len(_SCALESIM_COLS):
+            raise SpecError(f"{len(_SCALESIM_COLS)} values", f"{len(cells)}", file=file, line=i)
+        try:
+            ih, iw, fh, fw, ch, nf, st = (int(c) for c in cells[1:8])
+        except ValueError:
+            raise SpecError("integers in columns 2-8", ", ".join(cells[1:8]), file=file, line=i) from None
+        if min(ih, iw, fh, fw, ch, nf, st) < 1:
+            raise SpecError("positive sizes", ", ".join(cells[1:8]), file=file, line=i)
+        if fh > ih or fw > iw:
+            raise SpecError("a filter no larger than the ifmap", f"filter {fh}x{fw} on ifmap {ih}x{iw}",
+                            file=file, line=i, hint="SCALE-Sim ifmaps include padding")
+        # SCALE-Sim keeps a last, partial window: ofmap = ceil((ifmap - filter) / stride) + 1.
+        # Extending the ifmap to (ofmap - 1) * stride + filter gives that ofmap with the usual
+        # floor rule, so the layer means what SCALE-Sim means by it.
+        oh, ow = -(-(ih - fh) // st) + 1, -(-(iw - fw) // st) + 1
+        layers.append(Layer(cells[0], "conv", (oh - 1) * st + fh, (ow - 1) * st + fw, fh, fw, ch, nf, st))
+    return Workload(tuple(layers), name=path.stem)
+
+
+def write_scalesim_csv(workload: Workload, path: str | Path) -> None:
+    """Write the conv/linear layers of a workload as a SCALE-Sim topology CSV."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(_SCALESIM_COLS + [""])
+        for layer in workload.layers:
+            if layer.kind == "neuron":
+                continue
+            if layer.groups != 1 or layer.dilation != 1:
+                raise ValueError(f"{layer.name}: SCALE-Sim topologies have no groups or dilation")
+            w.writerow([layer.name, layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w,
+                        layer.channels, layer.num_filters, layer.stride, ""])

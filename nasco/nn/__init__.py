@@ -1,0 +1,24 @@
+"""Genotypes -> networks: plans, torch modules (ANN and spiking) and workloads."""
+from __future__ import annotations
+
+from nasco.nn._plan import Node, Plan, plan_network
+from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
+from nasco.nn._workload import plan_workload
+
+__all__ = ["GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "build_module", "plan_network",
+           "plan_workload"]
+
+
+def __getattr__(name: str):
+    # torch is imported only when a module is built: the cost model and the CLI's
+    # validate/cost commands stay torch-free.
+    if name == "GraphNet":
+        from nasco.nn._torch import GraphNet
+        return GraphNet
+    if name == "build_module":
+        from nasco.nn._torch import GraphNet
+
+        def build_module(plan, space):
+            return GraphNet(plan, space)
+        return build_module
+    raise AttributeError(name)

@@ -1,0 +1,242 @@
+"""Network plans: a genotype and its resolved space -> a flat graph of typed nodes.
+
+The same plan is interpreted twice: by :class:`nasco.nn.GraphNet` to build the torch
+module, and by :func:`nasco.nn.workload` for the cost model's layer list. One source of
+truth keeps the two in step (a test checks their MAC counts agree).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasco.dsl import ArchSpace
+from nasco.dsl._vocab import OPS
+from nasco.space import cell_graph
+
+__all__ = ["Node", "Plan", "plan_network"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of the network; ``shape`` is (C, H, W) per sample per timestep."""
+
+    name: str
+    op: str  # input conv bn relu neuron avgpool maxpool add concat gap linear zero
+    inputs: tuple[str, ...]
+    shape: tuple[int, int, int]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    nodes: tuple[Node, ...]
+    output: str
+    spiking: bool
+    timesteps: int
+    num_classes: int
+    input_shape: tuple[int, int, int]
+
+    def by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def binary(self) -> dict[str, bool]:
+        """Node name -> whether its output is binary spikes (neurons, rate-encoded input,
+        and concatenations or max-pools of spikes)."""
+        out: dict[str, bool] = {}
+        for n in self.nodes:
+            if n.op == "neuron":
+                out[n.name] = True
+            elif n.op == "encode":
+                out[n.name] = n.attrs["encoding"] == "rate"
+            elif n.op in ("concat", "maxpool"):
+                out[n.name] = all(out[i] for i in n.inputs)
+            else:
+                out[n.name] = False
+        return out
+
+    def static(self) -> dict[str, bool]:
+        """Node name -> whether its value is the same at every timestep. A directly encoded
+        input is; so is everything computed from it before the first neuron. Such layers
+        run once per inference, not once per timestep."""
+        out: dict[str, bool] = {}
+        for n in self.nodes:
+            if n.op == "input":
+                out[n.name] = True
+            elif n.op == "encode":
+                out[n.name] = n.attrs["encoding"] == "direct"
+            elif n.op == "neuron":
+                out[n.name] = False
+            else:
+                out[n.name] = all(out[i] for i in n.inputs)
+        return out
+
+
+class _Builder:
+    def __init__(self, space: ArchSpace) -> None:
+        self.space = space
+        self.nodes: list[Node] = []
+        self.shapes: dict[str, tuple[int, int, int]] = {}
+        self.spiking = space.neuron is not None
+        self.pre_op = self.spiking and space.neuron.placement == "pre_op"
+        self.post_node = self.spiking and space.neuron.placement == "post_node"
+
+    def add(self, name: str, op: str, inputs: tuple[str, ...], shape: tuple[int, int, int], **attrs) -> str:
+        if name in self.shapes:  # pragma: no cover - a builder bug
+            raise RuntimeError(f"duplicate node {name}")
+        self.nodes.append(Node(name, op, inputs, shape, attrs))
+        self.shapes[name] = shape
+        return name
+
+    # -------------------------------------------------------------- primitives
+    def act(self, x: str, name: str) -> str:
+        """The nonlinearity before a conv: ReLU (ANN), a neuron (SNN, pre_op) or nothing
+        (SNN, post_node: inputs are already spikes)."""
+        if self.post_node:
+            return x
+        return self.add(name, "neuron" if self.pre_op else "relu", (x,), self.shapes[x])
+
+    def conv(self, x: str, name: str, c_out: int, k: int, stride: int = 1, dilation: int = 1,
+             groups: int = 1, pad: int | None = None) -> str:
+        c, h, w = self.shapes[x]
+        pad = dilation * (k - 1) // 2 if pad is None else pad
+        ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+        wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(f"{name}: a {k}x{k} conv does not fit a {h}x{w} input")
+        return self.add(name, "conv", (x,), (c_out, ho, wo), c_in=c, kernel=k, stride=stride,
+                        dilation=dilation, groups=groups, padding=pad)
+
+    def bn(self, x: str, name: str) -> str:
+        return self.add(name, "bn", (x,), self.shapes[x])
+
+    def act_conv_bn(self, x: str, name: str, c_out: int, k: int, stride: int = 1) -> str:
+        a = self.act(x, f"{name}.act")
+        return self.bn(self.conv(a, f"{name}.conv", c_out, k, stride), f"{name}.bn")
+
+    def pool(self, x: str, name: str, kind: str, k: int, stride: int, pad: int) -> str:
+        c, h, w = self.shapes[x]
+        ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        return self.add(name, kind, (x,), (c, ho, wo), kernel=k, stride=stride, padding=pad)
+
+    def sum(self, xs: list[str], name: str) -> str:
+        if len(xs) == 1:
+            return xs[0]
+        return self.add(name, "add", tuple(xs), self.shapes[xs[0]])
+
+    def node_out(self, x: str, name: str) -> str:
+        """After a cell node's sum: a neuron when neurons sit after nodes."""
+        return self.add(f"{name}.neuron", "neuron", (x,), self.shapes[x]) if self.post_node else x
+
+    # -------------------------------------------------------------- edge ops
+    def edge(self, x: str, name: str, op: str, c_out: int, stride: int) -> str:
+        d = OPS[op]
+        c, _h, _w = self.shapes[x]
+        if d.kind == "skip":
+            # A strided skip becomes act-conv1x1(stride 2)-BN, the shortcut NB201's residual
+            # block uses, rather than DARTS's two-branch FactorizedReduce.
+            return x if stride == 1 and c == c_out else self.act_conv_bn(x, name, c_out, 1, stride)
+        if d.kind == "conv":
+            return self.act_conv_bn(x, name, c_out, d.kernel, stride)
+        if d.kind == "sep":
+            # act - depthwise kxk (dilated for dil_conv) - pointwise 1x1 - BN: one stack of
+            # DARTS's separable conv (DARTS stacks two for sep_conv; one keeps CPU runs short).
+            a = self.act(x, f"{name}.act")
+            dw = self.conv(a, f"{name}.dw", c, d.kernel, stride, dilation=d.dilation, groups=c)
+            pw = self.conv(dw, f"{name}.pw", c_out, 1)
+            return self.bn(pw, f"{name}.bn")
+        if d.kind in ("pool_avg", "pool_max"):
+            p = self.pool(x, f"{name}.pool", "avgpool" if d.kind == "pool_avg" else "maxpool", 3, stride, 1)
+            return p if c == c_out else self.act_conv_bn(p, f"{name}.proj", c_out, 1)
+        raise ValueError(f"op {op} has no layers")  # 'none' edges never reach here
+
+    # -------------------------------------------------------------- cells
+    def darts_cell(self, s0: str, s1: str, name: str, cell: list, c: int, reduction: bool) -> str:
+        spec = self.space.cell
+        # After a reduction the cell two back has twice the resolution: its 1x1
+        # preprocessing conv then strides (DARTS uses FactorizedReduce there).
+        s0_stride = max(1, self.shapes[s0][1] // self.shapes[s1][1])
+        s0 = self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride)
+        s1 = self.act_conv_bn(s1, f"{name}.pre1", c, 1)
+        k = spec.edges_per_node or 2
+        edges = [(2 + pos // k, j, op) for pos, (op, j) in enumerate(cell)]
+        g = cell_graph(spec, edges)
+        states = {0: s0, 1: s1}
+        outputs = []
+        for i in range(spec.nodes):
+            node_id = 2 + i
+            terms = []
+            for src in sorted(g.predecessors(node_id)):
+                op = g.edges[src, node_id]["op"]
+                stride = 2 if reduction and src < 2 else 1
+                terms.append(self.edge(states[src], f"{name}.n{i}.e{src}", op, c, stride))
+            states[node_id] = self.node_out(self.sum(terms, f"{name}.n{i}.sum"), f"{name}.n{i}")
+            outputs.append(states[node_id])
+        _c, h, w = self.shapes[outputs[0]]
+        return self.add(f"{name}.out", "concat", tuple(outputs), (c * len(outputs), h, w))
+
+    def dense_cell(self, x: str, name: str, cell_edges: list[str]) -> str:
+        spec = self.space.cell
+        pairs = [(i, j) for i in range(1, spec.nodes + 1) for j in range(i)]
+        g = cell_graph(spec, [(i, j, op) for (i, j), op in zip(pairs, cell_edges)])
+        c = self.shapes[x][0]
+        states = {0: x}
+        last = spec.nodes
+        for i in range(1, spec.nodes + 1):
+            if i not in g:
+                continue
+            terms = [self.edge(states[j], f"{name}.n{i}.e{j}", g.edges[j, i]["op"], c, 1)
+                     for j in sorted(g.predecessors(i))]
+            if not terms:  # the output node with no live input: the cell outputs zeros
+                states[i] = self.add(f"{name}.zero", "zero", (x,), self.shapes[x])
+            else:
+                states[i] = self.node_out(self.sum(terms, f"{name}.n{i}.sum"), f"{name}.n{i}")
+        return states[last]
+
+    def resblock(self, x: str, name: str, c_out: int) -> str:
+        # NB201's residual reduction block: act-conv3x3(s2)-BN, act-conv3x3-BN, plus a
+        # 2x2 average-pool + 1x1 conv shortcut (Dong & Yang, ICLR 2020).
+        a = self.act_conv_bn(x, f"{name}.a", c_out, 3, 2)
+        b = self.act_conv_bn(a, f"{name}.b", c_out, 3, 1)
+        p = self.pool(x, f"{name}.short.pool", "avgpool", 2, 2, 0)
+        s = self.conv(p, f"{name}.short.conv", c_out, 1)
+        return self.node_out(self.add(f"{name}.sum", "add", (b, s), self.shapes[b]), name)
+
+
+def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],
+                 num_classes: int) -> Plan:
+    """The plan of the network a resolved space and a cell genotype describe."""
+    from nasco.dsl import Choice  # local: keeps the import surface of this module small
+
+    if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
+        raise ValueError("plan_network needs a resolved space (see SearchSpace.resolve)")
+    b = _Builder(space)
+    m = space.macro
+    c = m.stem.channels
+    x = b.add("input", "input", (), tuple(input_shape))
+    spiking = space.neuron is not None
+    timesteps = int(space.timesteps) if spiking else 1
+    if spiking:
+        x = b.add("encode", "encode", (x,), tuple(input_shape), encoding=space.encoding)
+    stem = b.bn(b.conv(x, "stem.conv", c * m.stem.multiplier, m.stem.kernel), "stem.bn")
+    stem = b.node_out(stem, "stem")
+    reductions = set(m.reductions)
+    s0 = s1 = stem
+    out = stem
+    for pos in range(m.cells):
+        red = pos in reductions
+        if red:
+            c *= m.channel_multiplier
+        name = f"cells.{pos}"
+        if space.cell.type == "darts":
+            genes = cell["reduce" if red else "normal"]
+            out = b.darts_cell(s0, s1, name, genes, c, red)
+            s0, s1 = s1, out
+        elif red:  # dense cells reduce through NB201's residual block
+            out = b.resblock(out, name, c)
+        else:
+            out = b.dense_cell(out, name, cell["edges"])
+    if space.cell.type == "dense":  # NB201 ends in BN-ReLU before pooling
+        out = b.act(b.bn(out, "head.bn"), "head.act")
+    gap = b.add("head.gap", "gap", (out,), (b.shapes[out][0], 1, 1))
+    logits = b.add("head.linear", "linear", (gap,), (num_classes, 1, 1), c_in=b.shapes[out][0])
+    return Plan(tuple(b.nodes), logits, spiking, timesteps, num_classes, tuple(input_shape))

@@ -1,0 +1,154 @@
+"""Plans -> torch modules. Spiking neurons and surrogates come from spikingjelly.
+
+Tensors of timestep-varying values are kept as ``[T*B, C, H, W]`` so convs and BNs run
+on all timesteps at once; neurons see ``[T, B, ...]`` in spikingjelly's multi-step mode.
+Values that do not vary over time (a directly encoded input through the stem) stay
+``[B, ...]`` and are computed once.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from nasco.dsl import ArchSpace
+from nasco.nn._plan import Plan
+
+__all__ = ["GraphNet", "make_neuron"]
+
+
+def make_neuron(space: ArchSpace) -> nn.Module:
+    """A multi-step spikingjelly neuron as the (resolved) space's neuron section says."""
+    from spikingjelly.activation_based import neuron, surrogate
+
+    n = space.neuron
+    surrogates = {
+        "atan": surrogate.ATan, "sigmoid": surrogate.Sigmoid,
+        "piecewise_quadratic": surrogate.PiecewiseQuadratic, "soft_sign": surrogate.SoftSign,
+        "erf": surrogate.Erf,
+    }
+    sg = surrogates[n.surrogate](alpha=n.surrogate_alpha)
+    common = dict(v_threshold=n.v_threshold, v_reset=n.v_reset, surrogate_function=sg,
+                  detach_reset=n.detach_reset, step_mode="m")
+    if n.type == "plif":
+        return neuron.ParametricLIFNode(init_tau=n.tau, **common)
+    return neuron.LIFNode(tau=n.tau, **common)
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class GraphNet(nn.Module):
+    """Executes a :class:`Plan`; input ``[B, C, H, W]``, output logits ``[B, classes]``."""
+
+    def __init__(self, plan: Plan, space: ArchSpace) -> None:
+        super().__init__()
+        self.plan = plan
+        self.T = plan.timesteps
+        self.static = plan.static()
+        binary = plan.binary()
+        self.layers = nn.ModuleDict()
+        self.spike_inputs: list[str] = []  # convs/linears whose inputs are spikes
+        for n in plan.nodes:
+            a = n.attrs
+            if n.op == "conv":
+                self.layers[_key(n.name)] = nn.Conv2d(a["c_in"], n.shape[0], a["kernel"], a["stride"],
+                                                      a["padding"], a["dilation"], a["groups"], bias=False)
+            elif n.op == "bn":
+                self.layers[_key(n.name)] = nn.BatchNorm2d(n.shape[0])
+            elif n.op == "neuron":
+                self.layers[_key(n.name)] = make_neuron(space)
+            elif n.op == "linear":
+                self.layers[_key(n.name)] = nn.Linear(a["c_in"], n.shape[0])
+            elif n.op == "maxpool":
+                self.layers[_key(n.name)] = nn.MaxPool2d(a["kernel"], a["stride"], a["padding"])
+            elif n.op == "avgpool":
+                self.layers[_key(n.name)] = nn.AvgPool2d(a["kernel"], a["stride"], a["padding"],
+                                                         count_include_pad=False)
+            if n.op in ("conv", "linear") and binary[n.inputs[0]]:
+                self.spike_inputs.append(n.name)
+
+    def module_of(self, name: str) -> nn.Module:
+        return self.layers[_key(name)]
+
+    def _temporal(self, x: torch.Tensor, static: bool) -> torch.Tensor:
+        return x.repeat(self.T, *([1] * (x.dim() - 1))) if static and self.T > 1 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vals: dict[str, torch.Tensor] = {}
+        batch = x.shape[0]
+        for n in self.plan.nodes:
+            ins = [vals[i] for i in n.inputs]
+            op = n.op
+            if op == "input":
+                y = x
+            elif op == "encode":
+                y = ins[0]
+                if n.attrs["encoding"] == "rate":  # Poisson/Bernoulli spikes of intensities in [0, 1]
+                    y = y.clamp(0, 1)
+                    y = (torch.rand((self.T,) + tuple(y.shape), device=y.device) < y).to(y.dtype)
+                    y = y.flatten(0, 1)
+            elif op in ("conv", "bn", "maxpool", "avgpool", "linear"):
+                y = self.layers[_key(n.name)](ins[0])
+            elif op == "relu":
+                y = torch.relu(ins[0])
+            elif op == "neuron":
+                t = self._temporal(ins[0], self.static[n.inputs[0]])
+                y = self.layers[_key(n.name)](t.reshape(self.T, batch, *t.shape[1:])).flatten(0, 1)
+            elif op in ("add", "concat"):
+                if not all(self.static[i] for i in n.inputs):
+                    ins = [self._temporal(v, self.static[i]) for v, i in zip(ins, n.inputs)]
+                y = torch.cat(ins, dim=1) if op == "concat" else torch.stack(ins).sum(0)
+            elif op == "gap":
+                y = ins[0].mean(dim=(2, 3))
+            elif op == "zero":
+                y = torch.zeros_like(ins[0])
+            else:  # pragma: no cover - plans only hold the ops above
+                raise RuntimeError(f"unknown op {op}")
+            vals[n.name] = y
+        out = vals[self.plan.output]
+        if out.shape[0] != batch:  # average the logits over timesteps
+            out = out.reshape(self.T, batch, -1).mean(0)
+        return out
+
+    @contextmanager
+    def _recording(self) -> Iterator[dict[str, list[float]]]:
+        sums: dict[str, list[float]] = {name: [0.0, 0.0] for name in self.spike_inputs}
+        handles = []
+        for name in self.spike_inputs:
+            def hook(_mod, args, name=name):
+                x = args[0].detach()
+                sums[name][0] += float(x.double().sum())
+                sums[name][1] += x.numel()
+            handles.append(self.module_of(name).register_forward_pre_hook(hook))
+        try:
+            yield sums
+        finally:
+            for h in handles:
+                h.remove()
+
+    def spike_rate_recorder(self) -> "_Recorder":
+        """A context manager measuring, per conv/linear with spiking input, the mean input
+        spike rate (spikes per input element per timestep) over the batches run inside it."""
+        return _Recorder(self)
+
+
+class _Recorder:
+    def __init__(self, net: GraphNet) -> None:
+        self._net = net
+        self._cm = None
+        self._sums: dict[str, list[float]] = {}
+
+    def __enter__(self) -> "_Recorder":
+        self._cm = self._net._recording()
+        self._sums = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cm.__exit__(*exc)
+
+    def rates(self) -> dict[str, float]:
+        return {k: (s / n if n else 0.0) for k, (s, n) in self._sums.items()}

@@ -1,0 +1,29 @@
+"""Searchers: ask for candidates, tell them results (the optuna/pymoo shape)."""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from nasco.search._base import Searcher
+from nasco.search._evolution import RegularizedEvolution
+from nasco.search._random import RandomSearch
+from nasco.space import SearchSpace
+
+__all__ = ["SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
+
+# Name -> class; the CLI and configs pick searchers by these names, and the contract tests
+# in nasco.testing run over every entry.
+SEARCHERS: dict[str, type[Searcher]] = {
+    RandomSearch.name: RandomSearch,
+    RegularizedEvolution.name: RegularizedEvolution,
+}
+
+
+def make_searcher(name: str, space: SearchSpace, objectives: tuple[str, ...], seed: int,
+                  **kw: Any) -> Searcher:
+    """The searcher registered as ``name``; ``kw`` go to its constructor."""
+    if name not in SEARCHERS:
+        close = difflib.get_close_matches(name, list(SEARCHERS), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown searcher {name!r}; known: {', '.join(sorted(SEARCHERS))}{hint}")
+    return SEARCHERS[name](space, tuple(objectives), seed=seed, **kw)

@@ -1,0 +1,72 @@
+"""The Searcher protocol: ask / tell / state_dict / load_state_dict (the optuna/pymoo shape)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nasco.evaluate._result import OBJECTIVES, Result
+from nasco.space import Candidate, SearchSpace
+
+__all__ = ["Searcher"]
+
+
+class Searcher:
+    """Proposes candidates and learns from their results.
+
+    The public methods check and record; subclasses implement ``_ask`` and ``_tell``.
+    All randomness comes from ``self.rng``, seeded by the constructor, and its state is
+    part of :meth:`state_dict`, so a searcher restored from a state dict continues
+    exactly where the saved one stood.
+    """
+
+    name = "base"
+
+    def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0) -> None:
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        if unknown:
+            raise ValueError(f"unknown objectives {unknown}; known: {list(OBJECTIVES)}")
+        if not objectives:
+            raise ValueError("at least one objective is needed")
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.n_told = 0
+
+    def ask(self, n: int = 1) -> list[Candidate]:
+        if n < 1:
+            raise ValueError("ask(n) needs n >= 1")
+        out = self._ask(n)
+        if len(out) != n:  # pragma: no cover - subclass contract
+            raise RuntimeError(f"{type(self).__name__}._ask returned {len(out)} candidates, not {n}")
+        return out
+
+    def tell(self, candidate: Candidate, result: Result) -> None:
+        self.n_told += 1
+        self._tell(candidate, result)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "n_told": self.n_told,
+                "rng": self.rng.bit_generator.state, **self._state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise ValueError(f"state of searcher '{state.get('name')}' given to '{self.name}'")
+        self.seed = state["seed"]
+        self.n_told = state["n_told"]
+        self.rng.bit_generator.state = state["rng"]
+        self._load_state(state)
+
+    # ---------------------------------------------------------------- subclass hooks
+    def _ask(self, n: int) -> list[Candidate]:
+        raise NotImplementedError
+
+    def _tell(self, candidate: Candidate, result: Result) -> None:
+        pass
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        pass

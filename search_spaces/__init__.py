@@ -1,0 +1,1 @@
+"""Built-in DSL files (architecture spaces, accelerator templates, energy tables): data, not code."""
