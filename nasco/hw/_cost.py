@@ -181,18 +181,24 @@ class CostModel:
         e_sram = ((sram["ifmap_reads"] * ifmap_bits + sram["filter_reads"] * self.wb) * self.e_sram_r
                   + sram["ofmap_writes"] * self.ab * self.e_sram_w) * steps
 
-        # DRAM: every operand crosses once if it fits its buffer; an operand that does not
-        # fit is fetched again for every tile of the other operand (no reuse across tiles).
+        # DRAM: when either operand fits its buffer it stays resident while the other streams
+        # through once. When neither fits, one is tiled and the other re-streamed for every
+        # tile; the cheaper loop order is taken.
         kib = 1024 * 8
         w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * ch_g * a["num_filters"], 0) * self.wb
         i_bits = np.where(compute, ih * iw * a["channels"], 0) * ifmap_bits
         o_bits = np.where(compute, oh * ow * a["num_filters"], 0) * self.ab
-        tiles_w = np.ceil(np.maximum(w_bits, 1) / (float(self.t.buffers.filter_kb) * kib))
-        tiles_i = np.ceil(np.maximum(i_bits, 1) / (float(self.t.buffers.ifmap_kb) * kib))
-        dram_w = w_bits * np.where(i_bits > float(self.t.buffers.ifmap_kb) * kib, tiles_i, 1)
-        dram_i = i_bits * np.where(w_bits > float(self.t.buffers.filter_kb) * kib, tiles_w, 1)
+        buf_w = float(self.t.buffers.filter_kb) * kib
+        buf_i = float(self.t.buffers.ifmap_kb) * kib
+        tiles_w = np.ceil(np.maximum(w_bits, 1) / buf_w)
+        tiles_i = np.ceil(np.maximum(i_bits, 1) / buf_i)
+        neither = (w_bits > buf_w) & (i_bits > buf_i)
+        refetch_i = np.where(neither & (i_bits * tiles_w + w_bits <= w_bits * tiles_i + i_bits), tiles_w, 1)
+        refetch_w = np.where(neither & (refetch_i == 1), tiles_i, 1)
+        dram_w = w_bits * refetch_w
+        dram_i = i_bits * refetch_i
         # Weights stay on chip across timesteps when they fit; activations move every step.
-        w_steps = np.where(w_bits <= float(self.t.buffers.filter_kb) * kib, 1.0, steps)
+        w_steps = np.where(w_bits <= buf_w, 1.0, steps)
         dram_bits = dram_w * w_steps + (dram_i + o_bits) * steps
         # Membrane potentials live in the ofmap buffer when they fit, else go to DRAM.
         mem_bits = elems * self.mb

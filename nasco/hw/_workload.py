@@ -120,15 +120,16 @@ def read_scalesim_csv(path: str | Path) -> Workload:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError("a readable SCALE-Sim topology CSV", type(exc).__name__, file=file) from None
-    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    # (line number, cells) of every non-blank row, so errors point at the real line
+    rows = [(n, r) for n, r in enumerate(csv.reader(text.splitlines()), start=1) if any(c.strip() for c in r)]
     if not rows:
         raise SpecError("a header row " + ", ".join(_SCALESIM_COLS), "an empty file", file=file)
-    header = [c.strip() for c in rows[0] if c.strip()]
+    header = [c.strip() for c in rows[0][1] if c.strip()]
     if header[: len(_SCALESIM_COLS)] != _SCALESIM_COLS:
         raise SpecError("the SCALE-Sim header " + ", ".join(_SCALESIM_COLS), ", ".join(header),
-                        file=file, line=1, hint="write the columns in this order")
+                        file=file, line=rows[0][0], hint="write the columns in this order")
     layers = []
-    for i, row in enumerate(rows[1:], start=2):
+    for i, row in rows[1:]:
         cells = [c.strip() for c in row if c.strip() != ""]
         if len(cells) < len(_SCALESIM_COLS):
             raise SpecError(f"{len(_SCALESIM_COLS)} values", f"{len(cells)}", file=file, line=i)

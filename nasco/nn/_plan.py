@@ -76,6 +76,7 @@ class _Builder:
         self.space = space
         self.nodes: list[Node] = []
         self.shapes: dict[str, tuple[int, int, int]] = {}
+        self.index: dict[str, int] = {}
         self.spiking = space.neuron is not None
         self.pre_op = self.spiking and space.neuron.placement == "pre_op"
         self.post_node = self.spiking and space.neuron.placement == "post_node"
@@ -83,17 +84,27 @@ class _Builder:
     def add(self, name: str, op: str, inputs: tuple[str, ...], shape: tuple[int, int, int], **attrs) -> str:
         if name in self.shapes:  # pragma: no cover - a builder bug
             raise RuntimeError(f"duplicate node {name}")
+        self.index[name] = len(self.nodes)
         self.nodes.append(Node(name, op, inputs, shape, attrs))
         self.shapes[name] = shape
         return name
 
     # -------------------------------------------------------------- primitives
     def act(self, x: str, name: str) -> str:
-        """The nonlinearity before a conv: ReLU (ANN), a neuron (SNN, pre_op) or nothing
-        (SNN, post_node: inputs are already spikes)."""
-        if self.post_node:
+        """The nonlinearity before a conv: ReLU (ANN) or a neuron (SNN). With neurons after
+        the nodes (post_node) a value that is already spikes passes unchanged, so every conv
+        of a spiking network sees binary input either way."""
+        if self.post_node and self.binary(x):
             return x
-        return self.add(name, "neuron" if self.pre_op else "relu", (x,), self.shapes[x])
+        return self.add(name, "neuron" if self.spiking else "relu", (x,), self.shapes[x])
+
+    def binary(self, x: str) -> bool:
+        n = self.nodes[self.index[x]]
+        if n.op == "neuron":
+            return True
+        if n.op in ("concat", "maxpool"):
+            return all(self.binary(i) for i in n.inputs)
+        return n.op == "encode" and n.attrs["encoding"] == "rate"
 
     def conv(self, x: str, name: str, c_out: int, k: int, stride: int = 1, dilation: int = 1,
              groups: int = 1, pad: int | None = None) -> str:
@@ -138,12 +149,13 @@ class _Builder:
         if d.kind == "conv":
             return self.act_conv_bn(x, name, c_out, d.kernel, stride)
         if d.kind == "sep":
-            # act - depthwise kxk (dilated for dil_conv) - pointwise 1x1 - BN: one stack of
-            # DARTS's separable conv (DARTS stacks two for sep_conv; one keeps CPU runs short).
+            # act - depthwise kxk (dilated for dil_conv) - BN - act - pointwise 1x1 - BN. DARTS
+            # stacks two act-dw-pw-BN blocks for sep_conv; one block keeps CPU runs short, and
+            # the act between dw and pw keeps the pointwise conv's input binary in an SNN.
             a = self.act(x, f"{name}.act")
-            dw = self.conv(a, f"{name}.dw", c, d.kernel, stride, dilation=d.dilation, groups=c)
-            pw = self.conv(dw, f"{name}.pw", c_out, 1)
-            return self.bn(pw, f"{name}.bn")
+            dw = self.bn(self.conv(a, f"{name}.dw", c, d.kernel, stride, dilation=d.dilation, groups=c),
+                         f"{name}.dw_bn")
+            return self.act_conv_bn(dw, f"{name}.pw", c_out, 1)
         if d.kind in ("pool_avg", "pool_max"):
             p = self.pool(x, f"{name}.pool", "avgpool" if d.kind == "pool_avg" else "maxpool", 3, stride, 1)
             return p if c == c_out else self.act_conv_bn(p, f"{name}.proj", c_out, 1)

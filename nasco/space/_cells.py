@@ -38,6 +38,10 @@ class CellFamily:
     def check(self, cell: Any) -> None:
         raise NotImplementedError
 
+    def canonical(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """The one form of a genotype that ids are computed from."""
+        return cell
+
 
 class DartsCells(CellFamily):
     """A normal and a reduction cell; node i keeps ``k`` distinct inputs among the two cell
@@ -76,9 +80,18 @@ class DartsCells(CellFamily):
             else:  # the first node has no other input: change its op instead
                 others = [o for o in self.edge_ops if o != edges[pos][0]] or self.edge_ops
                 edges[pos][0] = others[int(rng.integers(len(others)))]
-        for i in range(self.spec.nodes):
-            edges[i * self.k:(i + 1) * self.k] = sorted(edges[i * self.k:(i + 1) * self.k],
-                                                        key=lambda e: (e[1], e[0]))
+        return self.canonical(out)
+
+    def canonical(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """Each node's kept edges sorted by (input, op): the order a genotype is written in
+        does not change the network, so it must not change the id either."""
+        out = {}
+        for kind, edges in cell.items():
+            edges = [list(e) for e in edges]
+            for i in range(len(edges) // self.k):
+                edges[i * self.k:(i + 1) * self.k] = sorted(edges[i * self.k:(i + 1) * self.k],
+                                                            key=lambda e: (e[1], e[0]))
+            out[kind] = edges
         return out
 
     def count(self) -> int:

@@ -52,6 +52,7 @@ class SearchSpace:
         self.arch_dims = search_dimensions(arch)
         self.hw_dims = search_dimensions(hw) if hw is not None else {}
         self._index: dict[str, int] | None = None
+        self._by_index: dict[int, str] | None = None
         if arch.official_index:
             base = Path(getattr(arch, "source", "") or ".").parent
             path = find_file(arch.official_index, relative_to=base, what="index table")
@@ -59,6 +60,8 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ building
     def _arch(self, cell: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(cell, dict) and set(cell) == {"normal", "reduce"}:
+            cell = self.cells.canonical(cell)
         arch: dict[str, Any] = {"cell": cell, "hp": hp}
         if isinstance(self.cells, DenseCell) and self._index is not None:
             s = self.cells.arch_str(cell)
@@ -79,7 +82,9 @@ class SearchSpace:
         """The NAS-Bench-201 cell with this official index."""
         if self._index is None:
             raise ValueError(f"space '{self.arch_spec.name}' has no official index")
-        by_index = {v: k for k, v in self._index.items()}
+        if self._by_index is None:
+            self._by_index = {v: k for k, v in self._index.items()}
+        by_index = self._by_index
         if index not in by_index:
             raise ValueError(f"index {index} is not in 0..{len(by_index) - 1}")
         ops = [tok.split("~")[0] for grp in by_index[index].split("+") for tok in grp.strip("|").split("|")]
