@@ -12,7 +12,8 @@ __all__ = ["add_search", "DEFAULT_BUDGET"]
 
 # The default run (darts_snn x asic_template on digits) fits in 5 minutes on 2 cores;
 # see the README for the measured figures.
-DEFAULT_BUDGET = 12
+DEFAULT_BUDGET = 10
+DEFAULT_POPULATION = 6
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -44,13 +45,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
     evaluator = TrainCostEvaluator(space, data, objectives, epochs=args.epochs, device=args.device,
                                    max_seconds=args.max_train_seconds)
-    searcher = make_searcher(args.searcher, space, objectives, args.seed)
+    kw = {}
+    if args.searcher == "evolution":
+        # Regularized evolution samples its first population at random; the small default
+        # leaves room for evolution within the short default budget (Real et al., AAAI 2019,
+        # use P = 20..100 for long runs: pass --population). It does not follow --budget, so a
+        # run resumed with a larger budget replays the same searcher.
+        kw["population_size"] = args.population or DEFAULT_POPULATION
+        kw["sample_size"] = max(2, min(5, kw["population_size"] // 2))
+    elif args.population:
+        raise UsageError("--population applies to --searcher evolution only")
+    searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
     out = Path(args.out or f"runs/{arch.name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
         "space": arch.name, "space_file": getattr(arch, "source", None),
         "hw": hw.name if hw else None, "hw_file": getattr(hw, "source", None) if hw else None,
         "set": list(args.set or []), "dataset": args.dataset, "dataset_source": data.source,
-        "searcher": args.searcher, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
+        "searcher": args.searcher, "searcher_options": kw, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
         "device": args.device, "threads": args.threads,
     }
     outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
@@ -77,6 +88,8 @@ def add_search(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
     p.add_argument("--searcher", default="evolution", help="evolution (regularized evolution) or random")
+    p.add_argument("--population", type=int, default=None,
+                   help=f"evolution population size (default {DEFAULT_POPULATION}; tournament size = half of it, 2..5)")
     p.add_argument("--objectives", default="accuracy,energy,latency,area",
                    help="comma-separated: accuracy, energy, latency, area, params, macs")
     p.add_argument("--dataset", default="digits",
