@@ -43,8 +43,10 @@ class Searcher:
         return out
 
     def tell(self, candidate: Candidate, result: Result) -> None:
-        self.n_told += 1
+        if not isinstance(result, Result):
+            raise TypeError(f"tell() takes a Result, got {type(result).__name__}")
         self._tell(candidate, result)
+        self.n_told += 1  # only once the subclass accepted it
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "n_told": self.n_told,
