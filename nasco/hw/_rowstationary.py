@@ -1,0 +1,104 @@
+"""The row-stationary (RS) dataflow of Eyeriss, as closed-form numpy arithmetic.
+
+Chen, Emer & Sze, "Eyeriss: A Spatial Architecture for Energy-Efficient Dataflow for
+Convolutional Neural Networks", ISCA 2016, and Chen et al., "Eyeriss: An Energy-Efficient
+Reconfigurable Accelerator for Deep Convolutional Neural Networks", JSSC 2017.
+
+In RS each PE runs a 1-D convolution: one filter row (S weights) slides over one ifmap row
+and produces one psum row of F outputs, S x F MACs, one per cycle. A *PE set* of R rows
+(filter rows) x E columns (ofmap rows) computes the 2-D convolution of one (channel,
+filter) pair: filter rows stay in a PE row, ifmap rows move diagonally, psums add up each
+PE column. The set is mapped onto the physical array:
+
+* R larger than the array's rows: the filter rows are split into ``ceil(R / rows)`` folds
+  whose psums are accumulated one after another;
+* E larger than the array's columns: the ofmap rows are strip-mined into
+  ``ceil(E / cols)`` strips of at most ``cols`` rows;
+* sets smaller than the array: ``floor(rows / set_h) * floor(cols / set_w)`` copies run at
+  once on different (channel, filter) pairs.
+
+A pass of the array thus takes ``S * F`` cycles, and a layer needs
+``ceil(C * M / copies) * strips * folds`` passes (per image). On AlexNet CONV1 (R = 11,
+E = 55) a 12 x 14 array holds one 11 x 14 set: 154 active PEs, the figure of Eyeriss's
+JSSC paper; CONV3 (R = 3, E = 13) holds four 3 x 13 sets: 156 PEs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["rs_mapping", "rs_compute_cycles", "rs_accesses"]
+
+
+def _i(x: ArrayLike) -> NDArray[np.int64]:
+    return np.asarray(x, dtype=np.int64)
+
+
+def _cdiv(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
+    return -(-a // b)
+
+
+def rs_mapping(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, ofmap_h: ArrayLike,
+               pairs: ArrayLike) -> dict[str, NDArray[np.int64]]:
+    """The RS mapping of layers onto a ``rows x cols`` array (broadcastable arrays).
+
+    ``pairs`` = channels x filters (per group). Returns set_h, set_w, folds (filter-row
+    folds), strips (ofmap-row strips), copies (sets running at once) and passes.
+    """
+    rows, cols, r, e, pairs = _i(rows), _i(cols), _i(filter_h), _i(ofmap_h), _i(pairs)
+    folds = _cdiv(r, rows)
+    set_h = _cdiv(r, folds)
+    strips = _cdiv(e, cols)
+    set_w = _cdiv(e, strips)
+    copies = np.maximum((rows // set_h) * (cols // set_w), 1)
+    copies = np.minimum(copies, np.maximum(pairs, 1))
+    passes = _cdiv(pairs, copies) * strips * folds
+    return {"set_h": set_h, "set_w": set_w, "folds": folds, "strips": strips, "copies": copies,
+            "passes": passes}
+
+
+def rs_compute_cycles(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w: ArrayLike,
+                      ofmap_h: ArrayLike, ofmap_w: ArrayLike, channels: ArrayLike,
+                      num_filters: ArrayLike, batch: ArrayLike = 1) -> NDArray[np.int64]:
+    """Compute cycles of conv layers (per group) under RS: passes x S x F x batch.
+
+    One MAC per PE per cycle (Eyeriss's PE has one multiplier and one adder); images of a
+    batch run one after another through the same mapping.
+    """
+    m = rs_mapping(rows, cols, filter_h, ofmap_h, _i(channels) * _i(num_filters))
+    return m["passes"] * _i(filter_w) * _i(ofmap_w) * _i(batch)
+
+
+def rs_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w: ArrayLike,
+                ifmap_w: ArrayLike, ofmap_h: ArrayLike, ofmap_w: ArrayLike, channels: ArrayLike,
+                num_filters: ArrayLike, batch: ArrayLike = 1) -> dict[str, NDArray[np.int64]]:
+    """Word accesses per layer at each level of Eyeriss's hierarchy under RS.
+
+    * register file: every MAC reads an ifmap value, a weight and a psum and writes the
+      psum back (ISCA 2016, Sec. V: the RF serves all three operands);
+    * global buffer: per pass a set reads its ``set_h`` filter rows (S words each) and the
+      ``set_h + set_w - 1`` ifmap rows its diagonals need (ifmap_w words each), and writes
+      ``set_w`` psum rows (F words); a psum row is read back when a later pass continues
+      its accumulation (another channel or filter-row fold);
+    * NoC: every global-buffer word travels over the NoC once, multicast included.
+    """
+    rows, cols = _i(rows), _i(cols)
+    r, s, wi = _i(filter_h), _i(filter_w), _i(ifmap_w)
+    e, f, c, mm, n = _i(ofmap_h), _i(ofmap_w), _i(channels), _i(num_filters), _i(batch)
+    m = rs_mapping(rows, cols, r, e, c * mm)
+    macs = r * s * e * f * c * mm * n
+    runs = m["passes"] * m["copies"] * n  # set executions, each one (channel, filter, strip, fold)
+    glb_filter = runs * m["set_h"] * s
+    glb_ifmap = runs * (m["set_h"] + m["set_w"] - 1) * wi
+    glb_psum_w = runs * m["set_w"] * f
+    # Accumulation over channels and filter-row folds: every run after the first of an
+    # output row re-reads the partial sums it continues.
+    outputs = e * f * mm * n
+    glb_psum_r = np.maximum(glb_psum_w - outputs, 0)
+    return {
+        "rf": 4 * macs,
+        "glb_reads": glb_filter + glb_ifmap + glb_psum_r,
+        "glb_writes": glb_psum_w,
+        "noc": glb_filter + glb_ifmap + glb_psum_r + glb_psum_w,
+        "macs": macs,
+    }
