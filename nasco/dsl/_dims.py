@@ -9,16 +9,19 @@ from nasco.dsl._choice import Choice
 __all__ = ["search_dimensions", "resolve", "defaults"]
 
 
+def _fields(spec: Any, prefix: str):
+    """(field name, dotted key path, value) of every constructor field of a spec."""
+    for f in dataclasses.fields(spec):
+        if f.init:
+            yield f.name, f"{prefix}{f.name}", getattr(spec, f.name)
+
+
 def search_dimensions(spec: Any, prefix: str = "") -> dict[str, Choice]:
     """Dotted key path -> Choice, in field order (stable across runs)."""
     out: dict[str, Choice] = {}
     if not dataclasses.is_dataclass(spec):
         return out
-    for f in dataclasses.fields(spec):
-        if not f.init:
-            continue
-        value = getattr(spec, f.name)
-        key = f"{prefix}{f.name}"
+    for _name, key, value in _fields(spec, prefix):
         if isinstance(value, Choice):
             out[key] = value
         elif dataclasses.is_dataclass(value):
@@ -34,20 +37,16 @@ def resolve(spec: Any, values: dict[str, Any], prefix: str = "") -> Any:
     if not dataclasses.is_dataclass(spec):
         return spec
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(spec):
-        if not f.init:
-            continue
-        value = getattr(spec, f.name)
-        key = f"{prefix}{f.name}"
+    for name, key, value in _fields(spec, prefix):
         if isinstance(value, Choice):
             picked = values.get(key, value.default)
             if picked not in value.options:
                 raise ValueError(f"{key}={picked!r} is not one of {list(value.options)}")
-            changes[f.name] = picked
+            changes[name] = picked
         elif dataclasses.is_dataclass(value):
-            changes[f.name] = resolve(value, values, key + ".")
+            changes[name] = resolve(value, values, key + ".")
         elif isinstance(value, dict):
-            changes[f.name] = {k: resolve(v, values, f"{key}.{k}.") for k, v in value.items()}
+            changes[name] = {k: resolve(v, values, f"{key}.{k}.") for k, v in value.items()}
     new = dataclasses.replace(spec, **changes)
     if hasattr(spec, "source"):  # the file it came from (see nasco.dsl._load)
         object.__setattr__(new, "source", spec.source)
