@@ -6,6 +6,7 @@ or read from a SCALE-Sim topology CSV, the format users of systolic simulators k
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from nasco.dsl import SpecError
 
-__all__ = ["Layer", "Workload", "read_scalesim_csv", "write_scalesim_csv"]
+__all__ = ["COLUMNS", "Layer", "Workload", "read_scalesim_csv", "stack_columns", "write_scalesim_csv"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,62 @@ class Workload:
         out["kind"] = np.array([layer.kind for layer in self.layers])
         out["spiking_input"] = np.array([layer.spiking_input for layer in self.layers], dtype=bool)
         return out
+
+    def columns(self) -> np.ndarray:
+        """The layers as one read-only int64 array of shape ``(len(COLUMNS), len(self))``.
+
+        Row ``COLUMNS.index(c)`` holds column ``c``; ``neuron`` and ``spiking_input`` are 0/1.
+        Built once and cached on the (immutable) workload, so costing the same workload on
+        many templates, or thousands of workloads at once (:func:`stack_columns`), does not
+        walk the Layer objects again.
+        """
+        cached = self.__dict__.get("_columns")
+        if cached is None:
+            cached = _layer_columns(self.layers)
+            object.__setattr__(self, "_columns", cached)  # frozen dataclass: a cache, not state
+        return cached
+
+    @classmethod
+    def concat(cls, workloads: Sequence[Workload], name: str = "workload") -> Workload:
+        """One workload holding the layers of ``workloads`` in order (columns reused)."""
+        layers = tuple(layer for w in workloads for layer in w.layers)
+        return cls._with_columns(layers, stack_columns(workloads)[0], name)
+
+    @classmethod
+    def _with_columns(cls, layers: tuple[Layer, ...], columns: np.ndarray, name: str) -> Workload:
+        """A workload whose columns the caller already holds (bulk builders; their tests
+        check the columns equal those built from the layers)."""
+        if columns.shape != (len(COLUMNS), len(layers)):
+            raise ValueError(f"columns of shape {columns.shape} for {len(layers)} layers")
+        out = cls(layers, name=name)
+        columns.setflags(write=False)
+        object.__setattr__(out, "_columns", columns)
+        return out
+
+
+# Row order of Workload.columns(); the cost model reads rows by these names.
+COLUMNS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
+           "groups", "dilation", "timesteps", "elements", "neuron", "spiking_input")
+
+
+def _layer_columns(layers: Sequence[Layer]) -> np.ndarray:
+    rows = [(la.ifmap_h, la.ifmap_w, la.filter_h, la.filter_w, la.channels, la.num_filters, la.stride,
+             la.groups, la.dilation, la.timesteps, la.elements, la.kind == "neuron", la.spiking_input)
+            for la in layers]
+    out = np.array(rows, dtype=np.int64).reshape(len(rows), len(COLUMNS)).T.copy()
+    out.setflags(write=False)
+    return out
+
+
+def stack_columns(workloads: Sequence[Workload]) -> tuple[np.ndarray, np.ndarray]:
+    """All workloads' columns side by side, and the ``len(workloads) + 1`` offsets where
+    each workload's layers start (the last offset is the total layer count)."""
+    parts = [w.columns() for w in workloads]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    if not parts:
+        return np.zeros((len(COLUMNS), 0), dtype=np.int64), offsets
+    np.cumsum([p.shape[1] for p in parts], out=offsets[1:])
+    return np.concatenate(parts, axis=1), offsets
 
 
 _SCALESIM_COLS = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",

@@ -20,7 +20,8 @@ from nasco.dsl import builtin_dir, load_spec
 from nasco.dsl._specs import CellSpec
 from nasco.space import Candidate, DartsCells, DenseCell, SearchSpace, canonical_json
 
-NB201_CSV = Path("/work/shared/data/nb201/nb201_accuracy.csv.gz")
+# The shared data folder sits beside the repository (as in CI); NASCO_NB201_DIR overrides it.
+NB201_CSV = Path(os.environ.get("NASCO_NB201_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb201")) / "nb201_accuracy.csv.gz"
 
 FIXED = {
     "arch": {"hp": {"timesteps": 4, "macro.cells": 3, "neuron.tau": 2.0},

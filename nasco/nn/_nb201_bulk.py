@@ -1,0 +1,177 @@
+"""Workloads of many dense-cell (NAS-Bench-201) networks at once.
+
+``plan_workload(plan_network(...))`` takes 5-10 ms per NB201 network on one core, so all
+15,625 cells take over a minute; assembled as below they take about 1.5 s
+(experiments/bench_cost_model.py). This works because in an ANN with dense cells an edge's
+layers depend only on its op and on the stage it sits in (every state of a cell has the
+cell's shape, every edge has stride 1), and which edges are live depends only on which edges
+are 'none' (the pruning of :func:`nasco.space.cell_graph`). So the network is assembled from
+per-edge segments cut out of a few planned networks (one per op, every edge carrying that
+op), with the macro layers (stem, reduction blocks, head) in between; the segments are cut
+from ``plan_network``'s own output, which stays the one source of truth.
+
+The assembly is checked against ``plan_network`` for every op's network and for the
+all-'none' cell when the builder is made, and tests compare it on random NB201 indices.
+Spiking spaces are refused: there an edge's first neuron depends on whether its input
+state is already spikes, which depends on the neighbouring cells.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nasco.dsl import ArchSpace, find_file
+from nasco.hw._workload import COLUMNS, Layer, Workload
+from nasco.nn._plan import plan_network
+from nasco.nn._workload import plan_workload
+from nasco.space import cell_graph
+from nasco.space._nb201 import official_index_table
+
+__all__ = ["DenseCellWorkloads", "nb201_workloads", "official_cells"]
+
+_EDGE_LAYER = re.compile(r"^cells\.(\d+)\.n(\d+)\.e(\d+)\.")
+_EMPTY = np.zeros((len(COLUMNS), 0), dtype=np.int64)
+_EMPTY.setflags(write=False)
+
+
+def official_cells(space: ArchSpace) -> list[tuple[str, ...]]:
+    """The edge ops of every cell of a space with an official index (NB201), in index order.
+
+    Edge order is the genotype's: (1,0), (2,0), (2,1), (3,0), (3,1), (3,2), i.e. the order
+    of the ``|op~j|`` tokens of NB201's arch strings (as in ``SearchSpace.from_index``).
+    """
+    if not space.official_index:
+        raise ValueError(f"space '{space.name}' has no official index (official_index: in its YAML)")
+    base = Path(getattr(space, "source", "") or ".").parent
+    path = find_file(space.official_index, relative_to=base, what="index table")
+    table = official_index_table(str(path))
+    by_index = sorted((i, s) for s, i in table.items())
+    if [i for i, _ in by_index] != list(range(len(by_index))):
+        raise ValueError(f"{path}: indices are not 0..{len(by_index) - 1} without gaps")
+    return [tuple(tok.split("~")[0] for grp in s.split("+") for tok in grp.strip("|").split("|"))
+            for _, s in by_index]
+
+
+class DenseCellWorkloads:
+    """Builds the workload of any cell of one resolved ANN dense-cell space, fast.
+
+    >>> from nasco.dsl import load_spec
+    >>> b = DenseCellWorkloads(load_spec("nb201"), (3, 32, 32), 10)
+    >>> len(b(["nor_conv_3x3"] * 6)) == 1 + 15 * 6 + 2 * 3 + 1
+    True
+    """
+
+    def __init__(self, space: ArchSpace, input_shape: tuple[int, int, int], num_classes: int) -> None:
+        if space.cell.type != "dense":
+            raise ValueError(f"space '{space.name}': DenseCellWorkloads needs a dense cell, "
+                             f"got cell.type '{space.cell.type}'; use plan_network per genotype")
+        if space.neuron is not None:
+            raise ValueError(f"space '{space.name}' is spiking: an edge's layers then depend on its "
+                             "neighbours (see module docstring); use plan_workload(plan_network(...))")
+        self.space = space
+        self.input_shape = tuple(input_shape)
+        self.num_classes = int(num_classes)
+        n = space.cell.nodes
+        self.pairs = [(i, j) for i in range(1, n + 1) for j in range(i)]  # as in _Builder.dense_cell
+        self.ops = tuple(space.cell.ops)
+        fixed = self._plan(["none"] * len(self.pairs)).layers
+        # (position, edge number, op) -> the layers of that edge; position -> how many macro
+        # layers come before that cell.
+        seg: dict[tuple[int, int, str], list[Layer]] = {}
+        insert_at: dict[int, int] = {}
+        for op in self.ops:
+            if op == "none":
+                continue
+            rest = []
+            for layer in self._plan([op] * len(self.pairs)).layers:
+                m = _EDGE_LAYER.match(layer.name)
+                if m is None:
+                    rest.append(layer)
+                    continue
+                pos, edge = int(m.group(1)), self.pairs.index((int(m.group(2)), int(m.group(3))))
+                seg.setdefault((pos, edge, op), []).append(layer)
+                if insert_at.setdefault(pos, len(rest)) != len(rest):
+                    raise RuntimeError(f"cell {pos}'s layers sit at different places in different networks")
+            if tuple(rest) != fixed:
+                raise RuntimeError(f"the macro layers change with the cell op '{op}'; cannot assemble")
+        self.positions = sorted(insert_at)
+        cuts = [0] + [insert_at[p] for p in self.positions] + [len(fixed)]
+        self._fixed = [(fixed[a:b], Workload(fixed[a:b]).columns()) for a, b in zip(cuts[:-1], cuts[1:])]
+        # position -> {(edge, op): its layers}, and their columns
+        self._layers_at = {p: {(e, op): tuple(v) for (q, e, op), v in seg.items() if q == p}
+                           for p in self.positions}
+        self._cols_at = {p: {k: Workload(v).columns() for k, v in at.items()}
+                         for p, at in self._layers_at.items()}
+
+        def same(p: int, q: int) -> bool:
+            a, b = self._cols_at[p], self._cols_at[q]
+            return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+        # Cells whose edges have the same layer columns (the cells of one stage) share them.
+        self._stage = {p: next(q for q in self.positions if same(p, q)) for p in self.positions}
+        self._live: dict[tuple[bool, ...], tuple[int, ...]] = {}
+        for cell in [["none"] * len(self.pairs)] + [[op] * len(self.pairs) for op in self.ops]:
+            if self(cell).layers != self._plan(cell).layers:  # pragma: no cover - a planner change
+                raise RuntimeError(f"assembled workload differs from plan_network for cell {cell}")
+
+    def _plan(self, cell: Sequence[str]) -> Workload:
+        return plan_workload(plan_network(self.space, {"edges": list(cell)}, self.input_shape,
+                                          self.num_classes))
+
+    def _live_edges(self, cell: Sequence[str]) -> tuple[int, ...]:
+        """Edge numbers that survive cell_graph's pruning, in the builder's order."""
+        mask = tuple(op != "none" for op in cell)
+        live = self._live.get(mask)
+        if live is None:
+            g = cell_graph(self.space.cell, [(i, j, op) for (i, j), op in zip(self.pairs, cell)])
+            live = tuple(sorted((self.pairs.index((i, j)) for j, i in g.edges), key=lambda e: self.pairs[e]))
+            self._live[mask] = live
+        return live
+
+    def __call__(self, cell: Sequence[str], name: str = "network") -> Workload:
+        """The workload of the network with this cell; equal to ``plan_workload(plan_network(
+        space, {"edges": cell}, input_shape, num_classes), name)``."""
+        if len(cell) != len(self.pairs):
+            raise ValueError(f"a cell of space '{self.space.name}' has {len(self.pairs)} edges, "
+                             f"got {len(cell)}")
+        bad = [op for op in cell if op not in self.ops]
+        if bad:
+            raise ValueError(f"unknown op {bad[0]!r}; known: {', '.join(self.ops)}")
+        edges = [(e, cell[e]) for e in self._live_edges(cell)]
+        layers = list(self._fixed[0][0])
+        pieces = [self._fixed[0][1]]
+        stage_cols: dict[int, np.ndarray] = {}
+        for pos, (fixed, fixed_cols) in zip(self.positions, self._fixed[1:]):
+            at = self._layers_at[pos]
+            for k in edges:
+                if k in at:
+                    layers += at[k]
+            stage = self._stage[pos]
+            cols = stage_cols.get(stage)
+            if cols is None:
+                at_cols = self._cols_at[stage]
+                found = [at_cols[k] for k in edges if k in at_cols]
+                cols = stage_cols[stage] = np.concatenate(found or [_EMPTY], axis=1)
+            pieces.append(cols)
+            if fixed:
+                layers += fixed
+                pieces.append(fixed_cols)
+        return Workload._with_columns(tuple(layers), np.concatenate(pieces, axis=1), name)
+
+
+def nb201_workloads(space: ArchSpace, cells: Sequence[Sequence[str]] | None = None,
+                    input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+                    names: Sequence[str] | None = None) -> list[Workload]:
+    """Workloads of many cells of a resolved ANN dense-cell space (by default: every
+    official cell, in index order, named ``<space>-<index>``); CIFAR-10 shapes by default."""
+    if cells is None:
+        cells = official_cells(space)
+        if names is None:
+            names = [f"{space.name}-{i}" for i in range(len(cells))]
+    if names is not None and len(names) != len(cells):
+        raise ValueError(f"{len(names)} names for {len(cells)} cells")
+    build = DenseCellWorkloads(space, input_shape, num_classes)
+    return [build(cell, "network" if names is None else names[k]) for k, cell in enumerate(cells)]
