@@ -3,7 +3,8 @@
 Compute cycles and SRAM access counts come from :mod:`nasco.hw._systolic`, which equals
 SCALE-Sim v3 exactly. On top of them this module charges energy per access from the
 template's energy table, DRAM traffic against the buffer sizes and bandwidth, spiking
-layers as spike-gated accumulates, and neuron updates with their membrane traffic.
+layers as spike-gated accumulates, neuron updates with their membrane traffic, and pooling
+and element-wise adds on a vector unit beside the array.
 Everything is vectorised over the layers of a workload (numpy, no loop per layer), and
 :meth:`CostModel.cost_many` runs the same arithmetic over the layers of many workloads at once.
 """
@@ -36,7 +37,7 @@ class CostReport:
     energy: dict[str, np.ndarray]
     utilization: np.ndarray
     macs: np.ndarray
-    ops: np.ndarray  # MACs for ANN layers, spike-gated accumulates for spiking ones
+    ops: np.ndarray  # array ops: MACs (ANN), spike-gated accumulates (spiking); 0 for neuron/pool/add
     area_mm2: float
     assumptions: dict[str, Any] = field(default_factory=dict)
 
@@ -103,7 +104,8 @@ class CostModel:
         # Array multipliers scale with the product of operand widths, adders linearly with
         # width (Horowitz, ISSCC 2014: 8b->32b mult 0.2->3.1 pJ, add 0.03->0.1 pJ).
         self.e_mac = e("mac_8b") * (self.wb * self.ab) / 64.0
-        self.e_ac = e("add_8b") * self.wb / 8.0
+        self.e_add8 = e("add_8b")
+        self.e_ac = self.e_add8 * self.wb / 8.0
         self.e_reg = e("register_bit")
         self.e_sram_r, self.e_sram_w = e("sram_read_bit"), e("sram_write_bit")
         self.e_dram = e("dram_bit")
@@ -136,7 +138,7 @@ class CostModel:
         """
         cols = workload.columns()
         rates = np.ones(len(workload))
-        missing = _fill_rates(rates, workload, np.flatnonzero(cols[_SPIKING]), spike_rates, default_rate)
+        missing = _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), spike_rates, default_rate)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
         pes = self.rows * self.cols
         assumptions: dict[str, Any] = {"pes": pes, "dataflow": self.t.dataflow}
@@ -203,7 +205,7 @@ class CostModel:
                 else np.zeros((len(COLUMNS), 0), dtype=np.int64))
         rates = np.ones(cols.shape[1])
         assumed = np.zeros(n_w, dtype=np.int64)
-        spiking = np.flatnonzero(cols[_SPIKING])
+        spiking = np.flatnonzero(_rate_layers(cols))
         if spiking.size:
             owner = np.searchsorted(offsets, spiking, side="right") - 1
             bounds = np.searchsorted(owner, np.arange(n_w + 1))
@@ -235,8 +237,11 @@ class CostModel:
         clipped input spike rate of each layer (ignored where the input is not spiking).
         """
         a = dict(zip(COLUMNS, cols))
-        compute = a["neuron"] == 0
-        spiking = a["spiking_input"] != 0
+        pool, add = a["pool"] != 0, a["add"] != 0
+        vector = pool | add
+        compute = (a["neuron"] == 0) & ~vector  # conv and linear layers: the array's work
+        neuron = a["neuron"] != 0
+        spiking = (a["spiking_input"] != 0) & compute
         steps = a["timesteps"].astype(np.float64)
         g = np.maximum(a["groups"], 1)
         # A dilated filter reads the same window count as an undilated one on the ifmap
@@ -256,27 +261,45 @@ class CostModel:
 
         # Neuron layers: one LIF unit per column updates `cols` neurons per cycle.
         elems = a["elements"].astype(np.float64)
-        cyc_neuron = np.where(compute, 0, np.ceil(elems / self.cols))
-        cycles = (cyc_pass + cyc_neuron) * steps
+        cyc_neuron = np.where(neuron, np.ceil(elems / self.cols), 0)
+        # Pool and add layers run on a vector unit with one lane per array column (beside the
+        # LIF units), one op per lane per cycle. A pool charges one compare (max) or add (avg)
+        # per window element, k*k per output: k*k - 1 combine the window, and the first one
+        # loads the running max/sum; an add layer of n operands charges n - 1 adds per output.
+        vec_ops = np.where(pool, elems * a["filter_h"] * a["filter_w"],
+                           np.where(add, elems * (a["operands"] - 1), 0.0))
+        cyc_vector = np.ceil(vec_ops / self.cols)
+        cycles = (cyc_pass + cyc_neuron + cyc_vector) * steps
 
         macs = macs_pass * steps
         ops = np.where(spiking, macs * rates, macs)
-        e_compute = np.where(spiking, ops * self.e_ac, macs * self.e_mac)
+        # Vector ops are adds/compares at activation width; on a pool of binary spikes they are
+        # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each.
+        vec_binary = pool & (a["spiking_input"] != 0)
+        e_vec_op = np.where(vec_binary, self.e_add8 / 8.0, self.e_add8 * self.ab / 8.0)
+        e_compute = np.where(spiking, ops * self.e_ac, macs * self.e_mac) + vec_ops * steps * e_vec_op
         # Each PE latches the operand it passes on and updates its accumulator every cycle
         # it works (Kung, 'Why systolic architectures?', 1982): spikes are 1-bit operands.
         in_bits = np.where(spiking, 1, self.ab)
         e_register = (macs * in_bits + ops * (self.wb + self.acc)) * self.e_reg
-        ifmap_bits = np.where(spiking, 1, self.ab)
+        ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
+        # The vector unit reads each input element once (a line buffer holds the pooling
+        # window's rows) and writes each output once. A pool's input is its padded ifmap, as
+        # for a conv; an add reads its `operands` inputs.
+        vec_in = np.where(pool, ih * iw * a["channels"], np.where(add, a["operands"] * a["elements"], 0))
+        vec_out = np.where(vector, a["elements"], 0)
         e_sram = ((sram["ifmap_reads"] * ifmap_bits + sram["filter_reads"] * self.wb) * self.e_sram_r
-                  + sram["ofmap_writes"] * self.ab * self.e_sram_w) * steps
+                  + sram["ofmap_writes"] * self.ab * self.e_sram_w
+                  + vec_in * ifmap_bits * self.e_sram_r + vec_out * self.ab * self.e_sram_w) * steps
 
         # DRAM: when either operand fits its buffer it stays resident while the other streams
         # through once. When neither fits, one is tiled and the other re-streamed for every
-        # tile; the cheaper loop order is taken.
+        # tile; the cheaper loop order is taken. Pool and add layers have no weights: their
+        # inputs and outputs make the same layer-by-layer round trip as a conv's.
         kib = 1024 * 8
         w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * ch_g * a["num_filters"], 0) * self.wb
-        i_bits = np.where(compute, ih * iw * a["channels"], 0) * ifmap_bits
-        o_bits = np.where(compute, oh * ow * a["num_filters"], 0) * self.ab
+        i_bits = np.where(compute, ih * iw * a["channels"], vec_in) * ifmap_bits
+        o_bits = np.where(compute, oh * ow * a["num_filters"], vec_out) * self.ab
         buf_w = float(self.t.buffers.filter_kb) * kib
         buf_i = float(self.t.buffers.ifmap_kb) * kib
         tiles_w = np.ceil(np.maximum(w_bits, 1) / buf_w)
@@ -290,11 +313,12 @@ class CostModel:
         w_steps = np.where(w_bits <= buf_w, 1.0, steps)
         dram_bits = dram_w * w_steps + (dram_i + o_bits) * steps
         # Membrane potentials live in the ofmap buffer when they fit, else go to DRAM.
-        mem_bits = elems * self.mb
+        mem_bits = np.where(neuron, elems, 0.0) * self.mb
         mem_on_chip = mem_bits <= float(self.t.buffers.ofmap_kb) * kib
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
         e_dram = dram_bits * self.e_dram
-        e_neuron = (elems * self.e_neuron_op + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0)) * steps
+        e_neuron = np.where(neuron, elems * self.e_neuron_op
+                            + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0), 0.0) * steps
 
         dram_cycles = dram_bits / 8.0 / float(self.t.bandwidth.dram_bytes_per_cycle)
         total_cycles = np.maximum(cycles, np.ceil(dram_cycles)).astype(np.int64)
@@ -312,6 +336,15 @@ class CostModel:
 
 
 _NEURON, _SPIKING = COLUMNS.index("neuron"), COLUMNS.index("spiking_input")
+_POOL, _ADD = COLUMNS.index("pool"), COLUMNS.index("add")
+
+
+def _rate_layers(cols: np.ndarray) -> np.ndarray:
+    """Which layers take an input spike rate: conv/linear layers with spiking input (a pool
+    of spikes is charged per window element, whatever the rate)."""
+    return (cols[_SPIKING] != 0) & (cols[_NEURON] == 0) & (cols[_POOL] == 0) & (cols[_ADD] == 0)
+
+
 _BATCH = 8192  # layers per batch in cost_many
 
 

@@ -67,7 +67,9 @@ def snn_timesteps(workload: Workload) -> int:
 
 
 def _spiking_names(workload: Workload) -> list[str]:
-    return [layer.name for layer in workload.layers if layer.spiking_input and layer.kind != "neuron"]
+    # Spike rates are measured at the inputs of convs and linears; a pool of spikes is
+    # costed by its bit width, not by a rate.
+    return [layer.name for layer in workload.layers if layer.spiking_input and layer.kind in ("conv", "linear")]
 
 
 def _rates(workload: Workload, spike_rates: float | Mapping[str, float]) -> dict[str, float]:
@@ -135,7 +137,7 @@ def literature_energy(workload: Workload, spike_rates: float | Mapping[str, floa
 def ann_twin(workload: Workload) -> Workload:
     """The same conv/linear layers run once on real-valued input, neuron layers dropped.
 
-    This is the ANN with ReLU in place of every neuron (ReLU, like pooling, is not costed).
+    This is the ANN with ReLU in place of every neuron (ReLU is not costed; pooling and adds are, as in the SNN).
     """
     layers = tuple(dataclasses.replace(layer, spiking_input=False, timesteps=1)
                    for layer in workload.layers if layer.kind != "neuron")

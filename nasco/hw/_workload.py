@@ -14,7 +14,10 @@ import numpy as np
 
 from nasco.dsl import SpecError
 
-__all__ = ["COLUMNS", "Layer", "Workload", "read_scalesim_csv", "stack_columns", "write_scalesim_csv"]
+__all__ = ["COLUMNS", "KINDS", "Layer", "Workload", "read_scalesim_csv", "stack_columns", "write_scalesim_csv"]
+
+
+KINDS = ("conv", "linear", "neuron", "pool", "add")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,13 @@ class Layer:
     Conv and linear layers follow SCALE-Sim's convention: ``ifmap_h/w`` include padding,
     so ``ofmap = (ifmap - dilated_filter) // stride + 1``. A linear layer is a 1x1 conv on
     a 1x1 ifmap. A 'neuron' layer is ``elements`` spiking-neuron updates per timestep.
+
+    A 'pool' layer (average or max pooling) uses the conv geometry: ``ifmap_h/w`` padded,
+    ``filter_h/w`` the pooling window, ``stride``, ``channels == num_filters`` the channel
+    count; ``elements`` is its output element count (filled in when given as 0). An 'add'
+    layer sums ``operands`` tensors of ``elements`` elements each (``operands - 1`` adds per
+    output element). Pool and add layers run on the vector unit, not the array: they have
+    no MACs and no parameters.
 
     ``spiking_input``: the layer's input is binary spikes, so each MAC becomes an
     accumulate gated by the input spike. ``timesteps``: how often the layer runs per
@@ -44,15 +54,33 @@ class Layer:
     spiking_input: bool = False
     timesteps: int = 1
     elements: int = 0
+    operands: int = 1
 
     def __post_init__(self) -> None:
-        if self.kind not in ("conv", "linear", "neuron"):
-            raise ValueError(f"layer {self.name}: unknown kind {self.kind!r}")
-        if self.kind != "neuron":
+        if self.kind not in KINDS:
+            raise ValueError(f"layer {self.name}: unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.elements < 0:
+            raise ValueError(f"layer {self.name}: negative element count {self.elements}")
+        if self.operands < 1:
+            raise ValueError(f"layer {self.name}: operands must be at least 1, got {self.operands}")
+        if self.kind == "add":
+            if self.elements < 1:
+                raise ValueError(f"layer {self.name}: an add layer needs elements >= 1")
+        elif self.kind != "neuron":
             if self.channels % self.groups or self.num_filters % self.groups:
                 raise ValueError(f"layer {self.name}: channels/filters not divisible by groups")
             if self.ofmap_h < 1 or self.ofmap_w < 1:
                 raise ValueError(f"layer {self.name}: filter larger than the (padded) ifmap")
+        if self.kind == "pool":
+            if self.channels != self.num_filters or self.groups != 1 or self.dilation != 1:
+                raise ValueError(f"layer {self.name}: a pool layer has channels == num_filters, "
+                                 "groups 1 and dilation 1")
+            out = self.ofmap_h * self.ofmap_w * self.num_filters
+            if self.elements == 0:
+                object.__setattr__(self, "elements", out)  # frozen: filled in once, at creation
+            elif self.elements != out:
+                raise ValueError(f"layer {self.name}: elements {self.elements} != the pool's "
+                                 f"{out} output elements")
 
     @property
     def ofmap_h(self) -> int:
@@ -64,21 +92,23 @@ class Layer:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates per sample per timestep."""
-        if self.kind == "neuron":
+        """Multiply-accumulates per sample per timestep (0 for neuron, pool and add layers)."""
+        if self.kind not in ("conv", "linear"):
             return 0
         return (self.ofmap_h * self.ofmap_w * self.num_filters
                 * self.filter_h * self.filter_w * (self.channels // self.groups))
 
     @property
     def params(self) -> int:
-        if self.kind == "neuron":
+        if self.kind not in ("conv", "linear"):
             return 0
         return self.filter_h * self.filter_w * (self.channels // self.groups) * self.num_filters
 
     @property
     def ofmap_elements(self) -> int:
-        return self.elements if self.kind == "neuron" else self.ofmap_h * self.ofmap_w * self.num_filters
+        if self.kind in ("conv", "linear"):
+            return self.ofmap_h * self.ofmap_w * self.num_filters
+        return self.elements
 
 
 @dataclass(frozen=True)
@@ -102,7 +132,7 @@ class Workload:
 
     def arrays(self) -> dict[str, np.ndarray]:
         cols = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
-                "groups", "dilation", "timesteps", "elements")
+                "groups", "dilation", "timesteps", "elements", "operands")
         out = {c: np.array([getattr(layer, c) for layer in self.layers], dtype=np.int64) for c in cols}
         out["kind"] = np.array([layer.kind for layer in self.layers])
         out["spiking_input"] = np.array([layer.spiking_input for layer in self.layers], dtype=bool)
@@ -111,7 +141,8 @@ class Workload:
     def columns(self) -> np.ndarray:
         """The layers as one read-only int64 array of shape ``(len(COLUMNS), len(self))``.
 
-        Row ``COLUMNS.index(c)`` holds column ``c``; ``neuron`` and ``spiking_input`` are 0/1.
+        Row ``COLUMNS.index(c)`` holds column ``c``; ``neuron``, ``pool``, ``add`` (the layer's
+        kind) and ``spiking_input`` are 0/1.
         Built once and cached on the (immutable) workload, so costing the same workload on
         many templates, or thousands of workloads at once (:func:`stack_columns`), does not
         walk the Layer objects again.
@@ -142,12 +173,14 @@ class Workload:
 
 # Row order of Workload.columns(); the cost model reads rows by these names.
 COLUMNS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
-           "groups", "dilation", "timesteps", "elements", "neuron", "spiking_input")
+           "groups", "dilation", "timesteps", "elements", "neuron", "spiking_input", "pool", "add",
+           "operands")
 
 
 def _layer_columns(layers: Sequence[Layer]) -> np.ndarray:
     rows = [(la.ifmap_h, la.ifmap_w, la.filter_h, la.filter_w, la.channels, la.num_filters, la.stride,
-             la.groups, la.dilation, la.timesteps, la.elements, la.kind == "neuron", la.spiking_input)
+             la.groups, la.dilation, la.timesteps, la.elements, la.kind == "neuron", la.spiking_input,
+             la.kind == "pool", la.kind == "add", la.operands)
             for la in layers]
     out = np.array(rows, dtype=np.int64).reshape(len(rows), len(COLUMNS)).T.copy()
     out.setflags(write=False)
@@ -208,12 +241,13 @@ def read_scalesim_csv(path: str | Path) -> Workload:
 
 
 def write_scalesim_csv(workload: Workload, path: str | Path) -> None:
-    """Write the conv/linear layers of a workload as a SCALE-Sim topology CSV."""
+    """Write the conv/linear layers of a workload as a SCALE-Sim topology CSV (neuron, pool
+    and add layers have no SCALE-Sim row and are left out)."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(_SCALESIM_COLS + [""])
         for layer in workload.layers:
-            if layer.kind == "neuron":
+            if layer.kind not in ("conv", "linear"):
                 continue
             if layer.groups != 1 or layer.dilation != 1:
                 raise ValueError(f"{layer.name}: SCALE-Sim topologies have no groups or dilation")

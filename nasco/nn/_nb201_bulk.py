@@ -5,7 +5,8 @@
 (experiments/bench_cost_model.py). This works because in an ANN with dense cells an edge's
 layers depend only on its op and on the stage it sits in (every state of a cell has the
 cell's shape, every edge has stride 1), and which edges are live depends only on which edges
-are 'none' (the pruning of :func:`nasco.space.cell_graph`). So the network is assembled from
+are 'none' (the pruning of :func:`nasco.space.cell_graph`); a cell node's add layer (the sum of
+its live in-edges) depends only on the stage and on how many of them there are. So the network is assembled from
 per-edge segments cut out of a few planned networks (one per op, every edge carrying that
 op), with the macro layers (stem, reduction blocks, head) in between; the segments are cut
 from ``plan_network``'s own output, which stays the one source of truth.
@@ -17,6 +18,8 @@ state is already spikes, which depends on the neighbouring cells.
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +36,7 @@ from nasco.space._nb201 import official_index_table
 __all__ = ["DenseCellWorkloads", "nb201_workloads", "official_cells"]
 
 _EDGE_LAYER = re.compile(r"^cells\.(\d+)\.n(\d+)\.e(\d+)\.")
+_SUM_LAYER = re.compile(r"^cells\.(\d+)\.n(\d+)\.sum$")
 _EMPTY = np.zeros((len(COLUMNS), 0), dtype=np.int64)
 _EMPTY.setflags(write=False)
 
@@ -60,7 +64,7 @@ class DenseCellWorkloads:
 
     >>> from nasco.dsl import load_spec
     >>> b = DenseCellWorkloads(load_spec("nb201"), (3, 32, 32), 10)
-    >>> len(b(["nor_conv_3x3"] * 6)) == 1 + 15 * 6 + 2 * 3 + 1
+    >>> len(b(["nor_conv_3x3"] * 6)) == 1 + 15 * (6 + 2) + 2 * (3 + 2) + 1
     True
     """
 
@@ -82,6 +86,8 @@ class DenseCellWorkloads:
         # layers come before that cell.
         seg: dict[tuple[int, int, str], list[Layer]] = {}
         insert_at: dict[int, int] = {}
+        # (position, cell node) -> that node's add layer in a network where every edge is live
+        sums: dict[tuple[int, int], Layer] = {}
         for op in self.ops:
             if op == "none":
                 continue
@@ -89,7 +95,11 @@ class DenseCellWorkloads:
             for layer in self._plan([op] * len(self.pairs)).layers:
                 m = _EDGE_LAYER.match(layer.name)
                 if m is None:
-                    rest.append(layer)
+                    s = _SUM_LAYER.match(layer.name)
+                    if s is None:
+                        rest.append(layer)
+                    elif sums.setdefault((int(s.group(1)), int(s.group(2))), layer) != layer:
+                        raise RuntimeError(f"the add layer {layer.name} changes with the cell op '{op}'")
                     continue
                 pos, edge = int(m.group(1)), self.pairs.index((int(m.group(2)), int(m.group(3))))
                 seg.setdefault((pos, edge, op), []).append(layer)
@@ -105,6 +115,12 @@ class DenseCellWorkloads:
                            for p in self.positions}
         self._cols_at = {p: {k: Workload(v).columns() for k, v in at.items()}
                          for p, at in self._layers_at.items()}
+        # (position, node, live in-edges) -> the node's add layer, for 2..all its in-edges
+        fan_in = {i: sum(1 for d, _ in self.pairs if d == i) for i in range(1, n + 1)}
+        self._sums = {(p, i, k): (dataclasses.replace(layer, operands=k),)
+                      for (p, i), layer in sums.items() for k in range(2, fan_in[i] + 1)}
+        for key, layers in self._sums.items():
+            self._cols_at[key[0]][("sum",) + key[1:]] = Workload(layers).columns()
 
         def same(p: int, q: int) -> bool:
             a, b = self._cols_at[p], self._cols_at[q]
@@ -141,19 +157,29 @@ class DenseCellWorkloads:
         if bad:
             raise ValueError(f"unknown op {bad[0]!r}; known: {', '.join(self.ops)}")
         edges = [(e, cell[e]) for e in self._live_edges(cell)]
+        # (edge, op) keys in the builder's order, each node's ("sum", node, in-edges) key
+        # after its last live in-edge when it has two or more
+        keys: list[tuple] = []
+        for node, group in itertools.groupby(edges, key=lambda k: self.pairs[k[0]][0]):
+            group = list(group)
+            keys += group
+            if len(group) > 1:
+                keys.append(("sum", node, len(group)))
         layers = list(self._fixed[0][0])
         pieces = [self._fixed[0][1]]
         stage_cols: dict[int, np.ndarray] = {}
         for pos, (fixed, fixed_cols) in zip(self.positions, self._fixed[1:]):
             at = self._layers_at[pos]
-            for k in edges:
-                if k in at:
+            for k in keys:
+                if k[0] == "sum":
+                    layers += self._sums[(pos,) + k[1:]]
+                elif k in at:
                     layers += at[k]
             stage = self._stage[pos]
             cols = stage_cols.get(stage)
             if cols is None:
                 at_cols = self._cols_at[stage]
-                found = [at_cols[k] for k in edges if k in at_cols]
+                found = [at_cols[k] for k in keys if k in at_cols]
                 cols = stage_cols[stage] = np.concatenate(found or [_EMPTY], axis=1)
             pieces.append(cols)
             if fixed:

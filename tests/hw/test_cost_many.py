@@ -28,13 +28,19 @@ def conv(name, ih=10, fh=3, ch=8, nf=16, s=1, **kw) -> Layer:
 
 
 def workloads() -> list[Workload]:
-    """ANN, SNN (spiking inputs, neurons, timesteps), grouped/dilated, big (DRAM-tiled), linear."""
-    ann = Workload((conv("stem", 34, 3, 3, 16), conv("a", 34, 3, 16, 16), conv("b", 18, 1, 16, 32, 2),
+    """ANN, SNN (spiking inputs, neurons, timesteps), grouped/dilated, big (DRAM-tiled), linear,
+    pool and add layers."""
+    ann = Workload((conv("stem", 34, 3, 3, 16), conv("a", 34, 3, 16, 16),
+                    Layer("ap", "pool", 34, 34, 3, 3, 16, 16, 1),
+                    Layer("res", "add", 32, 32, 1, 1, 16, 16, elements=16 * 32 * 32, operands=2),
+                    conv("b", 18, 1, 16, 32, 2),
                     Layer("fc", "linear", channels=64, num_filters=10)), name="ann")
     snn = Workload((conv("stem", 18, 3, 3, 32, timesteps=1),
                     Layer("n0", "neuron", timesteps=4, elements=8192),
                     conv("c1", 18, 3, 32, 64, spiking_input=True, timesteps=4),
                     Layer("n1", "neuron", timesteps=4, elements=64 * 16 * 16 * 3),
+                    Layer("mp", "pool", 18, 18, 2, 2, 64, 64, 2, spiking_input=True, timesteps=4),
+                    Layer("sum", "add", elements=64 * 9 * 9, operands=3, timesteps=4),
                     conv("dw", 20, 3, 64, 64, groups=64, dilation=2, spiking_input=True, timesteps=4),
                     Layer("fc", "linear", channels=64, num_filters=10, spiking_input=True, timesteps=4)),
                    name="snn")
@@ -90,7 +96,8 @@ def test_cost_many_default_rate_and_no_rates():
     m = model()
     check_against_cost(m, workloads(), None)
     got = check_against_cost(m, workloads(), RATES, default_rate=0.1)
-    # snn: stem (direct input) is not spiking; c1, dw given; fc takes the default
+    # snn: stem (direct input) is not spiking; c1, dw given; fc takes the default (the
+    # max-pool of spikes takes no rate)
     assert got["rate_assumed_layers"].tolist() == [0, 1, 0, 0, 0]
 
 
@@ -133,7 +140,7 @@ def test_columns_match_arrays_and_are_cached_read_only():
         assert w.columns() is cols and not cols.flags.writeable
         arr = w.arrays()
         for i, c in enumerate(COLUMNS):
-            expect = arr["kind"] == "neuron" if c == "neuron" else arr[c]
+            expect = arr["kind"] == c if c in ("neuron", "pool", "add") else arr[c]
             np.testing.assert_array_equal(cols[i], expect.astype(np.int64))
 
 

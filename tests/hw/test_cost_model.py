@@ -106,7 +106,7 @@ def test_planned_snn_workload_missing_rates_name_exactly_the_spiking_layers():
     cand = space.sample(np.random.default_rng(0))
     arch, hw = space.resolve(cand)
     wl = plan_workload(plan_network(arch, cand.arch["cell"], (1, 8, 8), 10))
-    spiking = [layer.name for layer in wl.layers if layer.spiking_input]
+    spiking = [layer.name for layer in wl.layers if layer.spiking_input and layer.kind in ("conv", "linear")]
     given = {name: 0.0 for name in spiking[::2]}
     rep = CostModel(hw, _TABLE).cost(wl, spike_rates=given)
     assert rep.assumptions["spike_rate_assumed"]["layers"] == spiking[1::2]
@@ -242,6 +242,99 @@ def test_neuron_layer_energy_cycles_and_membrane_placement():
     for k in ("compute", "register", "sram"):
         assert rep.energy[k][0] == 0.0 and rep.energy[k][1] == 0.0
     assert rep.macs.sum() == 0
+
+
+# ---------------------------------------------------------------------- pool / add layers
+# Pool and add layers run on a vector unit of one lane per array column (8 here): one op per
+# lane per cycle; a pool charges k*k ops per output, an add of n operands n - 1 per output.
+def test_avg_pool_layer_cycles_energy_and_dram():
+    # 3x3/1 pool on an 8x8x16 map padded to 10x10: 8x8x16 outputs
+    layer = Layer("p", "pool", 10, 10, 3, 3, 16, 16, 1)
+    assert layer.elements == layer.ofmap_elements == 8 * 8 * 16 and layer.macs == layer.params == 0
+    rep = model().cost(Workload((layer,)))
+    ops = 1024 * 9
+    assert rep.compute_cycles[0] == math.ceil(ops / 8) == 1152
+    assert rep.energy["compute"][0] == approx(ops * E_ADD8 * AB / 8)
+    in_el, out_el = 10 * 10 * 16, 1024  # each (padded) input read once, each output written once
+    assert rep.energy["sram"][0] == approx(in_el * AB * E_SRAM_R + out_el * AB * E_SRAM_W)
+    dram = in_el * AB + out_el * AB
+    assert rep.energy["dram"][0] == approx(dram * E_DRAM)
+    assert math.ceil(dram / 8 / 8) < 1152 and rep.cycles[0] == 1152  # compute bound
+    assert rep.latency_s[0] == approx(1152 / 200e6)
+    assert rep.energy["register"][0] == rep.energy["neuron"][0] == 0.0
+    assert rep.macs[0] == rep.ops[0] == rep.utilization[0] == 0.0
+
+
+def test_binary_max_pool_is_one_bit_ors_and_takes_no_spike_rate():
+    T = 4
+    # 2x2/2 pool of 18x18x64 spikes: 9x9x64 outputs, every timestep
+    layer = Layer("mp", "pool", 18, 18, 2, 2, 64, 64, 2, spiking_input=True, timesteps=T)
+    assert layer.elements == 9 * 9 * 64
+    rep = model().cost(Workload((layer,)))
+    assert "spike_rate_assumed" not in rep.assumptions
+    ops = 9 * 9 * 64 * 4
+    assert rep.compute_cycles[0] == math.ceil(ops / 8) * T
+    assert rep.energy["compute"][0] == approx(ops * T * E_ADD8 / 8)
+    in_bits, out_bits = 18 * 18 * 64 * 1, 9 * 9 * 64 * AB
+    assert rep.energy["sram"][0] == approx((in_bits * E_SRAM_R + out_bits * E_SRAM_W) * T)
+    assert rep.energy["dram"][0] == approx((in_bits + out_bits) * T * E_DRAM)
+    assert rep.cycles[0] == max(math.ceil(ops / 8) * T, math.ceil((in_bits + out_bits) * T / 8 / 8))
+    assert rep.energy["register"][0] == rep.energy["neuron"][0] == 0.0
+
+
+def test_add_layer_cycles_energy_and_dram():
+    T = 2
+    layer = Layer("s", "add", elements=4096, operands=3, timesteps=T)
+    assert layer.macs == layer.params == 0 and layer.ofmap_elements == 4096
+    rep = model().cost(Workload((layer,)))
+    ops = 4096 * (3 - 1)
+    assert rep.compute_cycles[0] == math.ceil(ops / 8) * T == 2048
+    assert rep.energy["compute"][0] == approx(ops * T * E_ADD8 * AB / 8)
+    in_bits, out_bits = 3 * 4096 * AB, 4096 * AB
+    assert rep.energy["sram"][0] == approx((in_bits * E_SRAM_R + out_bits * E_SRAM_W) * T)
+    dram = (in_bits + out_bits) * T
+    assert rep.energy["dram"][0] == approx(dram * E_DRAM)
+    assert rep.cycles[0] == math.ceil(dram / 8 / 8) == 4096  # DRAM bound
+    assert rep.energy["register"][0] == rep.energy["neuron"][0] == 0.0
+    assert rep.macs[0] == rep.utilization[0] == 0.0
+    # a two-input add is one add per output element
+    two = model().cost(Workload((Layer("t", "add", elements=4096, operands=2),)))
+    assert two.energy["compute"][0] == approx(4096 * E_ADD8)
+    assert two.compute_cycles[0] == 4096 // 8
+
+
+def test_vector_op_energy_scales_with_activation_bits():
+    layers = (Layer("p", "pool", 10, 10, 3, 3, 16, 16, 1), Layer("s", "add", elements=100, operands=2))
+    from nasco.hw._snn import quantised_template
+
+    m = model()
+    rep = CostModel(quantised_template(m.t, 4), _TABLE).cost(Workload(layers))
+    assert rep.energy["compute"][0] == approx(1024 * 9 * E_ADD8 * 4 / 8)
+    assert rep.energy["compute"][1] == approx(100 * E_ADD8 * 4 / 8)
+
+
+def test_pool_and_add_layer_validation():
+    with pytest.raises(ValueError, match="output elements"):
+        Layer("p", "pool", 10, 10, 3, 3, 16, 16, 1, elements=5)
+    with pytest.raises(ValueError, match="channels == num_filters"):
+        Layer("p", "pool", 10, 10, 3, 3, 16, 8, 1)
+    with pytest.raises(ValueError, match="larger than"):
+        Layer("p", "pool", 2, 2, 3, 3, 16, 16, 1)
+    with pytest.raises(ValueError, match="elements >= 1"):
+        Layer("s", "add")
+    with pytest.raises(ValueError, match="operands"):
+        Layer("s", "add", elements=4, operands=0)
+    with pytest.raises(ValueError, match="unknown kind"):
+        Layer("x", "gap")
+
+
+def test_scalesim_csv_leaves_out_pool_add_and_neuron_layers(tmp_path):
+    from nasco.hw import write_scalesim_csv
+
+    wl = Workload((conv("c"), Layer("p", "pool", 10, 10, 2, 2, 16, 16, 2), Layer("n", "neuron", elements=4),
+                   Layer("s", "add", elements=4, operands=2), Layer("fc", "linear", channels=64, num_filters=10)))
+    write_scalesim_csv(wl, tmp_path / "t.csv")
+    assert [layer.name for layer in read_scalesim_csv(tmp_path / "t.csv").layers] == ["c", "fc"]
 
 
 # ---------------------------------------------------------------------- cycles / latency

@@ -1,8 +1,10 @@
 """Rank agreement of the systolic templates with HW-NAS-Bench's simulated Eyeriss latency on
 a fixed sample of 300 NB201 cells (experiments/nb201_hwnasbench.py does all 15,625).
 
-On this sample (seed 0) the Eyeriss-like templates measure Spearman rho 0.553 (ws), 0.553 (os)
-and 0.550 (is); over all cells 0.540. The ceiling is the workload convention, not the dataflow
+On this sample (seed 0) the Eyeriss-like templates measure Spearman rho 0.682 (ws), 0.680 (os)
+and 0.672 (is); over all cells 0.709, 0.708 and 0.688 (with pooling and element-wise adds
+free, as before they were costed: 0.553/0.553/0.550 here, 0.540 over all cells). The ceiling
+is the workload convention, not the dataflow
 (see experiments/results/nb201_hwnasbench.md): the thresholds guard against regressions of the
 cost model or of the NB201 workloads, not a target.
 """
@@ -49,4 +51,4 @@ def test_eyeriss_like_latency_ranks_like_hwnasbench(sample, dataflow):
     m = CostModel(resolve(t, {**EYERISS, "dataflow": dataflow}), load_energy_table(t))
     lat = m.cost_many(wls)["latency_s"]
     assert np.all(lat > 0)
-    assert spearman(lat, ey) > 0.50
+    assert spearman(lat, ey) > 0.65

@@ -106,9 +106,45 @@ def test_hook_counted_macs_and_params_equal_workload(name, overrides, n, seed):
         assert _weight_params(net) == wl.params
         # one workload layer per conv/linear module, in the same number
         n_modules = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
-        assert sum(layer.kind != "neuron" for layer in wl.layers) == n_modules
+        assert sum(layer.kind in ("conv", "linear") for layer in wl.layers) == n_modules
         seen_macs.add(wl.macs)
     assert len(seen_macs) > 1  # the candidates really differ
+
+
+@pytest.mark.parametrize("name,overrides,n,seed", CASES,
+                         ids=["darts_snn", "darts", "nb201", "snn_rate", "snn_post_node"])
+def test_every_pool_and_add_node_has_one_workload_layer(name, overrides, n, seed):
+    """Each avgpool/maxpool plan node is one 'pool' layer and each add node one 'add' layer,
+    with the node's output element count, in plan order; they carry no MACs or params."""
+    space, cands = _sampled(name, n, seed, overrides)
+    seen = set()
+    for cand in cands:
+        arch, _hw = space.resolve(cand)
+        plan = plan_network(arch, cand.arch["cell"], INPUT, CLASSES)
+        wl = plan_workload(plan)
+        binary, static = plan.binary(), plan.static()
+        nodes = plan.by_name()
+        vector = [n for n in plan.nodes if n.op in ("avgpool", "maxpool", "add")]
+        layers = [layer for layer in wl.layers if layer.kind in ("pool", "add")]
+        assert [layer.name for layer in layers] == [n.name for n in vector]
+        for node, layer in zip(vector, layers):
+            c, h, w = node.shape
+            assert layer.elements == layer.ofmap_elements == c * h * w, node.name
+            assert layer.macs == 0 and layer.params == 0
+            assert layer.timesteps == (1 if static[node.name] else plan.timesteps)
+            if node.op == "add":
+                assert layer.kind == "add" and layer.operands == len(node.inputs) >= 2
+                assert not layer.spiking_input
+            else:
+                a, (ci, hi, wi) = node.attrs, nodes[node.inputs[0]].shape
+                assert layer.kind == "pool" and layer.filter_h == layer.filter_w == a["kernel"]
+                assert (layer.ifmap_h, layer.ifmap_w) == (hi + 2 * a["padding"], wi + 2 * a["padding"])
+                assert layer.stride == a["stride"] and layer.channels == layer.num_filters == ci
+                assert (layer.ofmap_h, layer.ofmap_w) == (h, w)
+                assert layer.spiking_input == binary[node.inputs[0]]
+            seen.add(node.op)
+    # every case builds adds (cell node sums), and pools come up in the sampled cells
+    assert "add" in seen and seen & {"avgpool", "maxpool"}
 
 
 def test_snn_timesteps_multiply_all_but_the_direct_stem():
@@ -139,7 +175,7 @@ def test_spike_rates_cover_exactly_the_spiking_input_layers():
     cand = space.sample(np.random.default_rng(5))
     plan, net, wl = _build(space, cand)
     net.train()
-    spiking = {layer.name for layer in wl.layers if layer.spiking_input}
+    spiking = {layer.name for layer in wl.layers if layer.spiking_input and layer.kind in ("conv", "linear")}
     assert spiking and spiking == set(net.spike_inputs)
 
     # independent measurement: pre-hooks on the same modules
@@ -185,7 +221,7 @@ def test_pre_op_convs_see_spikes_except_stem_and_pointwise():
         plan, net, wl = _build(space, cand)
         _m, inputs, _ = _run_counting(net.train(), torch.rand(BATCH, *INPUT))
         for layer in wl.layers:
-            if layer.kind == "neuron":
+            if layer.kind not in ("conv", "linear"):
                 continue
             expected = not (layer.name in ("stem.conv", "head.linear") or layer.name.endswith(".pw"))
             assert layer.spiking_input == expected, layer.name
@@ -222,7 +258,7 @@ def test_post_node_neurons_sit_after_nodes_and_spiking_flags_are_real():
         _m, inputs, _ = _run_counting(net.train(), torch.rand(BATCH, *INPUT))
         names = {layer.name: layer for layer in wl.layers}
         for layer in wl.layers:
-            if layer.spiking_input:
+            if layer.spiking_input and layer.kind in ("conv", "linear"):
                 assert all(_is_binary(t) for t in inputs[net.module_of(layer.name)]), layer.name
         # the cell preprocessing convs read the stem's / previous cells' spikes
         pre = [n for n in names if n.endswith((".pre0.conv", ".pre1.conv"))]
