@@ -28,11 +28,13 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -57,39 +59,9 @@ try:
     from scalesim.scale_sim import scalesim
 except ImportError as exc:
     print(json.dumps({"error": f"scalesim not importable: {exc}"})); sys.exit(0)
-CFG = """[general]
-run_name = bench
-[architecture_presets]
-ArrayHeight: {rows}
-ArrayWidth: {cols}
-IfmapSramSzkB: 4096
-FilterSramSzkB: 4096
-OfmapSramSzkB: 4096
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth: 10
-Dataflow: {dataflow}
-ReadRequestBuffer: 512
-WriteRequestBuffer: 512
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: 10
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: 10
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-[run_presets]
-InterfaceBandwidth: USER
-UseRamulatorTrace: False
-[sparsity]
-SparsitySupport: false
-"""
 with tempfile.TemporaryDirectory(prefix="ssim_bench_") as tmp:
     d = Path(tmp)
-    (d / "arch.cfg").write_text(CFG.format(**job))
+    (d / "arch.cfg").write_text(job["cfg"])
     head = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
             "Strides,\n")
     (d / "topo.csv").write_text(head + "".join(f"L{i}, " + ", ".join(map(str, l)) + ",\n"
@@ -101,7 +73,7 @@ with tempfile.TemporaryDirectory(prefix="ssim_bench_") as tmp:
                        topology=str(d / "topo.csv"), layout=str(d / "layout.csv"))
         sim.run_scale(top_path=str(d / "out"))
     seconds = time.perf_counter() - t0
-    rows = [r for r in (d / "out" / "bench" / "COMPUTE_REPORT.csv").read_text().splitlines()[1:] if r.strip()]
+    rows = [r for r in next((d / "out").glob("*/COMPUTE_REPORT.csv")).read_text().splitlines()[1:] if r.strip()]
     cyc = [int(round(float(r.split(",")[2]) - float(r.split(",")[3]))) for r in rows]
 print(json.dumps({"seconds": seconds, "compute_cycles": cyc}))
 '''
@@ -167,6 +139,8 @@ def distinct_layers(arch) -> list[Layer]:
     seen: dict[tuple, Layer] = {}
     for op in ("nor_conv_1x1", "nor_conv_3x3"):
         for la in plan_workload(plan_network(arch, {"edges": [op] * 6}, (3, 32, 32), 10)).layers:
+            if la.kind not in ("conv", "linear"):  # pooling and adds are not SCALE-Sim layers
+                continue
             key = (la.ifmap_h, la.ifmap_w, la.filter_h, la.filter_w, la.channels, la.num_filters, la.stride)
             seen.setdefault(key, la)
     return sorted(seen.values(), key=lambda la: la.macs)
@@ -177,7 +151,13 @@ def bench_scalesim(python: str, m: CostModel, layers: list[Layer], timeout: floa
     # ifmap to (ofmap - 1) * stride + filter makes both count the same windows.
     topo = [((la.ofmap_h - 1) * la.stride + la.filter_h, (la.ofmap_w - 1) * la.stride + la.filter_w,
              la.filter_h, la.filter_w, la.channels, la.num_filters, la.stride) for la in layers]
-    job = {"rows": m.rows, "cols": m.cols, "dataflow": m.t.dataflow, "layers": topo}
+    # The same .cfg as the SCALE-Sim fixtures (experiments/scalesim_fixtures.py), with buffers
+    # large enough that no layer stalls.
+    spec = importlib.util.spec_from_file_location("scalesim_fixtures", Path(__file__).with_name("scalesim_fixtures.py"))
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    cfg = fixtures.CFG_TEMPLATE.format(rows=m.rows, cols=m.cols, sram_kb=4096, bw=10, dataflow=m.t.dataflow)
+    job = {"layers": topo, "cfg": cfg}
     with tempfile.NamedTemporaryFile("w", suffix="_ssim_driver.py", delete=False) as fh:
         fh.write(DRIVER)
     try:
