@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from nasco.cli._common import USER_ERRORS, Parser, fail
+from nasco.cli._common import Parser, fail, user_errors
 from nasco.cli._cost import add_cost
 from nasco.cli._search import add_search
 from nasco.cli._spaces import add_spaces, add_validate
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS() as exc:
+    except user_errors() as exc:
         fail(str(exc).replace("\n", " "))
     except KeyboardInterrupt:
         print("nasco: interrupted; the ledger keeps every finished evaluation (rerun with --resume)",

@@ -8,14 +8,15 @@ from typing import Any, NoReturn
 from nasco.dsl import SpecError, parse_overrides
 from nasco.evaluate._result import OBJECTIVES
 
-__all__ = ["UsageError", "Parser", "split_overrides", "parse_objectives", "USER_ERRORS", "fail"]
+__all__ = ["UsageError", "Parser", "split_overrides", "parse_objectives", "user_errors", "fail"]
 
 
 class UsageError(ValueError):
     """A command-line mistake; printed as one line, exit code 2."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that are the user's mistake: one line, exit code 2."""
     from nasco.run import RunDirError
 
     errs: list[type[BaseException]] = [SpecError, UsageError, RunDirError]
@@ -26,8 +27,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         pass
     return tuple(errs)
 
-
-USER_ERRORS = _user_errors
 
 
 def fail(message: str) -> NoReturn:

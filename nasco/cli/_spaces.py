@@ -61,8 +61,9 @@ def _print_description(d: dict) -> None:
 def _cmd_spaces(args: argparse.Namespace) -> int:
     if args.name:
         d = _describe(load_file(find_file(args.name)))
-        print(json.dumps(d, indent=2) if args.json else "", end="\n" if args.json else "")
-        if not args.json:
+        if args.json:
+            print(json.dumps(d, indent=2))
+        else:
             _print_description(d)
         return 0
     rows = []

@@ -22,16 +22,15 @@ import dataclasses
 import itertools
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from nasco.dsl import ArchSpace, find_file
+from nasco.dsl import ArchSpace
 from nasco.hw._workload import COLUMNS, Layer, Workload
 from nasco.nn._plan import plan_network
 from nasco.nn._workload import plan_workload
 from nasco.space import cell_graph
-from nasco.space._nb201 import official_index_table
+from nasco.space._nb201 import arch_str_ops, index_table_of
 
 __all__ = ["DenseCellWorkloads", "nb201_workloads", "official_cells"]
 
@@ -49,14 +48,10 @@ def official_cells(space: ArchSpace) -> list[tuple[str, ...]]:
     """
     if not space.official_index:
         raise ValueError(f"space '{space.name}' has no official index (official_index: in its YAML)")
-    base = Path(getattr(space, "source", "") or ".").parent
-    path = find_file(space.official_index, relative_to=base, what="index table")
-    table = official_index_table(str(path))
-    by_index = sorted((i, s) for s, i in table.items())
+    by_index = sorted((i, s) for s, i in index_table_of(space).items())
     if [i for i, _ in by_index] != list(range(len(by_index))):
-        raise ValueError(f"{path}: indices are not 0..{len(by_index) - 1} without gaps")
-    return [tuple(tok.split("~")[0] for grp in s.split("+") for tok in grp.strip("|").split("|"))
-            for _, s in by_index]
+        raise ValueError(f"{space.official_index}: indices are not 0..{len(by_index) - 1} without gaps")
+    return [arch_str_ops(s) for _, s in by_index]
 
 
 class DenseCellWorkloads:

@@ -10,8 +10,11 @@ import csv
 import functools
 import gzip
 from pathlib import Path
+from typing import Any
 
-__all__ = ["official_index_table"]
+from nasco.dsl import find_file
+
+__all__ = ["arch_str_ops", "index_table_of", "official_index_table"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -20,3 +23,14 @@ def official_index_table(path: str) -> dict[str, int]:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(Path(path), "rt", newline="") as fh:
         return {row["arch_str"]: int(row["index"]) for row in csv.DictReader(fh)}
+
+
+def arch_str_ops(arch_str: str) -> tuple[str, ...]:
+    """The edge ops of an arch string ``|op~0|+|op~0|op~1|+...``, in its token order."""
+    return tuple(tok.split("~")[0] for grp in arch_str.split("+") for tok in grp.strip("|").split("|"))
+
+
+def index_table_of(space: Any) -> dict[str, int]:
+    """The official index table a space names (``official_index:``), found beside its file."""
+    base = Path(getattr(space, "source", "") or ".").parent
+    return official_index_table(str(find_file(space.official_index, relative_to=base, what="index table")))

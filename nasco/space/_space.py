@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasco.dsl import AcceleratorTemplate, ArchSpace, Choice, find_file, resolve, search_dimensions
+from nasco.dsl import AcceleratorTemplate, ArchSpace, Choice, resolve, search_dimensions
 from nasco.space._candidate import Candidate
 from nasco.space._cells import CellFamily, DenseCell, cell_family
-from nasco.space._nb201 import official_index_table
+from nasco.space._nb201 import arch_str_ops, index_table_of
 
 __all__ = ["SearchSpace", "SpaceSize"]
 
@@ -54,9 +53,7 @@ class SearchSpace:
         self._index: dict[str, int] | None = None
         self._by_index: dict[int, str] | None = None
         if arch.official_index:
-            base = Path(getattr(arch, "source", "") or ".").parent
-            path = find_file(arch.official_index, relative_to=base, what="index table")
-            self._index = official_index_table(str(path))
+            self._index = index_table_of(arch)
 
     # ------------------------------------------------------------------ building
     def _arch(self, cell: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +84,7 @@ class SearchSpace:
         by_index = self._by_index
         if index not in by_index:
             raise ValueError(f"index {index} is not in 0..{len(by_index) - 1}")
-        ops = [tok.split("~")[0] for grp in by_index[index].split("+") for tok in grp.strip("|").split("|")]
-        return self.make({"edges": ops}, hw=hw)
+        return self.make({"edges": list(arch_str_ops(by_index[index]))}, hw=hw)
 
     # ------------------------------------------------------------------ sampling
     @staticmethod
