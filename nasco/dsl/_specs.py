@@ -1,6 +1,7 @@
 """The spec objects of the DSL: architecture spaces, accelerator templates, energy tables."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from nasco.dsl._build import spec_field as F
@@ -11,7 +12,7 @@ from nasco.dsl._vocab import OPS
 
 __all__ = [
     "SCHEMA_VERSION", "StemSpec", "MacroSpec", "CellSpec", "NeuronSpec", "TrainingSpec",
-    "ArchSpace", "PEArraySpec", "BufferSpec", "BandwidthSpec", "BitsSpec", "Constraint",
+    "ArchSpace", "PEArraySpec", "PESpec", "RFSpec", "BufferSpec", "BandwidthSpec", "BitsSpec", "Constraint",
     "AcceleratorTemplate", "Constant", "EnergyTable",
 ]
 
@@ -145,6 +146,10 @@ class ArchSpace:
 
 
 # ------------------------------------------------------------------ accelerators
+DATAFLOWS = ("os", "ws", "is", "rs")
+PE_TYPES = ("mac", "sop")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PEArraySpec:
     rows: int | Choice = F(doc="PE rows", min=1, max=4096, searchable=True)
@@ -152,15 +157,43 @@ class PEArraySpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PESpec:
+    """What one PE computes.
+
+    ``mac``: a multiplier and an accumulator (every ANN accelerator). ``sop``: a spiking PE,
+    an AND gate that lets a weight through when its input spiked and an adder that
+    accumulates it into the membrane (SATA, Yin et al., TCAD 2022); non-binary inputs (a
+    directly encoded first layer) run bit-serially, one bit plane per pass.
+    """
+
+    type: str | Choice = F("mac", doc="PE kind", enum=PE_TYPES, searchable=True)
+    skip_zero_spikes: bool | Choice = F(False, doc="sop PEs: zero spikes skip cycles (true) or only gate energy",
+                                        searchable=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RFSpec:
+    """Register files inside each PE, in words (Eyeriss: 12 ifmap, 224 filter, 24 psum)."""
+
+    ifmap_words: int | Choice = F(doc="ifmap scratchpad per PE", min=1, max=65536, searchable=True)
+    filter_words: int | Choice = F(doc="filter scratchpad per PE", min=1, max=65536, searchable=True)
+    psum_words: int | Choice = F(doc="psum scratchpad per PE", min=1, max=65536, searchable=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BufferSpec:
     ifmap_kb: float | Choice = F(doc="ifmap SRAM (KiB)", gt=0, searchable=True)
     filter_kb: float | Choice = F(doc="filter SRAM (KiB)", gt=0, searchable=True)
     ofmap_kb: float | Choice = F(doc="ofmap SRAM (KiB)", gt=0, searchable=True)
+    membrane_kb: float | Choice | None = F(None, doc="membrane SRAM (KiB) of sop PEs; null: in the ofmap SRAM",
+                                           gt=0, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BandwidthSpec:
     dram_bytes_per_cycle: float | Choice = F(doc="DRAM bandwidth", gt=0, searchable=True)
+    noc_bytes_per_cycle: float | Choice | None = F(
+        None, doc="buffer <-> PE network bandwidth; null: never the bottleneck", gt=0, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,16 +210,31 @@ class Constraint:
                  hint="quote the number and its unit: \"2 ms\"")
 
 
+def _check_specs(specs: dict[str, Constraint] | None, path: tuple) -> None:
+    for metric, c in (specs or {}).items():
+        if metric not in UNITS:
+            raise SpecError("a spec on " + ", ".join(UNITS), f"'{metric}'",
+                            path=path + ("specs", metric), hint=close_matches(metric, UNITS))
+        parse_quantity(c.max, metric, path + ("specs", metric, "max"))
+
+
+def _limits(specs: dict[str, Constraint] | None) -> dict[str, float]:
+    return {m: parse_quantity(c.max, m, ("specs", m, "max")) for m, c in (specs or {}).items()}
+
+
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorTemplate:
-    """A parameterised accelerator (systolic array with buffers) plus its design specs."""
+    """A parameterised accelerator (a PE array with buffers) plus its design specs."""
 
     schema: int = F(doc="DSL schema version")
     kind: str = F(doc="file kind", enum=("accelerator",))
     name: str = F()
     description: str = F("")
-    dataflow: str | Choice = F(doc="systolic dataflow", enum=("os", "ws", "is"), searchable=True)
+    dataflow: str | Choice = F(doc="dataflow: os, ws, is (systolic) or rs (row stationary)", enum=DATAFLOWS,
+                               searchable=True)
     pe_array: PEArraySpec = F()
+    pe: PESpec = F(PESpec(), doc="what one PE computes")
+    rf: RFSpec | None = F(None, doc="register files per PE (needed by rs)")
     buffers: BufferSpec = F()
     bandwidth: BandwidthSpec = F()
     clock_mhz: float | Choice = F(doc="clock frequency (MHz)", gt=0, searchable=True)
@@ -195,26 +243,60 @@ class AcceleratorTemplate:
     specs: dict[str, Constraint] | None = F(None, doc="design specs (latency, energy, area, power)")
 
     def _check(self, path: tuple) -> None:
-        for metric, c in (self.specs or {}).items():
-            if metric not in UNITS:
-                raise SpecError("a spec on " + ", ".join(UNITS), f"'{metric}'",
-                                path=path + ("specs", metric), hint=close_matches(metric, UNITS))
-            parse_quantity(c.max, metric, path + ("specs", metric, "max"))
+        _check_specs(self.specs, path)
+        if "rs" in _options(self.dataflow) and self.rf is None:
+            raise SpecError("an 'rf:' section for the row-stationary dataflow", "it missing", path=path + ("rf",),
+                            hint="Eyeriss: rf: {ifmap_words: 12, filter_words: 224, psum_words: 24}")
+        if "sop" in _options(self.pe.type) and "rs" in _options(self.dataflow):
+            raise SpecError("a systolic dataflow (os, ws, is) for sop PEs", "'rs'", path=path + ("dataflow",),
+                            hint="spiking PEs are modelled on systolic arrays (SATA)")
+        self._check_tiles(path)
+
+    def _check_tiles(self, path: tuple) -> None:
+        """Every buffer must hold what one fold of the array keeps in it; checked for every
+        combination of choices, so that no candidate of the template is impossible."""
+        kib = 8 * 1024
+        b, bits = self.buffers, self.bits
+        for rows in _options(self.pe_array.rows):
+            for cols in _options(self.pe_array.cols):
+                fold = rows * cols
+                need = [("filter_kb", max(_options(bits.weight)), "ws", "one fold of stationary weights"),
+                        ("ifmap_kb", max(_options(bits.activation)), "is", "one fold of stationary inputs"),
+                        ("ofmap_kb", bits.accumulator, "os", "one fold of stationary partial sums")]
+                for key, width, flow, what in need:
+                    if flow not in _options(self.dataflow):
+                        continue
+                    kb = min(_options(getattr(b, key)))
+                    if kb * kib < fold * width:
+                        raise SpecError(
+                            f"{key} >= {fold * width / kib:g} KiB ({what}: {rows}x{cols} PEs x {width} bits)",
+                            f"{kb:g}", path=path + ("buffers", key),
+                            hint="enlarge the buffer or shrink the PE array")
+                if b.membrane_kb is not None:
+                    kb = min(_options(b.membrane_kb))
+                    if kb * kib < fold * bits.membrane:
+                        raise SpecError(
+                            f"membrane_kb >= {fold * bits.membrane / kib:g} KiB (one membrane per PE output of a "
+                            f"fold: {rows}x{cols} x {bits.membrane} bits)", f"{kb:g}",
+                            path=path + ("buffers", "membrane_kb"), hint="enlarge it or shrink the PE array")
 
     def limits(self) -> dict[str, float]:
         """Design specs in base units (s, J, mm2, W)."""
-        return {m: parse_quantity(c.max, m, ("specs", m, "max")) for m, c in (self.specs or {}).items()}
+        return _limits(self.specs)
 
 
 # ------------------------------------------------------------------ technology
+_WIDTH_KEY = re.compile(r"^(mac|mult|add)_(\d+)b$")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Constant:
     value: float = F(doc="the number", min=0.0)
-    unit: str = F(doc="its unit")
+    unit: str = F(doc="its unit ('MAC': a multiple of the table's mac_reference)")
     source: str = F(doc="where the number comes from")
 
     def _check(self, path: tuple) -> None:
-        known = {u for q in ("energy", "area") for u in UNITS[q]}
+        known = {u for q in ("energy", "area") for u in UNITS[q]} | {"MAC"}
         if self.unit not in known:
             raise SpecError("an energy or area unit (" + ", ".join(sorted(known)) + ")",
                             f"'{self.unit}'", path=path + ("unit",), hint=close_matches(self.unit, known))
@@ -224,38 +306,95 @@ class Constant:
 
 @dataclass(frozen=True, kw_only=True)
 class EnergyTable:
-    """Per-operation energies and areas at one technology node, each with its source."""
+    """Per-operation energies and areas at one technology node, each with its source.
+
+    Arithmetic entries are named by width (``mac_8b``, ``mac_16b``, ``add_32b``); the cost
+    model scales the nearest one to the template's widths. Memory entries are per bit:
+    ``register_bit`` (PE registers and register files; ``rf_ifmap_bit``, ``rf_filter_bit``,
+    ``rf_psum_bit`` override it per operand), ``sram_read_bit`` / ``sram_write_bit``
+    (buffers), ``noc_bit`` (buffer <-> PE network; optional), ``dram_bit``. A table of
+    relative costs (Eyeriss's) gives its entries in unit ``MAC`` and anchors them with
+    ``mac_reference``.
+    """
 
     schema: int = F()
     kind: str = F(enum=("energy_table",))
     name: str = F()
     description: str = F("")
     node_nm: int = F(doc="technology node", min=1)
+    mac_reference: Constant | None = F(None, doc="absolute energy of 1 MAC for entries in unit 'MAC'")
     energy: dict[str, Constant] = F(doc="per-access/per-op energies")
     area: dict[str, Constant] = F(doc="per-unit areas")
 
-    REQUIRED_ENERGY = ("mac_8b", "add_8b", "add_32b", "sram_read_bit", "sram_write_bit",
-                       "dram_bit", "register_bit")
-    REQUIRED_AREA = ("mac_8b", "add_8b", "sram_bit", "register_bit")
+    REQUIRED_ENERGY = ("sram_read_bit", "sram_write_bit", "dram_bit", "register_bit")
+    REQUIRED_AREA = ("sram_bit", "register_bit")
+    OPTIONAL_ENERGY = ("noc_bit", "rf_ifmap_bit", "rf_filter_bit", "rf_psum_bit", "and_gate")
+    # Arithmetic families: one entry of each at some width is required.
+    REQUIRED_ENERGY_FAMILIES = ("mac", "add")
+    REQUIRED_AREA_FAMILIES = ("mac", "add")
 
     def _check(self, path: tuple) -> None:
-        for section, needed, qty, other in (("energy", self.REQUIRED_ENERGY, "energy", "area"),
-                                            ("area", self.REQUIRED_AREA, "area", "energy")):
+        for section, needed, families, qty, other in (
+                ("energy", self.REQUIRED_ENERGY, self.REQUIRED_ENERGY_FAMILIES, "energy", "area"),
+                ("area", self.REQUIRED_AREA, self.REQUIRED_AREA_FAMILIES, "area", "energy")):
             table = getattr(self, section)
             for key in needed:
                 if key not in table:
                     raise SpecError(f"an entry '{key}'", "it missing", path=path + (section, key),
-                                    hint="entries: " + ", ".join(needed))
+                                    hint="entries: " + ", ".join(needed) + " and "
+                                    + ", ".join(f"{f}_<bits>b" for f in families))
+            for fam in families:
+                if not any((m := _WIDTH_KEY.match(k)) and m.group(1) == fam for k in table):
+                    raise SpecError(f"an entry '{fam}_<bits>b' (e.g. {fam}_8b)", "none",
+                                    path=path + (section,), hint=f"add {fam}_8b with its source")
             for key, c in table.items():
-                if c.unit not in UNITS[qty]:
+                units = UNITS[qty] if not (qty == "energy" and c.unit == "MAC") else {"MAC": 1.0}
+                if c.unit not in units:
                     raise SpecError(f"an {qty} unit (" + ", ".join(UNITS[qty]) + ")", f"'{c.unit}'",
                                     path=path + (section, key, "unit"),
                                     hint=f"'{c.unit}' is an {other} unit; this entry is under '{section}:'")
+        uses_mac = any(c.unit == "MAC" for c in self.energy.values())
+        if uses_mac and self.mac_reference is None:
+            raise SpecError("a 'mac_reference' for entries in unit MAC", "it missing", path=path + ("mac_reference",),
+                            hint="mac_reference: {value: 0.208, unit: pJ, source: ...}")
+        if self.mac_reference is not None and self.mac_reference.unit not in UNITS["energy"]:
+            raise SpecError("an absolute energy unit (" + ", ".join(UNITS["energy"]) + ")",
+                            f"'{self.mac_reference.unit}'", path=path + ("mac_reference", "unit"))
 
     def energy_j(self, key: str) -> float:
         c = self.energy[key]
+        if c.unit == "MAC":
+            ref = self.mac_reference
+            return c.value * ref.value * UNITS["energy"][ref.unit]
         return c.value * UNITS["energy"][c.unit]
 
     def area_mm2(self, key: str) -> float:
         c = self.area[key]
         return c.value * UNITS["area"][c.unit]
+
+    def widths(self, family: str, section: str = "energy") -> dict[int, str]:
+        """Bit width -> key of the entries of one arithmetic family (mac, mult, add)."""
+        out = {}
+        for key in getattr(self, section):
+            m = _WIDTH_KEY.match(key)
+            if m and m.group(1) == family:
+                out[int(m.group(2))] = key
+        return out
+
+    def scaled(self, family: str, bits_a: int, bits_b: int | None = None, section: str = "energy") -> float:
+        """Energy (J) or area (mm2) of one ``family`` op on operands of the given widths.
+
+        Takes the entry of the nearest width n and scales it: multipliers (mac, mult) by
+        (a * b) / n^2, adders by a / n, as array multipliers and ripple adders grow
+        (Horowitz, ISSCC 2014: 8b -> 32b mult 0.2 -> 3.1 pJ, add 0.03 -> 0.1 pJ).
+        """
+        widths = self.widths(family, section)
+        if not widths:
+            raise KeyError(f"{self.name}: no {family}_<bits>b entry")
+        b = bits_a if bits_b is None else max(bits_a, bits_b)
+        n = min(widths, key=lambda w: (abs(w - b), -w))
+        get = self.energy_j if section == "energy" else self.area_mm2
+        base = get(widths[n])
+        if family in ("mac", "mult"):
+            return base * bits_a * (bits_a if bits_b is None else bits_b) / (n * n)
+        return base * bits_a / n

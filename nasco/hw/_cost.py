@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
+from nasco.hw._rowstationary import rs_layer_accesses
 from nasco.hw._systolic import systolic_compute_cycles, systolic_sram_accesses
 from nasco.hw._workload import COLUMNS, Workload
 
 __all__ = ["CostModel", "CostReport", "ENERGY_PARTS"]
 
-ENERGY_PARTS = ("compute", "register", "sram", "dram", "neuron")
+ENERGY_PARTS = ("compute", "register", "noc", "sram", "dram", "neuron")
 
 
 @dataclass(frozen=True)
@@ -100,31 +101,59 @@ class CostModel:
         self.clock_hz = float(template.clock_mhz) * 1e6
         b = template.bits
         self.wb, self.ab, self.acc, self.mb = int(b.weight), int(b.activation), b.accumulator, b.membrane
+        self.rs = template.dataflow == "rs"
+        self.sop = template.pe.type == "sop"
+        self.skip_zero = bool(template.pe.skip_zero_spikes) and self.sop
+        noc = template.bandwidth.noc_bytes_per_cycle
+        self.noc_bpc = None if noc is None else float(noc)
+        mem = template.buffers.membrane_kb
+        self.membrane_kb = float(template.buffers.ofmap_kb if mem is None else mem)
         e = table.energy_j
-        # Array multipliers scale with the product of operand widths, adders linearly with
-        # width (Horowitz, ISSCC 2014: 8b->32b mult 0.2->3.1 pJ, add 0.03->0.1 pJ).
-        self.e_mac = e("mac_8b") * (self.wb * self.ab) / 64.0
-        self.e_add8 = e("add_8b")
-        self.e_ac = self.e_add8 * self.wb / 8.0
+        self.e_mac = table.scaled("mac", self.wb, self.ab)
+        self.e_add_act = table.scaled("add", self.ab)
+        self.e_add1 = table.scaled("add", 1)
+        # An accumulate adds a weight into the psum/membrane; a sop PE's AND gate adds its own.
+        self.e_ac = table.scaled("add", self.wb) + (e("and_gate") if self.sop and "and_gate" in table.energy else 0.0)
         self.e_reg = e("register_bit")
+        self.e_rf_i, self.e_rf_f, self.e_rf_p = (e(k) if k in table.energy else self.e_reg
+                                                 for k in ("rf_ifmap_bit", "rf_filter_bit", "rf_psum_bit"))
         self.e_sram_r, self.e_sram_w = e("sram_read_bit"), e("sram_write_bit")
+        self.e_noc = e("noc_bit") if "noc_bit" in table.energy else 0.0
         self.e_dram = e("dram_bit")
         # A LIF update: leak and threshold compare, each one add at membrane width
         # (the integrate step is the accumulate charged to the layer feeding it).
-        self.e_neuron_op = 2 * e("add_16b") * self.mb / 16.0 if "add_16b" in table.energy else 2 * e("add_8b")
+        self.e_neuron_op = 2 * table.scaled("add", self.mb)
+        self.assumed: dict[str, Any] = {}
+        if "noc_bit" not in table.energy:
+            self.assumed["noc_energy"] = f"not charged: energy table {table.name!r} has no noc_bit"
 
     # ------------------------------------------------------------------ area
     def area_mm2(self, spiking: bool) -> float:
-        a = self.table.area_mm2
-        pe = (a("mult_8b") * (self.wb * self.ab) / 64.0 + a("add_32b") * self.acc / 32.0
-              if "mult_8b" in self.table.area and "add_32b" in self.table.area else a("mac_8b"))
+        """Cell area of the PEs, register files, buffers and LIF units (mm2); SRAM periphery
+        and wiring are not modelled."""
+        t, a = self.table, self.table.area_mm2
+        if self.sop:  # an AND gate and an adder at weight width, accumulating into the membrane
+            pe = t.scaled("add", self.wb, section="area")
+        elif t.widths("mult", "area"):
+            pe = t.scaled("mult", self.wb, self.ab, section="area") + t.scaled("add", self.acc, section="area")
+        else:
+            pe = t.scaled("mac", self.wb, self.ab, section="area")
         pe += a("register_bit") * (self.wb + self.ab + self.acc)  # operand and psum registers
+        rf = self.t.rf
+        if rf is not None:
+            # Eyeriss builds the filter scratchpad from SRAM and the ifmap and psum scratchpads
+            # from registers (Chen et al., JSSC 2017, Sec. V).
+            pe += (a("register_bit") * (int(rf.ifmap_words) * self.ab + int(rf.psum_words) * self.acc)
+                   + a("sram_bit") * int(rf.filter_words) * self.wb)
         pes = self.rows * self.cols * pe
-        kb = float(self.t.buffers.ifmap_kb) + float(self.t.buffers.filter_kb) + float(self.t.buffers.ofmap_kb)
-        sram = kb * 1024 * 8 * a("sram_bit")  # cell area only; periphery is not modelled
+        bufs = self.t.buffers
+        kb = float(bufs.ifmap_kb) + float(bufs.filter_kb) + float(bufs.ofmap_kb)
+        if bufs.membrane_kb is not None:
+            kb += float(bufs.membrane_kb)
+        sram = kb * 1024 * 8 * a("sram_bit")
         lif = 0.0
         if spiking:  # one LIF unit per array column (SATA places them at the array edge)
-            lif = self.cols * (2 * a("add_8b") * self.mb / 8.0 + a("register_bit") * self.mb)
+            lif = self.cols * (2 * t.scaled("add", self.mb, section="area") + a("register_bit") * self.mb)
         return float(pes + sram + lif)
 
     # ------------------------------------------------------------------ cost
@@ -141,7 +170,7 @@ class CostModel:
         missing = _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), spike_rates, default_rate)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
         pes = self.rows * self.cols
-        assumptions: dict[str, Any] = {"pes": pes, "dataflow": self.t.dataflow}
+        assumptions: dict[str, Any] = {"pes": pes, "dataflow": self.t.dataflow, **self.assumed}
         if missing:
             assumptions["spike_rate_assumed"] = {"rate": 1.0 if default_rate is None else default_rate,
                                                  "layers": missing}
@@ -235,6 +264,9 @@ class CostModel:
 
         ``cols`` is a :data:`nasco.hw.COLUMNS` array (one column per layer), ``rates`` the
         clipped input spike rate of each layer (ignored where the input is not spiking).
+        The dataflow decides the array's cycles and the words each level of the hierarchy
+        moves (:meth:`_systolic_core`, :meth:`_rs_core`); energy, DRAM traffic and latency
+        are then the same arithmetic for every dataflow.
         """
         a = dict(zip(COLUMNS, cols))
         pool, add = a["pool"] != 0, a["add"] != 0
@@ -244,20 +276,25 @@ class CostModel:
         spiking = (a["spiking_input"] != 0) & compute
         steps = a["timesteps"].astype(np.float64)
         g = np.maximum(a["groups"], 1)
-        # A dilated filter reads the same window count as an undilated one on the ifmap
-        # that yields the same output size; groups run one after another.
-        oh = (a["ifmap_h"] - (a["dilation"] * (a["filter_h"] - 1) + 1)) // a["stride"] + 1
-        ow = (a["ifmap_w"] - (a["dilation"] * (a["filter_w"] - 1) + 1)) // a["stride"] + 1
+        dil = np.maximum(a["dilation"], 1)
+        oh = (a["ifmap_h"] - (dil * (a["filter_h"] - 1) + 1)) // a["stride"] + 1
+        ow = (a["ifmap_w"] - (dil * (a["filter_w"] - 1) + 1)) // a["stride"] + 1
         oh, ow = np.maximum(oh, 1), np.maximum(ow, 1)
-        ih = (oh - 1) * a["stride"] + a["filter_h"]
-        iw = (ow - 1) * a["stride"] + a["filter_w"]
         ch_g = np.maximum(a["channels"] // g, 1)
         nf_g = np.maximum(a["num_filters"] // g, 1)
-        args = (self.t.dataflow, self.rows, self.cols, ih, iw, a["filter_h"], a["filter_w"], ch_g, nf_g,
-                a["stride"])
-        cyc_pass = np.where(compute, systolic_compute_cycles(*args) * g, 0)
-        sram = {k: np.where(compute, v * g, 0) for k, v in systolic_sram_accesses(*args).items()}
+        geo = {"g": g, "dil": dil, "oh": oh, "ow": ow, "ch_g": ch_g, "nf_g": nf_g}
         macs_pass = np.where(compute, oh * ow * a["num_filters"] * a["filter_h"] * a["filter_w"] * ch_g, 0)
+        core = (self._rs_core if self.rs else self._systolic_core)(a, compute, geo)
+
+        # Spike-gated work: an input spike lets one weight through (an accumulate, AC).
+        # sop PEs run a non-binary input (a directly encoded first layer) bit-serially, one
+        # bit plane of the activation per pass, each plane a spike map.
+        serial = compute & ~spiking & self.sop
+        macs = macs_pass * steps
+        ops = np.where(spiking, macs * rates, np.where(serial, macs * self.ab, macs))
+        cyc_pass = np.where(serial, core["cycles"] * self.ab, core["cycles"]).astype(np.float64)
+        if self.skip_zero:  # zero spikes skip their cycles: an event-driven array does the AC work only
+            cyc_pass = np.where(spiking, np.ceil(cyc_pass * rates), cyc_pass)
 
         # Neuron layers: one LIF unit per column updates `cols` neurons per cycle.
         elems = a["elements"].astype(np.float64)
@@ -271,30 +308,42 @@ class CostModel:
         cyc_vector = np.ceil(vec_ops / self.cols)
         cycles = (cyc_pass + cyc_neuron + cyc_vector) * steps
 
-        macs = macs_pass * steps
-        ops = np.where(spiking, macs * rates, macs)
         # Vector ops are adds/compares at activation width; on a pool of binary spikes they are
         # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each.
         vec_binary = pool & (a["spiking_input"] != 0)
-        e_vec_op = np.where(vec_binary, self.e_add8 / 8.0, self.e_add8 * self.ab / 8.0)
-        e_compute = np.where(spiking, ops * self.e_ac, macs * self.e_mac) + vec_ops * steps * e_vec_op
-        # Each PE latches the operand it passes on and updates its accumulator every cycle
-        # it works (Kung, 'Why systolic architectures?', 1982): spikes are 1-bit operands.
-        in_bits = np.where(spiking, 1, self.ab)
-        e_register = (macs * in_bits + ops * (self.wb + self.acc)) * self.e_reg
+        e_vec_op = np.where(vec_binary, self.e_add1, self.e_add_act)
+        e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
+        e_compute = ops * e_op + vec_ops * steps * e_vec_op
+        # Register files: every MAC position reads its input operand (1 bit when it is a
+        # spike); every op reads its weight and updates its psum (``psum_rw`` accesses).
+        in_bits = np.where(spiking | serial, 1, self.ab)
+        e_register = (macs * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
+                      + ops * core["psum_rw"] * self.acc * self.e_rf_p)
         ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
         # The vector unit reads each input element once (a line buffer holds the pooling
         # window's rows) and writes each output once. A pool's input is its padded ifmap, as
         # for a conv; an add reads its `operands` inputs.
+        ih = (oh - 1) * a["stride"] + dil * (a["filter_h"] - 1) + 1
+        iw = (ow - 1) * a["stride"] + dil * (a["filter_w"] - 1) + 1
         vec_in = np.where(pool, ih * iw * a["channels"], np.where(add, a["operands"] * a["elements"], 0))
         vec_out = np.where(vector, a["elements"], 0)
-        e_sram = ((sram["ifmap_reads"] * ifmap_bits + sram["filter_reads"] * self.wb) * self.e_sram_r
-                  + sram["ofmap_writes"] * self.ab * self.e_sram_w
-                  + vec_in * ifmap_bits * self.e_sram_r + vec_out * self.ab * self.e_sram_w) * steps
+        buf_bits_r = core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc + vec_in * ifmap_bits
+        buf_bits_w = core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc + vec_out * self.ab
+        e_sram = (buf_bits_r * self.e_sram_r + core["filter_reads"] * self.wb * self.e_sram_r
+                  + buf_bits_w * self.e_sram_w) * steps
+        # NoC: every word between a buffer (or DRAM, for filters that bypass the buffers) and
+        # the PEs crosses the network once, multicast included.
+        noc_bits = (core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc
+                    + core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc
+                    + core["filter_words"] * self.wb) * steps
+        e_noc = noc_bits * self.e_noc
 
         # DRAM: when either operand fits its buffer it stays resident while the other streams
-        # through once. When neither fits, one is tiled and the other re-streamed for every
-        # tile; the cheaper loop order is taken. Pool and add layers have no weights: their
+        # through once. When neither fits, one of three loop orders re-streams an operand: the
+        # weights tiled (inputs re-read per weight tile), the inputs tiled (weights re-read per
+        # input tile), or the outputs tiled (their psums stay in the ofmap buffer until done;
+        # the inputs are re-read per output tile, each weight is read once: Eyeriss's order,
+        # JSSC 2017 Sec. IV). The cheapest is taken. Pool and add layers have no weights: their
         # inputs and outputs make the same layer-by-layer round trip as a conv's.
         kib = 1024 * 8
         w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * ch_g * a["num_filters"], 0) * self.wb
@@ -302,37 +351,87 @@ class CostModel:
         o_bits = np.where(compute, oh * ow * a["num_filters"], vec_out) * self.ab
         buf_w = float(self.t.buffers.filter_kb) * kib
         buf_i = float(self.t.buffers.ifmap_kb) * kib
+        buf_o = float(self.t.buffers.ofmap_kb) * kib
         tiles_w = np.ceil(np.maximum(w_bits, 1) / buf_w)
         tiles_i = np.ceil(np.maximum(i_bits, 1) / buf_i)
+        psum_bits = np.where(compute, oh * ow * a["num_filters"], 0) * self.acc
+        tiles_o = np.ceil(np.maximum(psum_bits, 1) / buf_o)
         neither = (w_bits > buf_w) & (i_bits > buf_i)
-        refetch_i = np.where(neither & (i_bits * tiles_w + w_bits <= w_bits * tiles_i + i_bits), tiles_w, 1)
-        refetch_w = np.where(neither & (refetch_i == 1), tiles_i, 1)
+        by_w = i_bits * tiles_w + w_bits
+        by_i = w_bits * tiles_i + i_bits
+        by_o = i_bits * tiles_o + w_bits
+        order_i = by_i < np.minimum(by_w, by_o)  # ties go to the orders that read weights once
+        refetch_i = np.where(neither & ~order_i, np.minimum(tiles_w, tiles_o), 1)
+        refetch_w = np.where(neither & order_i, tiles_i, 1)
         dram_w = w_bits * refetch_w
         dram_i = i_bits * refetch_i
         # Weights stay on chip across timesteps when they fit; activations move every step.
         w_steps = np.where(w_bits <= buf_w, 1.0, steps)
         dram_bits = dram_w * w_steps + (dram_i + o_bits) * steps
-        # Membrane potentials live in the ofmap buffer when they fit, else go to DRAM.
+        # Membrane potentials live in their buffer when they fit, else go to DRAM.
         mem_bits = np.where(neuron, elems, 0.0) * self.mb
-        mem_on_chip = mem_bits <= float(self.t.buffers.ofmap_kb) * kib
+        mem_on_chip = mem_bits <= self.membrane_kb * kib
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
         e_dram = dram_bits * self.e_dram
         e_neuron = np.where(neuron, elems * self.e_neuron_op
                             + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0), 0.0) * steps
 
-        dram_cycles = dram_bits / 8.0 / float(self.t.bandwidth.dram_bytes_per_cycle)
-        total_cycles = np.maximum(cycles, np.ceil(dram_cycles)).astype(np.int64)
+        # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
+        # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
+        bpc = float(self.t.bandwidth.dram_bytes_per_cycle)
+        dram_cycles = np.ceil(dram_bits / 8.0 / bpc)
+        # Double buffering hides every transfer but the first tile's load and the last tile's
+        # store (MAESTRO: the first ingress and the last egress are exposed). A tile is half a
+        # buffer (the other half is being filled) or the whole operand when it is smaller.
+        exposed = (np.minimum(i_bits, buf_i / 2) + np.minimum(w_bits, buf_w / 2)
+                   + np.minimum(o_bits, buf_o / 2))
+        fill_cycles = np.ceil(exposed / 8.0 / bpc)
+        total_cycles = np.maximum(cycles + fill_cycles, dram_cycles)
+        if self.noc_bpc is not None:
+            total_cycles = np.maximum(total_cycles, np.ceil(noc_bits / 8.0 / self.noc_bpc))
+        total_cycles = total_cycles.astype(np.int64)
         pes = self.rows * self.cols
         return {
             "cycles": total_cycles,
             "compute_cycles": cycles.astype(np.int64),
             "latency_s": total_cycles / self.clock_hz,
-            "energy_compute": e_compute, "energy_register": e_register, "energy_sram": e_sram,
-            "energy_dram": e_dram, "energy_neuron": e_neuron,
+            "energy_compute": e_compute, "energy_register": e_register, "energy_noc": e_noc,
+            "energy_sram": e_sram, "energy_dram": e_dram, "energy_neuron": e_neuron,
             "utilization": np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0),
             "macs": macs.astype(np.float64),
             "ops": ops.astype(np.float64),
         }
+
+    def _systolic_core(self, a: dict, compute: np.ndarray, geo: dict) -> dict[str, np.ndarray]:
+        """OS/WS/IS on a systolic array: SCALE-Sim's cycles and SRAM accesses, groups one
+        after another. Operands hop between neighbouring PEs, so the network is the array
+        edge: each SRAM word crosses it once."""
+        g, dil = geo["g"], geo["dil"]
+        # A dilated filter reads the same window count as an undilated one on the ifmap
+        # that yields the same output size.
+        ih = (geo["oh"] - 1) * a["stride"] + a["filter_h"]
+        iw = (geo["ow"] - 1) * a["stride"] + a["filter_w"]
+        del dil
+        args = (self.t.dataflow, self.rows, self.cols, ih, iw, a["filter_h"], a["filter_w"], geo["ch_g"],
+                geo["nf_g"], a["stride"])
+        cyc = np.where(compute, systolic_compute_cycles(*args) * g, 0)
+        sram = {k: np.where(compute, v * g, 0) for k, v in systolic_sram_accesses(*args).items()}
+        zero = np.zeros_like(cyc)
+        return {"cycles": cyc, "ifmap_reads": sram["ifmap_reads"], "filter_reads": sram["filter_reads"],
+                "filter_words": zero, "ofmap_writes": sram["ofmap_writes"], "psum_reads": zero,
+                "psum_writes": zero, "psum_rw": 1}
+
+    def _rs_core(self, a: dict, compute: np.ndarray, geo: dict) -> dict[str, np.ndarray]:
+        """Row stationary (Eyeriss): see :mod:`nasco.hw._rowstationary`. Filters go from
+        DRAM to the PEs' filter scratchpads (they bypass the global buffer, as in Eyeriss);
+        ifmaps and psums live in the global buffer; each MAC reads and writes its psum in the
+        psum scratchpad (two accesses)."""
+        acc = rs_layer_accesses(self.rows, self.cols, a["filter_h"], a["filter_w"], geo["oh"], geo["ow"],
+                                geo["ch_g"], geo["nf_g"], geo["g"], a["stride"], geo["dil"])
+        out = {k: np.where(compute, v, 0) for k, v in acc.items()}
+        out["filter_reads"] = np.zeros_like(out["cycles"])
+        out["psum_rw"] = 2
+        return out
 
 
 _NEURON, _SPIKING = COLUMNS.index("neuron"), COLUMNS.index("spiking_input")

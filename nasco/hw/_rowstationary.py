@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["rs_mapping", "rs_compute_cycles", "rs_accesses"]
+__all__ = ["rs_mapping", "rs_compute_cycles", "rs_accesses", "rs_layer_accesses"]
 
 
 def _i(x: ArrayLike) -> NDArray[np.int64]:
@@ -102,3 +102,44 @@ def rs_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w:
         "noc": glb_filter + glb_ifmap + glb_psum_r + glb_psum_w,
         "macs": macs,
     }
+
+
+def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w: ArrayLike,
+                      ofmap_h: ArrayLike, ofmap_w: ArrayLike, channels: ArrayLike, num_filters: ArrayLike,
+                      groups: ArrayLike = 1, stride: ArrayLike = 1, dilation: ArrayLike = 1
+                      ) -> dict[str, NDArray[np.int64]]:
+    """Cycles and word movements of whole layers (one image) under RS, for the cost model.
+
+    ``channels`` and ``num_filters`` are per group. Every (channel, filter) pair of every
+    group is one 2-D convolution, so a depthwise layer (one channel per group) fills the
+    array with copies of different groups instead of running groups one after another.
+
+    * cycles: passes x S x F;
+    * ``ifmap_reads``: per pass, the ifmap rows a set's diagonals need,
+      ``(set_w - 1) * stride + (set_h - 1) * dilation + 1`` rows of ``W`` words, read once
+      and multicast to the copies that share a channel (copies take different filters of a
+      channel first, as Eyeriss's mapper prefers);
+    * ``filter_words``: filter rows delivered to the filter scratchpads, once per pair and
+      filter-row fold; they stay there across ofmap strips (S words per PE);
+    * ``psum_writes``: per set run, ``set_w`` psum rows of F words; ``psum_reads``: every run
+      after the first of an output row reads back the partial sums it continues;
+    * ``ofmap_writes``: 0 here: finished outputs are the last psum writes.
+    """
+    rows, cols = _i(rows), _i(cols)
+    r, s, e, f = _i(filter_h), _i(filter_w), _i(ofmap_h), _i(ofmap_w)
+    c, m, g = _i(channels), _i(num_filters), np.maximum(_i(groups), 1)
+    u, d = np.maximum(_i(stride), 1), np.maximum(_i(dilation), 1)
+    mp = rs_mapping(rows, cols, r, e, c * m * g)
+    passes, copies = mp["passes"], mp["copies"]
+    cycles = passes * s * f
+    in_w = (f - 1) * u + (s - 1) * d + 1
+    rows_needed = (mp["set_w"] - 1) * u + (mp["set_h"] - 1) * d + 1
+    channels_per_pass = _cdiv(copies, np.minimum(copies, m))
+    ifmap_reads = passes * channels_per_pass * rows_needed * in_w
+    filter_words = (passes // mp["strips"]) * copies * mp["set_h"] * s
+    runs = passes * copies
+    psum_writes = runs * mp["set_w"] * f
+    outputs = e * f * m * g
+    psum_reads = np.maximum(psum_writes - outputs, 0)
+    return {"cycles": cycles, "ifmap_reads": ifmap_reads, "filter_words": filter_words,
+            "psum_reads": psum_reads, "psum_writes": psum_writes, "ofmap_writes": np.zeros_like(cycles)}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nasco.dsl import load_energy_table, load_spec, resolve
-from nasco.hw import CostModel, Layer, Workload
+from nasco.hw import ENERGY_PARTS, CostModel, Layer, Workload
 from nasco.hw._snn import (
     FP_ENERGY_PJ, activation_bits_for, ann_twin, break_even_rate, compare, literature_energy,
     quantised_template, quantised_twin, snn_energy_line, snn_timesteps,
@@ -143,7 +143,7 @@ def test_compare_costs_all_three_with_the_full_cost_model():
     for key in ("snn", "ann", "quantised"):
         r = out[key]
         assert sum(r["energy"].values()) == pytest.approx(r["energy_j"], rel=1e-12)
-        assert set(r["energy"]) == {"compute", "register", "sram", "dram", "neuron"}
+        assert set(r["energy"]) == set(ENERGY_PARTS)
         assert r["latency_s"] > 0
     assert out["literature"]["snn_j"] == pytest.approx(literature_energy(wl, 0.1, _TABLE), rel=1e-12)
     assert out["literature"]["ann_j"] == pytest.approx(0.23 * pJ * ann_twin(wl).macs, rel=1e-12)
