@@ -95,3 +95,19 @@ def test_rs_template_costs_every_level(reference):
     for part in ("compute", "register", "noc", "sram", "dram"):
         assert small["energy"][part] > 0, part
     assert np.isclose(sum(small["energy"].values()), small["energy_j"])
+
+
+def test_a_layer_rs_cannot_map_names_itself_and_why():
+    from nasco.hw import MappingError
+
+    model = _model(load_spec("eyeriss_like"))
+    ok = _conv("ok", 3, 3, 8, 8, 4, 4, 1)
+    wide = Layer("wide", ifmap_h=20, ifmap_w=20, filter_h=3, filter_w=13, channels=4, num_filters=4)
+    with pytest.raises(MappingError, match=r"layer 'wide' of 'net'.*ifmap window of 13 values.*12-word"):
+        model.cost(Workload((ok, wide), name="net"))
+    with pytest.raises(MappingError, match=r"layer 'wide' of 'second'"):
+        model.cost_many([Workload((ok,), name="first"), Workload((ok, wide), name="second")])
+    dilated = Layer("dil", ifmap_h=20, ifmap_w=20, filter_h=5, filter_w=5, dilation=3, channels=4, num_filters=4)
+    with pytest.raises(MappingError, match=r"ifmap window of 13 values \(filter width 5, dilation 3\)"):
+        model.cost(Workload((dilated,), name="net"))
+    assert model.cost(Workload((ok,), name="net")).total()["macs"] == ok.macs
