@@ -186,22 +186,33 @@ class _Builder:
         _c, h, w = self.shapes[outputs[0]]
         return self.add(f"{name}.out", "concat", tuple(outputs), (c * len(outputs), h, w))
 
-    def dense_cell(self, x: str, name: str, cell_edges: list[str]) -> str:
+    def dense_cell(self, x: str, name: str, cell_edges: list[str], prune_dead: bool = True) -> str:
         spec = self.space.cell
         pairs = [(i, j) for i in range(1, spec.nodes + 1) for j in range(i)]
-        g = cell_graph(spec, [(i, j, op) for (i, j), op in zip(pairs, cell_edges)])
+        edges = [(i, j, op) for (i, j), op in zip(pairs, cell_edges)]
+        if prune_dead:
+            g = cell_graph(spec, edges)
+            ins = {i: [(j, g.edges[j, i]["op"]) for j in sorted(g.predecessors(i))] for i in g if i > 0}
+        else:  # every non-'none' edge, live or not (see plan_network)
+            ins = {i: [(j, op) for d, j, op in edges if d == i and op != "none"]
+                   for i in range(1, spec.nodes + 1)}
         c = self.shapes[x][0]
         states = {0: x}
         last = spec.nodes
+
+        def state(j: int) -> str:
+            if j not in states:  # a node without inputs, read by an unpruned edge: zeros
+                states[j] = self.add(f"{name}.n{j}.zero", "zero", (x,), self.shapes[x])
+            return states[j]
+
         for i in range(1, spec.nodes + 1):
-            if i not in g:
+            if i not in ins:
                 continue
-            terms = [self.edge(states[j], f"{name}.n{i}.e{j}", g.edges[j, i]["op"], c, 1)
-                     for j in sorted(g.predecessors(i))]
-            if not terms:  # the output node with no live input: the cell outputs zeros
-                states[i] = self.add(f"{name}.zero", "zero", (x,), self.shapes[x])
-            else:
+            terms = [self.edge(state(j), f"{name}.n{i}.e{j}", op, c, 1) for j, op in ins[i]]
+            if terms:
                 states[i] = self.node_out(self.sum(terms, f"{name}.n{i}.sum"), f"{name}.n{i}")
+            elif i == last:  # the output node with no live input: the cell outputs zeros
+                states[i] = self.add(f"{name}.zero", "zero", (x,), self.shapes[x])
         return states[last]
 
     def resblock(self, x: str, name: str, c_out: int) -> str:
@@ -215,12 +226,22 @@ class _Builder:
 
 
 def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],
-                 num_classes: int) -> Plan:
-    """The plan of the network a resolved space and a cell genotype describe."""
+                 num_classes: int, *, prune_dead: bool = True) -> Plan:
+    """The plan of the network a resolved space and a cell genotype describe.
+
+    ``prune_dead=False`` (dense cells only) keeps the edges that :func:`nasco.space.cell_graph`
+    prunes: every non-'none' edge is computed, also when its output never reaches the cell's
+    output or its input node has no input (that node then carries zeros). The network computes
+    the same function; only its cost differs. HW-NAS-Bench's latencies count such edges (see
+    nasco.nn._nb201_bulk).
+    """
     from nasco.dsl import Choice  # local: keeps the import surface of this module small
 
     if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
         raise ValueError("plan_network needs a resolved space (see SearchSpace.resolve)")
+    if not prune_dead and space.cell.type != "dense":
+        raise ValueError(f"space '{space.name}': prune_dead=False is implemented for dense cells only, "
+                         f"got cell.type '{space.cell.type}'; use prune_dead=True")
     b = _Builder(space)
     m = space.macro
     c = m.stem.channels
@@ -246,7 +267,7 @@ def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int,
         elif red:  # dense cells reduce through NB201's residual block
             out = b.resblock(out, name, c)
         else:
-            out = b.dense_cell(out, name, cell["edges"])
+            out = b.dense_cell(out, name, cell["edges"], prune_dead)
     if space.cell.type == "dense":  # NB201 ends in BN-ReLU before pooling
         out = b.act(b.bn(out, "head.bn"), "head.act")
     gap = b.add("head.gap", "gap", (out,), (b.shapes[out][0], 1, 1))
