@@ -1,12 +1,12 @@
 """Genotypes -> networks: plans, torch modules (ANN and spiking) and workloads."""
 from __future__ import annotations
 
-from nasco.nn._nb201_bulk import DenseCellWorkloads, nb201_workloads, official_cells
+from nasco.nn._nb201_bulk import CONVENTIONS, CellConvention, DenseCellWorkloads, nb201_workloads, official_cells
 from nasco.nn._plan import Node, Plan, plan_network
 from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
 from nasco.nn._workload import plan_workload
 
-__all__ = ["DenseCellWorkloads", "GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "build_module",
+__all__ = ["CONVENTIONS", "CellConvention", "DenseCellWorkloads", "GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "build_module",
            "nb201_workloads", "official_cells", "plan_network", "plan_workload"]
 
 
