@@ -8,7 +8,8 @@ from typing import Any, NoReturn
 from nasco.dsl import SpecError, parse_overrides
 from nasco.evaluate._result import OBJECTIVES
 
-__all__ = ["UsageError", "Parser", "split_overrides", "parse_objectives", "user_errors", "fail"]
+__all__ = ["UsageError", "Parser", "split_overrides", "split_task_overrides", "parse_objectives", "user_errors",
+           "fail"]
 
 
 class UsageError(ValueError):
@@ -53,6 +54,30 @@ def split_overrides(items: list[str] | None) -> tuple[dict, dict]:
         else:
             space[path] = value
     return space, hw
+
+
+def split_task_overrides(items: list[str] | None, n_tasks: int) -> tuple[list[dict], dict]:
+    """``--set`` items of a search with ``n_tasks`` spaces -> (overrides per space, hw overrides).
+
+    ``KEY=V`` and ``space.KEY=V`` go to every space, ``taskI.KEY=V`` to space I only (0-based,
+    in --space order), ``hw.KEY=V`` to the accelerator file.
+    """
+    per: list[dict[tuple[str, ...], Any]] = [{} for _ in range(n_tasks)]
+    hw: dict[tuple[str, ...], Any] = {}
+    for path, value in parse_overrides(items or []).items():
+        head = path[0]
+        if head == "hw" and len(path) > 1:
+            hw[path[1:]] = value
+        elif head.startswith("task") and head[4:].isdigit() and len(path) > 1:
+            i = int(head[4:])
+            if i >= n_tasks:
+                raise UsageError(f"--set {'.'.join(path)}: there are {n_tasks} --space (task0..task{n_tasks - 1})")
+            per[i][path[1:]] = value
+        else:
+            rest = path[1:] if head == "space" and len(path) > 1 else path
+            for d in per:
+                d[rest] = value
+    return per, hw
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from nasco.cli._common import UsageError, split_overrides
 from nasco.dsl import (
-    SpecError, defaults, find_file, load_energy_table, load_file, resolve, search_dimensions, to_data,
+    HW_KINDS, TEMPLATE_KEY, AcceleratorSet, SpecError, defaults, find_file, load_energy_table,
+    load_file, resolve, search_dimensions, to_data,
 )
 from nasco.hw import CostModel, read_scalesim_csv
 
@@ -43,7 +44,15 @@ def _candidate_workload(path: Path, args: argparse.Namespace) -> tuple[Any, dict
     if not space_name:
         raise UsageError(f"{path}: say which architecture space the candidate belongs to with --space")
     space = SearchSpace(load_file(find_file(space_name), kind="arch_space"))
-    cand = Candidate.make(data["arch"], {})
+    hw = dict(data.get("hw") or {})
+    arch_data = data["arch"]
+    if isinstance(arch_data, dict) and "tasks" in arch_data:  # a multi-task candidate: one task of it
+        tasks, subs = arch_data["tasks"], hw.get("sub_accelerators") or []
+        if not 0 <= args.task < len(tasks):
+            raise UsageError(f"--task {args.task}: the candidate has tasks 0..{len(tasks) - 1}")
+        arch_data = tasks[args.task]
+        hw = dict(subs[args.task]) if args.task < len(subs) else {}
+    cand = Candidate.make(arch_data, {})
     try:
         space.cells.check(cand.arch.get("cell"))
     except ValueError as exc:
@@ -51,12 +60,16 @@ def _candidate_workload(path: Path, args: argparse.Namespace) -> tuple[Any, dict
     arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
     plan = plan_network(arch, cand.arch["cell"], _parse_shape(args.input_shape), args.classes)
     rates = (data.get("metrics") or {}).get("spike_rates") or {}
-    return plan_workload(plan, name=path.stem), dict(data.get("hw") or {}), rates
+    task_metrics = (data.get("metrics") or {}).get("tasks")
+    if isinstance(task_metrics, list) and args.task < len(task_metrics):  # a multi-task ledger row
+        rates = (task_metrics[args.task] or {}).get("spike_rates") or {}
+    return plan_workload(plan, name=path.stem), hw, rates
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
     _space_over, hw_over = split_overrides([s if s.startswith("hw.") else "hw." + s for s in (args.set or [])])
-    template = load_file(find_file(args.hw, what="accelerator template"), overrides=hw_over or None, kind="accelerator")
+    spec = load_file(find_file(args.hw, what="accelerator template or set"), overrides=hw_over or None,
+                     kind=HW_KINDS)
     path = Path(args.workload)
     if not path.is_file():
         raise UsageError(f"--workload {path}: no such file; give a SCALE-Sim topology .csv or a candidate .json")
@@ -64,6 +77,16 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         workload, cand_hw, rates = _candidate_workload(path, args)
     else:
         workload, cand_hw, rates = read_scalesim_csv(path), {}, {}
+    template = spec
+    if isinstance(spec, AcceleratorSet):
+        # A set (or a multi-accelerator's pool): the member the candidate picked, else the default.
+        picked = cand_hw.pop(TEMPLATE_KEY, None)
+        name = picked or spec.default_member
+        if name not in spec.templates:
+            raise UsageError(f"--hw {args.hw}: no member '{name}' (members: {', '.join(spec.templates)})")
+        template = spec.member(name)
+        print(f"template: {name} ({'the candidate' if picked else 'the default'} member of {spec.kind} "
+              f"'{spec.name}'; --set template=NAME picks another)", file=sys.stderr)
     dims = search_dimensions(template)
     values = defaults(template)
     taken = {k: v for k, v in values.items() if k not in cand_hw}
@@ -103,11 +126,16 @@ def add_cost(sub) -> None:
                                    "pareto.csv row as JSON, or Candidate.to_json()). Choices left open in "
                                    "the template take their declared defaults unless the candidate or "
                                    "--set fixes them.")
-    p.add_argument("--hw", required=True, help="accelerator template: built-in name or .yaml path")
+    p.add_argument("--hw", required=True,
+                   help="accelerator template, or a set / multi-accelerator (its default member, or the one "
+                        "a candidate picked): built-in name or .yaml path")
     p.add_argument("--workload", required=True, metavar="FILE", help="SCALE-Sim topology .csv or candidate .json")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a template field, e.g. dataflow=os")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="fix a template field, e.g. dataflow=os; for a set: template=NAME picks the member")
     p.add_argument("--json", action="store_true", help="print {layers: [...], total: {...}} as JSON")
     p.add_argument("--space", help="architecture space of a candidate JSON (if the file does not say)")
+    p.add_argument("--task", type=int, default=0,
+                   help="a multi-task candidate: which task (and sub-accelerator) to cost (default 0)")
     p.add_argument("--spike-rate", type=float, default=None,
                    help="input spike rate for spiking layers without a measured one (default 1.0: an upper bound)")
     p.add_argument("--input-shape", default="1,8,8", help="C,H,W of the network input for a candidate (default 1,8,8)")

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasco.cli._common import UsageError, parse_objectives, split_overrides
-from nasco.dsl import find_file, load_file
+from nasco.cli._common import UsageError, parse_objectives, split_task_overrides
+from nasco.dsl import HW_KINDS, MultiAccelerator, find_file, load_file
 
 __all__ = ["add_search", "DEFAULT_BUDGET"]
 
@@ -14,6 +14,25 @@ __all__ = ["add_search", "DEFAULT_BUDGET"]
 # see the README for the measured figures.
 DEFAULT_BUDGET = 10
 DEFAULT_POPULATION = 6
+
+
+def _load_search_files(args: argparse.Namespace) -> tuple[list, object | None]:
+    """(architecture spaces, accelerator spec or None) with the --set overrides applied."""
+    spaces = args.space or []
+    space_over, hw_over = split_task_overrides(args.set, len(spaces))
+    hw = load_file(find_file(args.hw, what="accelerator template, set or multi-accelerator"),
+                   overrides=hw_over or None, kind=HW_KINDS) if args.hw else None
+    k = hw.sub_accelerators if isinstance(hw, MultiAccelerator) else 1
+    if len(spaces) != k:
+        if isinstance(hw, MultiAccelerator):
+            raise UsageError(f"--hw {args.hw} has {k} sub-accelerators, one per task: give --space {k} times "
+                             f"(found {len(spaces)})")
+        raise UsageError(f"{len(spaces)} --space (tasks) need a multi_accelerator --hw with {len(spaces)} "
+                         f"sub-accelerators (e.g. --hw hetero_2task); found "
+                         + (f"'{hw.name}' ({hw.kind})" if hw is not None else "no --hw"))
+    archs = [load_file(find_file(name), overrides=over or None, kind="arch_space")
+             for name, over in zip(spaces, space_over)]
+    return archs, hw
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -32,19 +51,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(SEARCHERS)}"
                          + (f"; did you mean '{close[0]}'?" if close else ""))
     objectives = parse_objectives(args.objectives)
-    space_over, hw_over = split_overrides(args.set)
-    arch = load_file(find_file(args.space), overrides=space_over or None, kind="arch_space")
-    hw = load_file(find_file(args.hw, what="accelerator template"), overrides=hw_over or None,
-                   kind="accelerator") if args.hw else None
+    archs, hw = _load_search_files(args)
+    multi = isinstance(hw, MultiAccelerator)
+    datasets = args.dataset or ["digits"]
+    if len(datasets) not in (1, len(archs)):
+        raise UsageError(f"--dataset given {len(datasets)} times for {len(archs)} --space; give it once "
+                         f"(every task) or once per --space")
     hw_objectives = {"energy", "latency", "area"} & set(objectives)
     if hw is None and hw_objectives:
         raise UsageError(f"objectives {', '.join(sorted(hw_objectives))} need an accelerator: add --hw "
                          "asic_template, or --objectives accuracy")
     torch.set_num_threads(args.threads)
-    space = SearchSpace(arch, hw)
-    data = load_dataset(args.dataset, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
-    evaluator = TrainCostEvaluator(space, data, objectives, epochs=args.epochs, device=args.device,
-                                   max_seconds=args.max_train_seconds)
+    space = SearchSpace(archs if multi else archs[0], hw)
+    loaded: dict[str, object] = {}
+    for name in datasets:
+        if name not in loaded:
+            loaded[name] = load_dataset(name, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
+    data = [loaded[name] for name in datasets]
+    evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
+                                   device=args.device, max_seconds=args.max_train_seconds)
     kw = {}
     if args.searcher == "evolution":
         # Regularized evolution samples its first population at random; the small default
@@ -56,14 +81,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
     elif args.population:
         raise UsageError("--population applies to --searcher evolution only")
     searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
-    out = Path(args.out or f"runs/{arch.name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
+    arch_name = "+".join(a.name for a in archs)
+    out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
-        "space": arch.name, "space_file": getattr(arch, "source", None),
+        "space": arch_name, "space_file": getattr(archs[0], "source", None),
         "hw": hw.name if hw else None, "hw_file": getattr(hw, "source", None) if hw else None,
-        "set": list(args.set or []), "dataset": args.dataset, "dataset_source": data.source,
+        "set": list(args.set or []), "dataset": datasets[0], "dataset_source": data[0].source,
         "searcher": args.searcher, "searcher_options": kw, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
         "device": args.device, "threads": args.threads,
     }
+    if multi:
+        config.update(space_files=[getattr(a, "source", None) for a in archs], datasets=datasets,
+                      dataset_sources=[d.source for d in data])
     outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
                          out_dir=out, seed=args.seed, resume=args.resume, config=config,
                          progress=not args.quiet and sys.stderr, limits=evaluator.limits)
@@ -81,8 +110,11 @@ def add_search(sub) -> None:
         description="Search a space (and an accelerator template) with real training on a dataset and the "
                     "analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
                     "completes), DIR/pareto.csv, DIR/pareto.png and DIR/summary.json.")
-    p.add_argument("--space", required=True, help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml")
-    p.add_argument("--hw", help="accelerator template: built-in name (asic_template) or .yaml")
+    p.add_argument("--space", required=True, action="append",
+                   help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "
+                        "task (k times) with a multi_accelerator --hw")
+    p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
+                                "(hetero_2task): built-in name or .yaml")
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                    help=f"number of distinct evaluations (default {DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
@@ -92,13 +124,19 @@ def add_search(sub) -> None:
                    help=f"evolution population size (default {DEFAULT_POPULATION}; tournament size = half of it, 2..5)")
     p.add_argument("--objectives", default="accuracy,energy,latency,area",
                    help="comma-separated: accuracy, energy, latency, area, params, macs")
-    p.add_argument("--dataset", default="digits",
-                   help="'digits' (scikit-learn, embedded), a local image folder, or a CIFAR-10 python folder")
+    p.add_argument("--dataset", action="append", default=None,
+                   help="'digits' (scikit-learn, embedded; the default), a local image folder, or a CIFAR-10 "
+                        "python folder; once for every task, or once per --space")
     p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
     p.add_argument("--epochs", type=int, default=None, help="override the space's training epochs")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a space field (macro.cells=3) or, prefixed hw., a template field (hw.dataflow=ws)")
+                   help="override a field before the search. Spaces: macro.cells=3 (every --space), "
+                        "task1.macro.cells=3 (the second --space only). Accelerator, prefixed hw.: a "
+                        "template's field (hw.dataflow=ws); for a set or multi_accelerator its own keys "
+                        "(hw.specs.latency.max='1 ms', hw.budget.pes=512), hw.template=NAME or "
+                        "hw.template='{choice: [A, B]}' to keep only those members, hw.NAME.KEY=V for "
+                        "member NAME, hw.KEY=V with a template field for every member (hw.clock_mhz=200)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out without re-evaluating")
     p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

@@ -5,11 +5,11 @@ import argparse
 import json
 
 from nasco.dsl import (
-    AcceleratorTemplate, ArchSpace, EnergyTable, builtin_names, find_file, load_energy_table, load_file,
-    search_dimensions,
+    AcceleratorSet, AcceleratorTemplate, ArchSpace, EnergyTable, MultiAccelerator, builtin_names, find_file,
+    load_energy_table, load_file, search_dimensions,
 )
 from nasco.cli._common import split_overrides
-from nasco.space import SearchSpace
+from nasco.space import SearchSpace, hw_space
 
 __all__ = ["add_spaces", "add_validate"]
 
@@ -18,14 +18,8 @@ def _describe(spec) -> dict:
     if isinstance(spec, ArchSpace):
         return SearchSpace(spec).describe() | {"kind": "arch_space", "spiking": spec.spiking,
                                                "description": spec.description}
-    if isinstance(spec, AcceleratorTemplate):
-        dims = search_dimensions(spec)
-        size = 1
-        for c in dims.values():
-            size *= len(c)
-        return {"kind": "accelerator", "name": spec.name, "description": spec.description,
-                "choices": {k: list(c.options) for k, c in dims.items()}, "size": size,
-                "technology": spec.technology, "specs": {k: c.max for k, c in (spec.specs or {}).items()}}
+    if isinstance(spec, (AcceleratorTemplate, AcceleratorSet)):
+        return hw_space(spec).describe()
     if isinstance(spec, EnergyTable):
         return {"kind": "energy_table", "name": spec.name, "description": spec.description,
                 "node_nm": spec.node_nm,
@@ -50,6 +44,21 @@ def _print_description(d: dict) -> None:
         for k, v in d["specs"].items():
             print(f"  spec {k} <= {v}")
         print(f"  size: {d['size']:,} configurations")
+    elif d["kind"] in ("accelerator_set", "multi_accelerator"):
+        if d["kind"] == "multi_accelerator":
+            b = d["budget"]
+            print(f"  sub-accelerators: {d['sub_accelerators']} (one per task), sharing {b['pes']:,} PEs and "
+                  f"{b['dram_bytes_per_cycle']:g} DRAM bytes/cycle")
+        else:
+            print(f"  default member: {d['default']}")
+        for name in d["templates"]:
+            choices = d["choices"][name]
+            print(f"  member {name}: {', '.join(f'{k} {v}' for k, v in choices.items()) or 'no choices'}")
+        for k, v in d["specs"].items():
+            print(f"  spec {k} <= {v}" + (" (slowest sub-accelerator)" if k == "latency" and
+                                          d["kind"] == "multi_accelerator" else ""))
+        what = "partitions within budget" if d["kind"] == "multi_accelerator" else "configurations"
+        print(f"  size: {d['size']:,} {what}")
     else:
         print(f"  node: {d['node_nm']} nm")
         for k, v in d["energy"].items():
@@ -68,6 +77,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for kind, title in (("arch_space", "architecture spaces"), ("accelerator", "accelerator templates"),
+                        ("accelerator_set", "accelerator sets"), ("multi_accelerator", "multi-accelerators"),
                         ("energy_table", "energy tables")):
         names = builtin_names(kind)
         rows.append((title, [(n, _describe(load_file(find_file(n)))) for n in names]))
@@ -80,12 +90,15 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
             size = d.get("size")
             size_txt = f"{size['arch']:,} architectures" if isinstance(size, dict) else (
                 f"{size:,} configurations" if size else "")
+            if d["kind"] in ("accelerator_set", "multi_accelerator"):
+                size_txt = f"{len(d['templates'])} templates, {size_txt}"
             print(f"  {name:<16} {size_txt:<34} {d.get('description', '')}")
     return 0
 
 
 def add_spaces(sub) -> None:
-    p = sub.add_parser("spaces", help="list the built-in spaces, templates and energy tables, or describe one",
+    p = sub.add_parser("spaces", help="list the built-in spaces, templates, template sets, multi-accelerators and "
+                                      "energy tables, or describe one",
                        description="Without NAME: list the built-ins. With NAME (a built-in or a path): "
                                    "its choices and the size of the space.")
     p.add_argument("name", nargs="?", help="a built-in name (darts_snn, asic_template, ...) or a .yaml path")
@@ -102,6 +115,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if isinstance(spec, AcceleratorTemplate):
             table = load_energy_table(spec)
             extra = f", energy table '{table.name}'"
+        if isinstance(spec, AcceleratorSet):
+            hw = hw_space(spec)
+            tables = sorted({load_energy_table(t).name for t in hw.templates()})
+            what = "partitions within budget" if isinstance(spec, MultiAccelerator) else "configurations"
+            print(f"{path}: ok ({type(spec).__name__} '{spec.name}', {len(spec.templates)} templates: "
+                  f"{', '.join(spec.templates)}; {hw.size():,} {what}; energy tables "
+                  f"{', '.join(repr(t) for t in tables)})")
+            continue
         dims = search_dimensions(spec)
         print(f"{path}: ok ({type(spec).__name__} '{spec.name}', {len(dims)} choices{extra})")
     return 0
@@ -110,7 +131,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def add_validate(sub) -> None:
     p = sub.add_parser("validate", help="check DSL files; exit 2 with a one-line error on the first fault",
                        description="Load and validate DSL files (architecture spaces, accelerator templates, "
-                                   "energy tables). Errors name the file, line, key path, what was expected, "
+                                   "accelerator sets, multi-accelerators, energy tables); a set's member files "
+                                   "are validated with it. Errors name the file, line, key path, what was expected, "
                                    "what was found and a hint.")
     p.add_argument("files", nargs="+", metavar="FILE", help="paths or built-in names")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field before validating")

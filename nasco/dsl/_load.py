@@ -9,17 +9,22 @@ import yaml
 
 from nasco.dsl._build import build
 from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._hwsets import AcceleratorSet, MultiAccelerator
 from nasco.dsl._specs import SCHEMA_VERSION, AcceleratorTemplate, ArchSpace, EnergyTable
 from nasco.dsl._yaml import _SafeLoader, load_yaml_text
 
-__all__ = ["KINDS", "builtin_dir", "builtin_names", "find_file", "load_file", "load_spec",
+__all__ = ["HW_KINDS", "KINDS", "builtin_dir", "builtin_names", "find_file", "load_file", "load_spec",
            "load_energy_table", "parse_overrides"]
 
 KINDS: dict[str, type] = {
     "arch_space": ArchSpace,
     "accelerator": AcceleratorTemplate,
+    "accelerator_set": AcceleratorSet,
+    "multi_accelerator": MultiAccelerator,
     "energy_table": EnergyTable,
 }
+# What --hw takes: any of these kinds.
+HW_KINDS = ("accelerator", "accelerator_set", "multi_accelerator")
 
 
 def builtin_dir() -> Path:
@@ -102,9 +107,12 @@ def _apply_overrides(data: dict, overrides: dict[tuple[str, ...], Any]) -> None:
         node[path[-1]] = value
 
 
-def load_file(path: str | Path, *, overrides: dict | None = None, kind: str | None = None) -> Any:
+def load_file(path: str | Path, *, overrides: dict | None = None,
+              kind: str | tuple[str, ...] | None = None) -> Any:
     """Load and validate one DSL file into its frozen spec object.
 
+    ``kind`` (one kind or several) is what the caller accepts. Kinds that name other files
+    (accelerator sets) load those too; overrides on keys they do not hold go to the members.
     Raises SpecError (one line, with file, key path, line, expectation and hint).
     """
     path = Path(path)
@@ -133,18 +141,27 @@ def load_file(path: str | Path, *, overrides: dict | None = None, kind: str | No
         if not isinstance(file_kind, str) or file_kind not in KINDS:
             raise SpecError("a kind among " + ", ".join(KINDS), shown(file_kind), path=("kind",),
                             hint=close_matches(file_kind, KINDS) if isinstance(file_kind, str) else None)
-        if kind is not None and file_kind != kind:
-            raise SpecError(f"a file of kind '{kind}'", f"kind '{file_kind}'", path=("kind",),
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if kinds is not None and file_kind not in kinds:
+            wanted = " or ".join(f"'{k}'" for k in kinds)
+            raise SpecError(f"a file of kind {wanted}", f"kind '{file_kind}'", path=("kind",),
                             hint="pass an architecture space to --space and an accelerator to --hw"
-                            if kind in ("arch_space", "accelerator") else f"give a '{kind}' file here")
-        if overrides:
-            _apply_overrides(data, overrides)
-        spec = build(KINDS[file_kind], data)
+                            if set(kinds) & {"arch_space", *HW_KINDS} else f"give a {wanted} file here")
+        cls = KINDS[file_kind]
+        split = getattr(cls, "split_overrides", None)
+        own, rest = split(overrides) if split is not None else (overrides, None)
+        if own:
+            _apply_overrides(data, own)
+        spec = build(cls, data)
+        # The file a spec came from, for later error messages and summaries (not a field,
+        # so not part of equality); nasco.dsl.resolve carries it over.
+        object.__setattr__(spec, "source", file)
+        link = getattr(spec, "_link", None)
+        if link is not None:
+            spec = link(path, rest or {})
+            object.__setattr__(spec, "source", file)
     except SpecError as err:
         raise err.located(file=file, line=loaded.line_of(err.path)) from None
-    # The file a spec came from, for later error messages and summaries (not a field,
-    # so not part of equality); nasco.dsl.resolve carries it over.
-    object.__setattr__(spec, "source", file)
     return spec
 
 
