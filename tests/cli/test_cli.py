@@ -35,12 +35,12 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_spaces_lists_the_four_builtins(capsys):
     code, out, _ = run_cli(capsys, "spaces")
     assert code == 0
-    for name in ("darts_snn", "darts", "nb201", "asic_template"):
+    for name in ("darts_snn", "darts", "nb201", "asic_template", "systolic_template"):
         assert f"  {name} " in out
     code, out, _ = run_cli(capsys, "spaces", "nb201", "--json")
     d = json.loads(out)
     assert d["size"]["cells"] == 15625 and d["size"]["arch"] == 15625
-    code, out, _ = run_cli(capsys, "spaces", "asic_template", "--json")
+    code, out, _ = run_cli(capsys, "spaces", "systolic_template", "--json")
     d = json.loads(out)
     assert d["size"] == 3 * 4 * 4 * 3 * 3 * 2 * 3 * 2
     assert d["choices"]["dataflow"] == ["os", "ws", "is"]
@@ -97,7 +97,7 @@ def test_cost_reproduces_scalesim_compute_cycles(tmp_path, capsys):
             for r in cases:
                 w.writerow([f"case{r['case_id']}", r["ifmap_h"], r["ifmap_w"], r["filter_h"], r["filter_w"],
                             r["channels"], r["num_filters"], r["stride"], ""])
-        code, out, err = run_cli(capsys, "cost", "--hw", "asic_template", "--workload", str(topo), "--json",
+        code, out, err = run_cli(capsys, "cost", "--hw", "systolic_template", "--workload", str(topo), "--json",
                                  "--set", f"dataflow={df}", "--set", f"pe_array.rows={rows}",
                                  "--set", f"pe_array.cols={cols}")
         assert code == 0, err
@@ -115,7 +115,7 @@ def test_cost_text_output_names_the_defaults_taken(tmp_path, capsys):
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
                     "conv1, 10, 10, 3, 3, 16, 32, 1,\n")
-    code, out, err = run_cli(capsys, "cost", "--hw", "asic_template", "--workload", str(topo))
+    code, out, err = run_cli(capsys, "cost", "--hw", "systolic_template", "--workload", str(topo))
     assert code == 0
     assert "defaults taken: dataflow=ws" in err
     assert out.splitlines()[1].startswith("conv1")

@@ -148,7 +148,7 @@ def test_builtins_load_cleanly(name):
 
 def test_builtin_kinds():
     assert {"darts", "darts_snn", "nb201"} <= set(dsl.builtin_names("arch_space"))
-    assert "asic_template" in dsl.builtin_names("accelerator")
+    assert "systolic_template" in dsl.builtin_names("accelerator")
     assert "horowitz_45nm" in dsl.builtin_names("energy_table")
     kinds = [dsl.builtin_names(k) for k in dsl.KINDS]
     assert sorted(n for names in kinds for n in names) == dsl.builtin_names()
@@ -167,7 +167,7 @@ def test_override_changes_a_value():
 
 
 def test_override_with_a_choice_and_a_quantity():
-    spec = dsl.load_spec("asic_template", overrides=dsl.parse_overrides(
+    spec = dsl.load_spec("systolic_template", overrides=dsl.parse_overrides(
         ["pe_array.rows={choice: [8, 64], default: 64}", "specs.latency.max=5 ms"]))
     assert spec.pe_array.rows == dsl.Choice((8, 64), 64)
     assert spec.limits()["latency"] == pytest.approx(5e-3)

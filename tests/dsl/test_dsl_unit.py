@@ -119,11 +119,11 @@ def test_search_dimensions_of_other_builtins():
     assert list(dsl.search_dimensions(dsl.load_spec("darts"))) == ["macro.stem.channels", "macro.cells"]
     assert dsl.search_dimensions(dsl.load_spec("nb201")) == {}
     assert dsl.search_dimensions(dsl.load_spec("horowitz_45nm")) == {}
-    hw_dims = dsl.search_dimensions(dsl.load_spec("asic_template"))
+    hw_dims = dsl.search_dimensions(dsl.load_spec("systolic_template"))
     assert list(hw_dims) == [
         "dataflow", "pe_array.rows", "pe_array.cols", "buffers.ifmap_kb", "buffers.filter_kb",
         "buffers.ofmap_kb", "bandwidth.dram_bytes_per_cycle", "clock_mhz"]
-    assert dsl.defaults(dsl.load_spec("asic_template"))["dataflow"] == _raw("asic_template")["dataflow"]["default"]
+    assert dsl.defaults(dsl.load_spec("systolic_template"))["dataflow"] == _raw("systolic_template")["dataflow"]["default"]
 
 
 def _last_options(spec) -> dict:
@@ -156,7 +156,7 @@ def test_resolve_rejects_a_value_outside_the_choice(values):
 
 
 def test_resolve_accelerator():
-    spec = dsl.load_spec("asic_template")
+    spec = dsl.load_spec("systolic_template")
     values = _last_options(spec)
     hw = dsl.resolve(spec, values)
     assert hw.pe_array.rows == values["pe_array.rows"] and hw.dataflow == values["dataflow"]
@@ -201,7 +201,7 @@ def test_parse_quantity_errors(text, qty, fragment, hint):
 
 
 def test_template_limits_and_table_constants():
-    hw = dsl.load_spec("asic_template", overrides=dsl.parse_overrides(
+    hw = dsl.load_spec("systolic_template", overrides=dsl.parse_overrides(
         ["specs={latency: {max: 2 ms}, area: {max: '2.5 mm2'}, power: {max: 150 mW}}"]))
     assert hw.limits() == pytest.approx({"latency": 2e-3, "area": 2.5, "power": 0.15})
     table = dsl.load_energy_table(hw)

@@ -10,7 +10,7 @@ import pytest
 from nasco.dsl import load_energy_table, load_spec, resolve
 from nasco.hw import COLUMNS, ENERGY_PARTS, CostModel, Layer, Workload, stack_columns
 
-_TEMPLATE = load_spec("asic_template")
+_TEMPLATE = load_spec("systolic_template")
 _TABLE = load_energy_table(_TEMPLATE)
 KEYS = {"cycles", "compute_cycles", "latency_s", "energy_j", "macs", "ops", "utilization", "area_mm2",
         "rate_assumed_layers"} | {f"energy_{k}" for k in ENERGY_PARTS}

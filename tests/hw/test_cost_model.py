@@ -25,7 +25,7 @@ BASE = {"dataflow": "ws", "pe_array.rows": 8, "pe_array.cols": 8, "buffers.ifmap
         "buffers.filter_kb": 32, "buffers.ofmap_kb": 16, "bandwidth.dram_bytes_per_cycle": 8,
         "clock_mhz": 200}
 
-_TEMPLATE = load_spec("asic_template")
+_TEMPLATE = load_spec("systolic_template")
 _TABLE = load_energy_table(_TEMPLATE)
 
 

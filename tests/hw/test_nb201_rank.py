@@ -2,7 +2,7 @@
 (``eyeriss_ms``) on fixed samples of NB201 cells (experiments/nb201_hwnasbench.py does all 15,625).
 
 nasco's own workload convention (dead branches pruned, pooling on the vector unit) caps the
-rank correlation: on the 300-cell sample (seed 0) the Eyeriss-like asic_template measures
+rank correlation: on the 300-cell sample (seed 0) the Eyeriss-like systolic_template measures
 Spearman rho 0.691 (ws), 0.689 (os) and 0.673 (is); over all cells 0.720, 0.717 and 0.693. Its
 threshold guards against regressions of the cost model or of the NB201 workloads, not a target.
 
@@ -39,11 +39,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(pd.DataFrame({"x": x, "y": y}).corr("spearman").iloc[0, 1])
 
 
-def eyeriss_model(dataflow: str, template: str = "asic_template") -> CostModel:
-    """asic_template with the Eyeriss settings and this dataflow, or another template (its own
+def eyeriss_model(dataflow: str, template: str = "systolic_template") -> CostModel:
+    """systolic_template with the Eyeriss settings and this dataflow, or another template (its own
     Eyeriss instance, such as eyeriss_like) at its defaults."""
     t = load_spec(template)
-    values = {**EYERISS, "dataflow": dataflow} if template == "asic_template" else {}
+    values = {**EYERISS, "dataflow": dataflow} if template == "systolic_template" else {}
     return CostModel(resolve(t, values), load_energy_table(t))
 
 
@@ -82,8 +82,8 @@ def conventions():
             ey.loc[idx].to_numpy())
 
 
-@pytest.mark.parametrize("dataflow,template", [("ws", "asic_template"), ("os", "asic_template"),
-                                               ("is", "asic_template"), EYERISS_LIKE])
+@pytest.mark.parametrize("dataflow,template", [("ws", "systolic_template"), ("os", "systolic_template"),
+                                               ("is", "systolic_template"), EYERISS_LIKE])
 def test_hwnasbench_convention_ranks_like_eyeriss_ms(conventions, dataflow, template):
     _arch, _cells, _nasco, hw, ey = conventions
     lat = eyeriss_model(dataflow, template).cost_many(hw)["latency_s"]

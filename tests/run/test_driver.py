@@ -23,7 +23,7 @@ TIMING = ("seconds", "started_at", "finished_at")
 
 @pytest.fixture(scope="module")
 def space() -> SearchSpace:
-    return SearchSpace(load_spec("darts_snn"), load_spec("asic_template"))
+    return SearchSpace(load_spec("darts_snn"), load_spec("systolic_template"))
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_run_writes_ledger_and_outputs(space, tmp_path, real_plot):
     assert summary["objectives"] == {"accuracy": "max", "energy": "min"}
     assert summary["space"]["arch"] == "darts_snn" and summary["space"]["size"]["hw"] == 5184
     run = json.loads((out.out_dir / "run.json").read_text())
-    assert run["seed"] == 5 and run["objectives"] == list(OBJ) and run["space"]["hw"] == "asic_template"
+    assert run["seed"] == 5 and run["objectives"] == list(OBJ) and run["space"]["hw"] == "systolic_template"
     assert (out.out_dir / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -184,7 +184,7 @@ def test_run_dir_checks(space, tmp_path):
         _run(space, tmp_path, budget=4, resume=True, evaluator=ev,
              searcher=RegularizedEvolution(space, ev.objectives, seed=5, population_size=4, sample_size=2))
     nb = SearchSpace(load_spec("darts_snn"))
-    with pytest.raises(RunDirError, match="hw space is None, the recorded run's is 'asic_template'"):
+    with pytest.raises(RunDirError, match="hw space is None, the recorded run's is 'systolic_template'"):
         run_search(space=nb, evaluator=ToyEvaluator(space), budget=4, out_dir=tmp_path / "run", seed=5,
                    searcher=RegularizedEvolution(nb, OBJ, seed=5, population_size=4, sample_size=2),
                    resume=True, progress=False)

@@ -32,12 +32,12 @@ FIXED = {
 
 @pytest.fixture(scope="module")
 def snn_space() -> SearchSpace:
-    return SearchSpace(load_spec("darts_snn"), load_spec("asic_template"))
+    return SearchSpace(load_spec("darts_snn"), load_spec("systolic_template"))
 
 
 @pytest.fixture(scope="module")
 def nb201_space() -> SearchSpace:
-    return SearchSpace(load_spec("nb201"), load_spec("asic_template"))
+    return SearchSpace(load_spec("nb201"), load_spec("systolic_template"))
 
 
 # ---------------------------------------------------------------------- candidates
@@ -226,7 +226,7 @@ def test_size_products_match_the_yaml_choices(snn_space):
         return []
 
     arch_yaml = yaml.safe_load((builtin_dir() / "darts_snn.yaml").read_text())
-    hw_yaml = yaml.safe_load((builtin_dir() / "asic_template.yaml").read_text())
+    hw_yaml = yaml.safe_load((builtin_dir() / "systolic_template.yaml").read_text())
     size = snn_space.size()
     assert size.arch_choices == math.prod(choices(arch_yaml))
     assert size.hw_choices == math.prod(choices(hw_yaml))
@@ -339,7 +339,7 @@ def test_make_fills_index_for_any_nb201_cell(nb201_space):
 # ---------------------------------------------------------------------- encode
 @pytest.mark.parametrize("name", ["darts_snn", "darts", "nb201"])
 def test_encode_fixed_length_one_hot(name):
-    space = SearchSpace(load_spec(name), load_spec("asic_template"))
+    space = SearchSpace(load_spec(name), load_spec("systolic_template"))
     if name == "nb201":
         slots = 6
     else:
