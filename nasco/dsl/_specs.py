@@ -201,7 +201,8 @@ class BitsSpec:
     weight: int | Choice = F(8, min=1, max=64, searchable=True)
     activation: int | Choice = F(8, min=1, max=64, searchable=True)
     accumulator: int = F(32, min=1, max=64)
-    membrane: int = F(16, min=1, max=64)
+    membrane: int | Choice = F(16, doc="membrane potential width of spiking layers", min=1, max=64,
+                               searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,10 +275,11 @@ class AcceleratorTemplate:
                             hint="enlarge the buffer or shrink the PE array")
                 if b.membrane_kb is not None:
                     kb = min(_options(b.membrane_kb))
-                    if kb * kib < fold * bits.membrane:
+                    mb = max(_options(bits.membrane))
+                    if kb * kib < fold * mb:
                         raise SpecError(
-                            f"membrane_kb >= {fold * bits.membrane / kib:g} KiB (one membrane per PE output of a "
-                            f"fold: {rows}x{cols} x {bits.membrane} bits)", f"{kb:g}",
+                            f"membrane_kb >= {fold * mb / kib:g} KiB (one membrane per PE output of a "
+                            f"fold: {rows}x{cols} x {mb} bits)", f"{kb:g}",
                             path=path + ("buffers", "membrane_kb"), hint="enlarge it or shrink the PE array")
 
     def limits(self) -> dict[str, float]:

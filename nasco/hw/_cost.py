@@ -120,8 +120,10 @@ class CostModel:
         self.e_sram_r, self.e_sram_w = e("sram_read_bit"), e("sram_write_bit")
         self.e_noc = e("noc_bit") if "noc_bit" in table.energy else 0.0
         self.e_dram = e("dram_bit")
-        # A LIF update: leak and threshold compare, each one add at membrane width
-        # (the integrate step is the accumulate charged to the layer feeding it).
+        # A LIF update: integrate the input current into the membrane and compare it with the
+        # threshold, one add each at membrane width; the leak is a shift and the reset a
+        # multiplexer, not charged (SATA_Sim's forward LIF: 1 add, 1 compare, 1 shift, 2 muxes;
+        # github.com/RuokaiYin/SATA_Sim, config/sata_config.yaml).
         self.e_neuron_op = 2 * table.scaled("add", self.mb)
         self.assumed: dict[str, Any] = {}
         if "noc_bit" not in table.energy:
@@ -275,6 +277,11 @@ class CostModel:
         neuron = a["neuron"] != 0
         spiking = (a["spiking_input"] != 0) & compute
         steps = a["timesteps"].astype(np.float64)
+        # sop templates: a conv/linear/add with output_bits 1 hands its output to the LIF units
+        # at the array edge, which update the neuron layer right after it in the same pass (a
+        # fused LIF, see Layer.output_bits); mac templates cost every layer on its own.
+        lif_src = (a["output_bits"] > 0) & (compute | add) & self.sop
+        fused = np.roll(lif_src, 1) & neuron  # Workload guarantees the neuron follows its source
         g = np.maximum(a["groups"], 1)
         dil = np.maximum(a["dilation"], 1)
         oh = (a["ifmap_h"] - (dil * (a["filter_h"] - 1) + 1)) // a["stride"] + 1
@@ -296,9 +303,11 @@ class CostModel:
         if self.skip_zero:  # zero spikes skip their cycles: an event-driven array does the AC work only
             cyc_pass = np.where(spiking, np.ceil(cyc_pass * rates), cyc_pass)
 
-        # Neuron layers: one LIF unit per column updates `cols` neurons per cycle.
+        # Neuron layers: one LIF unit per column updates `cols` neurons per cycle. A fused LIF
+        # takes the currents as they leave the array's columns, one per column per cycle, so its
+        # updates hide under the array's own cycles.
         elems = a["elements"].astype(np.float64)
-        cyc_neuron = np.where(neuron, np.ceil(elems / self.cols), 0)
+        cyc_neuron = np.where(neuron & ~fused, np.ceil(elems / self.cols), 0)
         # Pool and add layers run on a vector unit with one lane per array column (beside the
         # LIF units), one op per lane per cycle. A pool charges one compare (max) or add (avg)
         # per window element, k*k per output: k*k - 1 combine the window, and the first one
@@ -315,9 +324,15 @@ class CostModel:
         e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
         e_compute = ops * e_op + vec_ops * steps * e_vec_op
         # Register files: every MAC position reads its input operand (1 bit when it is a
-        # spike); every op reads its weight and updates its psum (``psum_rw`` accesses).
+        # spike); every op reads its weight and updates its psum (``psum_rw`` accesses). A sop
+        # PE latches exactly this: its spike scratchpad every cycle, and, only when the spike
+        # lets a weight through, a weight-scratchpad read and a write of its accumulator
+        # register (SATA_Sim's PE: spike SPAD ungated, weight SPAD and 16-bit reg-acc clock
+        # gated; github.com/RuokaiYin/SATA_Sim, inference-energy-cal/archs/sata-config.yaml).
+        # A bit-serial layer latches one input bit per MAC position per bit plane.
         in_bits = np.where(spiking | serial, 1, self.ab)
-        e_register = (macs * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
+        in_slots = np.where(serial, ops, macs)
+        e_register = (in_slots * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
                       + ops * core["psum_rw"] * self.acc * self.e_rf_p)
         ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
         # The vector unit reads each input element once (a line buffer holds the pooling
@@ -336,6 +351,9 @@ class CostModel:
         noc_bits = (core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc
                     + core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc
                     + core["filter_words"] * self.wb) * steps
+        if self.sop:
+            sop = self._sop_traffic(a, core, steps, lif_src, fused, ifmap_bits, vec_in, vec_out)
+            e_sram, noc_bits = sop["e_sram"], sop["noc_bits"]
         e_noc = noc_bits * self.e_noc
 
         # DRAM: when either operand fits its buffer it stays resident while the other streams
@@ -349,6 +367,10 @@ class CostModel:
         w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * ch_g * a["num_filters"], 0) * self.wb
         i_bits = np.where(compute, ih * iw * a["channels"], vec_in) * ifmap_bits
         o_bits = np.where(compute, oh * ow * a["num_filters"], vec_out) * self.ab
+        if self.sop:  # what a layer reads and writes over all its timesteps (_sop_traffic)
+            o_elems = np.where(compute, oh * ow * a["num_filters"], vec_out)
+            i_bits = i_bits * steps + sop["neuron_in"]
+            o_bits = o_elems * sop["out_bits"] + sop["neuron_out"]
         buf_w = float(self.t.buffers.filter_kb) * kib
         buf_i = float(self.t.buffers.ifmap_kb) * kib
         buf_o = float(self.t.buffers.ofmap_kb) * kib
@@ -366,15 +388,21 @@ class CostModel:
         dram_w = w_bits * refetch_w
         dram_i = i_bits * refetch_i
         # Weights stay on chip across timesteps when they fit; activations move every step.
-        w_steps = np.where(w_bits <= buf_w, 1.0, steps)
-        dram_bits = dram_w * w_steps + (dram_i + o_bits) * steps
+        # (sop: the timestep loop runs inside each weight tile, so weights are read once, and
+        # i_bits/o_bits already hold every timestep.)
+        w_steps = np.where(w_bits <= buf_w, 1.0, steps) if not self.sop else 1.0
+        dram_bits = dram_w * w_steps + (dram_i + o_bits) * (steps if not self.sop else 1.0)
         # Membrane potentials live in their buffer when they fit, else go to DRAM.
         mem_bits = np.where(neuron, elems, 0.0) * self.mb
         mem_on_chip = mem_bits <= self.membrane_kb * kib
+        if self.sop:  # tile-resident or in the LIF units' registers: never spilled (_sop_traffic)
+            mem_on_chip = np.ones_like(mem_on_chip)
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
         e_dram = dram_bits * self.e_dram
         e_neuron = np.where(neuron, elems * self.e_neuron_op
                             + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0), 0.0) * steps
+        if self.sop:
+            e_neuron = sop["e_neuron"]
 
         # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
         # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
@@ -400,6 +428,60 @@ class CostModel:
             "utilization": np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0),
             "macs": macs.astype(np.float64),
             "ops": ops.astype(np.float64),
+        }
+
+    def _sop_traffic(self, a: dict, core: dict, steps: np.ndarray, lif_src: np.ndarray, fused: np.ndarray,
+                     ifmap_bits: np.ndarray, vec_in: np.ndarray,
+                     vec_out: np.ndarray) -> dict[str, np.ndarray]:
+        """Buffer, NoC, DRAM and membrane traffic of the spiking dataflow on sop PEs.
+
+        The LIF units at the array edge are fused with the layer that feeds them (``lif_src``,
+        see Layer.output_bits) and the timestep loop runs innermost over each tile, as in SATA
+        (Yin et al., TCAD 2022; SATA_Sim charges a layer its ofmap cycles x T plus one filter
+        load, and its PEs emit 1-bit outputs: inference-energy-cal/energy-cal.py, archs/
+        sata-config.yaml 'output-prec: 1'). Hence, per layer:
+
+        * weights: a weight-stationary fold keeps its weights for all T timesteps, so the
+          filter SRAM is read once (os/is stream them, once per timestep) and DRAM weights are
+          fetched once, even when the layer's weights do not fit their buffer;
+        * inputs: a spike map is streamed each timestep, 1 bit per element; all T maps of a
+          layer decide whether its input stays resident in the ifmap buffer. Spikes move
+          densely (every bit, spiked or not), as in SATA's buffers;
+        * outputs: a fused source writes 1-bit spikes, one map per timestep of its LIF (also a
+          source that runs once, such as a directly encoded stem: its LIF integrates the same
+          current T times); any other layer writes ``output_bits`` (0: activation width) per
+          element each timestep;
+        * membranes, at membrane width, never go to DRAM. A LIF unit that receives all T
+          currents of a neuron in a row keeps its membrane in its own register (a register
+          read and write per update): under ws the stationary weights see each output
+          pixel's T spike vectors back to back, so a column's currents leave it timestep-
+          minor; so does a neuron layer on its own, and a LIF fused with a once-run source.
+          Under os and is a fold computes one timestep at a time, so its membranes wait in
+          the membrane buffer between timesteps (the template guarantees it holds one fold):
+          a buffer read and write per update;
+        * a neuron layer on its own reads its input currents (activation width) and writes its
+          spikes each timestep, through the buffers and DRAM like a pool or an add layer.
+        """
+        neuron = a["neuron"] != 0
+        elems = a["elements"].astype(np.float64)
+        alone = neuron & ~fused
+        out_steps = np.where(lif_src, np.roll(steps, -1), steps)
+        out_w = np.where(a["output_bits"] > 0, a["output_bits"], self.ab)
+        w_reads = 1.0 if self.t.dataflow == "ws" else steps
+        neuron_in = np.where(alone, elems * self.ab * steps, 0.0)
+        neuron_out = np.where(alone, elems * steps, 0.0)
+        reads = ((core["ifmap_reads"] + vec_in) * ifmap_bits * steps
+                 + core["filter_reads"] * self.wb * w_reads + neuron_in)
+        writes = (core["ofmap_writes"] + vec_out) * out_w * out_steps + neuron_out
+        per_step = fused & (np.roll(steps, 1) > 1) & (self.t.dataflow != "ws")
+        e_mem_bit = np.where(per_step, self.e_sram_r + self.e_sram_w, 2 * self.e_reg)
+        return {
+            "e_sram": reads * self.e_sram_r + writes * self.e_sram_w,
+            "noc_bits": core["ifmap_reads"] * ifmap_bits * steps + core["ofmap_writes"] * out_w * out_steps,
+            "out_bits": out_w * out_steps,
+            "neuron_in": neuron_in,
+            "neuron_out": neuron_out,
+            "e_neuron": np.where(neuron, elems * (self.e_neuron_op + self.mb * e_mem_bit) * steps, 0.0),
         }
 
     def _systolic_core(self, a: dict, compute: np.ndarray, geo: dict) -> dict[str, np.ndarray]:

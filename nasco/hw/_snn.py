@@ -5,7 +5,9 @@ which counts arithmetic only. Yan et al. ("Reconsidering the energy efficiency o
 neural networks", arXiv 2409.08290) show that once data movement counts, an SNN with T = 5
 beats an ANN whose activations have ⌈log2(T+1)⌉ bits only below about a 5.7 % spike rate,
 and ask that every SNN figure be reported beside its ANN and quantised-ANN baselines. This
-module does that on one accelerator template with the full :class:`CostModel`:
+module does that on one accelerator template with the full :class:`CostModel`: the SNN on
+the template as given (spiking PEs on a ``pe.type: sop`` template such as sata_like), its
+twins on the same template with MAC PEs (:func:`ann_template`):
 
 * :func:`literature_energy`: the common estimate, for reference;
 * :func:`ann_twin` / :func:`quantised_twin`: the same layers as an ANN (ReLU in place of
@@ -24,8 +26,9 @@ from nasco.dsl import AcceleratorTemplate, EnergyTable
 from nasco.hw._cost import CostModel, CostReport
 from nasco.hw._workload import Workload
 
-__all__ = ["BASELINES", "FP_ENERGY_PJ", "activation_bits_for", "ann_twin", "break_even_rate", "compare",
-           "literature_energy", "quantised_template", "quantised_twin", "snn_energy_line", "snn_timesteps"]
+__all__ = ["BASELINES", "FP_ENERGY_PJ", "activation_bits_for", "ann_template", "ann_twin", "break_even_rate",
+           "compare", "literature_energy", "quantised_template", "quantised_twin", "snn_energy_line",
+           "snn_timesteps"]
 
 # Floating-point MAC and accumulate (add) energies at 45 nm in pJ (Horowitz, "Computing's
 # energy problem", ISSCC 2014; as tabulated in docs/REFERENCES.md, "SNN energy"). Integer
@@ -124,7 +127,7 @@ def literature_energy(workload: Workload, spike_rates: float | Mapping[str, floa
     mac_ops = 0  # integers: exact until the final multiplication
     ac_ops = 0.0
     for layer in workload.layers:
-        if layer.kind == "neuron":
+        if layer.kind not in ("conv", "linear"):  # neurons, pools and adds: no MACs
             continue
         if layer.spiking_input:
             ac_ops += layer.timesteps * rates[layer.name] * layer.macs
@@ -137,9 +140,11 @@ def literature_energy(workload: Workload, spike_rates: float | Mapping[str, floa
 def ann_twin(workload: Workload) -> Workload:
     """The same conv/linear layers run once on real-valued input, neuron layers dropped.
 
-    This is the ANN with ReLU in place of every neuron (ReLU is not costed; pooling and adds are, as in the SNN).
+    This is the ANN with ReLU in place of every neuron (ReLU is not costed; pooling and adds are,
+    as in the SNN). Every output is an activation (``output_bits`` 0): no LIF fires on it and no
+    pool sees spikes.
     """
-    layers = tuple(dataclasses.replace(layer, spiking_input=False, timesteps=1)
+    layers = tuple(dataclasses.replace(layer, spiking_input=False, timesteps=1, output_bits=0)
                    for layer in workload.layers if layer.kind != "neuron")
     return Workload(layers, name=f"{workload.name}.ann", meta=dict(workload.meta))
 
@@ -155,12 +160,30 @@ def quantised_twin(workload: Workload, timesteps: int) -> tuple[Workload, int]:
     return Workload(twin.layers, name=f"{workload.name}.q{bits}", meta=dict(workload.meta)), bits
 
 
-def quantised_template(template: AcceleratorTemplate, act_bits: int) -> AcceleratorTemplate:
-    """``template`` with ``bits.activation = act_bits``; weights, accumulator and membrane kept."""
-    new = dataclasses.replace(template, bits=dataclasses.replace(template.bits, activation=int(act_bits)))
+def _keep_source(new: AcceleratorTemplate, template: AcceleratorTemplate) -> AcceleratorTemplate:
     if hasattr(template, "source"):  # the file it came from (see nasco.dsl._load)
         object.__setattr__(new, "source", template.source)
     return new
+
+
+def ann_template(template: AcceleratorTemplate) -> AcceleratorTemplate:
+    """The ANN baselines' accelerator: ``template`` with MAC PEs (``pe.type: mac``).
+
+    Array, dataflow, buffers (a membrane buffer included, which the ANN leaves unused),
+    bandwidth, clock, bit widths and energy table stay those of ``template``, so the SNN and
+    its twins differ only in what a PE computes. A template that already has MAC PEs is
+    returned unchanged.
+    """
+    if template.pe.type == "mac":
+        return template
+    pe = dataclasses.replace(template.pe, type="mac", skip_zero_spikes=False)
+    return _keep_source(dataclasses.replace(template, pe=pe), template)
+
+
+def quantised_template(template: AcceleratorTemplate, act_bits: int) -> AcceleratorTemplate:
+    """``template`` with ``bits.activation = act_bits``; weights, accumulator and membrane kept."""
+    new = dataclasses.replace(template, bits=dataclasses.replace(template.bits, activation=int(act_bits)))
+    return _keep_source(new, template)
 
 
 # ---------------------------------------------------------------------- full cost model
@@ -218,8 +241,9 @@ def break_even_rate(workload: Workload, template: AcceleratorTemplate, table: En
                     against: str = "quantised", extrapolate: bool = False) -> float:
     """The uniform input spike rate r at which the SNN's total energy equals the baseline's.
 
-    ``against='quantised'``: the ANN twin on the template with ``bits.activation`` =
-    ⌈log2(T+1)⌉; ``'ann'``: the ANN twin at the template's own widths. The SNN is cheaper
+    ``against='quantised'``: the ANN twin on the template with MAC PEs (:func:`ann_template`)
+    and ``bits.activation`` = ⌈log2(T+1)⌉; ``'ann'``: the ANN twin on MAC PEs at the
+    template's own widths. The SNN runs on ``template`` as given. The SNN is cheaper
     below the returned rate and dearer above it. Without a crossing in [0, 1]:
 
     * ``nan``: the SNN costs more at every rate, even r = 0 (it never breaks even);
@@ -228,7 +252,7 @@ def break_even_rate(workload: Workload, template: AcceleratorTemplate, table: En
     ``extrapolate=True`` returns the crossing of the (affine) energy line wherever it lies,
     negative or above 1, to show how far from [0, 1] it is. The template must be resolved.
     """
-    base_wl, base_t, _bits = _baseline(workload, template, table, against)
+    base_wl, base_t, _bits = _baseline(workload, ann_template(template), table, against)
     target = float(CostModel(base_t, table).cost(base_wl).energy_j.sum())
     return _solve(snn_energy_line(workload, template, table), target, extrapolate)
 
@@ -237,7 +261,9 @@ def compare(workload: Workload, spike_rates: float | Mapping[str, float], templa
             table: EnergyTable) -> dict[str, Any]:
     """The SNN beside its ANN twin and its ⌈log2(T+1)⌉-bit quantised twin, on one template.
 
-    Each is costed with the full :class:`CostModel` (energy total and breakdown, latency,
+    The SNN runs on ``template``, the twins on the same template with MAC PEs
+    (:func:`ann_template`). Each is costed with the full :class:`CostModel` (energy total and
+    breakdown, latency,
     cycles). Also returned: the literature estimate of the SNN (and of the ANN twin, E_MAC per
     MAC), the SNN's energy ratio to each baseline, and the break-even rates against both
     (see :func:`break_even_rate`; ``*_extrapolated`` gives the unclipped crossing).
@@ -246,10 +272,11 @@ def compare(workload: Workload, spike_rates: float | Mapping[str, float], templa
     T = snn_timesteps(workload)
     snn_model = CostModel(template, table)
     snn = _summary(snn_model.cost(workload, spike_rates=rates))
+    ann_t = ann_template(template)
     ann_wl = ann_twin(workload)
-    ann = _summary(snn_model.cost(ann_wl))
+    ann = _summary(CostModel(ann_t, table).cost(ann_wl))
     q_wl, bits = quantised_twin(workload, T)
-    q_template = quantised_template(template, bits)
+    q_template = quantised_template(ann_t, bits)
     quant = _summary(CostModel(q_template, table).cost(q_wl))
     line = snn_energy_line(workload, template, table) if _spiking_names(workload) else None
     be: dict[str, float | None] = {}

@@ -38,6 +38,13 @@ class Layer:
     ``spiking_input``: the layer's input is binary spikes, so each MAC becomes an
     accumulate gated by the input spike. ``timesteps``: how often the layer runs per
     inference (1 for ANNs and for a directly-encoded SNN stem, whose output is reused).
+
+    ``output_bits``: the width of the layer's output per element and timestep when it is
+    not the template's activation width; 0 (the default) means the activation width. 1 on a
+    conv, linear or add layer says that its output feeds only the neuron layer right after
+    it, so the LIF units at the array edge fire on it in the same pass and what leaves the
+    layer is 1-bit spikes (a fused LIF; :class:`Workload` checks the neuron is there). 1 on a
+    pool layer is a max-pool of spikes. Only spiking (``pe.type: sop``) templates read it.
     """
 
     name: str
@@ -55,10 +62,14 @@ class Layer:
     timesteps: int = 1
     elements: int = 0
     operands: int = 1
+    output_bits: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"layer {self.name}: unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.output_bits < 0 or (self.kind == "neuron" and self.output_bits not in (0, 1)):
+            raise ValueError(f"layer {self.name}: output_bits must be 0 (the activation width) or a positive "
+                             f"width (a neuron's output is 1-bit spikes: 0 or 1), got {self.output_bits}")
         if self.elements < 0:
             raise ValueError(f"layer {self.name}: negative element count {self.elements}")
         if self.operands < 1:
@@ -119,6 +130,24 @@ class Workload:
     name: str = "workload"
     meta: dict = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        # A conv/linear/add with 1-bit outputs hands them to a fused LIF: the neuron layer
+        # right after it, over the same elements and timesteps (see Layer.output_bits).
+        for i, la in enumerate(self.layers):
+            if la.output_bits != 1 or la.kind not in ("conv", "linear", "add"):
+                continue
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            ok = (nxt is not None and nxt.kind == "neuron" and nxt.elements == la.ofmap_elements
+                  and nxt.timesteps >= la.timesteps)
+            if not ok:
+                found = "nothing" if nxt is None else (f"{nxt.kind} {nxt.name!r} ({nxt.elements} elements, "
+                                                       f"T={nxt.timesteps})")
+                raise ValueError(
+                    f"workload {self.name!r}: layer {la.name!r} has output_bits 1 (its output feeds a "
+                    f"fused LIF), so a neuron layer over its {la.ofmap_elements} output elements, with at "
+                    f"least its {la.timesteps} timesteps, must follow it; found {found}. Put the neuron "
+                    "right after it or set output_bits 0")
+
     def __len__(self) -> int:
         return len(self.layers)
 
@@ -132,7 +161,7 @@ class Workload:
 
     def arrays(self) -> dict[str, np.ndarray]:
         cols = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
-                "groups", "dilation", "timesteps", "elements", "operands")
+                "groups", "dilation", "timesteps", "elements", "operands", "output_bits")
         out = {c: np.array([getattr(layer, c) for layer in self.layers], dtype=np.int64) for c in cols}
         out["kind"] = np.array([layer.kind for layer in self.layers])
         out["spiking_input"] = np.array([layer.spiking_input for layer in self.layers], dtype=bool)
@@ -174,13 +203,13 @@ class Workload:
 # Row order of Workload.columns(); the cost model reads rows by these names.
 COLUMNS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride",
            "groups", "dilation", "timesteps", "elements", "neuron", "spiking_input", "pool", "add",
-           "operands")
+           "operands", "output_bits")
 
 
 def _layer_columns(layers: Sequence[Layer]) -> np.ndarray:
     rows = [(la.ifmap_h, la.ifmap_w, la.filter_h, la.filter_w, la.channels, la.num_filters, la.stride,
              la.groups, la.dilation, la.timesteps, la.elements, la.kind == "neuron", la.spiking_input,
-             la.kind == "pool", la.kind == "add", la.operands)
+             la.kind == "pool", la.kind == "add", la.operands, la.output_bits)
             for la in layers]
     out = np.array(rows, dtype=np.int64).reshape(len(rows), len(COLUMNS)).T.copy()
     out.setflags(write=False)
