@@ -21,7 +21,11 @@ from nasco.hw._rowstationary import rs_layer_accesses
 from nasco.hw._systolic import systolic_compute_cycles, systolic_sram_accesses
 from nasco.hw._workload import COLUMNS, Workload
 
-__all__ = ["CostModel", "CostReport", "ENERGY_PARTS"]
+__all__ = ["CostModel", "CostReport", "ENERGY_PARTS", "MappingError"]
+
+
+class MappingError(ValueError):
+    """A layer that the template's dataflow cannot map; the message names it and says why."""
 
 ENERGY_PARTS = ("compute", "register", "noc", "sram", "dram", "neuron")
 
@@ -168,6 +172,7 @@ class CostModel:
         ``assumptions``), or 1.0 (every input spikes: an upper bound) when that is None.
         """
         cols = workload.columns()
+        self._check_mappable(cols, lambda i: (workload.name, workload.layers[i].name))
         rates = np.ones(len(workload))
         missing = _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), spike_rates, default_rate)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
@@ -234,6 +239,11 @@ class CostModel:
         n_w = len(workloads)
         cols = (np.concatenate([w.columns() for w in workloads], axis=1) if n_w
                 else np.zeros((len(COLUMNS), 0), dtype=np.int64))
+        def locate(i: int) -> tuple[str, str]:
+            k = int(np.searchsorted(offsets, i, side="right")) - 1
+            return workloads[k].name, workloads[k].layers[i - int(offsets[k])].name
+
+        self._check_mappable(cols, locate)
         rates = np.ones(cols.shape[1])
         assumed = np.zeros(n_w, dtype=np.int64)
         spiking = np.flatnonzero(_rate_layers(cols))
@@ -260,6 +270,35 @@ class CostModel:
             out[key] = total
         out["rate_assumed_layers"] = assumed
         return out
+
+    def _check_mappable(self, cols: np.ndarray, locate) -> None:
+        """Raise :class:`MappingError` for the first layer the dataflow cannot map.
+
+        Row stationary keeps a filter row in each PE's filter scratchpad and slides the
+        ifmap row's window, (S - 1) * dilation + 1 values, through the ifmap scratchpad, so
+        both must fit (Eyeriss: S <= 12 with its 12-word ifmap pad). Systolic arrays fold any
+        layer. ``locate(i)`` gives (workload name, layer name) of column ``i``.
+        """
+        if not self.rs:
+            return
+        a = dict(zip(COLUMNS, cols))
+        conv = (a["neuron"] == 0) & (a["pool"] == 0) & (a["add"] == 0)
+        rf = self.t.rf
+        window = (np.maximum(a["dilation"], 1) * (a["filter_w"] - 1) + 1)
+        for mask, why in (
+                (conv & (a["filter_w"] > int(rf.filter_words)),
+                 lambda i: f"a filter row of {int(a['filter_w'][i])} weights does not fit the "
+                           f"{int(rf.filter_words)}-word filter scratchpad"),
+                (conv & (window > int(rf.ifmap_words)),
+                 lambda i: f"its ifmap window of {int(window[i])} values (filter width "
+                           f"{int(a['filter_w'][i])}, dilation {int(a['dilation'][i])}) does not fit the "
+                           f"{int(rf.ifmap_words)}-word ifmap scratchpad")):
+            bad = np.flatnonzero(mask)
+            if bad.size:
+                i = int(bad[0])
+                wname, lname = locate(i)
+                raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped row-stationary: "
+                                   f"{why(i)}; enlarge rf in the template or pick a systolic dataflow")
 
     def _layer_costs(self, cols: np.ndarray, rates: np.ndarray) -> dict[str, np.ndarray]:
         """The per-layer arithmetic of :meth:`cost` and :meth:`cost_many`.
