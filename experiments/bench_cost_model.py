@@ -42,7 +42,7 @@ from nasco.dsl import load_energy_table, load_spec, resolve  # noqa: E402
 from nasco.hw import CostModel, Layer, Workload, stack_columns  # noqa: E402
 from nasco.nn import nb201_workloads, official_cells, plan_network, plan_workload  # noqa: E402
 
-# Eyeriss-like instance of asic_template (see experiments/nb201_hwnasbench.py)
+# Eyeriss-like instance of systolic_template (see experiments/nb201_hwnasbench.py)
 TEMPLATE = {"dataflow": "ws", "pe_array.rows": 12, "pe_array.cols": 14, "clock_mhz": 200,
             "buffers.ifmap_kb": 32, "buffers.filter_kb": 64, "buffers.ofmap_kb": 16,
             "bandwidth.dram_bytes_per_cycle": 8}
@@ -80,7 +80,7 @@ print(json.dumps({"seconds": seconds, "compute_cycles": cyc}))
 
 
 def model(dataflow: str = "ws") -> CostModel:
-    t = load_spec("asic_template")
+    t = load_spec("systolic_template")
     return CostModel(resolve(t, {**TEMPLATE, "dataflow": dataflow}), load_energy_table(t))
 
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         rows.append(("(c) SCALE-Sim", "skipped", "pass --scalesim-python PATH (a Python with scalesim)"))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"template: asic_template {TEMPLATE}; python {sys.version.split()[0]}, numpy {np.__version__}, "
+    lines = [f"template: systolic_template {TEMPLATE}; python {sys.version.split()[0]}, numpy {np.__version__}, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"]
     lines += [f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]}" for r in rows]
     lines.append(f"targets: >= 1e6 layers/s on one core: {'met' if many_rate >= 1e6 else 'NOT met'}; "

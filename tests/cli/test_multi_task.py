@@ -144,3 +144,15 @@ def test_validate_and_spaces_know_the_new_kinds(files, capsys):
     assert d["kind"] == "accelerator_set" and d["templates"] == ["toy_os", "toy_ws", "toy_is"] and d["size"] == 36
     code, out, _ = run_cli(capsys, "spaces")
     assert code == 0 and "accelerator sets:" in out and "multi-accelerators:" in out
+
+
+def test_builtin_set_and_multi_accelerator(capsys):
+    code, out, _ = run_cli(capsys, "spaces", "--json")
+    d = json.loads(out)
+    assert d["accelerator sets"]["asic_template"]["templates"] == [
+        "eyeriss_like", "nvdla_like", "shidiannao_like", "input_stationary", "sata_like"]
+    multi = d["multi-accelerators"]["hetero_2task"]
+    assert multi["sub_accelerators"] == 2 and multi["templates"] == d["accelerator sets"]["asic_template"]["templates"]
+    code, _, err = run_cli(capsys, "search", "--space", "darts_snn", "--space", "darts", "--hw", "hetero_2task",
+                           "--set", "hw.budget.pes=100", "--budget", "1", *TINY)
+    assert code == 2 and "budget.pes: expected at least 128 PEs" in err and len(err.strip().splitlines()) == 1
