@@ -27,7 +27,8 @@ from nasco.dsl._errors import SpecError, close_matches, shown
 from nasco.dsl._specs import AcceleratorTemplate, Constraint
 from nasco.dsl._units import UNITS, parse_quantity
 
-__all__ = ["AcceleratorSet", "BudgetSpec", "MultiAccelerator", "TEMPLATE_KEY", "pe_usage"]
+__all__ = ["AcceleratorSet", "BudgetSpec", "MultiAccelerator", "TEMPLATE_KEY", "min_usage", "pe_usage",
+           "smallest_partitions"]
 
 # The hw genotype key (and --set key) that picks a member template.
 TEMPLATE_KEY = "template"
@@ -61,9 +62,26 @@ def pe_usage(template: AcceleratorTemplate, values: Mapping[str, Any] | None = N
     return int(rows) * int(cols), float(bw)
 
 
-def _min_usage(template: AcceleratorTemplate) -> tuple[int, float]:
+def min_usage(template: AcceleratorTemplate) -> tuple[int, float]:
+    """(PEs, bytes/cycle) of the template's smallest array at its least bandwidth (the two
+    are separate choices, so one configuration takes both minima)."""
     rows, cols = _options(template.pe_array.rows), _options(template.pe_array.cols)
-    return min(rows) * min(cols), min(_options(template.bandwidth.dram_bytes_per_cycle))
+    return min(rows) * min(cols), float(min(_options(template.bandwidth.dram_bytes_per_cycle)))
+
+
+def smallest_partitions(mins: Mapping[str, tuple[int, float]], k: int) -> dict[tuple[int, float], tuple[str, ...]]:
+    """The Pareto-smallest (PEs, bytes/cycle) totals of ``k`` sub-accelerators, each on the
+    smallest configuration of some member (``mins``: member -> :func:`min_usage`), with the
+    members that make each total. A budget admits a partition iff it holds one of these."""
+    front: dict[tuple[int, float], tuple[str, ...]] = {(0, 0.0): ()}
+    for _ in range(k):
+        grown: dict[tuple[int, float], tuple[str, ...]] = {}
+        for (p, b), names in front.items():
+            for n, (mp, mb) in mins.items():
+                grown.setdefault((p + mp, round(b + mb, 9)), names + (n,))
+        front = {u: names for u, names in grown.items()
+                 if not any(v != u and v[0] <= u[0] and v[1] <= u[1] for v in grown)}
+    return front
 
 
 # ------------------------------------------------------------------ linking members
@@ -288,10 +306,10 @@ class MultiAccelerator(AcceleratorSet):
     OWN_KEYS = AcceleratorSet.OWN_KEYS + ("sub_accelerators", "budget")
 
     def _check_linked(self) -> None:
-        """The smallest partition (every sub-accelerator on the member with the fewest PEs
-        and least bandwidth) must fit the budget, or no candidate exists."""
+        """Some partition (k sub-accelerators, each on some member's smallest configuration)
+        must fit the budget in PEs and bandwidth at once, or no candidate exists."""
         k = self.sub_accelerators
-        usage = {n: _min_usage(t) for n, t in self.templates.items()}
+        usage = {n: min_usage(t) for n, t in self.templates.items()}
         pes_name = min(usage, key=lambda n: usage[n][0])
         bw_name = min(usage, key=lambda n: usage[n][1])
         pes, bw = usage[pes_name][0], usage[bw_name][1]
@@ -307,6 +325,19 @@ class MultiAccelerator(AcceleratorSet):
                 path=("budget", "dram_bytes_per_cycle"),
                 hint=f"raise budget.dram_bytes_per_cycle to {k * bw:g} or more, or list members with less "
                      "bandwidth")
+        front = smallest_partitions(usage, k)
+        max_p, max_b = self.budget.pes, self.budget.dram_bytes_per_cycle
+        if not any(p <= max_p and b <= max_b + 1e-9 for p, b in front):
+            need_p = min((p for p, b in front if b <= max_b + 1e-9), default=None)
+            need_b = min((b for p, b in front if p <= max_p), default=None)
+            ways = [f"{need_p} PEs within {max_b:g} bytes/cycle"] if need_p is not None else []
+            ways += [f"{need_b:g} bytes/cycle within {max_p} PEs"] if need_b is not None else []
+            fixes = ([f"budget.pes to {need_p}"] if need_p is not None else []) + (
+                [f"budget.dram_bytes_per_cycle to {need_b:g}"] if need_b is not None else [])
+            raise SpecError(
+                f"a budget that fits {k} sub-accelerators in PEs and bandwidth at once (the smallest partitions "
+                f"take {' or '.join(ways)})", f"{max_p} PEs and {max_b:g} bytes/cycle", path=("budget",),
+                hint="raise " + " or ".join(fixes))
 
     def member(self, name: str) -> AcceleratorTemplate:
         """The member template without specs (the system's specs apply to the totals)."""

@@ -14,6 +14,7 @@ Every genotype is plain JSON data, so it becomes part of a :class:`Candidate`'s 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections import Counter
 from typing import Any, Protocol, runtime_checkable
@@ -24,9 +25,12 @@ from nasco.dsl import (
     TEMPLATE_KEY, AcceleratorSet, AcceleratorTemplate, Choice, MultiAccelerator, pe_usage, resolve,
     search_dimensions,
 )
+from nasco.dsl._hwsets import min_usage, smallest_partitions
 
 __all__ = ["HwSpace", "MultiAcceleratorSpace", "SUBS_KEY", "TemplateSetSpace", "TemplateSpace", "hw_space",
            "pick"]
+
+log = logging.getLogger("nasco.space")
 
 SUBS_KEY = "sub_accelerators"
 # Whole-genotype rejection sampling keeps a multi-accelerator's samples uniform over the
@@ -287,7 +291,10 @@ class MultiAcceleratorSpace:
         self.pool = TemplateSetSpace(spec)  # spec.member() drops the members' own specs
         self.max_pes = int(spec.budget.pes)
         self.max_bw = float(spec.budget.dram_bytes_per_cycle)
-        self._min = {n: self._min_usage(n) for n in self.pool.names}
+        self._min = {n: min_usage(self.pool.members[n].spec) for n in self.pool.names}
+        # Pareto-smallest totals of r sub-accelerators, r = 0..k: what the others still need.
+        self._fronts = [smallest_partitions(self._min, r) for r in range(self.subs + 1)]
+        self._warned = False
 
     # ---------------------------------------------------------------- budget
     def usage(self, sub: dict[str, Any]) -> tuple[int, float]:
@@ -305,35 +312,30 @@ class MultiAcceleratorSpace:
     def within(self, pes: float, bw: float) -> bool:
         return pes <= self.max_pes and bw <= self.max_bw + 1e-9
 
-    def _min_usage(self, name: str) -> tuple[int, float]:
-        d = self.pool.members[name].dims()
-        t = self.pool.members[name].spec
-        vals = {k: min(d[k].options) for k in ("pe_array.rows", "pe_array.cols", "bandwidth.dram_bytes_per_cycle")
-                if k in d}
-        return pe_usage(t, vals)
-
     def _fits(self, name: str, pes: float, bw: float) -> bool:
         p, b = self._min[name]
         return p <= pes and b <= bw + 1e-9
 
-    def _sample_within(self, name: str, rng: np.random.Generator, pes: float, bw: float) -> dict[str, Any]:
-        """The member's choices drawn uniformly, then its PE array and bandwidth redrawn among
-        the options that fit ``pes`` and ``bw`` (the member must fit: see :meth:`_fits`)."""
+    def _room(self, p: float, b: float, left_p: float, left_b: float, rest: int) -> bool:
+        """Whether taking (p, b) out of (left_p, left_b) leaves room for ``rest`` more
+        sub-accelerators at their smallest."""
+        return any(p + fp <= left_p and b + fb <= left_b + 1e-9 for fp, fb in self._fronts[rest])
+
+    def _sample_within(self, name: str, rng: np.random.Generator, fits) -> dict[str, Any]:
+        """The member's choices drawn uniformly, then its (rows, cols, bandwidth) redrawn
+        uniformly among the combinations for which ``fits(PEs, bytes/cycle)`` holds (at least
+        the member's smallest one must: see :meth:`_fits`)."""
         member = self.pool.members[name]
         values = member.sample(rng)
         d = member.dims()
         t = member.spec
-        rows = d["pe_array.rows"].options if "pe_array.rows" in d else (t.pe_array.rows,)
-        cols = d["pe_array.cols"].options if "pe_array.cols" in d else (t.pe_array.cols,)
-        pairs = [(r, c) for r, c in itertools.product(rows, cols) if r * c <= pes]
-        r, c = pairs[int(rng.integers(len(pairs)))]
-        if "pe_array.rows" in d:
-            values["pe_array.rows"] = r
-        if "pe_array.cols" in d:
-            values["pe_array.cols"] = c
-        if "bandwidth.dram_bytes_per_cycle" in d:
-            opts = [o for o in d["bandwidth.dram_bytes_per_cycle"].options if o <= bw + 1e-9]
-            values["bandwidth.dram_bytes_per_cycle"] = opts[int(rng.integers(len(opts)))]
+        keys = ("pe_array.rows", "pe_array.cols", "bandwidth.dram_bytes_per_cycle")
+        fixed = (t.pe_array.rows, t.pe_array.cols, t.bandwidth.dram_bytes_per_cycle)
+        opts = [d[k].options if k in d else (v,) for k, v in zip(keys, fixed)]
+        combos = [(r, c, w) for r, c, w in itertools.product(*opts) if fits(r * c, float(w))]
+        for k, v in zip(keys, combos[int(rng.integers(len(combos)))]):
+            if k in d:
+                values[k] = v
         return {TEMPLATE_KEY: name, **values}
 
     # ---------------------------------------------------------------- protocol
@@ -349,13 +351,15 @@ class MultiAcceleratorSpace:
         subs = [self.pool.defaults() for _ in range(self.subs)]
         if self.within(*self.total({SUBS_KEY: subs})):
             return {SUBS_KEY: subs}
-        name = min(self.pool.names, key=lambda n: self._min[n])
-        member = self.pool.members[name]
-        d = member.dims()
-        small = {**member.defaults(), **{k: min(d[k].options) for k in
-                                         ("pe_array.rows", "pe_array.cols", "bandwidth.dram_bytes_per_cycle")
-                                         if k in d}}
-        return {SUBS_KEY: [{TEMPLATE_KEY: name, **small} for _ in range(self.subs)]}
+        fitting = sorted(u for u in self._fronts[self.subs] if self.within(*u))
+        out = []
+        for name in self._fronts[self.subs][fitting[0]]:
+            member = self.pool.members[name]
+            d = member.dims()
+            out.append({TEMPLATE_KEY: name, **member.defaults(),
+                        **{k: min(d[k].options) for k in ("pe_array.rows", "pe_array.cols",
+                                                          "bandwidth.dram_bytes_per_cycle") if k in d}})
+        return {SUBS_KEY: out}
 
     def complete(self, hw: dict[str, Any] | None) -> dict[str, Any]:
         if hw is None:
@@ -370,23 +374,29 @@ class MultiAcceleratorSpace:
             hw = {SUBS_KEY: [self.pool.sample(rng) for _ in range(self.subs)]}
             if self.within(*self.total(hw)):
                 return hw
+        if not self._warned:
+            self._warned = True
+            log.warning("%s: %d samples in a row exceeded the budget; sampling the sub-accelerators one by one "
+                        "within it instead (always in budget, no longer uniform over partitions)",
+                        self.name, _REJECTION_TRIES)
         return self._sample_sequential(rng)
 
     def _sample_sequential(self, rng: np.random.Generator) -> dict[str, Any]:
-        """Sub-accelerators in a random order, each within what is left once the others'
-        smallest needs are set aside; always within budget (the DSL checked that the
-        smallest partition fits)."""
-        low_p = min(p for p, _ in self._min.values())
-        low_b = min(b for _, b in self._min.values())
+        """Sub-accelerators in a random order, each drawn among the configurations that leave
+        room for the rest at their smallest; always within budget (the DSL checked that some
+        partition fits)."""
         subs: list[dict[str, Any] | None] = [None] * self.subs
         left_p, left_b = float(self.max_pes), self.max_bw
         order = rng.permutation(self.subs)
         for j, i in enumerate(order):
             rest = self.subs - j - 1
-            pes, bw = left_p - rest * low_p, left_b - rest * low_b
-            names = [n for n in self.pool.names if self._fits(n, pes, bw)]
+
+            def fits(p: float, b: float, lp: float = left_p, lb: float = left_b, r: int = rest) -> bool:
+                return self._room(p, b, lp, lb, r)
+
+            names = [n for n in self.pool.names if fits(*self._min[n])]
             name = names[int(rng.integers(len(names)))]
-            sub = self._sample_within(name, rng, pes, bw)
+            sub = self._sample_within(name, rng, fits)
             p, b = self.usage(sub)
             left_p, left_b = left_p - p, left_b - b
             subs[int(i)] = sub
@@ -422,7 +432,7 @@ class MultiAcceleratorSpace:
         if key is None:
             names = [n for n in self.pool.names if n != name and self._fits(n, free_p, free_b)]
             new = names[int(rng.integers(len(names)))]
-            subs[i] = self._sample_within(new, rng, free_p, free_b)
+            subs[i] = self._sample_within(new, rng, lambda p, b: p <= free_p and b <= free_b + 1e-9)
         else:
             alts = self._alternatives(sub, key, free_p, free_b)
             subs[i] = {**sub, key: alts[int(rng.integers(len(alts)))]}

@@ -66,6 +66,18 @@ def test_over_bandwidth_budget(files):
     assert err.path == ("budget", "pes") and "found 63" in str(err)
 
 
+def test_budget_must_fit_pes_and_bandwidth_at_once(tmp_path):
+    # Each budget alone holds 2 x the smallest member (32 PEs of toy_ws, 4 bytes/cycle of toy_os),
+    # but no two members take both so little: toy_ws needs 8 bytes/cycle, toy_os and toy_is 64 PEs.
+    files = write_standins(tmp_path, pes=64, bandwidth=8)
+    err = _error(files["toy_multi"])
+    assert str(err).endswith(
+        ":6: budget: expected a budget that fits 2 sub-accelerators in PEs and bandwidth at once (the smallest "
+        "partitions take 128 PEs within 8 bytes/cycle or 16 bytes/cycle within 64 PEs), found 64 PEs and "
+        "8 bytes/cycle; raise budget.pes to 128 or budget.dram_bytes_per_cycle to 16")
+    load_file(files["toy_multi"], overrides=parse_overrides(["budget.pes=96", "budget.dram_bytes_per_cycle=12"]))
+
+
 @pytest.mark.parametrize("edit,path,fragment", [
     (("toy_is.yaml]", "toy_iss.yaml]"), "members[2]", "no such file"),
     (("members: [toy_os.yaml", "members: [toy_ws.yaml"), "members[1]", "distinct template names"),

@@ -152,14 +152,24 @@ def test_budget_is_never_exceeded_over_1000_samples_and_mutations(files):
     assert set(templates) == {"toy_os", "toy_ws", "toy_is"}
 
 
-def test_tight_budget_falls_back_to_the_sequential_sampler(tmp_path):
-    files = write_standins(tmp_path, pes=128, bandwidth=8)  # only the smallest partitions fit
+def test_tight_budget_falls_back_to_the_sequential_sampler(tmp_path, caplog):
+    # Only one kind of partition fits: a 4x8 toy_ws (32 PEs, 8 bytes/cycle) beside an 8x8 toy_os or
+    # toy_is (64 PEs, 4 bytes/cycle). Two toy_ws would fit the PEs, not the bandwidth.
+    files = write_standins(tmp_path, pes=96, bandwidth=12)
     hw = hw_space(load_file(files["toy_multi"]))
     rng = np.random.default_rng(5)
-    for _ in range(50):
-        g = hw.sample(rng)
-        hw.check(g)
-        assert hw.total(g)[0] <= 128 and hw.total(g)[1] <= 8
+    with caplog.at_level("WARNING", logger="nasco.space"):
+        seen = set()
+        for _ in range(50):
+            g = hw.sample(rng)
+            hw.check(g)
+            assert hw.total(g) == (96, 12.0)
+            seen.add(tuple(sorted(s["template"] for s in g[SUBS_KEY])))
+    assert seen == {("toy_os", "toy_ws"), ("toy_is", "toy_ws")}
+    assert len([r for r in caplog.records if "one by one" in r.getMessage()]) == 1  # said once
+    d = hw.defaults()  # the default member twice would not fit: the smallest partition that does
+    hw.check(d)
+    assert sorted(s["template"] for s in d[SUBS_KEY]) in (["toy_os", "toy_ws"], ["toy_is", "toy_ws"])
 
 
 def test_multi_size_counts_partitions_within_budget(toy_multi):
