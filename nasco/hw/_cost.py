@@ -548,7 +548,8 @@ class CostModel:
         ifmaps and psums live in the global buffer; each MAC reads and writes its psum in the
         psum scratchpad (two accesses)."""
         acc = rs_layer_accesses(self.rows, self.cols, a["filter_h"], a["filter_w"], geo["oh"], geo["ow"],
-                                geo["ch_g"], geo["nf_g"], geo["g"], a["stride"], geo["dil"])
+                                geo["ch_g"], geo["nf_g"], geo["g"], a["stride"], geo["dil"],
+                                psum_words=int(self.t.rf.psum_words), filter_words=int(self.t.rf.filter_words))
         out = {k: np.where(compute, v, 0) for k, v in acc.items()}
         out["filter_reads"] = np.zeros_like(out["cycles"])
         out["psum_rw"] = 2

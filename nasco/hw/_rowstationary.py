@@ -106,8 +106,8 @@ def rs_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w:
 
 def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, filter_w: ArrayLike,
                       ofmap_h: ArrayLike, ofmap_w: ArrayLike, channels: ArrayLike, num_filters: ArrayLike,
-                      groups: ArrayLike = 1, stride: ArrayLike = 1, dilation: ArrayLike = 1
-                      ) -> dict[str, NDArray[np.int64]]:
+                      groups: ArrayLike = 1, stride: ArrayLike = 1, dilation: ArrayLike = 1,
+                      psum_words: int = 1, filter_words: int = 1 << 30) -> dict[str, NDArray[np.int64]]:
     """Cycles and word movements of whole layers (one image) under RS, for the cost model.
 
     ``channels`` and ``num_filters`` are per group. Every (channel, filter) pair of every
@@ -115,14 +115,21 @@ def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, fil
     array with copies of different groups instead of running groups one after another.
 
     * cycles: passes x S x F;
+    * copies stacked vertically (``rows // set_h`` of them) take different channels, so their
+      psums add up down the array's columns (Eyeriss accumulates channels spatially when sets
+      are short; Timeloop's Eyeriss-like mapping puts C on the same PE axis as the filter
+      rows); copies side by side take different filters of those channels;
     * ``ifmap_reads``: per pass, the ifmap rows a set's diagonals need,
-      ``(set_w - 1) * stride + (set_h - 1) * dilation + 1`` rows of ``W`` words, read once
-      and multicast to the copies that share a channel (copies take different filters of a
-      channel first, as Eyeriss's mapper prefers);
+      ``(set_w - 1) * stride + (set_h - 1) * dilation + 1`` rows of ``W`` words for each
+      channel the pass holds, read once and multicast to the copies that share it; a PE
+      whose scratchpads hold ``p = min(psum_words, filter_words // S)`` filters (Eyeriss's
+      mapping parameter p, JSSC 2017 Table III) runs them on each ifmap row it receives,
+      so ifmap rows are fetched once per p passes over those filters;
     * ``filter_words``: filter rows delivered to the filter scratchpads, once per pair and
       filter-row fold; they stay there across ofmap strips (S words per PE);
-    * ``psum_writes``: per set run, ``set_w`` psum rows of F words; ``psum_reads``: every run
-      after the first of an output row reads back the partial sums it continues;
+    * ``psum_writes``: per pass, each column of copies writes ``set_w`` psum rows of F words
+      (the vertical stack has summed its channels); ``psum_reads``: every write after the
+      first of an output row reads back the partial sums it continues;
     * ``ofmap_writes``: 0 here: finished outputs are the last psum writes.
     """
     rows, cols = _i(rows), _i(cols)
@@ -134,11 +141,14 @@ def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, fil
     cycles = passes * s * f
     in_w = (f - 1) * u + (s - 1) * d + 1
     rows_needed = (mp["set_w"] - 1) * u + (mp["set_h"] - 1) * d + 1
-    channels_per_pass = _cdiv(copies, np.minimum(copies, m))
-    ifmap_reads = passes * channels_per_pass * rows_needed * in_w
+    vertical = np.maximum(np.minimum(np.minimum(rows // mp["set_h"], c), copies), 1)
+    channels_per_pass = np.maximum(vertical, _cdiv(copies, np.minimum(copies, m)))
+    across = np.maximum(copies // vertical, 1)  # copies side by side: different filters
+    p = np.clip(np.minimum(psum_words, filter_words // np.maximum(s, 1)), 1, None)
+    p = np.minimum(p, _cdiv(m, across))
+    ifmap_reads = _cdiv(passes, p) * channels_per_pass * rows_needed * in_w
     filter_words = (passes // mp["strips"]) * copies * mp["set_h"] * s
-    runs = passes * copies
-    psum_writes = runs * mp["set_w"] * f
+    psum_writes = passes * _cdiv(copies, vertical) * mp["set_w"] * f
     outputs = e * f * m * g
     psum_reads = np.maximum(psum_writes - outputs, 0)
     return {"cycles": cycles, "ifmap_reads": ifmap_reads, "filter_words": filter_words,

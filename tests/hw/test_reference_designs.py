@@ -50,6 +50,9 @@ def test_timeloop_eyeriss_like_example_within_30pct_cycles_35pct_energy(referenc
     assert rf == pytest.approx(ref["psum_spad"] + ref["weights_spad"] + ref["ifmap_spad"], rel=0.15)
     assert tot["energy"]["dram"] / tot["macs"] * 1e12 == pytest.approx(ref["DRAM"], rel=0.15)
     assert tot["energy"]["compute"] / tot["macs"] * 1e12 == pytest.approx(ref["mac"], rel=1e-3)
+    # The global buffer within 25 %: ifmap rows serve the p filters a PE's scratchpads hold and
+    # vertically stacked channels add their psums in the array, as in Timeloop's mapping.
+    assert tot["energy"]["sram"] / tot["macs"] * 1e12 == pytest.approx(ref["shared_glb"], rel=0.25)
 
 
 def test_eyeriss_chip_alexnet_frame_rate_within_25pct(reference):
