@@ -85,8 +85,14 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         if name not in spec.templates:
             raise UsageError(f"--hw {args.hw}: no member '{name}' (members: {', '.join(spec.templates)})")
         template = spec.member(name)
-        print(f"template: {name} ({'the candidate' if picked else 'the default'} member of {spec.kind} "
-              f"'{spec.name}'; --set template=NAME picks another)", file=sys.stderr)
+        where = f"member of {spec.kind} '{spec.name}'"
+        if picked:
+            note = f"the candidate's {where}"
+        elif (TEMPLATE_KEY,) in hw_over:
+            note = f"{where}, picked by --set template"
+        else:
+            note = f"the default {where}; --set template=NAME picks another"
+        print(f"template: {name} ({note})", file=sys.stderr)
     dims = search_dimensions(template)
     values = defaults(template)
     taken = {k: v for k, v in values.items() if k not in cand_hw}
