@@ -107,8 +107,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def add_search(sub) -> None:
     p = sub.add_parser(
         "search", help="search architectures x accelerator configurations; writes ledger, front, plot, summary",
-        description="Search a space (and an accelerator template) with real training on a dataset and the "
-                    "analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
+        description="Search a space (and an accelerator template, template set, or a multi-accelerator with "
+                    "one space per task) with real training on a dataset and the analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
                     "completes), DIR/pareto.csv, DIR/pareto.png and DIR/summary.json.")
     p.add_argument("--space", required=True, action="append",
                    help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "

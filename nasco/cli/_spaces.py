@@ -119,7 +119,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             hw = hw_space(spec)
             tables = sorted({load_energy_table(t).name for t in hw.templates()})
             what = "partitions within budget" if isinstance(spec, MultiAccelerator) else "configurations"
-            print(f"{path}: ok ({type(spec).__name__} '{spec.name}', {len(spec.templates)} templates: "
+            n = len(spec.templates)
+            print(f"{path}: ok ({type(spec).__name__} '{spec.name}', {n} template{'s' if n != 1 else ''}: "
                   f"{', '.join(spec.templates)}; {hw.size():,} {what}; energy tables "
                   f"{', '.join(repr(t) for t in tables)})")
             continue
@@ -135,5 +136,7 @@ def add_validate(sub) -> None:
                                    "are validated with it. Errors name the file, line, key path, what was expected, "
                                    "what was found and a hint.")
     p.add_argument("files", nargs="+", metavar="FILE", help="paths or built-in names")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field before validating")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field before validating (as for search: macro.cells=4, hw.template=nvdla_like, "
+                        "hw.budget.pes=1024)")
     p.set_defaults(func=_cmd_validate)

@@ -131,7 +131,7 @@ def test_validate_and_spaces_know_the_new_kinds(files, capsys):
     assert "AcceleratorSet 'toy_set', 3 templates: toy_os, toy_ws, toy_is; 36 configurations" in out
     assert "MultiAccelerator 'toy_multi', 3 templates" in out
     code, out, err = run_cli(capsys, "validate", str(files["toy_set"]), "--set", "hw.template=toy_os")
-    assert code == 0 and "1 templates: toy_os; 16 configurations" in out, err
+    assert code == 0 and "1 template: toy_os; 16 configurations" in out, err
     code, out, _ = run_cli(capsys, "spaces", str(files["toy_multi"]))
     assert code == 0 and "sub-accelerators: 2 (one per task), sharing 320 PEs and 16 DRAM bytes/cycle" in out
     assert "member toy_is: pe_array.rows [8, 12]" in out
