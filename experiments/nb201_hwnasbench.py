@@ -14,11 +14,11 @@ latencies; the requirement is rho >= 0.9.
 
 ``--hw NAME`` costs on a built-in accelerator spec or a spec file: one model per choice of its
 ``dataflow`` (``NAME:DATAFLOW`` picks one), its other choices at their defaults, except that
-the generic ``asic_template`` takes the Eyeriss settings below (a spec such as ``eyeriss_like``
-is its own Eyeriss instance). By default ``asic_template`` (the systolic ws/os/is dataflows)
+the generic ``systolic_template`` takes the Eyeriss settings below (a spec such as ``eyeriss_like``
+is its own Eyeriss instance). By default ``systolic_template`` (the systolic ws/os/is dataflows)
 and, when it exists, ``eyeriss_like``.
 
-The Eyeriss settings for ``asic_template`` (the nearest its choices allow):
+The Eyeriss settings for ``systolic_template`` (the nearest its choices allow):
 
 * 12 x 14 PEs (Eyeriss's 168 PEs, Chen et al., JSSC 2017), 200 MHz (Eyeriss's clock);
 * buffers ifmap 32 KB + filter 64 KB + ofmap 16 KB = 112 KB, toward Eyeriss's 108 KB global
@@ -64,11 +64,11 @@ CONVENTIONS = ("nasco", "hwnasbench")
 DIAGNOSTICS = {"all edges": CellConvention(prune_dead=False),
                "pool=conv3x3": CellConvention(avg_pool_as_conv=True)}
 TARGET = 0.9  # the requirement on Spearman's rho
-SETTINGS = {"asic_template": EYERISS}  # choices fixed per template; others take their defaults
+SETTINGS = {"systolic_template": EYERISS}  # choices fixed per template; others take their defaults
 
 
 def default_hw() -> list[str]:
-    return ["asic_template"] + (["eyeriss_like"] if "eyeriss_like" in builtin_names("accelerator") else [])
+    return ["systolic_template"] + (["eyeriss_like"] if "eyeriss_like" in builtin_names("accelerator") else [])
 
 
 def hw_models(entry: str) -> tuple[dict[str, CostModel], str]:
@@ -151,7 +151,7 @@ def command(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hw", action="append", metavar="NAME[:DATAFLOW]",
-                    help="accelerator spec to cost on, repeatable (default: asic_template, and "
+                    help="accelerator spec to cost on, repeatable (default: systolic_template, and "
                          "eyeriss_like when it exists)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)

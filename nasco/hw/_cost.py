@@ -18,7 +18,7 @@ import numpy as np
 
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
 from nasco.hw._rowstationary import rs_layer_accesses
-from nasco.hw._systolic import systolic_compute_cycles, systolic_sram_accesses
+from nasco.hw._systolic import systolic_cycles_and_accesses
 from nasco.hw._workload import COLUMNS, Workload
 
 __all__ = ["CostModel", "CostReport", "ENERGY_PARTS", "MappingError"]
@@ -256,7 +256,7 @@ class CostModel:
                                       spike_rates[k] if spike_rates is not None else None,
                                       default_rate, base=int(offsets[k]))
                 assumed[k] = len(missing)
-        r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
+        r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0), utilization=False)
         r["energy_j"] = sum(r["energy_" + k] for k in ENERGY_PARTS)
         del r["utilization"]
         r["has_neuron"] = cols[_NEURON]
@@ -300,7 +300,7 @@ class CostModel:
                 raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped row-stationary: "
                                    f"{why(i)}; enlarge rf in the template or pick a systolic dataflow")
 
-    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray) -> dict[str, np.ndarray]:
+    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray, utilization: bool = True) -> dict[str, np.ndarray]:
         """The per-layer arithmetic of :meth:`cost` and :meth:`cost_many`.
 
         ``cols`` is a :data:`nasco.hw.COLUMNS` array (one column per layer), ``rates`` the
@@ -335,10 +335,16 @@ class CostModel:
         # Spike-gated work: an input spike lets one weight through (an accumulate, AC).
         # sop PEs run a non-binary input (a directly encoded first layer) bit-serially, one
         # bit plane of the activation per pass, each plane a spike map.
+        # (ANN batches on MAC templates skip the spiking arithmetic: same values, less work.)
+        snn = self.sop or bool(a["spiking_input"].any())
         serial = compute & ~spiking & self.sop
         macs = macs_pass * steps
-        ops = np.where(spiking, macs * rates, np.where(serial, macs * self.ab, macs))
-        cyc_pass = np.where(serial, core["cycles"] * self.ab, core["cycles"]).astype(np.float64)
+        if snn:
+            ops = np.where(spiking, macs * rates, np.where(serial, macs * self.ab, macs))
+            cyc_pass = np.where(serial, core["cycles"] * self.ab, core["cycles"]).astype(np.float64)
+        else:
+            ops = macs
+            cyc_pass = core["cycles"].astype(np.float64)
         if self.skip_zero:  # zero spikes skip their cycles: an event-driven array does the AC work only
             cyc_pass = np.where(spiking, np.ceil(cyc_pass * rates), cyc_pass)
 
@@ -359,9 +365,12 @@ class CostModel:
         # Vector ops are adds/compares at activation width; on a pool of binary spikes they are
         # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each.
         vec_binary = pool & (a["spiking_input"] != 0)
-        e_vec_op = np.where(vec_binary, self.e_add1, self.e_add_act)
-        e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
-        e_compute = ops * e_op + vec_ops * steps * e_vec_op
+        if snn:
+            e_vec_op = np.where(vec_binary, self.e_add1, self.e_add_act)
+            e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
+            e_compute = ops * e_op + vec_ops * steps * e_vec_op
+        else:
+            e_compute = ops * self.e_mac + vec_ops * steps * self.e_add_act
         # Register files: every MAC position reads its input operand (1 bit when it is a
         # spike); every op reads its weight and updates its psum (``psum_rw`` accesses). A sop
         # PE latches exactly this: its spike scratchpad every cycle, and, only when the spike
@@ -369,11 +378,14 @@ class CostModel:
         # register (SATA_Sim's PE: spike SPAD ungated, weight SPAD and 16-bit reg-acc clock
         # gated; github.com/RuokaiYin/SATA_Sim, inference-energy-cal/archs/sata-config.yaml).
         # A bit-serial layer latches one input bit per MAC position per bit plane.
-        in_bits = np.where(spiking | serial, 1, self.ab)
-        in_slots = np.where(serial, ops, macs)
+        if snn:
+            in_bits = np.where(spiking | serial, 1, self.ab)
+            in_slots = np.where(serial, ops, macs)
+            ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
+        else:
+            in_bits, in_slots, ifmap_bits = self.ab, macs, self.ab
         e_register = (in_slots * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
                       + ops * core["psum_rw"] * self.acc * self.e_rf_p)
-        ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
         # The vector unit reads each input element once (a line buffer holds the pooling
         # window's rows) and writes each output once. A pool's input is its padded ifmap, as
         # for a conv; an add reads its `operands` inputs.
@@ -387,9 +399,12 @@ class CostModel:
                   + buf_bits_w * self.e_sram_w) * steps
         # NoC: every word between a buffer (or DRAM, for filters that bypass the buffers) and
         # the PEs crosses the network once, multicast included.
-        noc_bits = (core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc
-                    + core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc
-                    + core["filter_words"] * self.wb) * steps
+        if self.e_noc or self.noc_bpc is not None or self.sop:
+            noc_bits = (core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc
+                        + core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc
+                        + core["filter_words"] * self.wb) * steps
+        else:  # neither charged nor a bottleneck in this template
+            noc_bits = np.zeros(cols.shape[1])
         if self.sop:
             sop = self._sop_traffic(a, core, steps, lif_src, fused, ifmap_bits, vec_in, vec_out)
             e_sram, noc_bits = sop["e_sram"], sop["noc_bits"]
@@ -464,9 +479,10 @@ class CostModel:
             "latency_s": total_cycles / self.clock_hz,
             "energy_compute": e_compute, "energy_register": e_register, "energy_noc": e_noc,
             "energy_sram": e_sram, "energy_dram": e_dram, "energy_neuron": e_neuron,
-            "utilization": np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0),
-            "macs": macs.astype(np.float64),
-            "ops": ops.astype(np.float64),
+            "utilization": (np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0)
+                            if utilization else None),
+            "macs": np.asarray(macs, dtype=np.float64),
+            "ops": np.asarray(ops, dtype=np.float64),
         }
 
     def _sop_traffic(self, a: dict, core: dict, steps: np.ndarray, lif_src: np.ndarray, fused: np.ndarray,
@@ -533,10 +549,10 @@ class CostModel:
         ih = (geo["oh"] - 1) * a["stride"] + a["filter_h"]
         iw = (geo["ow"] - 1) * a["stride"] + a["filter_w"]
         del dil
-        args = (self.t.dataflow, self.rows, self.cols, ih, iw, a["filter_h"], a["filter_w"], geo["ch_g"],
-                geo["nf_g"], a["stride"])
-        cyc = np.where(compute, systolic_compute_cycles(*args) * g, 0)
-        sram = {k: np.where(compute, v * g, 0) for k, v in systolic_sram_accesses(*args).items()}
+        cyc, sram = systolic_cycles_and_accesses(self.t.dataflow, self.rows, self.cols, ih, iw, a["filter_h"],
+                                                 a["filter_w"], geo["ch_g"], geo["nf_g"], a["stride"])
+        cyc = np.where(compute, cyc * g, 0)
+        sram = {k: np.where(compute, v * g, 0) for k, v in sram.items()}
         zero = np.zeros_like(cyc)
         return {"cycles": cyc, "ifmap_reads": sram["ifmap_reads"], "filter_reads": sram["filter_reads"],
                 "filter_words": zero, "ofmap_writes": sram["ofmap_writes"], "psum_reads": zero,

@@ -190,6 +190,31 @@ def systolic_sram_accesses(dataflow: str, rows: _Int, cols: _Int, ifmap_h: _Int,
     return {"ifmap_reads": stationary, "filter_reads": streamed, "ofmap_writes": partial_out}
 
 
+def systolic_cycles_and_accesses(dataflow: str, rows: int, cols: int, ifmap_h: IntArray, ifmap_w: IntArray,
+                                 filter_h: IntArray, filter_w: IntArray, channels: IntArray,
+                                 num_filters: IntArray, stride: IntArray
+                                 ) -> tuple[IntArray, dict[str, IntArray]]:
+    """:func:`systolic_compute_cycles` and :func:`systolic_sram_accesses` in one pass over
+    int64 arrays, for the cost model's hot path: the GEMM dimensions and folds are computed
+    once, and the argument checks are left to :class:`nasco.hw.Layer`, which validated every
+    layer when it was built."""
+    df = _check_dataflow(dataflow)
+    npx = (_cdiv(ifmap_h - filter_h, stride) + 1) * (_cdiv(ifmap_w - filter_w, stride) + 1)
+    win = filter_h * filter_w * channels
+    k = num_filters
+    sr, sc, t = (npx, k, win) if df == "os" else (win, k, npx) if df == "ws" else (win, npx, k)
+    fr, fc = _cdiv(sr, rows), _cdiv(sc, cols)
+    cycles = fr * fc * _rows_per_fold(df, t, rows, cols) - 1
+    streamed = fc * sr * t
+    if df == "os":
+        acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t, "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
+    elif df == "ws":
+        acc = {"ifmap_reads": streamed, "filter_reads": sr * sc, "ofmap_writes": fr * sc * t}
+    else:
+        acc = {"ifmap_reads": sr * sc, "filter_reads": streamed, "ofmap_writes": fr * sc * t}
+    return cycles, acc
+
+
 def systolic_utilization(dataflow: str, rows: _Int, cols: _Int, ifmap_h: _Int, ifmap_w: _Int,
                          filter_h: _Int, filter_w: _Int, channels: _Int, num_filters: _Int,
                          stride: _Int, total_cycles: _Int | None = None
