@@ -7,11 +7,17 @@ Values that do not vary over time (a directly encoded input through the stem) st
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import nn
+
+# spikingjelly registers Triton kernels as torch ops; on a machine without Triton (every
+# CPU-only install) torch logs "Triton not available" at WARNING each time one is looked up,
+# in the middle of the search's progress lines. The CPU path does not use them.
+logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 from nasco.dsl import ArchSpace
 from nasco.nn._plan import Plan
