@@ -1,0 +1,1 @@
+"""Benchmark lookup tables (experimental)."""
