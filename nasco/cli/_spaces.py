@@ -84,15 +84,23 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({t: {n: d for n, d in items} for t, items in rows}, indent=2))
         return 0
+    lines = []
     for title, items in rows:
-        print(f"{title}:")
+        lines.append((title, []))
         for name, d in items:
             size = d.get("size")
             size_txt = f"{size['arch']:,} architectures" if isinstance(size, dict) else (
                 f"{size:,} configurations" if size else "")
             if d["kind"] in ("accelerator_set", "multi_accelerator"):
                 size_txt = f"{len(d['templates'])} templates, {size_txt}"
-            print(f"  {name:<16} {size_txt:<34} {d.get('description', '')}")
+            lines[-1][1].append((name, size_txt, d.get("description", "")))
+    entries = [e for _, es in lines for e in es]
+    w_name = max((len(e[0]) for e in entries), default=0)
+    w_size = max((len(e[1]) for e in entries), default=0)
+    for title, es in lines:
+        print(f"{title}:")
+        for name, size_txt, desc in es:
+            print(f"  {name:<{w_name}}  {size_txt:<{w_size}}  {desc}")
     return 0
 
 
