@@ -6,16 +6,19 @@ from typing import Any
 
 from nasco.search._base import Searcher
 from nasco.search._evolution import RegularizedEvolution
+from nasco.search._pymoo import NSGA2Searcher, NSGA3Searcher
 from nasco.search._random import RandomSearch
 from nasco.space import SearchSpace
 
-__all__ = ["SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
+__all__ = ["NSGA2Searcher", "NSGA3Searcher", "SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
 
 # Name -> class; the CLI and configs pick searchers by these names, and the contract tests
 # in nasco.testing run over every entry.
 SEARCHERS: dict[str, type[Searcher]] = {
     RandomSearch.name: RandomSearch,
     RegularizedEvolution.name: RegularizedEvolution,
+    NSGA2Searcher.name: NSGA2Searcher,
+    NSGA3Searcher.name: NSGA3Searcher,
 }
 
 

@@ -25,13 +25,13 @@ def space():
 
 
 def test_registry_and_factory(space):
-    assert SEARCHERS == {"random": RandomSearch, "evolution": RegularizedEvolution}
+    assert {"random": RandomSearch, "evolution": RegularizedEvolution}.items() <= SEARCHERS.items()
     s = make_searcher("evolution", space, ("accuracy", "energy"), 3, population_size=8, sample_size=3)
     assert isinstance(s, RegularizedEvolution)
     assert (s.population_size, s.sample_size, s.seed, s.objectives) == (8, 3, 3, ("accuracy", "energy"))
     with pytest.raises(ValueError, match=r"unknown searcher 'evolutoin'.*did you mean 'evolution'"):
         make_searcher("evolutoin", space, ("accuracy",), 0)
-    with pytest.raises(ValueError, match="known: evolution, random"):
+    with pytest.raises(ValueError, match="known: .*evolution, .*random"):
         make_searcher("nsga9", space, ("accuracy",), 0)
 
 
