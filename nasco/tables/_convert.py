@@ -1,8 +1,8 @@
 """Converters from the official NAS-Bench-201 family release files to one flat table per format.
 
-Experimental API. ``convert(path, fmt, trust_pickle=..., max_rows=...)`` returns a ``pandas.DataFrame`` with one
-row per architecture: ``index`` (the official NAS-Bench-201 index, 0..15624), ``arch_str`` (the official string
-``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``) and metric columns named like the files in shared/data/nb201.
+Experimental API. ``convert(path, fmt, trust_pickle=..., max_rows=...)`` returns a ``pandas.DataFrame`` with
+one row per architecture: ``index`` (the official NAS-Bench-201 index, 0..15624), ``arch_str`` (the official
+string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``) and metric columns named like the files in shared/data/nb201.
 
 Formats and where their layout was read (the official readers, not re-implemented here):
 
@@ -16,7 +16,8 @@ Formats and where their layout was read (the official readers, not re-implemente
 ``nb201-pth``
     NAS-Bench-201 ``NAS-Bench-201-v1_1-096897.pth`` (and v1_0): a ``torch.save`` of ``{'meta_archs',
     'arch2infos': {index: {'less': state, 'full': state}}, 'evaluated_indexes', 'total_archs'}``, where
-    ``'less'`` is the 12-epoch and ``'full'`` the 200-epoch schedule (NAS-Bench-201 ``nas_201_api/api_201.py``:
+    ``'less'`` is the 12-epoch and ``'full'`` the 200-epoch schedule (NAS-Bench-201
+    ``nas_201_api/api_201.py``:
     ``hp2archres['12'] = ...(all_info['less'])``, ``hp2archres['200'] = ...(all_info['full'])``).
 ``hwnasbench-pickle``
     HW-NAS-Bench ``HW-NAS-Bench-v1_0.pickle``: a plain pickle of ``{'nasbench201': {dataset: {metric: values
@@ -38,7 +39,7 @@ column                            source
 ``c10valid_valid_<hp>ep``         ``cifar10-valid`` / ``x-valid``
 ``c10valid_test_<hp>ep``          ``cifar10-valid`` / ``ori-test``
 ``c10_test_<hp>ep``               ``cifar10`` / ``ori-test`` (trained on train+valid)
-``c100_valid_<hp>ep``             ``cifar100`` / ``x-valid``; ``in16_valid_<hp>ep`` likewise for ImageNet16-120
+``c100_valid_<hp>ep``             ``cifar100`` / ``x-valid``; ``in16_valid_<hp>ep`` likewise (ImageNet16-120)
 ``c100_test_<hp>ep``              ``cifar100`` / ``x-test``; ``in16_test_<hp>ep`` likewise
 ``c100_valtest_<hp>ep``           ``cifar100`` / ``ori-test`` (valid+test); ``in16_valtest_<hp>ep`` likewise
 ``<p>_train_<hp>ep``              ``train_acc1es`` at the last epoch, ``<p>`` in c10valid, c10, c100, in16
@@ -73,6 +74,7 @@ import os
 import pickle
 import re
 import tarfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,8 +92,8 @@ _DESCRIPTIONS = {
             "accuracies at 12 and 200 epochs on CIFAR-10/100 and ImageNet16-120, FLOPs, params",
     "nb201-pth": "NAS-Bench-201 NAS-Bench-201-v1_1-096897.pth (torch.save of meta_archs/arch2infos, "
                  "'less' = 12 epochs, 'full' = 200 epochs): accuracies, FLOPs, params",
-    "hwnasbench-pickle": "HW-NAS-Bench HW-NAS-Bench-v1_0.pickle ('nasbench201' part): latency (ms) and energy "
-                         "(mJ) on EdgeGPU, Raspberry Pi 4, Edge TPU, Pixel 3, Eyeriss and FPGA",
+    "hwnasbench-pickle": "HW-NAS-Bench HW-NAS-Bench-v1_0.pickle ('nasbench201' part): latency (ms) and "
+                         "energy (mJ) on EdgeGPU, Raspberry Pi 4, Edge TPU, Pixel 3, Eyeriss and FPGA",
 }
 
 # The five NB201 ops (NATS-Bench api_topology.py str2matrix default search space).
@@ -108,6 +110,10 @@ _SET_NAME = {
     "ImageNet16-120": {"x-valid": "valid", "x-test": "test", "ori-test": "valtest"},
 }
 _NB201_HP = {"less": "12", "full": "200"}
+# The per-architecture metrics HWNASBenchAPI.query_by_index reads for 'nasbench201' (hw_nas_bench_api.py).
+_HW_METRICS = ("edgegpu_latency", "edgegpu_energy", "raspi4_latency", "edgetpu_latency", "pixel3_latency",
+               "eyeriss_latency", "eyeriss_energy", "eyeriss_arithmetic_intensity", "fpga_latency",
+               "fpga_energy")
 _HW_PREFIX = {"cifar10": "", "cifar100": "c100_", "ImageNet16-120": "in16_"}
 _PICKLE_EXT = ".pickle.pbz2"
 
@@ -182,8 +188,7 @@ def _reading(where: str, what: str) -> Iterator[None]:
                            f"({_one_line(exc)})") from None
     except EOFError as exc:
         raise ConvertError(f"{where}: {what} is truncated ({_one_line(exc)})") from None
-    except (OSError, pickle.UnpicklingError, tarfile.TarError, RuntimeError, ValueError, TypeError,
-            IndexError, KeyError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure while decoding the file is the file's fault
         raise ConvertError(f"{where}: {what} is corrupt or not in the expected format "
                            f"({type(exc).__name__}: {_one_line(exc)})") from None
 
@@ -229,14 +234,15 @@ def _number(value: Any, where: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConvertError(f"{where}: expected a number, found {type(value).__name__} {value!r:.40}") from None
+        raise ConvertError(f"{where}: expected a number, found {type(value).__name__} "
+                           f"{value!r:.40}") from None
     return out
 
 
 def _arch(arch: Any, where: str) -> str:
     if not isinstance(arch, str) or not _ARCH_RE.match(arch):
-        raise ConvertError(f"{where}: bad arch string {arch!r:.120}; expected |op~0|+|op~0|op~1|+|op~0|op~1|op~2| "
-                           f"with op in {', '.join(_OPS)}")
+        raise ConvertError(f"{where}: bad arch string {arch!r:.120}; expected "
+                           f"|op~0|+|op~0|op~1|+|op~0|op~1|op~2| with op in {', '.join(_OPS)}")
     return arch
 
 
@@ -262,7 +268,8 @@ def _hp_name(key: Any, where: str) -> str:
         return _NB201_HP[key]
     if key.isdigit():
         return str(int(key))
-    raise ConvertError(f"{where}: unknown training-schedule key {key!r}; expected '12'/'200' or 'less'/'full'")
+    raise ConvertError(f"{where}: unknown training-schedule key {key!r}; "
+                       f"expected '12'/'200' or 'less'/'full'")
 
 
 def _arch_row(index: int, arch_str: str, hp2state: Any, where: str) -> dict[str, Any]:
@@ -281,7 +288,8 @@ def _arch_row(index: int, arch_str: str, hp2state: Any, where: str) -> dict[str,
         if got != arch_str:
             raise ConvertError(f"{at}: arch_str {got!r} differs from the index's {arch_str!r}")
         if "arch_index" in state and int(_number(state["arch_index"], at)) != index:
-            raise ConvertError(f"{at}: arch_index {state['arch_index']} differs from the file's index {index}")
+            raise ConvertError(f"{at}: arch_index {state['arch_index']} differs from the file's "
+                               f"index {index}")
         results = _need(state, "all_results", at)
         seeds_by_ds = _need(state, "dataset_seed", at)
         if not isinstance(seeds_by_ds, Mapping) or not isinstance(results, Mapping):
@@ -339,7 +347,7 @@ def _cost_columns(prefix: str, results: Sequence[Mapping[str, Any]], where: str)
 
 
 def _iter_dict(obj: Any, where: str) -> Iterator[dict[str, Any]]:
-    """Rows from a whole-benchmark dict (the .pth or the single-file NATS pickle), dropping each entry once used."""
+    """Rows from a whole-benchmark dict (.pth or single-file NATS pickle), dropping each entry once used."""
     if not isinstance(obj, dict):
         raise ConvertError(f"{where}: expected a dict with 'meta_archs' and 'arch2infos', "
                            f"found {type(obj).__name__}")
@@ -418,8 +426,8 @@ def _iter_nats_files(p: Path, names: set[str], read: Any, sep: str) -> Iterator[
         arch_str = _arch(metas[index], f"{p}{sep}{meta_name} meta_archs[{index}]")
         name = next((n for n in (f"{index:06d}{_PICKLE_EXT}", f"{index}{_PICKLE_EXT}") if n in names), None)
         if name is None:
-            raise ConvertError(f"{p}: missing {index:06d}{_PICKLE_EXT} (meta lists {len(metas)} architectures); "
-                               f"the archive is incomplete")
+            raise ConvertError(f"{p}: missing {index:06d}{_PICKLE_EXT} (meta lists {len(metas)} "
+                               f"architectures); the archive is incomplete")
         where = f"{p}{sep}{name}"
         hp2state = _load_bz2_pickle(read(name), where)
         yield _arch_row(index, arch_str, hp2state, where)
@@ -456,7 +464,8 @@ def _iter_hw(p: Path) -> Iterator[dict[str, Any]]:
         raise ConvertError(f"{p}: 'nasbench201' must be a dict of datasets")
     unknown = [d for d in space if d not in _HW_PREFIX]
     if unknown:
-        raise ConvertError(f"{p}: unknown dataset {unknown[0]!r} under 'nasbench201'; known: {', '.join(_HW_PREFIX)}")
+        raise ConvertError(f"{p}: unknown dataset {unknown[0]!r} under 'nasbench201'; "
+                           f"known: {', '.join(_HW_PREFIX)}")
     if "cifar10" not in space:
         raise ConvertError(f"{p}: missing key 'cifar10' under 'nasbench201'")
     columns: list[tuple[str, Sequence[Any]]] = []
@@ -465,14 +474,22 @@ def _iter_hw(p: Path) -> Iterator[dict[str, Any]]:
     for dataset, metrics in space.items():
         where = f"{p} nasbench201/{dataset}"
         cfg = _need(metrics, "config", where)
+        for metric in _HW_METRICS:  # the official API reads all of them for every dataset
+            _need(metrics, metric, where)
         if n is None:
             n = len(cfg)
         for name, values in list(metrics.items()):
-            if not hasattr(values, "__len__") or isinstance(values, (str, bytes, Mapping)):
+            listlike = hasattr(values, "__len__") and not isinstance(values, (str, bytes, Mapping))
+            if not listlike and name not in _HW_METRICS and name != "config":
+                warnings.warn(f"{where}/{name}: not a per-architecture list ({type(values).__name__}); "
+                              f"left out of the table", stacklevel=3)
+                continue
+            if not listlike:
                 raise ConvertError(f"{where}/{name}: expected a list indexed by architecture, "
                                    f"found {type(values).__name__}")
             if len(values) != n:
-                raise ConvertError(f"{where}/{name}: has {len(values)} entries, expected {n} (one per architecture)")
+                raise ConvertError(f"{where}/{name}: has {len(values)} entries, expected {n} "
+                                   f"(one per architecture)")
             if name == "config":
                 configs[dataset] = values
             else:
@@ -484,8 +501,8 @@ def _iter_hw(p: Path) -> Iterator[dict[str, Any]]:
             got = _arch(_need(cfg[index], "arch_str", f"{p} nasbench201/{dataset}/config[{index}]"),
                         f"{p} nasbench201/{dataset}/config[{index}]")
             if arch_str is not None and got != arch_str:
-                raise ConvertError(f"{p} nasbench201/{dataset}/config[{index}]: arch_str {got!r} differs from "
-                                   f"cifar10's {arch_str!r}")
+                raise ConvertError(f"{p} nasbench201/{dataset}/config[{index}]: arch_str {got!r} "
+                                   f"differs from cifar10's {arch_str!r}")
             arch_str = got
         row: dict[str, Any] = {"index": index, "arch_str": arch_str}
         for col, values in columns:
