@@ -16,3 +16,15 @@ def test_every_subpackage_is_listed():
     assert found == listed
     for pkg, folder in cfg["package-dir"].items():
         assert (ROOT / folder / "__init__.py").is_file(), folder
+
+
+def test_nb201_table_data_ships_with_the_package():
+    """The built-in nb201 lookup table's DSL file, data and provenance match the package-data globs."""
+    from fnmatch import fnmatch
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = cfg["package-data"]["nasco.search_spaces"]
+    for name in ("nb201_table.yaml", "nb201_table.csv.gz", "nb201_table.md"):
+        assert (ROOT / "search_spaces" / name).is_file(), name
+        assert any(fnmatch(name, g) for g in globs), name
+    assert (ROOT / "search_spaces" / "nb201_table.csv.gz").stat().st_size < 4_000_000

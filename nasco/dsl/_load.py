@@ -10,6 +10,7 @@ import yaml
 from nasco.dsl._build import build
 from nasco.dsl._errors import SpecError, close_matches, shown
 from nasco.dsl._hwsets import AcceleratorSet, MultiAccelerator
+from nasco.dsl._lookup import LookupTableSpec
 from nasco.dsl._specs import SCHEMA_VERSION, AcceleratorTemplate, ArchSpace, EnergyTable
 from nasco.dsl._yaml import _SafeLoader, load_yaml_text
 
@@ -22,6 +23,7 @@ KINDS: dict[str, type] = {
     "accelerator_set": AcceleratorSet,
     "multi_accelerator": MultiAccelerator,
     "energy_table": EnergyTable,
+    "lookup_table": LookupTableSpec,
 }
 # What --hw takes: any of these kinds.
 HW_KINDS = ("accelerator", "accelerator_set", "multi_accelerator")

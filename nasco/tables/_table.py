@@ -1,0 +1,368 @@
+"""Lookup tables: a NAS-Bench-style table held as numpy columns, keyed by official index.
+
+``load_table('nb201')`` reads the ``lookup_table`` DSL file, then either the parquet cache
+built from it before (pyarrow only: no pandas on this path, which keeps a cold load fast
+and small) or, the first time, the data file itself: parsed with pandas, checked row by
+row against the space, and written to the cache. Every check runs before anything is
+cached or returned, so a faulty file is never half-loaded.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasco.dsl import LookupTableSpec, builtin_dir, find_file, load_file
+from nasco.dsl._errors import close_matches
+from nasco.tables._cache import atomic_write_parquet, cache_dir, cache_key
+from nasco.tables._errors import TableError
+
+__all__ = ["STATS", "Table", "find_table", "load_table"]
+
+log = logging.getLogger("nasco.tables")
+
+# Counters for tests and benchmarks: data files parsed, cache files read.
+STATS = {"parsed": 0, "cache_hits": 0}
+
+_INDEX = "__index__"   # official index, int64, ascending
+_ID = "__id__"         # canonical candidate id, string
+
+
+def find_table(name_or_path: str | Path) -> Path:
+    """A built-in table (``nb201`` or ``nb201_table`` -> search_spaces/nb201_table.yaml) or a DSL path."""
+    text = str(name_or_path)
+    if "/" not in text and not text.endswith((".yaml", ".yml")) and not Path(text).is_file():
+        p = builtin_dir() / f"{text}_table.yaml"
+        if p.is_file():
+            return p
+    return find_file(text, what="lookup table", kind="lookup_table")
+
+
+@dataclass(frozen=True)
+class _Where:
+    spec_file: Path
+    source: Path
+    space_file: Path
+
+
+class Table:
+    """A loaded lookup table: one float64 numpy array per metric column, rows in
+    ascending official index. Query with :meth:`query`; see :meth:`info`."""
+
+    def __init__(self, spec: LookupTableSpec, columns: dict[str, np.ndarray], index: np.ndarray,
+                 ids: Any, where: _Where, cache_path: Path | None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.columns = columns
+        self.index = index
+        self._ids = ids                       # pyarrow array or list of str
+        self._id_row: dict[str, int] | None = None
+        self._arch_row: dict[str, int] | None = None
+        self.where = where
+        self.cache_path = cache_path
+        n = int(index.max()) + 1 if len(index) else 0
+        self._row_of = np.full(n, -1, dtype=np.int64)
+        self._row_of[index] = np.arange(len(index), dtype=np.int64)
+
+    # ------------------------------------------------------------------ naming
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(dict.fromkeys(m.metric for m in self.spec.metrics.values()))
+
+    def direction(self, metric: str) -> str:
+        for m in self.spec.metrics.values():
+            if m.metric == metric:
+                return m.direction
+        raise self._unknown_metric(metric)
+
+    def _unknown_metric(self, metric: str) -> TableError:
+        known = self.metric_names + list(self.spec.metrics)
+        return TableError(f"no metric or column '{metric}'", file=str(self.where.spec_file),
+                          hint=close_matches(metric, known) or "metrics: " + ", ".join(self.metric_names))
+
+    def column_for(self, metric: str, *, dataset: str | None = None, split: str | None = None,
+                   fidelity: int | None = None) -> str:
+        """The column holding ``metric`` on (dataset, split, fidelity); a column name works too.
+
+        Criteria left None match anything; the match must be unique.
+        """
+        if metric in self.spec.metrics and metric not in self.metric_names:
+            return metric
+        cols = [c for c, m in self.spec.metrics.items() if m.metric == metric]
+        if not cols:
+            raise self._unknown_metric(metric)
+        sel = [c for c in cols
+               if all(want is None or getattr(self.spec.metrics[c], attr) == want
+                      for attr, want in (("dataset", dataset), ("split", split), ("fidelity", fidelity)))]
+        asked = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("split", split), ("fidelity", fidelity))
+                          if v is not None) or "no dataset, split or fidelity"
+        if len(sel) == 1:
+            return sel[0]
+        opts = "; ".join(f"{c} ({self._describe(c)})" for c in (sel or cols))
+        if not sel:
+            raise TableError(f"no '{metric}' column for {asked}", file=str(self.where.spec_file),
+                             hint=f"columns: {opts}")
+        raise TableError(f"'{metric}' with {asked} matches {len(sel)} columns", file=str(self.where.spec_file),
+                         hint=f"give dataset, split and fidelity (or a column name): {opts}")
+
+    def _describe(self, col: str) -> str:
+        m = self.spec.metrics[col]
+        parts = [f"{k}={v}" for k, v in (("dataset", m.dataset), ("split", m.split), ("fidelity", m.fidelity))
+                 if v is not None]
+        return ", ".join(parts + ([f"unit={m.unit}"] if m.unit else [])) or "-"
+
+    # ------------------------------------------------------------------ rows
+    def rows(self, keys: Any) -> np.ndarray:
+        """Row numbers of official indices (ints), candidate ids or NB201 arch strings."""
+        arr = np.asarray(keys)
+        if arr.dtype.kind in "iu":
+            idx = arr.astype(np.int64, copy=False)
+            n = len(self._row_of)
+            bad = (idx < 0) | (idx >= n)
+            rows = self._row_of[np.where(bad, 0, idx)] if n else np.full(idx.shape, -1)
+            rows = np.where(bad, -1, rows)
+        elif arr.dtype.kind in "UO":
+            rows = np.array([self._row_of_text(str(k)) for k in arr.ravel()], dtype=np.int64).reshape(arr.shape)
+        else:
+            raise TypeError(f"table keys are official indices (int) or candidate ids (str), got {arr.dtype}")
+        if (rows < 0).any():
+            first = arr.ravel()[int(np.argmax((rows < 0).ravel()))]
+            raise KeyError(f"table '{self.name}' has no row for {first!r}")
+        return rows
+
+    def _row_of_text(self, key: str) -> int:
+        if key.startswith("|"):
+            if self._arch_row is None:
+                from nasco.space._nb201 import official_index_table
+                idx = official_index_table(str(self._index_file()))
+                self._arch_row = {s: int(self._row_of[i]) for s, i in idx.items()
+                                  if i < len(self._row_of) and self._row_of[i] >= 0}
+            return self._arch_row.get(key, -1)
+        if self._id_row is None:
+            ids = self._ids.to_pylist() if hasattr(self._ids, "to_pylist") else list(self._ids)
+            self._id_row = {s: i for i, s in enumerate(ids)}
+        return self._id_row.get(key, -1)
+
+    def _index_file(self) -> Path:
+        space = load_file(self.where.space_file, kind="arch_space")
+        return find_file(space.official_index, relative_to=self.where.space_file.parent, what="index table")
+
+    def row_of(self, candidate: Any) -> int:
+        """The row of a Candidate (its official index when it has one, else its id)."""
+        arch = getattr(candidate, "arch", None) or {}
+        i = arch.get("index") if isinstance(arch, dict) else None
+        return int(self.rows(np.int64(i) if i is not None else np.str_(candidate.id)))
+
+    # ------------------------------------------------------------------ query
+    def query(self, keys: Any, metric: str, *, dataset: str | None = None, split: str | None = None,
+              fidelity: int | None = None) -> Any:
+        """Values of ``metric`` for official indices, candidate ids or arch strings.
+
+        A scalar key gives a float, an array of keys an array (numpy take: vectorised).
+        """
+        col = self.columns[self.column_for(metric, dataset=dataset, split=split, fidelity=fidelity)]
+        rows = self.rows(keys)
+        out = col.take(rows)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def ids(self) -> list[str]:
+        return self._ids.to_pylist() if hasattr(self._ids, "to_pylist") else list(self._ids)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame({"index": self.index, "id": self.ids(), **self.columns})
+
+    def info(self) -> dict[str, Any]:
+        cols = []
+        for c, m in self.spec.metrics.items():
+            v = self.columns[c]
+            finite = v[np.isfinite(v)]
+            cols.append({"column": c, "metric": m.metric, "dataset": m.dataset, "split": m.split,
+                         "fidelity": m.fidelity, "unit": m.unit, "direction": m.direction,
+                         "missing": int(len(v) - len(finite)),
+                         "min": float(finite.min()) if len(finite) else None,
+                         "max": float(finite.max()) if len(finite) else None})
+        return {"name": self.name, "description": self.spec.description, "file": str(self.where.spec_file),
+                "source": str(self.where.source), "space": self.spec.space, "provenance": self.spec.provenance,
+                "rows": len(self), "cache": str(self.cache_path) if self.cache_path else None,
+                "metrics": self.metric_names, "columns": cols}
+
+
+# ---------------------------------------------------------------------- loading
+def load_table(name_or_path: str | Path, *, cache: Path | str | None = None, rebuild: bool = False) -> Table:
+    """Load a table by built-in name or DSL path, from its cache when one is current.
+
+    ``cache``: the cache folder (default :func:`nasco.tables.cache_dir`). Raises
+    :class:`TableError` (or SpecError for the DSL file) on any fault.
+    """
+    spec_file = find_table(name_or_path)
+    spec = load_file(spec_file, kind="lookup_table")
+    source = spec_file.parent / spec.data
+    if not source.is_file():
+        raise TableError(f"data '{spec.data}': no such file ({source})", file=str(spec_file))
+    space_file = find_file(spec.space, relative_to=spec_file.parent, what="architecture space", kind="arch_space")
+    where = _Where(spec_file, source, space_file)
+    folder = Path(cache) if cache is not None else cache_dir()
+    path = folder / f"{spec.name}-{cache_key(spec_file, space_file, source)}.parquet"
+    if path.is_file() and not rebuild:
+        try:
+            table = _read_cache(spec, path, where)
+            STATS["cache_hits"] += 1
+            return table
+        except Exception as exc:  # noqa: BLE001 - our own cache: rebuild it, and say so
+            warnings.warn(f"{path}: unreadable cache ({type(exc).__name__}: {exc}); rebuilding it from "
+                          f"{source}", RuntimeWarning, stacklevel=2)
+    index, ids, columns = _parse_source(spec, where)
+    table = Table(spec, columns, index, ids, where, None)
+    try:
+        _write_cache(table, path)
+        table.cache_path = path
+    except OSError as exc:
+        warnings.warn(f"{path}: cannot write the table cache ({exc}); the table stays in memory only",
+                      RuntimeWarning, stacklevel=2)
+    return table
+
+
+def _read_cache(spec: LookupTableSpec, path: Path, where: _Where) -> Table:
+    import pyarrow.parquet as pq
+
+    pa_table = pq.ParquetFile(path, memory_map=True, pre_buffer=False).read(use_threads=False)
+    names = set(pa_table.column_names)
+    missing = ({_INDEX, _ID} | set(spec.metrics)) - names
+    if missing:
+        raise ValueError(f"cache lacks columns {sorted(missing)}")
+    columns = {c: _numpy(pa_table.column(c), np.float64) for c in spec.metrics}
+    index = _numpy(pa_table.column(_INDEX), np.int64)
+    return Table(spec, columns, index, pa_table.column(_ID), where, path)
+
+
+def _numpy(col: Any, dtype: Any) -> np.ndarray:
+    """A null-free numeric arrow column as numpy, without pyarrow's pandas shim (importing
+    pandas would triple the time and memory of a cold load)."""
+    arr = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    if arr.null_count:
+        raise ValueError(f"cache column holds {arr.null_count} nulls")
+    dt = np.dtype(dtype)
+    out = np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
+    out.setflags(write=False)
+    return out
+
+
+def _write_cache(table: Table, path: Path) -> None:
+    import pyarrow as pa
+
+    data = {_INDEX: pa.array(table.index, pa.int64()), _ID: pa.array(table.ids(), pa.string())}
+    data.update({c: pa.array(v, pa.float64()) for c, v in table.columns.items()})
+    atomic_write_parquet(pa.table(data), path)
+
+
+def _read_frame(source: Path, file: str):
+    import pandas as pd
+
+    name = source.name.lower()
+    try:
+        if name.endswith(".parquet") or name.endswith(".pq"):
+            return pd.read_parquet(source)
+        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst")):
+            return pd.read_csv(source, dtype_backend="numpy_nullable")
+        if name.endswith((".tsv", ".tsv.gz")):
+            return pd.read_csv(source, sep="\t", dtype_backend="numpy_nullable")
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a corrupt or truncated file
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TableError(f"cannot read the data file {source} ({type(exc).__name__}: {msg}); "
+                         "it is corrupt, truncated or not in the format its name says", file=file) from None
+    raise TableError(f"data file '{source.name}': unknown format", file=file,
+                     hint="use .csv, .csv.gz, .tsv or .parquet")
+
+
+def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    import pandas as pd
+
+    from nasco.space import SearchSpace
+    from nasco.space._nb201 import arch_str_ops, index_table_of
+
+    file = str(where.source)
+    df = _read_frame(where.source, file)
+    STATS["parsed"] += 1
+    if len(df) == 0:
+        raise TableError("no data rows", file=file)
+    need = [c for c in (spec.key.index, spec.key.arch_str) if c] + list(spec.metrics)
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise TableError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} "
+                         f"(declared in {where.spec_file.name})", file=file,
+                         hint=close_matches(missing[0], [str(c) for c in df.columns])
+                         or f"columns: {', '.join(map(str, df.columns[:12]))}")
+    arch = load_file(where.space_file, kind="arch_space")
+    if not getattr(arch, "official_index", None):
+        raise TableError(f"space '{arch.name}' has no official index; tables key their rows by it",
+                         file=str(where.spec_file))
+    official = index_table_of(arch)     # arch_str -> index
+    n_cells = len(official)
+    index: np.ndarray | None = None
+    if spec.key.index:
+        s = df[spec.key.index]
+        _no_nan(s, spec.key.index, file)
+        v = pd.to_numeric(s, errors="coerce")
+        bad = v.isna() | (v != np.floor(v))
+        if bad.any():
+            r = int(np.argmax(bad.to_numpy()))
+            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {s.iloc[r]!r}, not an integer "
+                             "index", file=file)
+        index = v.to_numpy(dtype=np.int64)
+        out = (index < 0) | (index >= n_cells)
+        if out.any():
+            r = int(np.argmax(out))
+            raise TableError(f"row {r + 1}: index {index[r]} does not map to space '{arch.name}' "
+                             f"(official indices 0..{n_cells - 1})", file=file)
+    if spec.key.arch_str:
+        s = df[spec.key.arch_str]
+        _no_nan(s, spec.key.arch_str, file)
+        strs = s.astype(str).to_numpy()
+        from_str = np.fromiter((official.get(a, -1) for a in strs), dtype=np.int64, count=len(strs))
+        if (from_str < 0).any():
+            r = int(np.argmax(from_str < 0))
+            raise TableError(f"row {r + 1}: arch_str '{strs[r]}' is not a cell of space '{arch.name}'",
+                             file=file)
+        if index is not None and (from_str != index).any():
+            r = int(np.argmax(from_str != index))
+            raise TableError(f"row {r + 1}: index {index[r]} but arch_str '{strs[r]}' is the cell of index "
+                             f"{from_str[r]}", file=file, hint="the key columns disagree; check the join")
+        index = from_str
+    assert index is not None
+    order = np.argsort(index, kind="stable")
+    sorted_idx = index[order]
+    dup = np.flatnonzero(sorted_idx[1:] == sorted_idx[:-1])
+    if len(dup):
+        k = sorted_idx[dup[0]]
+        rows = np.flatnonzero(index == k)[:2] + 1
+        raise TableError(f"duplicate key: index {k} appears in rows {rows[0]} and {rows[1]}", file=file)
+    columns: dict[str, np.ndarray] = {}
+    for c in spec.metrics:
+        s = df[c]
+        v = pd.to_numeric(s, errors="coerce")
+        bad = v.isna() & s.notna()
+        if bad.any():
+            r = int(np.argmax(bad.to_numpy()))
+            raise TableError(f"row {r + 1}: column '{c}' holds {s.iloc[r]!r}, not a number", file=file)
+        columns[c] = v.to_numpy(dtype=np.float64, na_value=np.nan)[order]
+    space = SearchSpace(arch, None)
+    by_index = {i: a for a, i in official.items()}
+    ids = [space.make({"edges": list(arch_str_ops(by_index[int(i)]))}).id for i in sorted_idx]
+    log.info("%s: parsed %d rows", file, len(sorted_idx))
+    return sorted_idx, ids, columns
+
+
+def _no_nan(s, col: str, file: str) -> None:
+    na = s.isna().to_numpy()
+    if na.any():
+        raise TableError(f"row {int(np.argmax(na)) + 1}: key column '{col}' is empty (NaN) in {int(na.sum())} "
+                         f"row{'s' if na.sum() > 1 else ''}", file=file)
