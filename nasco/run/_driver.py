@@ -151,6 +151,11 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
         check_run_json(out_dir, meta)
     else:
         write_run_json(out_dir, meta)
+    attach = getattr(searcher, "attach_run_dir", None)
+    if callable(attach):
+        # A searcher that keeps files of its own (an Optuna study) keeps them in the run
+        # directory; on resume it reattaches to them.
+        attach(out_dir, resume=bool(recorded))
 
     prog = Progress(progress, budget=budget, objective=objectives[0], label=searcher.name)
     known: dict[str, dict[str, Any]] = {}   # id -> ledger row, for every row seen so far
@@ -221,7 +226,8 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
         "wall_seconds": time.perf_counter() - t_start,
         "space": space.describe(),
     }
-    rep = write_outputs(out_dir, ledger, objectives, limits, summary)
+    rep = write_outputs(out_dir, ledger, objectives, limits, summary,
+                        report_metrics=tuple(getattr(evaluator, "report_metrics", ())))
     front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
     prog.message(f"[{searcher.name}] done: {rep.counts['total']} evaluations ({rep.counts['ok']} ok, "
                  f"{rep.counts['infeasible']} infeasible, {rep.counts['failed']} failed), front of "

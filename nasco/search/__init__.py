@@ -6,11 +6,12 @@ from typing import Any
 
 from nasco.search._base import Searcher
 from nasco.search._evolution import RegularizedEvolution
+from nasco.search._optuna import OptunaNSGA2, OptunaRandom, OptunaTPE
 from nasco.search._pymoo import NSGA2Searcher, NSGA3Searcher
 from nasco.search._random import RandomSearch
 from nasco.space import SearchSpace
 
-__all__ = ["NSGA2Searcher", "NSGA3Searcher", "SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
+__all__ = ["NSGA2Searcher", "NSGA3Searcher", "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
 
 # Name -> class; the CLI and configs pick searchers by these names, and the contract tests
 # in nasco.testing run over every entry.
@@ -19,6 +20,9 @@ SEARCHERS: dict[str, type[Searcher]] = {
     RegularizedEvolution.name: RegularizedEvolution,
     NSGA2Searcher.name: NSGA2Searcher,
     NSGA3Searcher.name: NSGA3Searcher,
+    OptunaTPE.name: OptunaTPE,
+    OptunaNSGA2.name: OptunaNSGA2,
+    OptunaRandom.name: OptunaRandom,
 }
 
 

@@ -136,3 +136,56 @@ def test_pymoo_never_asks_a_candidate_twice_and_keeps_late_results(name):
                 s.tell(c, r)
             held = []
     assert s.n_told == 60 - len(held)
+
+
+class _ToyEvaluator:
+    """Cheap stand-in evaluator: NB201 cells scored by a fixed linear function."""
+
+    objectives = ("accuracy",)
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.w = np.random.default_rng(5).normal(size=space.encode(space.sample(np.random.default_rng(0))).size)
+
+    def evaluate(self, cand, seed):
+        return Result("ok", {"accuracy": float(1.0 / (1.0 + np.exp(-self.w @ self.space.encode(cand))))})
+
+
+@pytest.mark.parametrize("name", LIBRARY_SEARCHERS)
+def test_run_resume_matches_uninterrupted_run(tmp_path, name):
+    from nasco.run import Ledger, run_search
+    from nasco.search._optuna import STUDY_FILE
+    space = _space("nb201")
+
+    def run(out, budget, resume=False):
+        return run_search(space=space, evaluator=_ToyEvaluator(space), budget=budget, out_dir=out, seed=4,
+                          searcher=make_searcher(name, space, ("accuracy",), 4), resume=resume, progress=False)
+
+    run(tmp_path / "a", 9)
+    if name.startswith("optuna"):
+        assert (tmp_path / "a" / STUDY_FILE).exists()
+    out = run(tmp_path / "a", 16, resume=True)
+    assert (out.replayed, out.evaluated) == (9, 7)
+    run(tmp_path / "b", 16)
+    ids = [[r["id"] for r in Ledger(tmp_path / d / "ledger.jsonl").rows()] for d in ("a", "b")]
+    assert ids[0] == ids[1]
+    if name.startswith("optuna"):
+        import optuna
+        study = optuna.load_study(study_name=f"nasco-{name}-seed4",
+                                  storage=optuna.storages.JournalStorage(
+                                      optuna.storages.journal.JournalFileBackend(str(tmp_path / "a" / STUDY_FILE))))
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert len(done) >= 16  # every told trial once, none twice after the resume
+
+
+def test_optuna_failed_and_infeasible_trials():
+    space = _space("nb201")
+    s = make_searcher("optuna-tpe", space, ("accuracy", "energy"), 0)
+    a, b, c = s.ask(3)
+    s.tell(a, Result.failed("boom"))
+    s.tell(b, Result("infeasible", {"accuracy": 0.5, "energy": 1.0}, violations={"area": 0.25}))
+    s.tell(c, Result("ok", {"accuracy": 0.7, "energy": 2.0}))
+    t = s.study.trials
+    assert [x.state.name for x in t] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert t[1].constraints == {"violation": 0.25} and t[2].constraints == {"violation": 0.0}
+    assert t[2].values == [0.7, 2.0]
