@@ -8,15 +8,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from nasco.evaluate._result import OBJECTIVES, Evaluator, Result, objective_sense, to_minimisation
+from nasco.evaluate._result import (
+    OBJECTIVES, Evaluator, Result, objective_sense, register_objective, to_minimisation,
+)
 
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "Result", "TrainConfig", "TrainCostEvaluator",
-           "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
+           "TableEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
+           "register_objective",
            "to_minimisation", "train_and_evaluate"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
-    "TrainCostEvaluator": "_joint", "check_limits": "_joint",
+    "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
     "train_and_evaluate": "_train",
 }

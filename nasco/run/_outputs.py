@@ -67,14 +67,30 @@ def _front_report(df: pd.DataFrame, objectives: tuple[str, ...],
     return FrontReport(counts, front, hv, ref_d, secs)
 
 
+def _with_metrics(front: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """The front with the named ledger metrics as columns (NaN where a row lacks one)."""
+    front = front.copy()
+    parsed = [json.loads(m) if isinstance(m, str) else (m or {}) for m in front.get("metrics", [])]
+    for n in names:
+        front[n] = [float(p[n]) if isinstance(p.get(n), (int, float)) else math.nan for p in parsed]
+    return front
+
+
 def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[str, ...],
-                  limits: Mapping[str, float] | None, summary: dict[str, Any]) -> FrontReport:
+                  limits: Mapping[str, float] | None, summary: dict[str, Any],
+                  report_metrics: tuple[str, ...] = ()) -> FrontReport:
     """Write pareto.csv, pareto.png and summary.json (``summary`` holds the run's
-    identity and session facts; the ledger-derived numbers are added here)."""
+    identity and session facts; the ledger-derived numbers are added here).
+
+    ``report_metrics``: ledger metrics that pareto.csv and summary.json report for the
+    front's candidates (a table evaluator's test accuracy, which the searcher never saw).
+    """
     df = ledger.to_frame(objectives)
     rep = _front_report(df, objectives, limits)
-    cols = ["id", *objectives, "arch", "hw"]
-    atomic_write_text(out_dir / PARETO_CSV, rep.front.reindex(columns=cols).to_csv(index=False))
+    report_metrics = tuple(report_metrics)
+    front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
+    cols = ["id", *objectives, *report_metrics, "arch", "hw"]
+    atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
     plot_front(df, objectives, out_dir / PARETO_PNG)
     full = {
         **summary,
@@ -90,5 +106,7 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[str, ...],
         "hypervolume_form": "minimisation (maximised objectives negated)",
         "limits": {k: float(v) for k, v in (limits or {}).items()},
     }
+    if report_metrics:
+        full["front_report"] = {n: [None if math.isnan(v) else v for v in front[n].tolist()] for n in report_metrics}
     atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(full, indent=2, default=str) + "\n")
     return rep
