@@ -35,7 +35,84 @@ def _load_search_files(args: argparse.Namespace) -> tuple[list, object | None]:
     return archs, hw
 
 
+def _table_search(args: argparse.Namespace) -> int:
+    """``--evaluator table``: every evaluation is one lookup in ``--table``."""
+    from nasco.evaluate import TableEvaluator
+    from nasco.run import run_search
+    from nasco.search import make_searcher
+    from nasco.space import SearchSpace
+    from nasco.tables import load_table
+
+    if not args.table:
+        raise UsageError("--evaluator table needs --table NAME (e.g. --table nb201)")
+    if args.hw:
+        raise UsageError("--evaluator table scores architectures from the table only; drop --hw "
+                         "(use a table metric such as eyeriss_latency as an objective)")
+    table = load_table(args.table)
+    from nasco.evaluate import register_objective
+
+    for name in table.metric_names:
+        try:
+            register_objective(name, table.direction(name))
+        except ValueError:
+            pass  # a built-in objective of the same name keeps its direction; the evaluator checks
+    objectives = parse_objectives(args.objectives or "accuracy")
+    archs, _hw = _load_search_files(args)
+    if len(archs) != 1:
+        raise UsageError("--evaluator table takes one --space")
+    if archs[0].name != load_file(table.where.space_file, kind="arch_space").name:
+        raise UsageError(f"--table {args.table} holds cells of space '{table.spec.space}', not '{archs[0].name}'")
+    space = SearchSpace(archs[0], None)
+    evaluator = TableEvaluator(table, objectives, dataset=args.table_dataset, fidelity=args.table_fidelity,
+                               split=args.table_split)
+    kw = _searcher_options(args)
+    searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
+    out = Path(args.out or f"runs/{archs[0].name}-table-{table.name}-seed{args.seed}")
+    config = {"space": archs[0].name, "space_file": getattr(archs[0], "source", None), "hw": None,
+              "evaluator": "table", **evaluator.describe(), "searcher": args.searcher, "searcher_options": kw,
+              "budget": args.budget}
+    outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget, out_dir=out,
+                         seed=args.seed, resume=args.resume, config=config, progress=not args.quiet and sys.stderr)
+    c = outcome.counts
+    print(f"{out}: {c['total']} table queries (ok {c['ok']}, failed {c['failed']}); front of {len(outcome.front)}; "
+          f"hypervolume {outcome.hypervolume:.4g}; searcher saw {evaluator.valid_column}, reports "
+          f"{evaluator.test_column}")
+    print(f"files: {out / 'ledger.jsonl'}, {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
+    return 0
+
+
+def _searcher_options(args: argparse.Namespace) -> dict:
+    kw: dict = {}
+    if args.searcher == "evolution":
+        # Regularized evolution samples its first population at random; the small default
+        # leaves room for evolution within the short default budget (Real et al., AAAI 2019,
+        # use P = 20..100 for long runs: pass --population). It does not follow --budget, so a
+        # run resumed with a larger budget replays the same searcher.
+        kw["population_size"] = args.population or DEFAULT_POPULATION
+        kw["sample_size"] = max(2, min(5, kw["population_size"] // 2))
+    elif args.population:
+        raise UsageError("--population applies to --searcher evolution only")
+    return kw
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
+    from nasco.search import SEARCHERS
+
+    if args.budget < 1:
+        raise UsageError(f"--budget must be >= 1, found {args.budget}")
+    if args.searcher not in SEARCHERS:
+        import difflib
+        close = difflib.get_close_matches(args.searcher, list(SEARCHERS), n=1)
+        raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(SEARCHERS)}"
+                         + (f"; did you mean '{close[0]}'?" if close else ""))
+    if args.evaluator == "table":
+        return _table_search(args)
+    if args.table:
+        raise UsageError("--table applies to --evaluator table only")
+    return _train_search(args)
+
+
+def _train_search(args: argparse.Namespace) -> int:
     import torch
 
     from nasco.evaluate import TrainCostEvaluator, load_dataset
@@ -50,7 +127,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         close = difflib.get_close_matches(args.searcher, list(SEARCHERS), n=1)
         raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(SEARCHERS)}"
                          + (f"; did you mean '{close[0]}'?" if close else ""))
-    objectives = parse_objectives(args.objectives)
+    objectives = parse_objectives(args.objectives or "accuracy,energy,latency,area")
     archs, hw = _load_search_files(args)
     multi = isinstance(hw, MultiAccelerator)
     datasets = args.dataset or ["digits"]
@@ -70,16 +147,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     data = [loaded[name] for name in datasets]
     evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
                                    device=args.device, max_seconds=args.max_train_seconds)
-    kw = {}
-    if args.searcher == "evolution":
-        # Regularized evolution samples its first population at random; the small default
-        # leaves room for evolution within the short default budget (Real et al., AAAI 2019,
-        # use P = 20..100 for long runs: pass --population). It does not follow --budget, so a
-        # run resumed with a larger budget replays the same searcher.
-        kw["population_size"] = args.population or DEFAULT_POPULATION
-        kw["sample_size"] = max(2, min(5, kw["population_size"] // 2))
-    elif args.population:
-        raise UsageError("--population applies to --searcher evolution only")
+    kw = _searcher_options(args)
     searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
     arch_name = "+".join(a.name for a in archs)
     out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
@@ -122,8 +190,21 @@ def add_search(sub) -> None:
     p.add_argument("--searcher", default="evolution", help="evolution (regularized evolution) or random")
     p.add_argument("--population", type=int, default=None,
                    help=f"evolution population size (default {DEFAULT_POPULATION}; tournament size = half of it, 2..5)")
-    p.add_argument("--objectives", default="accuracy,energy,latency,area",
-                   help="comma-separated: accuracy, energy, latency, area, params, macs")
+    p.add_argument("--objectives", default=None,
+                   help="comma-separated: accuracy, energy, latency, area, params, macs (default "
+                        "accuracy,energy,latency,area); with --evaluator table: accuracy and any metric of the "
+                        "table, e.g. accuracy,eyeriss_latency (default accuracy)")
+    p.add_argument("--evaluator", choices=("train", "table"), default="train",
+                   help="train: real training plus the cost model (default); table: look every candidate up "
+                        "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
+                        "ledger and reports carry test accuracy)")
+    p.add_argument("--table", help="lookup table for --evaluator table: built-in name (nb201) or lookup_table .yaml")
+    p.add_argument("--table-dataset", default="c10", help="table evaluator: dataset (c10, c100, in16; default c10)")
+    p.add_argument("--table-fidelity", type=int, default=200,
+                   help="table evaluator: training epochs of the accuracy the searcher sees (12 or 200; default 200)")
+    p.add_argument("--table-split", default="valid",
+                   help="table evaluator: split the searcher sees (default valid; c100/in16 at 200 epochs have "
+                        "only valtest)")
     p.add_argument("--dataset", action="append", default=None,
                    help="'digits' (scikit-learn, embedded; the default), a local image folder, or a CIFAR-10 "
                         "python folder; once for every task, or once per --space")

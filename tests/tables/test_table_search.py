@@ -1,0 +1,43 @@
+"""nasco search --evaluator table: the searcher sees validation accuracy, the ledger holds the
+table's test accuracy of every candidate, and the budget counts queries."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nasco.cli import main
+
+
+@pytest.mark.parametrize("searcher", ["random", "evolution"])
+def test_table_search_end_to_end(nb201, nb201_cache, tmp_path, monkeypatch, searcher):
+    monkeypatch.setenv("NASCO_CACHE", str(nb201_cache.parent))
+    monkeypatch.setattr("nasco.tables._table.cache_dir", lambda: nb201_cache)
+    out = tmp_path / "run"
+    rc = main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--objectives",
+               "accuracy,eyeriss_latency", "--searcher", searcher, "--budget", "20", "--out", str(out), "--quiet"])
+    assert rc == 0
+    rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and len({r["id"] for r in rows}) == 20
+    for r in rows:
+        i = r["arch"]["index"]
+        assert r["metrics"]["c10_test_200ep"] == nb201.query(i, "c10_test_200ep")
+        assert r["metrics"]["test_accuracy"] == pytest.approx(nb201.query(i, "c10_test_200ep") / 100)
+        assert r["objectives"]["accuracy"] == pytest.approx(nb201.query(i, "c10valid_valid_200ep") / 100)
+        assert r["objectives"]["eyeriss_latency"] == nb201.query(i, "eyeriss_latency")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objectives"] == {"accuracy": "max", "eyeriss_latency": "min"}
+    by_id = {r["id"]: r["metrics"]["test_accuracy"] for r in rows}
+    assert summary["front_report"]["test_accuracy"] == [by_id[i] for i in summary["front_ids"]]
+    assert "test_accuracy" in (out / "pareto.csv").read_text().splitlines()[0]
+
+
+def test_table_search_usage_errors(capsys):
+    assert_exit2 = pytest.raises(SystemExit)
+    with assert_exit2 as e:
+        main(["search", "--space", "nb201", "--evaluator", "table", "--budget", "2"])
+    assert e.value.code == 2 and "needs --table" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--objectives",
+              "accuracy,eyeris_latency", "--budget", "2"])
+    assert e.value.code == 2 and "did you mean 'eyeriss_latency'" in capsys.readouterr().err
