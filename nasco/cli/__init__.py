@@ -8,6 +8,7 @@ from nasco.cli._common import Parser, fail, user_errors
 from nasco.cli._cost import add_cost
 from nasco.cli._search import add_search
 from nasco.cli._spaces import add_spaces, add_validate
+from nasco.cli._table import add_table
 
 __all__ = ["main", "build_parser"]
 
@@ -23,6 +24,7 @@ def build_parser() -> Parser:
     add_cost(sub)
     add_spaces(sub)
     add_validate(sub)
+    add_table(sub)
     return p
 
 
