@@ -1,15 +1,35 @@
 """Learned performance predictors (installed as ``nasco.predictors``).
 
-A predictor maps candidate encodings (``nasco.space.SearchSpace.encode``) to a mean and
-an uncertainty, so that a search can spend real evaluations where they matter.
+A predictor maps candidate encodings to a mean and an uncertainty, so that a search can
+spend real evaluations where they matter. Encodings: ``space.encode`` for any space, and
+for dense (NAS-Bench-201-style) cells :func:`encode_cells` (one-hot, adjacency, path, and
+the structural ``zc`` features, joinable as ``"path+zc"``).
+
+>>> import numpy as np
+>>> x = np.random.default_rng(0).random((40, 3)); y = x @ [1.0, 2.0, 0.0]
+>>> mean, std = BaggedGBT(n_members=2, max_iter=20).fit(x, y).predict(x[:2])
+>>> mean.shape, std.shape
+((2,), (2,))
 """
 from __future__ import annotations
 
-from typing import Protocol
+import difflib
+from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Predictor"]
+from nasco.predictors._combined import Combination
+from nasco.predictors._encodings import (
+    ENCODINGS, adjacency_encoding, cell_feature_names, cell_features, cell_ops, encode_cells, onehot_encoding,
+    path_encoding,
+)
+from nasco.predictors._gnn import GraphNetEnsemble
+from nasco.predictors._mlp import MLPEnsemble
+from nasco.predictors._trees import BaggedGBT, RandomForest
+
+__all__ = ["BaggedGBT", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS", "Predictor", "RandomForest",
+           "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops", "encode_cells",
+           "make_predictor", "onehot_encoding", "path_encoding"]
 
 
 class Predictor(Protocol):
@@ -18,3 +38,15 @@ class Predictor(Protocol):
     def fit(self, x: np.ndarray, y: np.ndarray) -> "Predictor": ...
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+PREDICTORS: dict[str, type] = {"gbt": BaggedGBT, "mlp": MLPEnsemble, "gnn": GraphNetEnsemble, "rf": RandomForest}
+
+
+def make_predictor(name: str, *, seed: int = 0, **kw: Any) -> Predictor:
+    """The predictor registered as ``name`` (``gbt``, ``mlp``, ``gnn``, ``rf``)."""
+    if name not in PREDICTORS:
+        close = difflib.get_close_matches(name, list(PREDICTORS), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown predictor {name!r}; known: {', '.join(sorted(PREDICTORS))}{hint}")
+    return PREDICTORS[name](seed=seed, **kw)

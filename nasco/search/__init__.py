@@ -6,12 +6,13 @@ from typing import Any
 
 from nasco.search._base import Searcher
 from nasco.search._evolution import RegularizedEvolution
+from nasco.search._guided import PredictorGuided
 from nasco.search._optuna import OptunaNSGA2, OptunaRandom, OptunaTPE
 from nasco.search._pymoo import NSGA2Searcher, NSGA3Searcher
 from nasco.search._random import RandomSearch
 from nasco.space import SearchSpace
 
-__all__ = ["NSGA2Searcher", "NSGA3Searcher", "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
+__all__ = ["NSGA2Searcher", "NSGA3Searcher", "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "PredictorGuided", "SEARCHERS", "RandomSearch", "RegularizedEvolution", "Searcher", "make_searcher"]
 
 # Name -> class; the CLI and configs pick searchers by these names, and the contract tests
 # in nasco.testing run over every entry.
@@ -23,6 +24,7 @@ SEARCHERS: dict[str, type[Searcher]] = {
     OptunaTPE.name: OptunaTPE,
     OptunaNSGA2.name: OptunaNSGA2,
     OptunaRandom.name: OptunaRandom,
+    PredictorGuided.name: PredictorGuided,
 }
 
 
