@@ -81,6 +81,10 @@ def _table_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# Searchers besides evolution whose constructor takes population_size.
+_POPULATION_SEARCHERS = ("nsga2", "nsga3", "optuna-nsga2")
+
+
 def _searcher_options(args: argparse.Namespace) -> dict:
     kw: dict = {}
     if args.searcher == "evolution":
@@ -90,8 +94,12 @@ def _searcher_options(args: argparse.Namespace) -> dict:
         # run resumed with a larger budget replays the same searcher.
         kw["population_size"] = args.population or DEFAULT_POPULATION
         kw["sample_size"] = max(2, min(5, kw["population_size"] // 2))
+    elif args.searcher in _POPULATION_SEARCHERS:
+        if args.population:  # their own default otherwise (20: pymoo's and Optuna's NSGA-II size)
+            kw["population_size"] = args.population
     elif args.population:
-        raise UsageError("--population applies to --searcher evolution only")
+        raise UsageError(f"--population applies to --searcher {', '.join(('evolution',) + _POPULATION_SEARCHERS)} "
+                         f"only, not '{args.searcher}'")
     return kw
 
 
@@ -187,9 +195,12 @@ def add_search(sub) -> None:
                    help=f"number of distinct evaluations (default {DEFAULT_BUDGET})")
     p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
-    p.add_argument("--searcher", default="evolution", help="evolution (regularized evolution) or random")
+    p.add_argument("--searcher", default="evolution",
+                   help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
+                        "optuna-nsga2, optuna-random, predictor-guided (default evolution)")
     p.add_argument("--population", type=int, default=None,
-                   help=f"evolution population size (default {DEFAULT_POPULATION}; tournament size = half of it, 2..5)")
+                   help=f"population size of evolution (default {DEFAULT_POPULATION}; tournament size = half of "
+                        "it, 2..5), nsga2, nsga3 and optuna-nsga2 (default 20)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated: accuracy, energy, latency, area, params, macs (default "
                         "accuracy,energy,latency,area); with --evaluator table: accuracy and any metric of the "
