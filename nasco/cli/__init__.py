@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print("nasco: interrupted; the ledger keeps every finished evaluation (rerun with --resume)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`nasco table info nb201 | head`): stop quietly, as Unix tools
+        # do, and point stdout at devnull so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

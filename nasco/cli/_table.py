@@ -104,7 +104,8 @@ def add_table(sub) -> None:
     q.add_argument("--dataset", help="c10, c100, in16")
     q.add_argument("--split", help="train, valid, test, valtest")
     q.add_argument("--fidelity", type=int, help="training epochs (12, 200)")
-    q.add_argument("--index", type=int, action="append", help="official index (repeatable)")
+    q.add_argument("--index", type=int, nargs="+", action="extend",
+                   help="official indices (several may follow one --index, and --index may repeat)")
     q.add_argument("--arch", help="NB201 arch string |op~0|+|op~0|op~1|+...")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_query)
