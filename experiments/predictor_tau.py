@@ -11,6 +11,10 @@ Targets from the issue: tau >= 0.75 at 100 and >= 0.85 at 1000 training cells. U
         [--only gbt/path+zc,rf/onehot] [--out experiments/results/predictor_tau.md]
 
 ``--quick`` runs 2 seeds and smaller ensembles (a smoke test, not the reported figures).
+Configs on the ``synflow`` encoding (the zero-cost proxy on each cell's real network, ~0.1 s
+per cell, cached under ~/.cache/nasco/zerocost) run on a fixed random pool of 4000 cells
+(see ``POOL``): train on n pool cells, test on the other 4000 - n. ``--pool`` does the same
+for the other configs, for a like-for-like comparison.
 The data folder is ../shared/data/nb201 beside the repository, or $NASCO_NB201_DIR.
 """
 from __future__ import annotations
@@ -42,6 +46,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NASCO_NB201_DIR", ROOT.parent / "shared" / "data" / "nb201")) / "nb201_accuracy.csv.gz"
 TARGET = "c10valid_valid_200ep"
 SIZES = (100, 1000)
+# Configs on a "+synflow" encoding need the proxy per cell (~0.1 s each): they run on a fixed
+# random pool of POOL cells (seed POOL_SEED); seed s trains on n pool cells and tests on the
+# other POOL - n pool cells.
+POOL, POOL_SEED = 4000, 2026
+
+
+def pool(n_cells: int) -> np.ndarray:
+    return np.random.default_rng(POOL_SEED).permutation(n_cells)[:POOL]
 
 
 def configs(quick: bool) -> dict[str, tuple[str, Callable[[int], Any]]]:
@@ -56,6 +68,11 @@ def configs(quick: bool) -> dict[str, tuple[str, Callable[[int], Any]]]:
         "gnn/adjacency": ("adjacency", lambda s: GraphNetEnsemble(n_members=m - 1, seed=s)),
         "gbt+mlp/path+zc": ("path+zc", lambda s: Combination([BaggedGBT(n_members=m, seed=s),
                                                               MLPEnsemble(n_members=m, seed=s)])),
+        # The proxy alone, no model: rank the test cells by log synflow (training cells unused).
+        "synflow/raw": ("synflow", None),
+        "gbt/path+zc+synflow": ("path+zc+synflow", lambda s: BaggedGBT(n_members=m, seed=s)),
+        "gbt+mlp/path+zc+synflow": ("path+zc+synflow", lambda s: Combination([BaggedGBT(n_members=m, seed=s),
+                                                                              MLPEnsemble(n_members=m, seed=s)])),
     }
 
 
@@ -76,7 +93,7 @@ def load() -> tuple[SearchSpace, np.ndarray, np.ndarray]:
     return space, ops, df[TARGET].to_numpy(dtype=float)
 
 
-def run(seeds: int, quick: bool, only: list[str] | None) -> tuple[dict, float]:
+def run(seeds: int, quick: bool, only: list[str] | None, use_pool: bool = False) -> tuple[dict, float]:
     torch.set_num_threads(1)
     space, ops, y = load()
     cfgs = configs(quick)
@@ -85,7 +102,16 @@ def run(seeds: int, quick: bool, only: list[str] | None) -> tuple[dict, float]:
         if unknown:
             sys.exit(f"unknown config(s) {unknown}; known: {', '.join(cfgs)}")
         cfgs = {k: v for k, v in cfgs.items() if k in only}
+    if use_pool or any("synflow" in e for e, _ in cfgs.values()):
+        keep = pool(len(y))
+        ops, y = ops[keep], y[keep]
+        print(f"pool of {len(y)} cells (seed {POOL_SEED}): train on n of them, test on the rest", flush=True)
     enc = {e: encode_cells(space, ops, e) for e in {e for e, _ in cfgs.values()}}
+    if "synflow" in enc:
+        from scipy.stats import spearmanr
+        print(f"log synflow vs {TARGET} on the {len(y)} cells: Spearman rho "
+              f"{spearmanr(enc['synflow'][:, 0], y).statistic:.3f}, Kendall tau "
+              f"{kendalltau(enc['synflow'][:, 0], y).statistic:.3f}", flush=True)
     res: dict[tuple[str, int], list[tuple[float, float]]] = {}
     t_all = time.perf_counter()
     for n in SIZES:
@@ -95,7 +121,10 @@ def run(seeds: int, quick: bool, only: list[str] | None) -> tuple[dict, float]:
             tr, te = perm[:n], perm[n:]
             for name, (e, make) in cfgs.items():
                 t0 = time.perf_counter()
-                mean, _ = make(seed).fit(enc[e][tr], fit_target(y[tr])).predict(enc[e][te])
+                if make is None:
+                    mean = enc[e][te, 0]
+                else:
+                    mean, _ = make(seed).fit(enc[e][tr], fit_target(y[tr])).predict(enc[e][te])
                 dt = time.perf_counter() - t0
                 tau = kendalltau(mean, y[te]).statistic
                 res.setdefault((name, n), []).append((tau, dt))
@@ -122,10 +151,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="2 seeds, smaller ensembles")
     ap.add_argument("--only", default=None, help="comma-separated config names")
     ap.add_argument("--out", default=None, help="write the markdown report here")
+    ap.add_argument("--pool", action="store_true",
+                    help=f"train and test within a fixed random pool of {POOL} cells (implied by +synflow)")
     a = ap.parse_args(argv)
     seeds = a.seeds or (2 if a.quick else 10)
     only = a.only.split(",") if a.only else None
-    res, total = run(seeds, a.quick, only)
+    res, total = run(seeds, a.quick, only, a.pool)
     names = list(dict.fromkeys(k for k, _ in res))
     tab = table(res, names)
     print(tab)

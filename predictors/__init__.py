@@ -3,7 +3,8 @@
 A predictor maps candidate encodings to a mean and an uncertainty, so that a search can
 spend real evaluations where they matter. Encodings: ``space.encode`` for any space, and
 for dense (NAS-Bench-201-style) cells :func:`encode_cells` (one-hot, adjacency, path, and
-the structural ``zc`` features, joinable as ``"path+zc"``).
+the structural ``zc`` features, joinable as ``"path+zc"``), and the synflow zero-cost proxy
+on the cell's real network (:func:`zero_cost_scores`, the ``synflow`` encoding).
 
 >>> import numpy as np
 >>> x = np.random.default_rng(0).random((40, 3)); y = x @ [1.0, 2.0, 0.0]
@@ -20,16 +21,18 @@ import numpy as np
 
 from nasco.predictors._combined import Combination
 from nasco.predictors._encodings import (
-    ENCODINGS, adjacency_encoding, cell_feature_names, cell_features, cell_ops, encode_cells, onehot_encoding,
-    path_encoding,
+    ENCODINGS, adjacency_encoding, cell_feature_names, cell_features, cell_ops, encode_cells, live_edges,
+    onehot_encoding, path_encoding,
 )
 from nasco.predictors._gnn import GraphNetEnsemble
 from nasco.predictors._mlp import MLPEnsemble
 from nasco.predictors._trees import BaggedGBT, RandomForest
+from nasco.predictors._zerocost import PROXIES, synflow, zero_cost_cache_path, zero_cost_scores
 
-__all__ = ["BaggedGBT", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS", "Predictor", "RandomForest",
-           "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops", "encode_cells",
-           "make_predictor", "onehot_encoding", "path_encoding"]
+__all__ = ["BaggedGBT", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS", "PROXIES",
+           "Predictor", "RandomForest", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops",
+           "encode_cells", "live_edges", "make_predictor", "onehot_encoding", "path_encoding", "synflow",
+           "zero_cost_cache_path", "zero_cost_scores"]
 
 
 class Predictor(Protocol):

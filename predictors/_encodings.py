@@ -17,7 +17,11 @@ array of op indices (``space.cells.ops`` order, edges in the space's order (1,0)
   "zero-cost" side of a combined predictor. They are counts on the live cell, not the
   gradient-based proxies (synflow, jacob_cov) of Abdelfattah et al., ICLR 2021.
 
-``"a+b"`` concatenates encodings, e.g. ``"path+zc"``.
+* ``synflow``: log of the synflow zero-cost proxy measured on the cell's real network
+  (:mod:`nasco.predictors._zerocost`); ~0.1 s per new cell on one CPU thread, cached in the
+  user cache dir.
+
+``"a+b"`` concatenates encodings, e.g. ``"path+zc"`` or ``"path+zc+synflow"``.
 """
 from __future__ import annotations
 
@@ -31,9 +35,9 @@ import numpy as np
 from nasco.space import Candidate, DenseCell, SearchSpace
 
 __all__ = ["ENCODINGS", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops", "encode_cells",
-           "onehot_encoding", "path_encoding"]
+           "live_edges", "onehot_encoding", "path_encoding"]
 
-ENCODINGS = ("onehot", "adjacency", "path", "zc")
+ENCODINGS = ("onehot", "adjacency", "path", "zc", "synflow")
 
 Cells = Sequence[Candidate] | np.ndarray
 
@@ -155,6 +159,26 @@ def path_encoding(space: SearchSpace, cells: Cells, *, max_path_len: int = 3) ->
     return out
 
 
+def _liveness(dense: DenseCell, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, P)`` whether each input -> output path is free of 'none', ``(N, E)`` whether each
+    edge lies on such a path."""
+    none, _ = _op_roles(dense)
+    n, n_e = ops.shape
+    paths = _paths(dense.spec.nodes)
+    alive_path = np.stack([(ops[:, list(p)] != none).all(axis=1) if none is not None else np.ones(n, bool)
+                           for p in paths], axis=1)
+    on_path = np.zeros((len(paths), n_e), dtype=bool)
+    for i, p in enumerate(paths):
+        on_path[i, list(p)] = True
+    return alive_path, (alive_path.astype(np.int64) @ on_path.astype(np.int64)) > 0
+
+
+def live_edges(space: SearchSpace, cells: Cells) -> np.ndarray:
+    """``(N, E)`` bool: the edge lies on an input -> output path free of 'none' (the edges
+    ``plan_network`` keeps; the others are dead)."""
+    return _liveness(_dense(space), cell_ops(space, cells))[1]
+
+
 def cell_feature_names(space: SearchSpace) -> list[str]:
     dense = _dense(space)
     _, real = _op_roles(dense)
@@ -174,14 +198,8 @@ def cell_features(space: SearchSpace, cells: Cells) -> np.ndarray:
     dense = _dense(space)
     ops = cell_ops(space, cells)
     none, real = _op_roles(dense)
-    n, n_e = ops.shape
     paths = _paths(dense.spec.nodes)
-    alive_path = np.stack([(ops[:, list(p)] != none).all(axis=1) if none is not None else np.ones(n, bool)
-                           for p in paths], axis=1)
-    on_path = np.zeros((len(paths), n_e), dtype=bool)
-    for i, p in enumerate(paths):
-        on_path[i, list(p)] = True
-    live = (alive_path.astype(np.int64) @ on_path.astype(np.int64)) > 0  # (n, E)
+    alive_path, live = _liveness(dense, ops)
     counts = np.stack([((ops == i) & live).sum(axis=1) for i in real], axis=1)
     conv = np.array(["conv" in op for op in dense.ops])
     is_conv = conv[ops]
@@ -196,8 +214,16 @@ def cell_features(space: SearchSpace, cells: Cells) -> np.ndarray:
                             trivial]).astype(np.float32)
 
 
+def synflow_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
+    """``(N, 1)``: log synflow of each cell's network (computed once per live cell, cached)."""
+    from nasco.predictors._zerocost import zero_cost_scores  # torch only when asked for
+
+    s = zero_cost_scores(space, cells, "synflow")
+    return np.log(np.maximum(s, 1e-300)).astype(np.float32)[:, None]
+
+
 _FUNCS: dict[str, Any] = {"onehot": onehot_encoding, "adjacency": adjacency_encoding, "path": path_encoding,
-                          "zc": cell_features}
+                          "zc": cell_features, "synflow": synflow_encoding}
 
 
 def encode_cells(space: SearchSpace, cells: Cells, kind: str = "path") -> np.ndarray:
