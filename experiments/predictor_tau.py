@@ -72,8 +72,9 @@ def configs(quick: bool) -> dict[str, tuple[str, Callable[[int], Any]]]:
         # The proxy alone, no model: rank the test cells by log synflow (training cells unused).
         "synflow/raw": ("synflow", None),
         "gbt/path+zc+synflow": ("path+zc+synflow", lambda s: BaggedGBT(n_members=m, seed=s)),
-        "gbt+mlp/path+zc+synflow": ("path+zc+synflow", lambda s: Combination([BaggedGBT(n_members=m, seed=s),
-                                                                              MLPEnsemble(n_members=m, seed=s)])),
+        "gbt+mlp/path+zc+synflow": ("path+zc+synflow",
+                                    lambda s: Combination([BaggedGBT(n_members=m, seed=s),
+                                                           MLPEnsemble(n_members=m, seed=s)])),
     }
 
 

@@ -29,9 +29,9 @@ from nasco.predictors._mlp import MLPEnsemble
 from nasco.predictors._trees import BaggedGBT, RandomForest
 from nasco.predictors._zerocost import PROXIES, synflow, zero_cost_cache_path, zero_cost_scores
 
-__all__ = ["BaggedGBT", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS", "PROXIES",
-           "Predictor", "RandomForest", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops",
-           "encode_cells", "live_edges", "make_predictor", "onehot_encoding", "path_encoding", "synflow",
+__all__ = ["BaggedGBT", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS",
+           "PROXIES", "Predictor", "RandomForest", "adjacency_encoding", "cell_feature_names", "cell_features",
+           "cell_ops", "encode_cells", "live_edges", "make_predictor", "onehot_encoding", "path_encoding", "synflow",
            "zero_cost_cache_path", "zero_cost_scores"]
 
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from nasco.space import Candidate, DenseCell, SearchSpace
 
-__all__ = ["ENCODINGS", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops", "encode_cells",
-           "live_edges", "onehot_encoding", "path_encoding"]
+__all__ = ["ENCODINGS", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops",
+           "encode_cells", "live_edges", "onehot_encoding", "path_encoding", "synflow_encoding"]
 
 ENCODINGS = ("onehot", "adjacency", "path", "zc", "synflow")
 

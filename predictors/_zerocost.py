@@ -15,7 +15,8 @@ network and score; scores are cached per live cell under the user cache dir
 (``$NASCO_CACHE/zerocost``, default ``~/.cache/nasco/zerocost``), one TSV line per cell,
 appended as they are computed (an interrupted run keeps its work). Weights are initialised
 with ``torch.manual_seed(seed)``, so a score is deterministic for a given torch version.
-Cost: about 0.05-0.5 s per cell on one CPU thread (conv-heavy cells are slowest).
+Cost on one CPU thread: 0.11 s per cell on average (0.01-0.5 s, conv-heavy cells slowest);
+NB201's 15,625 cells have 9,445 distinct live cells, ~17 min for all of them.
 """
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ _FUNCS: dict[str, Callable[..., float]] = {"synflow": synflow}
 
 
 def zero_cost_cache_path(space: SearchSpace, proxy: str = "synflow", *, seed: int = 0) -> Path:
+    """The cache file of ``proxy`` scores: $NASCO_CACHE, else $XDG_CACHE_HOME/nasco, else
+    ~/.cache/nasco (as the tables' cache), then ``zerocost/<space>_<proxy>_v<version>_seed<seed>.tsv``."""
     root = os.environ.get("NASCO_CACHE")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
