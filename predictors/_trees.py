@@ -47,17 +47,19 @@ class BaggedGBT:
         leaf = self.min_samples_leaf or int(np.clip(len(y) // 40, 2, 20))
         self.members = []
         for m in range(self.n_members):
+            # sklearn takes seeds below 2**32; the modulo keeps every smaller seed as it was.
+            member_seed = (self.seed * 1000 + m) % 2**32
             idx = rng.integers(len(y), size=len(y)) if self.bootstrap else np.arange(len(y))
             if self.backend == "exact":
                 model = GradientBoostingRegressor(n_estimators=self.max_iter, learning_rate=self.learning_rate,
                                                   max_depth=self.max_depth, min_samples_leaf=leaf,
-                                                  random_state=self.seed * 1000 + m)
+                                                  random_state=member_seed)
                 self.members.append(model.fit(x[idx], z[idx]))
                 continue
             model = HistGradientBoostingRegressor(
                 max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
                 min_samples_leaf=leaf, l2_regularization=self.l2_regularization, early_stopping=False,
-                random_state=self.seed * 1000 + m)
+                random_state=member_seed)
             self.members.append(model.fit(x[idx], z[idx]))
         return self
 
@@ -80,7 +82,8 @@ class RandomForest:
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "RandomForest":
         x, y = check_xy(x, y, who=type(self).__name__)
-        self.model = RandomForestRegressor(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=1)
+        self.model = RandomForestRegressor(n_estimators=self.n_estimators, random_state=self.seed % 2**32,
+                                           n_jobs=1)
         self.model.fit(x, y)
         return self
 

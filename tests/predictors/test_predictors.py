@@ -142,3 +142,15 @@ def test_guided_multi_objective_asks_new_candidates(space):
             seen.append(cand.id)
             s.tell(cand, Result("ok", {"accuracy": float(w[0] @ x), "params": float(np.exp(w[1] @ x))}))
     assert len(set(seen)) == len(seen)
+
+
+def test_tree_predictors_take_large_seeds():
+    """The guided searcher derives model seeds as seed * 100003 + ...; sklearn rejects
+    random_state >= 2**32, which seeds of 43 and above used to reach."""
+    from nasco.predictors._trees import BaggedGBT, RandomForest
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.normal(size=40)
+    for cls in (BaggedGBT, RandomForest):
+        mean, std = cls(seed=43 * 100_003 + 7).fit(x, y).predict(x)
+        assert mean.shape == (40,) and np.isfinite(mean).all()
