@@ -60,6 +60,14 @@ class Searcher:
         self.rng.bit_generator.state = state["rng"]
         self._load_state(state)
 
+    def _require_objectives(self, candidate: Candidate, result: Result) -> None:
+        """For subclasses that rank by objective values: an ok result must carry them all."""
+        if result.status == "ok":
+            missing = [o for o in self.objectives if o not in result.objectives]
+            if missing:
+                raise ValueError(f"ok result for {candidate.id} lacks objectives {missing}; "
+                                 f"it has {sorted(result.objectives)}")
+
     # ---------------------------------------------------------------- subclass hooks
     def _ask(self, n: int) -> list[Candidate]:
         raise NotImplementedError

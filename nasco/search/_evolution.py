@@ -125,11 +125,7 @@ class RegularizedEvolution(Searcher):
         return members[int(order[0])][0]
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
-        if result.status == "ok":
-            missing = [o for o in self.objectives if o not in result.objectives]
-            if missing:
-                raise ValueError(f"ok result for {candidate.id} lacks objectives {missing}; "
-                                 f"it has {sorted(result.objectives)}")
+        self._require_objectives(candidate, result)
         self._population.append((candidate, result))
 
     def _state(self) -> dict[str, Any]:

@@ -198,11 +198,7 @@ class PredictorGuided(Searcher):
         return out
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
-        if result.status == "ok":
-            missing = [o for o in self.objectives if o not in result.objectives]
-            if missing:
-                raise ValueError(f"ok result for {candidate.id} lacks objectives {missing}; "
-                                 f"it has {sorted(result.objectives)}")
+        self._require_objectives(candidate, result)
         self._history.append((candidate, result))
         if candidate.id not in self._asked:
             self._asked.add(candidate.id)

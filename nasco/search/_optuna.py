@@ -169,11 +169,7 @@ class OptunaSearcher(Searcher):
         return v
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
-        if result.status == "ok":
-            missing = [o for o in self.objectives if o not in result.objectives]
-            if missing:
-                raise ValueError(f"ok result for {candidate.id} lacks objectives {missing}; "
-                                 f"it has {sorted(result.objectives)}")
+        self._require_objectives(candidate, result)
         waiting = self._pending.get(candidate.id)
         if waiting:
             number = waiting.pop(0)

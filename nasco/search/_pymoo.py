@@ -216,11 +216,7 @@ class PymooSearcher(Searcher):
         return out
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
-        if result.status == "ok":
-            missing = [o for o in self.objectives if o not in result.objectives]
-            if missing:
-                raise ValueError(f"ok result for {candidate.id} lacks objectives {missing}; "
-                                 f"it has {sorted(result.objectives)}")
+        self._require_objectives(candidate, result)
         F, G = result_to_pymoo(result, self.objectives)
         waiting = self._pending.get(candidate.id)
         if waiting:
