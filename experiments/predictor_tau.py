@@ -69,6 +69,10 @@ def configs(quick: bool) -> dict[str, tuple[str, Callable[[int], Any]]]:
         "gnn/adjacency": ("adjacency", lambda s: GraphNetEnsemble(n_members=m - 1, seed=s)),
         "gbt+mlp/path+zc": ("path+zc", lambda s: Combination([BaggedGBT(n_members=m, seed=s),
                                                               MLPEnsemble(n_members=m, seed=s)])),
+        "gbt+mlp-rank/path+zc+synflow": ("path+zc+synflow",
+                                         lambda s: Combination([BaggedGBT(n_members=m, seed=s),
+                                                                MLPEnsemble(n_members=m, seed=s, rank_weight=1.0)])),
+        "mlp-rank/path+zc+synflow": ("path+zc+synflow", lambda s: MLPEnsemble(n_members=m, seed=s, rank_weight=1.0)),
         # The proxy alone, no model: rank the test cells by log synflow (training cells unused).
         "synflow/raw": ("synflow", None),
         "gbt/path+zc+synflow": ("path+zc+synflow", lambda s: BaggedGBT(n_members=m, seed=s)),

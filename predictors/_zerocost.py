@@ -79,14 +79,26 @@ def zero_cost_cache_path(space: SearchSpace, proxy: str = "synflow", *, seed: in
     return Path(root) / "zerocost" / f"{space.arch_spec.name}_{proxy}_v{_VERSION}_seed{seed}.tsv"
 
 
+# path -> ((size, mtime_ns), scores): a search asks for the proxy of every pool, so the TSV
+# is parsed again only when it changed on disk (another process appended to it).
+_MEMO: dict[Path, tuple[tuple[int, int], dict[str, float]]] = {}
+
+
 def _load(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    st = path.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    hit = _MEMO.get(path)
+    if hit is not None and hit[0] == stamp:
+        return dict(hit[1])
     out: dict[str, float] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            k, _, v = line.partition("\t")
-            if v:
-                out[k] = float(v)
-    return out
+    for line in path.read_text().splitlines():
+        k, _, v = line.partition("\t")
+        if v:
+            out[k] = float(v)
+    _MEMO[path] = (stamp, out)
+    return dict(out)
 
 
 def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *, seed: int = 0,

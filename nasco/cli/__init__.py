@@ -7,6 +7,7 @@ import sys
 from nasco.cli._common import Parser, fail, user_errors
 from nasco.cli._cost import add_cost
 from nasco.cli._search import add_search
+from nasco.cli._searchers import add_searchers
 from nasco.cli._spaces import add_spaces, add_validate
 from nasco.cli._table import add_table
 
@@ -21,6 +22,7 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"nasco {nasco.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_search(sub)
+    add_searchers(sub)
     add_cost(sub)
     add_spaces(sub)
     add_validate(sub)

@@ -39,7 +39,6 @@ def _table_search(args: argparse.Namespace) -> int:
     """``--evaluator table``: every evaluation is one lookup in ``--table``."""
     from nasco.evaluate import TableEvaluator
     from nasco.run import run_search
-    from nasco.search import make_searcher
     from nasco.space import SearchSpace
     from nasco.tables import load_table
 
@@ -66,7 +65,7 @@ def _table_search(args: argparse.Namespace) -> int:
     evaluator = TableEvaluator(table, objectives, dataset=args.table_dataset, fidelity=args.table_fidelity,
                                split=args.table_split)
     kw = _searcher_options(args)
-    searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
+    searcher = _make_searcher(args, space, objectives, kw)
     out = Path(args.out or f"runs/{archs[0].name}-table-{table.name}-seed{args.seed}")
     config = {"space": archs[0].name, "space_file": getattr(archs[0], "source", None), "hw": None,
               "evaluator": "table", **evaluator.describe(), "searcher": args.searcher, "searcher_options": kw,
@@ -100,7 +99,47 @@ def _searcher_options(args: argparse.Namespace) -> dict:
     elif args.population:
         raise UsageError(f"--population applies to --searcher {', '.join(('evolution',) + _POPULATION_SEARCHERS)} "
                          f"only, not '{args.searcher}'")
+    kw.update(_parse_searcher_opts(args))
     return kw
+
+
+def _searcher_keywords(name: str) -> list[str]:
+    import inspect
+
+    from nasco.search import SEARCHERS
+
+    params = inspect.signature(SEARCHERS[name].__init__).parameters
+    return [k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k != "seed"]
+
+
+def _parse_searcher_opts(args: argparse.Namespace) -> dict:
+    """``--searcher-opt KEY=VALUE``: VALUE is read as YAML (1000, 0.5, synflow, null, {a: 1})."""
+    import yaml
+
+    known = _searcher_keywords(args.searcher)
+    out: dict = {}
+    for item in args.searcher_opt or []:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"--searcher-opt: expected KEY=VALUE, found '{item}'")
+        if key not in known:
+            raise UsageError(f"--searcher-opt {key}: '{args.searcher}' has no option '{key}'; its options: "
+                             f"{', '.join(known) or 'none'}")
+        try:
+            out[key] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--searcher-opt {key}: value '{raw}' is not valid YAML ({exc.problem})") from None
+    return out
+
+
+def _make_searcher(args: argparse.Namespace, space, objectives, kw: dict):
+    from nasco.search import make_searcher
+
+    try:
+        return make_searcher(args.searcher, space, objectives, args.seed, **kw)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--searcher {args.searcher} with options {kw}: {exc}") from None
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -125,7 +164,6 @@ def _train_search(args: argparse.Namespace) -> int:
 
     from nasco.evaluate import TrainCostEvaluator, load_dataset
     from nasco.run import run_search
-    from nasco.search import make_searcher
     from nasco.space import SearchSpace
 
     objectives = parse_objectives(args.objectives or "accuracy,energy,latency,area")
@@ -149,7 +187,7 @@ def _train_search(args: argparse.Namespace) -> int:
     evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
                                    device=args.device, max_seconds=args.max_train_seconds)
     kw = _searcher_options(args)
-    searcher = make_searcher(args.searcher, space, objectives, args.seed, **kw)
+    searcher = _make_searcher(args, space, objectives, kw)
     arch_name = "+".join(a.name for a in archs)
     out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
@@ -191,6 +229,10 @@ def add_search(sub) -> None:
     p.add_argument("--searcher", default="evolution",
                    help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
                         "optuna-nsga2, optuna-random, predictor-guided (default evolution)")
+    p.add_argument("--searcher-opt", action="append", metavar="KEY=VALUE",
+                   help="a searcher setting, VALUE read as YAML; repeat for several, e.g. for predictor-guided "
+                        "on nb201: --searcher-opt zero_cost=synflow --searcher-opt warmup=1000 (see "
+                        "'nasco searchers' for each searcher's options)")
     p.add_argument("--population", type=int, default=None,
                    help=f"population size of evolution (default {DEFAULT_POPULATION}; tournament size = half of "
                         "it, 2..5), nsga2, nsga3 and optuna-nsga2 (default 20)")

@@ -25,7 +25,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         dest = out / f"{Path(args.file).name.split('.')[0]}.parquet"
-        df.to_parquet(dest, index=False)
+        tmp = dest.with_name(dest.name + ".partial")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(dest)  # atomic: a reader never sees half a file
         print(f"{dest}: {len(df)} rows, columns {', '.join(map(str, df.columns))}")
         return 0
     from nasco.tables import load_table

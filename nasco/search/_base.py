@@ -1,14 +1,18 @@
 """The Searcher protocol: ask / tell / state_dict / load_state_dict (the optuna/pymoo shape)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from nasco.evaluate._result import OBJECTIVES, Result
 from nasco.space import Candidate, SearchSpace
 
-__all__ = ["Searcher"]
+__all__ = ["FRESH_TRIES", "Searcher"]
+
+# How many draws :meth:`Searcher._fresh` makes before it accepts a candidate already seen
+# (a nearly exhausted neighbourhood or space); each draw is a mutation or a sample, cheap.
+FRESH_TRIES = 50
 
 
 class Searcher:
@@ -18,6 +22,10 @@ class Searcher:
     All randomness comes from ``self.rng``, seeded by the constructor, and its state is
     part of :meth:`state_dict`, so a searcher restored from a state dict continues
     exactly where the saved one stood.
+
+    The base class also keeps the ids of every candidate asked or told (``seen``, saved in
+    the state dict), so that subclasses can avoid proposing a candidate twice
+    (:meth:`_fresh`): a repeat costs a query in a budgeted benchmark and teaches nothing.
     """
 
     name = "base"
@@ -33,6 +41,7 @@ class Searcher:
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.n_told = 0
+        self._seen: dict[str, None] = {}  # ids asked or told, in order (a dict keeps the order)
 
     def ask(self, n: int = 1) -> list[Candidate]:
         if n < 1:
@@ -40,6 +49,7 @@ class Searcher:
         out = self._ask(n)
         if len(out) != n:  # pragma: no cover - subclass contract
             raise RuntimeError(f"{type(self).__name__}._ask returned {len(out)} candidates, not {n}")
+        self._seen.update((c.id, None) for c in out)
         return out
 
     def tell(self, candidate: Candidate, result: Result) -> None:
@@ -47,10 +57,11 @@ class Searcher:
             raise TypeError(f"tell() takes a Result, got {type(result).__name__}")
         self._tell(candidate, result)
         self.n_told += 1  # only once the subclass accepted it
+        self._seen[candidate.id] = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "n_told": self.n_told,
-                "rng": self.rng.bit_generator.state, **self._state()}
+                "rng": self.rng.bit_generator.state, "seen": list(self._seen), **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
@@ -58,7 +69,19 @@ class Searcher:
         self.seed = state["seed"]
         self.n_told = state["n_told"]
         self.rng.bit_generator.state = state["rng"]
+        self._seen = dict.fromkeys(state.get("seen", ()))
         self._load_state(state)
+
+    def _fresh(self, draw: Callable[[], Candidate], also: set[str] | None = None) -> Candidate:
+        """``draw()`` until it gives an id neither seen nor in ``also`` (ids already picked in
+        this ask); after :data:`FRESH_TRIES` draws, the last one even if seen."""
+        also = also or set()
+        cand = draw()
+        for _ in range(FRESH_TRIES - 1):
+            if cand.id not in self._seen and cand.id not in also:
+                break
+            cand = draw()
+        return cand
 
     def _require_objectives(self, candidate: Candidate, result: Result) -> None:
         """For subclasses that rank by objective values: an ok result must carry them all."""

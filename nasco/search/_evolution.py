@@ -76,7 +76,9 @@ class RegularizedEvolution(Searcher):
     """Aging evolution with a tournament of ``sample_size`` among ``population_size``.
 
     The first ``population_size`` asks are random samples (the initial population); every
-    later ask mutates a tournament winner with ``space.mutate``. Every told result joins
+    later ask mutates a tournament winner with ``space.mutate``. A child (or sample) whose id
+    was already asked or told is drawn again, up to ``FRESH_TRIES`` times: in a small space
+    such as NB201 about one child in eight is a repeat otherwise, a wasted evaluation. Every told result joins
     the population, and the oldest member leaves when it is full.
     """
 
@@ -104,16 +106,18 @@ class RegularizedEvolution(Searcher):
     def _ask(self, n: int) -> list[Candidate]:
         out = []
         for _ in range(n):
+            picked = {c.id for c in out}
             if self._n_asked < self.population_size:
-                out.append(self.space.sample(self.rng))
+                out.append(self._fresh(lambda: self.space.sample(self.rng), picked))
             elif not self._population:
                 # Asked past the initial phase without any result told back: there is
                 # nothing to select from, so keep sampling, but say so.
                 warnings.warn("RegularizedEvolution: no result told yet, asking a random sample",
                               RuntimeWarning, stacklevel=3)
-                out.append(self.space.sample(self.rng))
+                out.append(self._fresh(lambda: self.space.sample(self.rng), picked))
             else:
-                out.append(self.space.mutate(self._tournament(), self.rng))
+                # A child already evaluated is drawn again, each time from a new tournament.
+                out.append(self._fresh(lambda: self.space.mutate(self._tournament(), self.rng), picked))
             self._n_asked += 1
         return out
 

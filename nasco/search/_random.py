@@ -11,10 +11,15 @@ class RandomSearch(Searcher):
     """Samples every candidate with ``space.sample``; results are ignored.
 
     Random search is the baseline every NAS method has to beat (Li & Talwalkar, UAI 2019).
-    Its whole state is the generator, which the base class already saves.
+    It samples without replacement: a sample already asked or told is drawn again (up to
+    ``FRESH_TRIES`` times, so a nearly exhausted space still gets an answer). Its whole state
+    is the generator and the ids seen, which the base class already saves.
     """
 
     name = "random"
 
     def _ask(self, n: int) -> list[Candidate]:
-        return [self.space.sample(self.rng) for _ in range(n)]
+        out: list[Candidate] = []
+        for _ in range(n):
+            out.append(self._fresh(lambda: self.space.sample(self.rng), {c.id for c in out}))
+        return out

@@ -86,6 +86,7 @@ FAST = {
     "gbt": ("path+zc", lambda s: BaggedGBT(n_members=2, max_iter=50, seed=s)),
     "rf": ("onehot", lambda s: RandomForest(n_estimators=50, seed=s)),
     "mlp": ("path+zc", lambda s: MLPEnsemble(n_members=2, steps=300, seed=s)),
+    "mlp-rank": ("path+zc", lambda s: MLPEnsemble(n_members=2, steps=300, rank_weight=1.0, seed=s)),
     "gnn": ("adjacency", lambda s: GraphNetEnsemble(n_members=1, steps=300, seed=s)),
     "combo": ("path+zc", lambda s: Combination([BaggedGBT(n_members=2, max_iter=30, backend="exact", seed=s),
                                                 MLPEnsemble(n_members=1, steps=200, seed=s)])),
@@ -154,3 +155,18 @@ def test_tree_predictors_take_large_seeds():
     for cls in (BaggedGBT, RandomForest):
         mean, std = cls(seed=43 * 100_003 + 7).fit(x, y).predict(x)
         assert mean.shape == (40,) and np.isfinite(mean).all()
+
+
+def test_pairwise_rank_loss_values():
+    import torch
+
+    from nasco.predictors._mlp import pairwise_rank_loss
+
+    z = torch.tensor([0.0, 1.0, 2.0])
+    # Right order with margins of 1 and 2: mean of softplus(-1), softplus(-1), softplus(-2).
+    got = float(pairwise_rank_loss(torch.tensor([0.0, 1.0, 2.0]), z))
+    want = float(np.mean(np.log1p(np.exp(-np.array([1.0, 1.0, 2.0])))))
+    assert got == pytest.approx(want, rel=1e-6)
+    # Reversed order costs more; ties in z are not pairs.
+    assert float(pairwise_rank_loss(torch.tensor([2.0, 1.0, 0.0]), z)) > got
+    assert float(pairwise_rank_loss(torch.tensor([5.0, -3.0]), torch.tensor([1.0, 1.0]))) == 0.0

@@ -320,3 +320,26 @@ def test_hwnasbench_extra_keys(tmp_path):
     with pytest.warns(UserWarning, match="version.*left out"):
         df = convert(hw, "hwnasbench-pickle", trust_pickle=True)
     assert list(df["edgegpu_power"]) == [0.5, 0.6, 0.7, 0.8] and "version" not in df
+
+
+def test_cli_import_format_writes_the_converted_parquet(tmp_path, pth, capsys):
+    import pandas as pd
+
+    from nasco.cli import main
+
+    out = tmp_path / "converted"
+    for argv, msg in (([str(pth), "--format", "nb201-pth", "--out", str(out)], "--trust-pickle"),
+                      ([str(pth), "--format", "nb201-pth", "--trust-pickle"], "--format needs --out DIR"),
+                      ([str(tmp_path / "nope.pth"), "--format", "nb201-pth", "--out", str(out), "--trust-pickle"],
+                       "no such file")):
+        with pytest.raises(SystemExit) as e:
+            main(["table", "import", *argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()  # nothing half-written
+    assert main(["table", "import", str(pth), "--format", "nb201-pth", "--out", str(out), "--trust-pickle"]) == 0
+    dest = out / "NAS-Bench-201-v1_1-096897.parquet"
+    assert f"{dest}: {len(ARCHS)} rows" in capsys.readouterr().out
+    got = pd.read_parquet(dest)
+    check_accuracy_table(got)
+    pd.testing.assert_frame_equal(got, convert(pth, "nb201-pth", trust_pickle=True))

@@ -41,3 +41,42 @@ def test_table_search_usage_errors(capsys):
         main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--objectives",
               "accuracy,eyeris_latency", "--budget", "2"])
     assert e.value.code == 2 and "did you mean 'eyeriss_latency'" in capsys.readouterr().err
+
+
+def test_searcher_options_reach_the_searcher_and_the_summary(nb201_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NASCO_CACHE", str(nb201_cache.parent))
+    monkeypatch.setattr("nasco.tables._table.cache_dir", lambda: nb201_cache)
+    out = tmp_path / "run"
+    rc = main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--searcher",
+               "predictor-guided", "--searcher-opt", "n_initial=3", "--searcher-opt", "pool_size=7",
+               "--searcher-opt", "acquisition=ei", "--budget", "6", "--out", str(out), "--quiet"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["searcher_options"] == {"n_initial": 3, "pool_size": 7, "acquisition": "ei"}
+    rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len({r["id"] for r in rows}) == 6
+    capsys.readouterr()
+    for opts, msg in ((["--searcher-opt", "pool=7"], "'predictor-guided' has no option 'pool'; its options: n_initial"),
+                      (["--searcher-opt", "n_initial"], "expected KEY=VALUE, found 'n_initial'"),
+                      (["--searcher-opt", "acquisition=pi"], "acquisition must be one of"),
+                      (["--searcher-opt", "n_initial=[1"], "is not valid YAML")):
+        with pytest.raises(SystemExit) as e:
+            main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--searcher",
+                  "predictor-guided", *opts, "--budget", "2", "--out", str(tmp_path / "bad"), "--quiet"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_searchers_command_lists_every_searcher_and_its_options(capsys):
+    from nasco.search import SEARCHERS
+
+    assert main(["searchers"]) == 0
+    text = capsys.readouterr().out
+    for name in SEARCHERS:
+        assert f"\n{name}: " in "\n" + text
+    assert "zero_cost=None, warmup=0" in text and "population_size=20, sample_size=5" in text
+    assert main(["searchers", "predictor-guided"]) == 0
+    assert "expected improvement" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["searchers", "bananas"])
+    assert e.value.code == 2
