@@ -22,9 +22,14 @@ them their ledger results, which are not told twice), and new trials continue ex
 where an uninterrupted run would.
 
 Repeats: when the sampler proposes a candidate whose result the study already holds (TPE
-does so for ~1 trial in 5 on NB201 at 100 trials), the searcher tells that trial the same
-values and constraint at once and asks again, up to ``FRESH_TRIES`` times. The sampler sees
-every trial as it would have; the caller is not asked to evaluate a candidate twice.
+does so for ~1 trial in 5 on NB201 at 100 trials, and for half of them with two objectives
+at 300), the searcher ends that trial as FAIL, marked ``nasco_repeat_of`` (the sampler's
+model keeps the one real observation, and a failed trial costs it nothing), and asks again
+with the next trial number, hence another seed; after ``SAMPLER_RETRIES`` repeats in a row
+it enqueues a random candidate not yet seen (``study.enqueue_trial``), so an ask never
+loops. The caller is not asked to evaluate a candidate twice. Retelling the repeats their
+result instead was tried first: the sampler then proposes the same cells again and again,
+the study grows by thousands of duplicate trials and each ask slows down with them.
 """
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
 from nasco.evaluate._result import OBJECTIVES, Result
-from nasco.search._base import FRESH_TRIES, Searcher
+from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
 from nasco.space import Candidate, SearchSpace
 
@@ -54,7 +59,9 @@ log = logging.getLogger("nasco.search")
 STUDY_FILE = "optuna.journal"
 _CANDIDATE_ATTR = "nasco_candidate"
 _CONSTRAINT = "violation"
-_VIOLATION_ATTR = "nasco_violation"  # the constraint value, kept where a repeat can copy it
+_REPEAT_ATTR = "nasco_repeat_of"  # on a trial dropped as a repeat: the number of the trial it repeats
+# Sampler proposals tried per ask before a random unseen candidate is enqueued instead.
+SAMPLER_RETRIES = 10
 _STORABLE = (str, int, float, bool, type(None))
 
 
@@ -137,6 +144,8 @@ class OptunaSearcher(Searcher):
         self.storage_path = path
         self._open(JournalStorage(JournalFileBackend(str(path))))
         for t in self.study.get_trials(deepcopy=False):
+            if _REPEAT_ATTR in t.user_attrs:
+                continue  # dropped as a repeat when it was asked: nothing to replay
             cand = Candidate.from_json(t.user_attrs[_CANDIDATE_ATTR])
             self._replay.append((t.number, cand))
         if self._replay:
@@ -158,16 +167,20 @@ class OptunaSearcher(Searcher):
                 number, cand = self._replay.popleft()
             else:
                 picked = {c.id for c in out}
-                for attempt in range(FRESH_TRIES):
-                    number, cand = self._new_trial()
-                    if attempt == FRESH_TRIES - 1 or cand.id in picked or not self._retell(number, cand):
+                for attempt in range(SAMPLER_RETRIES + 1):
+                    if attempt == SAMPLER_RETRIES:
+                        fresh = self._fresh(lambda: self.space.sample(self.rng), picked)
+                        self.study.enqueue_trial(self._params(fresh), skip_if_exists=False)
+                    number, cand = self._new_trial(enqueued=attempt == SAMPLER_RETRIES)
+                    if attempt == SAMPLER_RETRIES or cand.id in picked or not self._drop_repeat(number, cand):
                         break
             self._pending.setdefault(cand.id, []).append(number)
             out.append(cand)
         return out
 
-    def _new_trial(self) -> tuple[int, Candidate]:
-        number = len(self.study.get_trials(deepcopy=False))
+    def _new_trial(self, enqueued: bool = False) -> tuple[int, Candidate]:
+        # An enqueued trial already exists (WAITING), as the last one; study.ask takes it.
+        number = len(self.study.get_trials(deepcopy=False)) - (1 if enqueued else 0)
         _reseed(self.study.sampler, self.seed, number)
         trial = self.study.ask()
         assert trial.number == number
@@ -181,27 +194,29 @@ class OptunaSearcher(Searcher):
         if self._done is None:
             self._done = {}
             for t in self.study.get_trials(deepcopy=False):
-                if t.state in (TrialState.COMPLETE, TrialState.FAIL) and _CANDIDATE_ATTR in t.user_attrs:
+                if (t.state in (TrialState.COMPLETE, TrialState.FAIL) and _CANDIDATE_ATTR in t.user_attrs
+                        and _REPEAT_ATTR not in t.user_attrs):
                     self._done.setdefault(Candidate.from_json(t.user_attrs[_CANDIDATE_ATTR]).id, t.number)
         return self._done
 
-    def _retell(self, number: int, cand: Candidate) -> bool:
-        """If the study already holds a result of ``cand``, tell trial ``number`` the same and
-        return True (the caller asks again); else False."""
+    def _drop_repeat(self, number: int, cand: Candidate) -> bool:
+        """If the study already holds a result of ``cand``, end trial ``number`` as a FAIL
+        marked as a repeat and return True (the caller asks again); else False."""
         src = self._finished().get(cand.id)
         if src is None:
             return False
-        frozen = self.study.get_trials(deepcopy=False)[src]
-        if frozen.state == TrialState.FAIL:
-            self.study.tell(number, state=TrialState.FAIL)
-        else:
-            viol = float(frozen.user_attrs.get(_VIOLATION_ATTR, 0.0))
-            trial = self._trial(number)
-            trial.set_user_attr(_VIOLATION_ATTR, viol)
-            trial.set_constraint(_CONSTRAINT, viol)
-            self.study.tell(number, list(frozen.values))
+        self._trial(number).set_user_attr(_REPEAT_ATTR, src)
+        self.study.tell(number, state=TrialState.FAIL)
         self._live.pop(number, None)
         return True
+
+    def _params(self, cand: Candidate) -> dict[str, Any]:
+        """The Optuna params of ``cand`` (options, or their indices where Optuna stores those)."""
+        out = {}
+        for name, value in self.codec.encode(cand).items():
+            options = self.codec.variables[name]
+            out[name] = value if list(options) == self._choices[name] else options.index(value)
+        return out
 
     def _suggest(self, trial: optuna.Trial, name: str, options: tuple) -> Any:
         choices = self._choices[name]
@@ -228,9 +243,7 @@ class OptunaSearcher(Searcher):
         if values is None:
             self.study.tell(number, state=TrialState.FAIL)
             return
-        trial = self._trial(number)
-        trial.set_user_attr(_VIOLATION_ATTR, self._violation(result))
-        trial.set_constraint(_CONSTRAINT, self._violation(result))
+        self._trial(number).set_constraint(_CONSTRAINT, self._violation(result))
         self.study.tell(number, values)
         self._live.pop(number, None)
 
@@ -248,18 +261,13 @@ class OptunaSearcher(Searcher):
 
     def _add_told(self, candidate: Candidate, result: Result) -> None:
         self.space.check(candidate)
-        enc = self.codec.encode(candidate)
-        params, dists = {}, {}
-        for name, value in enc.items():
-            choices = self._choices[name]
-            options = self.codec.variables[name]
-            params[name] = value if list(options) == choices else options.index(value)
-            dists[name] = optuna.distributions.CategoricalDistribution(choices)
+        params = self._params(candidate)
+        dists = {name: optuna.distributions.CategoricalDistribution(self._choices[name]) for name in params}
         values = self._values(result)
         self.study.add_trial(create_trial(
             state=TrialState.COMPLETE if values is not None else TrialState.FAIL, values=values,
             params=params, distributions=dists,
-            user_attrs={_CANDIDATE_ATTR: candidate.to_json(), _VIOLATION_ATTR: self._violation(result)},
+            user_attrs={_CANDIDATE_ATTR: candidate.to_json()},
             constraints={_CONSTRAINT: self._violation(result)} if values is not None else None))
         self._finished().setdefault(candidate.id, len(self.study.get_trials(deepcopy=False)) - 1)
 
