@@ -99,7 +99,10 @@ def _searcher_options(args: argparse.Namespace) -> dict:
     elif args.population:
         raise UsageError(f"--population applies to --searcher {', '.join(('evolution',) + _POPULATION_SEARCHERS)} "
                          f"only, not '{args.searcher}'")
-    kw.update(_parse_searcher_opts(args))
+    opts = _parse_searcher_opts(args)
+    if args.population and "population_size" in opts:
+        raise UsageError("give the population once: --population or --searcher-opt population_size, not both")
+    kw.update(opts)
     return kw
 
 

@@ -59,7 +59,9 @@ def test_searcher_options_reach_the_searcher_and_the_summary(nb201_cache, tmp_pa
     for opts, msg in ((["--searcher-opt", "pool=7"], "'predictor-guided' has no option 'pool'; its options: n_initial"),
                       (["--searcher-opt", "n_initial"], "expected KEY=VALUE, found 'n_initial'"),
                       (["--searcher-opt", "acquisition=pi"], "acquisition must be one of"),
-                      (["--searcher-opt", "n_initial=[1"], "is not valid YAML")):
+                      (["--searcher-opt", "n_initial=[1"], "is not valid YAML"),
+                      (["--searcher", "evolution", "--population", "8", "--searcher-opt", "population_size=9"],
+                       "give the population once")):
         with pytest.raises(SystemExit) as e:
             main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--searcher",
                   "predictor-guided", *opts, "--budget", "2", "--out", str(tmp_path / "bad"), "--quiet"])
