@@ -80,25 +80,30 @@ def zero_cost_cache_path(space: SearchSpace, proxy: str = "synflow", *, seed: in
 
 
 # path -> ((size, mtime_ns), scores): a search asks for the proxy of every pool, so the TSV
-# is parsed again only when it changed on disk (another process appended to it).
+# is parsed again only when it changed on disk behind our back (another process appended).
+# The dict is shared: zero_cost_scores adds what it computes and then re-stamps it.
 _MEMO: dict[Path, tuple[tuple[int, int], dict[str, float]]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _load(path: Path) -> dict[str, float]:
     if not path.is_file():
         return {}
-    st = path.stat()
-    stamp = (st.st_size, st.st_mtime_ns)
+    stamp = _stamp(path)
     hit = _MEMO.get(path)
     if hit is not None and hit[0] == stamp:
-        return dict(hit[1])
+        return hit[1]
     out: dict[str, float] = {}
     for line in path.read_text().splitlines():
         k, _, v = line.partition("\t")
         if v:
             out[k] = float(v)
     _MEMO[path] = (stamp, out)
-    return dict(out)
+    return out
 
 
 def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *, seed: int = 0,
@@ -131,4 +136,6 @@ def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *
                 if progress and (i + 1) % 200 == 0:
                     dt = time.perf_counter() - t0
                     print(f"{proxy}: {i + 1}/{len(todo)} cells, {dt / (i + 1):.3f} s/cell", flush=True)
+        if cache:
+            _MEMO[path] = (_stamp(path), known)  # what we appended is already in ``known``
     return np.array([known[k] for k in keys], dtype=np.float64)

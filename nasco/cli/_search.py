@@ -106,20 +106,14 @@ def _searcher_options(args: argparse.Namespace) -> dict:
     return kw
 
 
-def _searcher_keywords(name: str) -> list[str]:
-    import inspect
-
-    from nasco.search import SEARCHERS
-
-    params = inspect.signature(SEARCHERS[name].__init__).parameters
-    return [k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k != "seed"]
-
-
 def _parse_searcher_opts(args: argparse.Namespace) -> dict:
     """``--searcher-opt KEY=VALUE``: VALUE is read as YAML (1000, 0.5, synflow, null, {a: 1})."""
     import yaml
 
-    known = _searcher_keywords(args.searcher)
+    from nasco.cli._searchers import searcher_options
+    from nasco.search import SEARCHERS
+
+    known = [k for k, _ in searcher_options(SEARCHERS[args.searcher])]
     out: dict = {}
     for item in args.searcher_opt or []:
         key, eq, raw = item.partition("=")

@@ -6,10 +6,11 @@ import inspect
 
 from nasco.cli._common import UsageError
 
-__all__ = ["add_searchers"]
+__all__ = ["add_searchers", "searcher_options"]
 
 
-def _options(cls) -> list[tuple[str, object]]:
+def searcher_options(cls) -> list[tuple[str, object]]:
+    """(name, default) of the constructor settings of a searcher class (keyword-only, bar seed)."""
     params = inspect.signature(cls.__init__).parameters
     return [(k, p.default) for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k != "seed"]
 
@@ -28,7 +29,7 @@ def _cmd_searchers(args: argparse.Namespace) -> int:
             rest = "\n".join(doc.splitlines()[1:]).strip()
             if rest:
                 print("\n".join("    " + line for line in rest.splitlines()))
-        opts = _options(cls)
+        opts = searcher_options(cls)
         if opts:
             print("    options (--searcher-opt KEY=VALUE): "
                   + ", ".join(f"{k}={d!r}" for k, d in opts))

@@ -69,9 +69,9 @@ class PredictorGuided(Searcher):
     NAS"). Proxies are computed on the network, never on the evaluator, so they are not
     evaluations; each costs ~0.1 s of CPU per new NB201 cell, and is cached on disk.
 
-    The state holds the history and the ids asked; the predictor is refit on load (fits
-    are seeded by the searcher's seed and the history size, so a restored searcher asks
-    what the original would).
+    The state holds the history (the base class keeps the ids asked); the predictor is
+    refit on load (fits are seeded by the searcher's seed and the history size, so a
+    restored searcher asks what the original would).
     """
 
     name = "predictor-guided"
@@ -119,8 +119,6 @@ class PredictorGuided(Searcher):
         self._warm_queue: list[Candidate] | None = None
         self._dense = encoding == "auto" and _is_dense(space)
         self._history: list[tuple[Candidate, Result]] = []
-        self._asked: set[str] = set()
-        self._asked_order: list[str] = []
         self._n_asked = 0
         self._models: list[Any] | None = None
         self._fitted_n = 0
@@ -188,7 +186,7 @@ class PredictorGuided(Searcher):
     def _pool(self) -> list[Candidate]:
         parents = self._parents()
         n_mut = int(round(self.mutation_share * self.pool_size)) if parents else 0
-        seen = set(self._asked)
+        seen = set(self._seen)  # the base class's ids asked or told
         pool: list[Candidate] = []
         # Each part has its own attempt budget: once the parents' neighbourhoods are used up
         # (mutations only give ids already asked), the random part still fills the pool.
@@ -278,19 +276,12 @@ class PredictorGuided(Searcher):
                               "batch; asking a random sample", RuntimeWarning, stacklevel=3)
         while len(out) < n:
             out.append(self.space.sample(self.rng))
-        for c in out:
-            if c.id not in self._asked:
-                self._asked.add(c.id)
-                self._asked_order.append(c.id)
         self._n_asked += n
         return out
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
         self._require_objectives(candidate, result)
         self._history.append((candidate, result))
-        if candidate.id not in self._asked:
-            self._asked.add(candidate.id)
-            self._asked_order.append(candidate.id)
 
     def _settings(self) -> dict[str, Any]:
         return {"n_initial": self.n_initial, "pool_size": self.pool_size, "mutation_share": self.mutation_share,
@@ -300,7 +291,7 @@ class PredictorGuided(Searcher):
                 "warmup": self.warmup}
 
     def _state(self) -> dict[str, Any]:
-        return {"settings": self._settings(), "n_asked": self._n_asked, "asked": list(self._asked_order),
+        return {"settings": self._settings(), "n_asked": self._n_asked,
                 "warm_queue": (None if self._warm_queue is None else [c.to_json() for c in self._warm_queue]),
                 "fitted_n": self._fitted_n,
                 "history": [{"candidate": c.to_json(), "result": _plain(r.to_dict())} for c, r in self._history]}
@@ -311,8 +302,6 @@ class PredictorGuided(Searcher):
             if mine.get(key) != value:
                 raise ValueError(f"state has {key}={value!r}, this searcher has {mine.get(key)!r}")
         self._n_asked = int(state["n_asked"])
-        self._asked_order = list(state["asked"])
-        self._asked = set(self._asked_order)
         queue = state.get("warm_queue")
         self._warm_queue = None if queue is None else [Candidate.from_json(c) for c in queue]
         self._history = [(Candidate.from_json(h["candidate"]), Result.from_dict(h["result"]))

@@ -24,7 +24,7 @@ from nasco.space import Candidate, SearchSpace
 
 __all__ = ["OBJECTIVE_SETS", "SearcherContract", "check_ask_valid", "check_rejects_bad_input",
            "check_restore", "check_searcher", "check_seeded", "check_tell_statuses", "default_space",
-           "drive", "toy_result"]
+           "drive", "linear_score_best", "toy_result"]
 
 # One objective of each sense, two, and all the cost-model ones together.
 OBJECTIVE_SETS: tuple[tuple[str, ...], ...] = (
@@ -70,6 +70,24 @@ def toy_result(space: SearchSpace, cand: Candidate, objectives: tuple[str, ...] 
         viol = {} if h % 3 == 0 else {"energy": 1e-4 * (h % 5)}
         return Result("infeasible", objs, violations=viol)
     return Result("ok", objs, metrics={"toy": True})
+
+
+def linear_score_best(name: str, space: SearchSpace, seed: int, n: int, w: np.ndarray, *,
+                      fail_below: float | None = None, **kw: Any) -> float:
+    """The best accuracy searcher ``name`` finds in ``n`` sequential asks when a candidate
+    scores ``w @ space.encode(cand)`` (a smooth stand-in for accuracy: every choice matters a
+    little). Below ``fail_below`` a candidate is a failed one instead."""
+    from nasco.search import make_searcher
+
+    s = make_searcher(name, space, ("accuracy",), seed, **kw)
+    best = -np.inf
+    for _ in range(n):
+        cand = s.ask()[0]
+        value = float(w @ space.encode(cand))
+        best = max(best, value)
+        failed = fail_below is not None and value <= fail_below
+        s.tell(cand, Result.failed("toy: too low") if failed else Result("ok", {"accuracy": value}))
+    return best
 
 
 def drive(searcher: Searcher, rounds: int, *, batch: int = 1) -> list[str]:

@@ -15,9 +15,10 @@ from nasco.predictors import (
     BaggedGBT, Combination, GraphNetEnsemble, MLPEnsemble, RandomForest, adjacency_encoding, cell_feature_names,
     cell_features, encode_cells, onehot_encoding, path_encoding,
 )
-from nasco.search import PredictorGuided, make_searcher
+from nasco.search import PredictorGuided
 from nasco.space import SearchSpace
 from nasco.space._nb201 import arch_str_ops
+from nasco.testing.searcher_contract import linear_score_best
 
 # The shared data folder sits beside the repository (as in CI); NASCO_NB201_DIR overrides it.
 NB201_CSV = Path(os.environ.get("NASCO_NB201_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -115,21 +116,11 @@ def test_guided_rejects_bad_settings(space):
         PredictorGuided(space, ("accuracy",), n_initial=1)
 
 
-def _best(name, space, seed, n, w):
-    s = make_searcher(name, space, ("accuracy",), seed, **({"n_initial": 10} if name != "random" else {}))
-    best = -np.inf
-    for _ in range(n):
-        cand = s.ask()[0]
-        value = float(w @ space.encode(cand))
-        best = max(best, value)
-        s.tell(cand, Result("ok", {"accuracy": value}) if value > -3 else Result.failed("toy: too low"))
-    return best
-
-
 def test_guided_beats_random_median_on_synthetic_objective(space):
     w = np.random.default_rng(5).normal(size=30)
-    guided = [_best("predictor-guided", space, s, 40, w) for s in range(2)]
-    rnd = [_best("random", space, s, 40, w) for s in range(5)]
+    guided = [linear_score_best("predictor-guided", space, s, 40, w, fail_below=-3, n_initial=10)
+              for s in range(2)]
+    rnd = [linear_score_best("random", space, s, 40, w, fail_below=-3) for s in range(5)]
     assert min(guided) > np.median(rnd), (guided, rnd)
 
 

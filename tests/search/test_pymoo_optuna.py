@@ -17,6 +17,7 @@ from nasco.search import SEARCHERS, make_searcher
 from nasco.search._codec import SpaceCodec
 from nasco.search._pymoo import result_to_pymoo
 from nasco.space import SearchSpace
+from nasco.testing.searcher_contract import linear_score_best
 from nasco.testing.searcher_contract import default_space
 
 LIBRARY_SEARCHERS = [n for n in ("nsga2", "nsga3", "optuna-tpe", "optuna-nsga2", "optuna-random")
@@ -91,17 +92,6 @@ def test_result_to_pymoo_orders_ok_infeasible_failed():
     assert np.isfinite(F3).all()
 
 
-def _best_after(name: str, space: SearchSpace, seed: int, n: int, w: np.ndarray) -> float:
-    s = make_searcher(name, space, ("accuracy",), seed)
-    best = -np.inf
-    for _ in range(n):
-        cand = s.ask()[0]
-        value = float(w @ space.encode(cand))
-        best = max(best, value)
-        s.tell(cand, Result("ok", {"accuracy": value}))
-    return best
-
-
 @pytest.mark.parametrize("name", LIBRARY_SEARCHERS)
 def test_beats_random_on_nb201_toy_objective(name):
     # NB201 cells with a fixed linear score of the one-hot encoding (a smooth stand-in
@@ -112,8 +102,8 @@ def test_beats_random_on_nb201_toy_objective(name):
     space = _space("nb201")
     w = np.random.default_rng(99).normal(size=space.encode(space.sample(np.random.default_rng(0))).size)
     seeds, n = range(3), 100
-    got = np.array([_best_after(name, space, s, n, w) for s in seeds])
-    rnd = np.array([_best_after("random", space, s, n, w) for s in seeds])
+    got = np.array([linear_score_best(name, space, s, n, w) for s in seeds])
+    rnd = np.array([linear_score_best("random", space, s, n, w) for s in seeds])
     assert got.mean() > np.median(rnd), (got, rnd)
 
 

@@ -7,7 +7,7 @@ import pytest
 from nasco.evaluate._result import Result
 from nasco.search import SEARCHERS, RandomSearch, RegularizedEvolution, Searcher, make_searcher
 from nasco.search._evolution import tournament_order
-from nasco.testing.searcher_contract import SearcherContract, default_space
+from nasco.testing.searcher_contract import SearcherContract, default_space, linear_score_best
 
 
 @pytest.fixture(params=sorted(SEARCHERS))
@@ -127,25 +127,14 @@ def test_evolution_state_holds_population_as_json(space):
         other.load_state_dict(state)
 
 
-def _best_after(name: str, space, seed: int, n: int, w: np.ndarray) -> float:
-    s = make_searcher(name, space, ("accuracy",), seed)
-    best = -np.inf
-    for _ in range(n):
-        cand = s.ask()[0]
-        value = float(w @ space.encode(cand))
-        best = max(best, value)
-        s.tell(cand, _ok(accuracy=value))
-    return best
-
-
 def test_evolution_beats_random_on_a_toy_objective(space):
     # A fixed linear score of the one-hot encoding: every choice matters a little, as in
     # a smooth accuracy landscape; REA should climb it, random search only samples.
     n_dim = space.encode(space.sample(np.random.default_rng(0))).size
     w = np.random.default_rng(99).normal(size=n_dim)
     seeds, n = range(3), 80
-    rea = np.array([_best_after("evolution", space, s, n, w) for s in seeds])
-    rnd = np.array([_best_after("random", space, s, n, w) for s in seeds])
+    rea = np.array([linear_score_best("evolution", space, s, n, w) for s in seeds])
+    rnd = np.array([linear_score_best("random", space, s, n, w) for s in seeds])
     # Measured: evolution 22.9, 22.1, 17.6 (mean 20.9); random 16.4, 14.7, 13.6 (mean 14.9).
     assert rea.mean() > rnd.mean() + 3.0, (rea, rnd)
     assert (rea > rnd).all(), (rea, rnd)
