@@ -46,24 +46,20 @@ def _arch(space: SearchSpace):
 
 def synflow(space: SearchSpace, edges: Sequence[str], *, seed: int = 0,
             input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10, arch=None) -> float:
-    """The synflow score of the network of the cell with these edge ops (op names)."""
+    """The synflow score of the network of the cell with these edge ops (op names).
+
+    One mechanism for every space: :func:`nasco.evaluate._proxies.synflow_score` on the
+    network built with ``torch.manual_seed(seed)`` (same values as cache version 1).
+    """
     import torch
 
+    from nasco.evaluate._proxies import synflow_score
     from nasco.nn import GraphNet, plan_network
 
     arch = arch if arch is not None else _arch(space)
     plan = plan_network(arch, {"edges": list(edges)}, input_shape, num_classes)
     torch.manual_seed(seed)
-    net = GraphNet(plan, arch).double().eval()
-    with torch.no_grad():  # linearise: |theta| (the sign does not matter for the score)
-        for t in net.state_dict().values():
-            if t.is_floating_point():
-                t.abs_()
-    net.zero_grad()
-    out = net(torch.ones((1, *input_shape), dtype=torch.float64))
-    out.sum().backward()
-    net.requires_grad_(False)
-    return float(sum(float((p * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None))
+    return synflow_score(GraphNet(plan, arch))
 
 
 _FUNCS: dict[str, Callable[..., float]] = {"synflow": synflow}

@@ -13,6 +13,9 @@ __all__ = ["add_search", "DEFAULT_BUDGET"]
 # The default run (darts_snn x asic_template on digits) fits in 5 minutes on 2 cores;
 # see the README for the measured figures.
 DEFAULT_BUDGET = 10
+# A differentiable searcher runs a supernet search per candidate (per accelerator
+# configuration): two keep `--searcher darts` on the default space within 10 minutes.
+DARTS_BUDGET = 2
 DEFAULT_POPULATION = 6
 
 
@@ -113,7 +116,9 @@ def _parse_searcher_opts(args: argparse.Namespace) -> dict:
     from nasco.cli._searchers import searcher_options
     from nasco.search import SEARCHERS
 
-    known = [k for k, _ in searcher_options(SEARCHERS[args.searcher])]
+    from nasco.search import DIFFERENTIABLE
+
+    known = [k for k, _ in searcher_options({**SEARCHERS, **DIFFERENTIABLE}[args.searcher])]
     out: dict = {}
     for item in args.searcher_opt or []:
         key, eq, raw = item.partition("=")
@@ -140,15 +145,21 @@ def _make_searcher(args: argparse.Namespace, space, objectives, kw: dict):
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from nasco.search import SEARCHERS
+    from nasco.search import DIFFERENTIABLE, SEARCHERS
 
+    known = {**SEARCHERS, **DIFFERENTIABLE}
+    if args.budget is None:
+        args.budget = DARTS_BUDGET if args.searcher in DIFFERENTIABLE else DEFAULT_BUDGET
     if args.budget < 1:
         raise UsageError(f"--budget must be >= 1, found {args.budget}")
-    if args.searcher not in SEARCHERS:
+    if args.searcher not in known:
         import difflib
-        close = difflib.get_close_matches(args.searcher, list(SEARCHERS), n=1)
-        raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(SEARCHERS)}"
+        close = difflib.get_close_matches(args.searcher, list(known), n=1)
+        raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(known)}"
                          + (f"; did you mean '{close[0]}'?" if close else ""))
+    if args.searcher in DIFFERENTIABLE and args.evaluator != "train":
+        raise UsageError(f"--searcher {args.searcher} trains a supernet on --dataset and retrains what it "
+                         f"derives: it needs --evaluator train, not '{args.evaluator}'")
     if args.evaluator == "table":
         return _table_search(args)
     if args.table:
@@ -163,7 +174,15 @@ def _train_search(args: argparse.Namespace) -> int:
     from nasco.run import run_search
     from nasco.space import SearchSpace
 
-    objectives = parse_objectives(args.objectives or "accuracy,energy,latency,area")
+    proxy = args.evaluator == "proxy"
+    if proxy:
+        from nasco.evaluate._proxies import DEFAULT_OBJECTIVES  # registers the proxies as objectives
+
+        if args.epochs is not None or args.max_train_seconds is not None:
+            raise UsageError("--epochs and --max-train-seconds apply to --evaluator train; --evaluator proxy "
+                             "does not train")
+    objectives = parse_objectives(args.objectives or (",".join(DEFAULT_OBJECTIVES) if proxy
+                                                      else "accuracy,energy,latency,area"))
     archs, hw = _load_search_files(args)
     multi = isinstance(hw, MultiAccelerator)
     datasets = args.dataset or ["digits"]
@@ -175,16 +194,31 @@ def _train_search(args: argparse.Namespace) -> int:
         raise UsageError(f"objectives {', '.join(sorted(hw_objectives))} need an accelerator: add --hw "
                          "asic_template, or --objectives accuracy")
     torch.set_num_threads(args.threads)
+    if args.device == "auto":  # recorded in run.json as the device actually used
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     space = SearchSpace(archs if multi else archs[0], hw)
     loaded: dict[str, object] = {}
     for name in datasets:
         if name not in loaded:
             loaded[name] = load_dataset(name, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
     data = [loaded[name] for name in datasets]
-    evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
-                                   device=args.device, max_seconds=args.max_train_seconds)
+    if proxy:
+        from nasco.evaluate import ProxyEvaluator
+
+        try:
+            evaluator = ProxyEvaluator(space, data[0], objectives)
+        except ValueError as exc:
+            raise UsageError(f"--evaluator proxy: {exc}") from None
+    else:
+        evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
+                                       device=args.device, max_seconds=args.max_train_seconds)
     kw = _searcher_options(args)
-    searcher = _make_searcher(args, space, objectives, kw)
+    from nasco.search import DIFFERENTIABLE
+
+    # The data and the device are not settings of the search but inputs of the supernet.
+    extra = ({"data": data[0], "device": args.device, "log": not args.quiet}
+             if args.searcher in DIFFERENTIABLE else {})
+    searcher = _make_searcher(args, space, objectives, {**kw, **extra})
     arch_name = "+".join(a.name for a in archs)
     out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
@@ -194,6 +228,8 @@ def _train_search(args: argparse.Namespace) -> int:
         "searcher": args.searcher, "searcher_options": kw, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
         "device": args.device, "threads": args.threads,
     }
+    if proxy:
+        config.update(evaluator="proxy", **evaluator.describe())
     if multi:
         config.update(space_files=[getattr(a, "source", None) for a in archs], datasets=datasets,
                       dataset_sources=[d.source for d in data])
@@ -219,13 +255,16 @@ def add_search(sub) -> None:
                         "task (k times) with a multi_accelerator --hw")
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
                                 "(hetero_2task): built-in name or .yaml")
-    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
-                   help=f"number of distinct evaluations (default {DEFAULT_BUDGET})")
+    p.add_argument("--budget", type=int, default=None,
+                   help=f"number of distinct evaluations (default {DEFAULT_BUDGET}; {DARTS_BUDGET} for --searcher "
+                        f"darts, where each one is a supernet search on one accelerator configuration)")
     p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
     p.add_argument("--searcher", default="evolution",
                    help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
-                        "optuna-nsga2, optuna-random, predictor-guided (default evolution)")
+                        "optuna-nsga2, optuna-random, predictor-guided, darts (differentiable: DARTS / DARTS-PT "
+                        "with a hardware-aware loss per accelerator configuration; the derived cell is retrained) "
+                        "(default evolution)")
     p.add_argument("--searcher-opt", action="append", metavar="KEY=VALUE",
                    help="a searcher setting, VALUE read as YAML; repeat for several, e.g. for predictor-guided "
                         "on nb201: --searcher-opt zero_cost=synflow --searcher-opt warmup=1000 (see "
@@ -235,12 +274,20 @@ def add_search(sub) -> None:
                         "it, 2..5), nsga2, nsga3 and optuna-nsga2 (default 20)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated: accuracy, energy, latency, area, params, macs (default "
-                        "accuracy,energy,latency,area); with --evaluator table: accuracy and any metric of the "
-                        "table, e.g. accuracy,eyeriss_latency (default accuracy)")
-    p.add_argument("--evaluator", choices=("train", "table"), default="train",
+                        "accuracy,energy,latency,area); with --evaluator proxy: the zero-cost proxies naswot, "
+                        "sahd, synflow, snip, grad_norm, jacob_cov (higher is better), params, flops, sops (lower "
+                        "is better), plus macs, energy, latency, area (default naswot,energy,latency,area: NASWOT "
+                        "works for ANNs and SNNs alike; note that on darts_snn/digits no data-driven proxy ranked "
+                        "trained accuracy better than chance, |tau| <= 0.11 over 50 cells, while the parameter "
+                        "count did, bigger cells training better, see experiments/results/proxy_tau.md); with "
+                        "--evaluator table: accuracy and any metric of the table, e.g. accuracy,eyeriss_latency "
+                        "(default accuracy)")
+    p.add_argument("--evaluator", choices=("train", "table", "proxy"), default="train",
                    help="train: real training plus the cost model (default); table: look every candidate up "
                         "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
-                        "ledger and reports carry test accuracy)")
+                        "ledger and reports carry test accuracy); proxy: no training, zero-cost proxies of the "
+                        "initial network on one minibatch of 64 training images, and the cost model with the "
+                        "spike rates of that batch (single-task spaces)")
     p.add_argument("--table", help="lookup table for --evaluator table: built-in name (nb201) or lookup_table .yaml")
     p.add_argument("--table-dataset", default="c10", help="table evaluator: dataset (c10, c100, in16; default c10)")
     p.add_argument("--table-fidelity", type=int, default=200,
@@ -262,7 +309,9 @@ def add_search(sub) -> None:
                         "hw.template='{choice: [A, B]}' to keep only those members, hw.NAME.KEY=V for "
                         "member NAME, hw.KEY=V with a template field for every member (hw.clock_mhz=200)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out without re-evaluating")
-    p.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    p.add_argument("--device", default="auto",
+                   help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
+                        "cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
     p.add_argument("--quiet", action="store_true", help="no progress line")

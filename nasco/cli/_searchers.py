@@ -12,17 +12,21 @@ __all__ = ["add_searchers", "searcher_options"]
 def searcher_options(cls) -> list[tuple[str, object]]:
     """(name, default) of the constructor settings of a searcher class (keyword-only, bar seed)."""
     params = inspect.signature(cls.__init__).parameters
-    return [(k, p.default) for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k != "seed"]
+    # seed is --seed; a differentiable searcher's data, device and log come from --dataset,
+    # --device and --quiet.
+    return [(k, p.default) for k, p in params.items()
+            if p.kind == p.KEYWORD_ONLY and k not in ("seed", "data", "device", "log")]
 
 
 def _cmd_searchers(args: argparse.Namespace) -> int:
-    from nasco.search import SEARCHERS
+    from nasco.search import DIFFERENTIABLE, SEARCHERS
 
-    names = [args.name] if args.name else list(SEARCHERS)
+    known = {**SEARCHERS, **DIFFERENTIABLE}
+    names = [args.name] if args.name else list(known)
     for name in names:
-        if name not in SEARCHERS:
-            raise UsageError(f"searchers: unknown '{name}'; known: {', '.join(SEARCHERS)}")
-        cls = SEARCHERS[name]
+        if name not in known:
+            raise UsageError(f"searchers: unknown '{name}'; known: {', '.join(known)}")
+        cls = known[name]
         doc = inspect.getdoc(cls) or ""
         print(f"{name}: {doc.splitlines()[0] if doc else cls.__name__}")
         if args.name:  # one searcher: its whole description

@@ -124,7 +124,9 @@ class ArchSpace:
     cell: CellSpec = F(doc="the searched cell")
     neuron: NeuronSpec | None = F(None, doc="spiking neuron; absent for ANNs")
     timesteps: int | Choice | None = F(None, doc="SNN timesteps", min=1, max=64, searchable=True)
-    encoding: str = F("direct", doc="SNN input encoding", enum=("direct", "rate"))
+    # direct: the image at every timestep; rate: Bernoulli spikes of it; events: event-camera
+    # frames (B, T, C, H, W) from tonic data, one per timestep (see nasco.evaluate.load_dataset)
+    encoding: str = F("direct", doc="SNN input encoding", enum=("direct", "rate", "events"))
     official_index: str | None = F(None, doc="table mapping cells to official indices")
     training: TrainingSpec = F(TrainingSpec(), doc="training budget per candidate")
 

@@ -12,14 +12,15 @@ from nasco.evaluate._result import (
     OBJECTIVES, Evaluator, Result, objective_sense, register_objective, to_minimisation,
 )
 
-__all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "Result", "TrainConfig", "TrainCostEvaluator",
+__all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "PROXIES", "ProxyEvaluator", "Result",
+           "TrainConfig", "TrainCostEvaluator",
            "TableEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
-           "register_objective",
-           "to_minimisation", "train_and_evaluate"]
+           "proxy_scores", "register_objective", "to_minimisation", "train_and_evaluate"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
     "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
+    "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
     "train_and_evaluate": "_train",
 }

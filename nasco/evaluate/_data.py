@@ -1,11 +1,15 @@
 """Dataset loading for candidate evaluation: small, local, deterministic.
 
-Three sources are supported, none of which ever downloads anything:
+Four sources are supported, none of which ever downloads anything:
 
 * ``"digits"`` - scikit-learn's bundled 8x8 handwritten digits (the default);
 * a local image folder laid out as ``root/<class_name>/*.png|jpg``;
 * a local CIFAR-10 python-version folder (``cifar-10-batches-py``), which is
-  made of pickles and is therefore only read behind ``trust_pickle=True``.
+  made of pickles and is therefore only read behind ``trust_pickle=True``;
+* event-camera recordings already on disk, ``"tonic:NMNIST:/root"`` or
+  ``"tonic:DVSGesture:/root"``, read and binned into frames with the optional
+  ``tonic`` package (``pip install 'nasco[events]'``); their x tensors are
+  ``(N, T, C, H, W)`` and :attr:`DataSplits.timesteps` is ``T``.
 
 Every split is derived from ``seed`` with a numpy ``Generator`` so the same
 seed yields bit-identical tensors in any process.
@@ -22,9 +26,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["DataSplits", "DatasetError", "KNOWN_DATASETS", "load_dataset"]
+__all__ = ["DataSplits", "DatasetError", "EVENT_DATASETS", "KNOWN_DATASETS", "load_dataset"]
 
 KNOWN_DATASETS: tuple[str, ...] = ("digits",)
+# Event datasets read through tonic (spec "tonic:<name>:<root>"); the layouts are in _EVENT_SETS.
+EVENT_DATASETS: tuple[str, ...] = ("NMNIST", "DVSGesture")
+TONIC_REQUIREMENT = "tonic==1.7.0"  # the pin of the 'events' extra in pyproject.toml
+# Time bins per recording when neither frames= nor "tonic:<name>@T:<root>" says otherwise:
+# the default timesteps of the built-in spiking space (darts_snn: timesteps default 4), since
+# the data's T must equal the network's timesteps.
+DEFAULT_FRAMES = 4
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _CIFAR_DIRNAME = "cifar-10-batches-py"
@@ -40,7 +51,13 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field-wise is ambiguous
 class DataSplits:
-    """Normalised train/valid/test tensors (float32 NCHW images, int64 labels)."""
+    """Normalised train/valid/test tensors (float32 NCHW images, int64 labels).
+
+    Event data (``timesteps`` not None) is float32 ``(N, T, C, H, W)`` instead: T binary
+    frames per recording (1 where a pixel had at least one event of that polarity in the
+    time bin), not normalised, so ``mean`` and ``std`` stay empty; ``input_shape`` is the
+    per-timestep ``(C, H, W)`` with C the polarities.
+    """
 
     x_train: torch.Tensor = field(repr=False)
     y_train: torch.Tensor = field(repr=False)
@@ -55,6 +72,7 @@ class DataSplits:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     classes: tuple[str, ...] = ()
+    timesteps: int | None = None  # frames per sample for event data; None for static images
 
     def sizes(self) -> dict[str, int]:
         """Number of examples per split."""
@@ -74,6 +92,7 @@ def load_dataset(
     trust_pickle: bool = False,
     limit: int | None = None,
     size: int | tuple[int, int] | None = None,
+    frames: int | None = None,
 ) -> DataSplits:
     """Load ``spec`` (a known name or a local folder) into seeded splits.
 
@@ -83,6 +102,14 @@ def load_dataset(
     every split (random seeded subset) for quick runs; ``size`` ((H, W) or a
     side length) resizes image-folder images, which otherwise take the size of
     the first image.
+
+    Event data (``"tonic:NMNIST:/root"``, ``"tonic:DVSGesture:/root"``; see
+    :data:`EVENT_DATASETS`) is read from the folder layout tonic extracts its archives to
+    and never downloaded: the official test recordings are the test split and ``split[1]``
+    of the training recordings is held out for validation, as for CIFAR-10.  Each
+    recording becomes ``frames`` (default :data:`DEFAULT_FRAMES`; or ``"tonic:NMNIST@8:..."``)
+    equal time bins (tonic's ``ToFrame(n_time_bins=frames)``), binarised; ``size`` scales
+    the sensor's pixel grid down.  ``limit`` is applied before any file is read.
     """
     fractions = _check_split(split)
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
@@ -90,6 +117,11 @@ def load_dataset(
     rng = np.random.default_rng(seed)
     spec = str(spec).strip()
 
+    if spec.lower().startswith("tonic:"):
+        return _load_tonic(spec, fractions, rng, limit, size, frames)
+    if frames is not None:
+        raise DatasetError(f"frames={frames!r} applies to event data only (tonic:<name>:<root>), "
+                           f"not to {spec!r}")
     if spec.lower() in KNOWN_DATASETS:
         parts, scale, meta = _load_digits(fractions, rng)
     else:
@@ -138,6 +170,11 @@ def _missing_message(spec: str) -> str:
         return (f"dataset {spec!r} is not bundled and nothing is downloaded; extract "
                 f"cifar-10-python.tar.gz yourself and pass the {_CIFAR_DIRNAME} folder "
                 "path together with --trust-pickle")
+    event = {n.lower(): n for n in EVENT_DATASETS}.get(spec.lower().replace("-", "").replace("_", ""))
+    if event is not None:
+        return (f"dataset {spec!r} is event data and nothing is downloaded; pass "
+                f"'tonic:{event}:<root>' with the extracted recordings under <root>/{event}/ "
+                f"(needs pip install 'nasco[events]')")
     close = difflib.get_close_matches(spec.lower(), KNOWN_DATASETS, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
     return (f"unknown dataset {spec!r} (not a known name and no such folder); {hint}"
@@ -357,3 +394,204 @@ def _read_cifar_batch(path: Path) -> _Part:
     if len(labels) and (labels.min() < 0 or labels.max() >= 10):
         raise DatasetError(f"{path}: labels must be in 0..9 for CIFAR-10, got {labels.min()}..{labels.max()}")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+# --------------------------------------------------------------------------- event data (tonic)
+
+
+@dataclass(frozen=True)
+class _EventSet:
+    name: str    # the tonic.datasets class, also the folder tonic keeps the data in under save_to
+    train: str   # folder of the training recordings
+    test: str    # folder of the test recordings
+    layout: str  # what each split folder holds (for messages)
+
+
+# The on-disk layouts tonic 1.7.0 reads (tonic/datasets/nmnist.py, tonic/datasets/dvsgesture.py):
+# * NMNIST: <save_to>/NMNIST/{Train,Test}/<digit>/*.bin, the label being the digit folder; this
+#   is what Train.zip / Test.zip of https://www.garrickorchard.com/datasets/n-mnist extract to.
+# * DVSGesture: <save_to>/DVSGesture/{ibmGestureTrain,ibmGestureTest}/<userNN_lighting>/<label>.npy,
+#   tonic's preprocessed recordings (ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz): one
+#   (N, 4) array of x, y, polarity, t [ms] per gesture, the label being the file name.
+# tonic's own dataset classes are not instantiated: their constructors download whatever their
+# _check_exists() misses (e.g. fewer than 10,000 .bin files), so nasco walks the folders itself
+# and only borrows tonic's readers, constants (sensor_size, classes, dtype) and ToFrame.
+_EVENT_SETS = {
+    "nmnist": _EventSet("NMNIST", "Train", "Test", "<digit 0-9>/*.bin"),
+    "dvsgesture": _EventSet("DVSGesture", "ibmGestureTrain", "ibmGestureTest",
+                            "<userNN_lighting>/<label 0-10>.npy"),
+}
+assert tuple(e.name for e in _EVENT_SETS.values()) == EVENT_DATASETS
+
+
+def _import_tonic(what: str):
+    """tonic with the modules used here, or a one-line DatasetError on how to install it."""
+    try:
+        import tonic
+        import tonic.datasets
+        import tonic.io
+        import tonic.transforms
+    except ImportError as exc:
+        raise DatasetError(f"{what} needs the optional package tonic ({exc}); install it with "
+                           f"pip install 'nasco[events]' (which pins {TONIC_REQUIREMENT})") from None
+    return tonic
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DatasetError(f"{what}={value!r} is invalid; expected a positive integer number of time bins")
+    return int(value)
+
+
+def _parse_tonic_spec(spec: str, frames: int | None) -> tuple[_EventSet, Path, int]:
+    parts = spec.split(":", 2)  # the root keeps any further ':' (e.g. a Windows drive)
+    if len(parts) != 3 or not parts[1].strip() or not parts[2].strip():
+        raise DatasetError(f"event dataset {spec!r} is invalid; expected 'tonic:<name>[@T]:<root>' with "
+                           f"<name> one of {', '.join(EVENT_DATASETS)}, e.g. 'tonic:NMNIST:data/events'")
+    name, at, bins = parts[1].strip().partition("@")
+    es = _EVENT_SETS.get(name.strip().lower())
+    if es is None:
+        raise DatasetError(f"unknown tonic dataset {name.strip()!r} in {spec!r}; supported: "
+                           f"{', '.join(EVENT_DATASETS)} (read from disk, never downloaded)")
+    steps = None
+    if at:
+        if not bins.strip().isdigit():
+            raise DatasetError(f"{spec!r}: '@{bins}' is not a number of time bins; "
+                               f"e.g. 'tonic:{es.name}@4:<root>'")
+        steps = _positive_int(int(bins), f"'@T' in {spec!r}: T")
+    if frames is not None:
+        frames = _positive_int(frames, "frames")
+        if steps is not None and steps != frames:
+            raise DatasetError(f"{spec!r} asks for {steps} time bins but frames={frames}; give one of them")
+        steps = frames
+    return es, Path(parts[2].strip()).expanduser(), DEFAULT_FRAMES if steps is None else steps
+
+
+def _event_base(es: _EventSet, root: Path) -> Path:
+    """The folder holding the split folders: <root>/<name> (tonic's save_to) or <root> itself."""
+    for base in (root / es.name, root):
+        if (base / es.train).is_dir() and (base / es.test).is_dir():
+            return base
+    state = "does not exist" if not root.exists() else "does not hold them"
+    raise DatasetError(
+        f"tonic:{es.name}: expected {root}/{es.name}/{es.train}/{es.layout} and "
+        f"{root}/{es.name}/{es.test}/{es.layout} (or the same without /{es.name}), but {root} {state}; "
+        "extract the dataset's archives there yourself (nothing is downloaded)")
+
+
+def _event_files(es: _EventSet, folder: Path, n_classes: int) -> tuple[list[Path], np.ndarray]:
+    files: list[Path] = []
+    labels: list[int] = []
+    for d in sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: d.name):
+        if es.name == "NMNIST":
+            if not (len(d.name) == 1 and d.name.isdigit()):
+                continue  # tonic takes the label from the folder's last character; only 0..9 are digits
+            for f in sorted(d.glob("*.bin")):
+                files.append(f)
+                labels.append(int(d.name))
+        else:
+            for f in sorted(d.glob("*.npy")):
+                if not f.stem.isdigit() or int(f.stem) >= n_classes:
+                    raise DatasetError(f"{f}: DVSGesture recordings are named <label>.npy with a label "
+                                       f"in 0..{n_classes - 1}; rename or remove the file")
+                files.append(f)
+                labels.append(int(f.stem))
+    if not files:
+        raise DatasetError(f"{folder}: no recordings found; expected {folder}/{es.layout}")
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _read_events(es: _EventSet, path: Path, tonic) -> np.ndarray:
+    """One recording as tonic's structured event array (fields x, y, t [us], p)."""
+    if es.name == "NMNIST":
+        # 5 bytes per event (x, y, then polarity in bit 23 and a 23-bit timestamp in us), as
+        # documented at https://www.garrickorchard.com/datasets/n-mnist; tonic.io.read_mnist_file
+        # decodes it (and the timestamp-overflow events with y == 240).
+        nbytes = path.stat().st_size
+        if nbytes % 5:
+            raise DatasetError(f"{path}: {nbytes} bytes is not a whole number of 5-byte N-MNIST events; "
+                               "the file is truncated, re-extract it")
+        return tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
+    from numpy.lib import recfunctions
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read the recording ({exc}); re-extract it") from None
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise DatasetError(f"{path}: expected an (N, 4) array of x, y, p, t events, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    arr[:, 3] *= 1000  # ms -> us, as tonic's DVSGesture.__getitem__ does
+    return recfunctions.unstructured_to_structured(arr, tonic.datasets.DVSGesture.dtype)
+
+
+def _event_frames(events: np.ndarray, sensor: tuple[int, int, int], hw: tuple[int, int],
+                  steps: int, to_frame, path: Path) -> np.ndarray:
+    """A recording -> (T, P, H, W) bool frames: any event of that polarity at that pixel in
+    that time bin (tonic's ToFrame counts them; the counts are clipped to 1)."""
+    (sx, sy, p), (h, w) = sensor, hw
+    if len(events) == 0:  # tonic's empty-recording frames are (T, P, X, Y); ours are (T, P, H, W)
+        return np.zeros((steps, p, h, w), dtype=bool)
+    if not np.all(np.diff(events["t"]) >= 0):  # ToFrame bins with searchsorted on t
+        events = events[np.argsort(events["t"], kind="stable")]
+    if (h, w) != (sy, sx):  # scale the pixel grid down; events that land together merge
+        events = events.copy()
+        events["x"] = events["x"].astype(np.int64) * w // sx
+        events["y"] = events["y"].astype(np.int64) * h // sy
+    try:
+        frames = np.asarray(to_frame(events))
+    except (IndexError, ValueError) as exc:  # a coordinate or polarity outside the sensor
+        raise DatasetError(f"{path}: events do not fit the {sx}x{sy}x{p} sensor ({exc}); "
+                           "is this the right dataset?") from None
+    if frames.shape != (steps, p, h, w):  # pragma: no cover - tonic changed its output
+        raise DatasetError(f"{path}: tonic ToFrame returned shape {frames.shape}, "
+                           f"expected {(steps, p, h, w)}")
+    return frames > 0
+
+
+def _load_tonic(spec: str, fractions: Sequence[float], rng: np.random.Generator, limit: int | None,
+                size: int | tuple[int, int] | None, frames: int | None) -> DataSplits:
+    es, root, steps = _parse_tonic_spec(spec, frames)
+    base = _event_base(es, root)  # before importing tonic: the folder check needs no extra
+    tonic = _import_tonic(f"tonic:{es.name}")
+    cls = getattr(tonic.datasets, es.name)
+    sx, sy, pol = (int(v) for v in cls.sensor_size)  # tonic's sensor_size is (x, y, polarities)
+    names = [str(c) for c in cls.classes]
+    if size is None:
+        hw = (sy, sx)
+    else:
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        if not (1 <= int(h) <= sy and 1 <= int(w) <= sx):
+            raise DatasetError(f"size={size!r} is invalid for {es.name}; expected (H, W) within its "
+                               f"{sy}x{sx} sensor (event frames can only be scaled down)")
+        hw = (int(h), int(w))
+
+    tr_files, tr_y = _event_files(es, base / es.train, len(names))
+    te_files, te_y = _event_files(es, base / es.test, len(names))
+    train_idx, valid_idx = _stratified(tr_y, (1.0 - fractions[1], fractions[1]), rng, names,
+                                       str(base / es.train))
+    chosen = {"train": (tr_files, train_idx, tr_y), "valid": (tr_files, valid_idx, tr_y),
+              "test": (te_files, np.arange(len(te_y)), te_y)}
+    if limit is not None:  # before reading: a quick run reads only the recordings it uses
+        chosen = {k: (f, _subsample(i, y[i], int(limit), rng)[0], y) for k, (f, i, y) in chosen.items()}
+
+    to_frame = tonic.transforms.ToFrame(sensor_size=(hw[1], hw[0], pol), n_time_bins=steps)
+    xs, ys = {}, {}
+    for k, (files, idx, y) in chosen.items():
+        x = np.zeros((len(idx), steps, pol, *hw), dtype=np.float32)
+        for row, i in enumerate(idx):
+            try:
+                events = _read_events(es, files[i], tonic)
+            except OSError as exc:
+                raise DatasetError(f"{files[i]}: cannot read the recording ({exc})") from None
+            x[row] = _event_frames(events, (sx, sy, pol), hw, steps, to_frame, files[i])
+        xs[k] = torch.from_numpy(x)
+        ys[k] = torch.from_numpy(np.ascontiguousarray(y[idx], dtype=np.int64))
+    source = (f"tonic {es.name} at {base}, {len(tr_y)} train + {len(te_y)} test recordings, "
+              f"{steps} time bins each (tonic ToFrame n_time_bins), binarised, {hw[0]}x{hw[1]}x{pol}")
+    if limit is not None:
+        source += f", limited to {int(limit)} per split"
+    return DataSplits(
+        x_train=xs["train"], y_train=ys["train"], x_valid=xs["valid"], y_valid=ys["valid"],
+        x_test=xs["test"], y_test=ys["test"], name=es.name, num_classes=len(names),
+        input_shape=(pol, *hw), source=source, classes=tuple(names), timesteps=steps)

@@ -14,7 +14,7 @@ from nasco.hw import CostModel
 from nasco.nn import plan_network, plan_workload
 from nasco.space import Candidate, SearchSpace
 
-__all__ = ["ACCURACY_AGGREGATE", "TrainCostEvaluator", "check_limits", "task_seed"]
+__all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "TrainCostEvaluator", "check_limits", "task_seed"]
 
 # How a multi-task candidate's accuracy objective is made of its tasks' validation
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
@@ -36,8 +36,29 @@ class _Diverged(Exception):
     pass
 
 
+class EnergyTableCache:
+    """For evaluators: ``table_of(template)`` loads each energy table once (per file and
+    technology). The class using it declares a ``_tables`` dict field."""
+
+    _tables: dict
+
+    def table_of(self, template: AcceleratorTemplate) -> EnergyTable:
+        """The template's energy table (loaded once per file and name)."""
+        key = (getattr(template, "source", None), template.technology)
+        if key not in self._tables:
+            self._tables[key] = load_energy_table(template)
+        return self._tables[key]
+
+    def _preload_tables(self, hw) -> None:
+        """Look up the tables of every template ``hw`` can pick now, so that a missing table
+        is an error before the search, not a failed row per candidate."""
+        if hw is not None:
+            for t in hw.templates():
+                self.table_of(t)
+
+
 @dataclass
-class TrainCostEvaluator:
+class TrainCostEvaluator(EnergyTableCache):
     """Scores a joint candidate: trains its network on ``data`` (validation accuracy is the
     objective, test accuracy a metric), measures each layer's input spike rate during the
     validation pass, and costs the workload on the candidate's accelerator with those
@@ -79,18 +100,7 @@ class TrainCostEvaluator:
         self.datas = datas
         hw = self.space.hw
         self.limits: dict[str, float] = hw.limits() if hw is not None else {}
-        # Energy tables of every template the space can pick, looked up now so that a missing
-        # table is an error before the search, not a failed row per candidate.
-        if hw is not None:
-            for t in hw.templates():
-                self.table_of(t)
-
-    def table_of(self, template: AcceleratorTemplate) -> EnergyTable:
-        """The template's energy table (loaded once per file and name)."""
-        key = (getattr(template, "source", None), template.technology)
-        if key not in self._tables:
-            self._tables[key] = load_energy_table(template)
-        return self._tables[key]
+        self._preload_tables(hw)
 
     # ---------------------------------------------------------------- one task
     def _task(self, i: int, arch: Any, cell: Any, hw: AcceleratorTemplate | None, name: str,
@@ -102,6 +112,14 @@ class TrainCostEvaluator:
         from nasco.nn import GraphNet
 
         data = self.datas[i]
+        frames = getattr(data, "timesteps", None)  # event data: T frames per sample
+        if frames is not None or (arch.neuron is not None and arch.encoding == "events"):
+            if arch.neuron is None or arch.encoding != "events" or frames != arch.timesteps:
+                raise ValueError(
+                    f"task {i}: dataset {data.name!r} has {frames or 'no'} time bins per sample but space "
+                    f"'{arch.name}' is {'spiking' if arch.neuron else 'an ANN'} with encoding "
+                    f"'{arch.encoding}' and timesteps {arch.timesteps}; event data needs encoding: events "
+                    "and timesteps equal to the time bins (--set timesteps=T, or load T frames)")
         plan = plan_network(arch, cell, data.input_shape, data.num_classes)
         workload = plan_workload(plan, name=name)
         torch.manual_seed(seed)  # the weight initialisation is part of the evaluation's seed

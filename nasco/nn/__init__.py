@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from nasco.nn._nb201_bulk import CONVENTIONS, CellConvention, DenseCellWorkloads, nb201_workloads, official_cells
-from nasco.nn._plan import Node, Plan, plan_network
+from nasco.nn._plan import Node, Plan, SupernetPlan, plan_network, plan_supernet
 from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
 from nasco.nn._workload import plan_workload
 
-__all__ = ["CONVENTIONS", "CellConvention", "DenseCellWorkloads", "GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "build_module",
-           "nb201_workloads", "official_cells", "plan_network", "plan_workload"]
+__all__ = ["CONVENTIONS", "CellConvention", "DenseCellWorkloads", "GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "SuperNet", "SupernetPlan", "build_module", "derive_cell",
+           "nb201_workloads", "official_cells", "plan_network", "plan_supernet", "plan_workload"]
 
 
 def __getattr__(name: str):
@@ -16,6 +16,9 @@ def __getattr__(name: str):
     if name == "GraphNet":
         from nasco.nn._torch import GraphNet
         return GraphNet
+    if name in ("SuperNet", "derive_cell"):
+        from nasco.nn import _supernet
+        return getattr(_supernet, name)
     if name == "build_module":
         from nasco.nn._torch import GraphNet
 

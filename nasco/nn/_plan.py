@@ -13,7 +13,7 @@ from nasco.dsl import ArchSpace
 from nasco.dsl._vocab import OPS
 from nasco.space import cell_graph
 
-__all__ = ["Node", "Plan", "plan_network"]
+__all__ = ["Node", "Plan", "SupernetPlan", "plan_network", "plan_supernet"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Node:
     """One step of the network; ``shape`` is (C, H, W) per sample per timestep."""
 
     name: str
-    op: str  # input conv bn relu neuron avgpool maxpool add concat gap linear zero
+    op: str  # input encode conv bn relu neuron avgpool maxpool add concat gap linear zero mix
     inputs: tuple[str, ...]
     shape: tuple[int, int, int]
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -46,8 +46,8 @@ class Plan:
         for n in self.nodes:
             if n.op == "neuron":
                 out[n.name] = True
-            elif n.op == "encode":
-                out[n.name] = n.attrs["encoding"] == "rate"
+            elif n.op == "encode":  # 'events': GraphNet clips event frames to {0, 1}
+                out[n.name] = n.attrs["encoding"] in ("rate", "events")
             elif n.op in ("concat", "maxpool"):
                 out[n.name] = all(out[i] for i in n.inputs)
             else:
@@ -80,6 +80,11 @@ class _Builder:
         self.spiking = space.neuron is not None
         self.pre_op = self.spiking and space.neuron.placement == "pre_op"
         self.post_node = self.spiking and space.neuron.placement == "post_node"
+        # Supernet mode: the candidate op a node belongs to ((kind, edge, op index), see
+        # plan_supernet), and one activation per value shared by every op that reads it.
+        self.owner: tuple[str, int, int] | None = None
+        self.owners: dict[str, tuple[str, int, int]] = {}
+        self.shared_acts: dict[str, str] | None = None
 
     def add(self, name: str, op: str, inputs: tuple[str, ...], shape: tuple[int, int, int], **attrs) -> str:
         if name in self.shapes:  # pragma: no cover - a builder bug
@@ -87,6 +92,8 @@ class _Builder:
         self.index[name] = len(self.nodes)
         self.nodes.append(Node(name, op, inputs, shape, attrs))
         self.shapes[name] = shape
+        if self.owner is not None:
+            self.owners[name] = self.owner
         return name
 
     # -------------------------------------------------------------- primitives
@@ -96,6 +103,16 @@ class _Builder:
         of a spiking network sees binary input either way."""
         if self.post_node and self.binary(x):
             return x
+        if self.shared_acts is not None:
+            # In a supernet every candidate op on an edge reads the same value; its ReLU or
+            # neuron is computed once (a node fires once and each op's conv reads the spikes,
+            # SpikeDHS's membrane mixing, Che et al., NeurIPS 2022). Owned by no single op.
+            if x not in self.shared_acts:
+                owner, self.owner = self.owner, None
+                self.shared_acts[x] = self.add(f"{x}.act", "neuron" if self.spiking else "relu", (x,),
+                                               self.shapes[x])
+                self.owner = owner
+            return self.shared_acts[x]
         return self.add(name, "neuron" if self.spiking else "relu", (x,), self.shapes[x])
 
     def binary(self, x: str) -> bool:
@@ -104,7 +121,7 @@ class _Builder:
             return True
         if n.op in ("concat", "maxpool"):
             return all(self.binary(i) for i in n.inputs)
-        return n.op == "encode" and n.attrs["encoding"] == "rate"
+        return n.op == "encode" and n.attrs["encoding"] in ("rate", "events")
 
     def conv(self, x: str, name: str, c_out: int, k: int, stride: int = 1, dilation: int = 1,
              groups: int = 1, pad: int | None = None) -> str:
@@ -166,7 +183,7 @@ class _Builder:
         spec = self.space.cell
         # After a reduction the cell two back has twice the resolution: its 1x1
         # preprocessing conv then strides (DARTS uses FactorizedReduce there).
-        s0_stride = max(1, self.shapes[s0][1] // self.shapes[s1][1])
+        s0_stride = max(1, -(-self.shapes[s0][1] // self.shapes[s1][1]))  # ceil: odd sizes (17 -> 9)
         s0 = self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride)
         s1 = self.act_conv_bn(s1, f"{name}.pre1", c, 1)
         k = spec.edges_per_node or 2
@@ -225,24 +242,58 @@ class _Builder:
         return self.node_out(self.add(f"{name}.sum", "add", (b, s), self.shapes[b]), name)
 
 
-def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],
-                 num_classes: int, *, prune_dead: bool = True) -> Plan:
-    """The plan of the network a resolved space and a cell genotype describe.
+    # -------------------------------------------------------------- supernet cells
+    def mixed_edge(self, x: str, name: str, kind: str, edge: int, c_out: int, stride: int) -> str:
+        """Every op of the vocabulary on one edge, summed with the weights of alpha[kind][edge]
+        (a 'mix' node). Op outputs are pre-spike currents (no op ends in a neuron), so in a
+        spiking net the mix happens at the membrane and the consumer fires once."""
+        terms, slots = [], []
+        for o, op in enumerate(self.space.cell.ops):
+            if OPS[op].kind == "none":
+                continue
+            self.owner = (kind, edge, o)
+            terms.append(self.edge(x, f"{name}.{op}", op, c_out, stride))
+            self.owner = None
+            slots.append(o)
+        return self.add(f"{name}.mix", "mix", tuple(terms), (c_out, *self.shapes[terms[0]][1:]),
+                        kind=kind, edge=edge, slots=tuple(slots))
 
-    ``prune_dead=False`` (dense cells only) keeps the edges that :func:`nasco.space.cell_graph`
-    prunes: every non-'none' edge is computed, also when its output never reaches the cell's
-    output or its input node has no input (that node then carries zeros). The network computes
-    the same function; only its cost differs. HW-NAS-Bench's latencies count such edges (see
-    nasco.nn._nb201_bulk).
-    """
-    from nasco.dsl import Choice  # local: keeps the import surface of this module small
+    def darts_supercell(self, s0: str, s1: str, name: str, c: int, reduction: bool) -> str:
+        spec = self.space.cell
+        kind = "reduce" if reduction else "normal"
+        s0_stride = max(1, -(-self.shapes[s0][1] // self.shapes[s1][1]))  # ceil: odd sizes (17 -> 9)
+        s0 = self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride)
+        s1 = self.act_conv_bn(s1, f"{name}.pre1", c, 1)
+        states = [s0, s1]
+        edge = 0
+        for i in range(spec.nodes):
+            terms = []
+            for j in range(2 + i):
+                stride = 2 if reduction and j < 2 else 1
+                terms.append(self.mixed_edge(states[j], f"{name}.n{i}.e{j}", kind, edge, c, stride))
+                edge += 1
+            states.append(self.node_out(self.sum(terms, f"{name}.n{i}.sum"), f"{name}.n{i}"))
+        outputs = states[2:]
+        _c, h, w = self.shapes[outputs[0]]
+        return self.add(f"{name}.out", "concat", tuple(outputs), (c * len(outputs), h, w))
 
-    if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
-        raise ValueError("plan_network needs a resolved space (see SearchSpace.resolve)")
-    if not prune_dead and space.cell.type != "dense":
-        raise ValueError(f"space '{space.name}': prune_dead=False is implemented for dense cells only, "
-                         f"got cell.type '{space.cell.type}'; use prune_dead=True")
-    b = _Builder(space)
+    def dense_supercell(self, x: str, name: str) -> str:
+        spec = self.space.cell
+        c = self.shapes[x][0]
+        states = [x]
+        edge = 0
+        for i in range(1, spec.nodes + 1):
+            terms = []
+            for j in range(i):
+                terms.append(self.mixed_edge(states[j], f"{name}.n{i}.e{j}", "normal", edge, c, 1))
+                edge += 1
+            states.append(self.node_out(self.sum(terms, f"{name}.n{i}.sum"), f"{name}.n{i}"))
+        return states[-1]
+
+
+def _macro(b: _Builder, space: ArchSpace, cell_fn, input_shape: tuple[int, int, int], num_classes: int) -> Plan:
+    """The macro network around the cells ``cell_fn(b, s0, s1, name, c, reduction) -> str``
+    builds: stem, cells (reductions where the space says), head."""
     m = space.macro
     c = m.stem.channels
     x = b.add("input", "input", (), tuple(input_shape))
@@ -259,17 +310,82 @@ def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int,
         red = pos in reductions
         if red:
             c *= m.channel_multiplier
-        name = f"cells.{pos}"
-        if space.cell.type == "darts":
-            genes = cell["reduce" if red else "normal"]
-            out = b.darts_cell(s0, s1, name, genes, c, red)
-            s0, s1 = s1, out
-        elif red:  # dense cells reduce through NB201's residual block
-            out = b.resblock(out, name, c)
-        else:
-            out = b.dense_cell(out, name, cell["edges"], prune_dead)
+        out = cell_fn(b, s0, s1, f"cells.{pos}", c, red)
+        s0, s1 = s1, out
     if space.cell.type == "dense":  # NB201 ends in BN-ReLU before pooling
         out = b.act(b.bn(out, "head.bn"), "head.act")
     gap = b.add("head.gap", "gap", (out,), (b.shapes[out][0], 1, 1))
     logits = b.add("head.linear", "linear", (gap,), (num_classes, 1, 1), c_in=b.shapes[out][0])
     return Plan(tuple(b.nodes), logits, spiking, timesteps, num_classes, tuple(input_shape))
+
+
+def _check_resolved(space: ArchSpace) -> None:
+    from nasco.dsl import Choice  # local: keeps the import surface of this module small
+
+    if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
+        raise ValueError("plan_network needs a resolved space (see SearchSpace.resolve)")
+
+
+def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],
+                 num_classes: int, *, prune_dead: bool = True) -> Plan:
+    """The plan of the network a resolved space and a cell genotype describe.
+
+    ``prune_dead=False`` (dense cells only) keeps the edges that :func:`nasco.space.cell_graph`
+    prunes: every non-'none' edge is computed, also when its output never reaches the cell's
+    output or its input node has no input (that node then carries zeros). The network computes
+    the same function; only its cost differs. HW-NAS-Bench's latencies count such edges (see
+    nasco.nn._nb201_bulk).
+    """
+    _check_resolved(space)
+    if not prune_dead and space.cell.type != "dense":
+        raise ValueError(f"space '{space.name}': prune_dead=False is implemented for dense cells only, "
+                         f"got cell.type '{space.cell.type}'; use prune_dead=True")
+
+    def cell_fn(b: _Builder, s0: str, s1: str, name: str, c: int, red: bool) -> str:
+        if space.cell.type == "darts":
+            return b.darts_cell(s0, s1, name, cell["reduce" if red else "normal"], c, red)
+        if red:  # dense cells reduce through NB201's residual block
+            return b.resblock(s1, name, c)
+        return b.dense_cell(s1, name, cell["edges"], prune_dead)
+
+    return _macro(_Builder(space), space, cell_fn, input_shape, num_classes)
+
+
+@dataclass(frozen=True)
+class SupernetPlan:
+    """A weight-sharing supernet: every edge of every cell carries all ops of the space's
+    vocabulary, mixed by architecture weights ``alpha[kind]`` of shape ``(edges, ops)``.
+
+    ``kinds`` maps each alpha kind ('normal', and 'reduce' for DARTS cells) to its edges as
+    (node, input) pairs in alpha-row order; ``owners`` maps every node that belongs to one
+    candidate op to (kind, edge, op index): the cost of an op is the cost of its nodes.
+    """
+
+    plan: Plan
+    ops: tuple[str, ...]
+    kinds: dict[str, tuple[tuple[int, int], ...]]
+    owners: dict[str, tuple[str, int, int]]
+
+    def alpha_shapes(self) -> dict[str, tuple[int, int]]:
+        return {k: (len(e), len(self.ops)) for k, e in self.kinds.items()}
+
+
+def plan_supernet(space: ArchSpace, input_shape: tuple[int, int, int], num_classes: int) -> SupernetPlan:
+    """The supernet plan of a resolved space (macro choices fixed, the cell left open)."""
+    _check_resolved(space)
+    b = _Builder(space)
+    b.shared_acts = {}
+    nodes = space.cell.nodes
+    if space.cell.type == "darts":
+        edges = tuple((i, j) for i in range(nodes) for j in range(2 + i))
+        kinds = {"normal": edges, "reduce": edges} if space.macro.reductions else {"normal": edges}
+
+        def cell_fn(b: _Builder, s0: str, s1: str, name: str, c: int, red: bool) -> str:
+            return b.darts_supercell(s0, s1, name, c, red)
+    else:
+        kinds = {"normal": tuple((i, j) for i in range(1, nodes + 1) for j in range(i))}
+
+        def cell_fn(b: _Builder, s0: str, s1: str, name: str, c: int, red: bool) -> str:
+            return b.resblock(s1, name, c) if red else b.dense_supercell(s1, name)
+    plan = _macro(b, space, cell_fn, input_shape, num_classes)
+    return SupernetPlan(plan, tuple(space.cell.ops), kinds, dict(b.owners))

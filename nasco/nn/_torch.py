@@ -93,6 +93,18 @@ class GraphNet(nn.Module):
                 y = x
             elif op == "encode":
                 y = ins[0]
+                if n.attrs["encoding"] == "events":
+                    # Event frames (B, T, C, H, W) -> time-major [T*B, C, H, W], the layout the
+                    # neurons view as (T, B, ...). Clipped to {0, 1} (any event in the bin): the
+                    # plan declares this input binary, so the cost model prices the stem conv's
+                    # inputs as spikes; clipping keeps that true for count frames too.
+                    if y.dim() != 5 or y.shape[1] != self.T:
+                        raise ValueError(f"encoding 'events' expects input (B, T={self.T}, C, H, W), "
+                                         f"got {tuple(y.shape)}")
+                    y = (y.transpose(0, 1) > 0).to(y.dtype).flatten(0, 1)
+                elif y.dim() == 5:
+                    raise ValueError(f"5-D input {tuple(y.shape)} (event frames) needs encoding 'events', "
+                                     f"not {n.attrs['encoding']!r}")
                 if n.attrs["encoding"] == "rate":  # Poisson/Bernoulli spikes of intensities in [0, 1]
                     y = y.clamp(0, 1)
                     y = (torch.rand((self.T,) + tuple(y.shape), device=y.device) < y).to(y.dtype)
@@ -108,6 +120,10 @@ class GraphNet(nn.Module):
                 if not all(self.static[i] for i in n.inputs):
                     ins = [self._temporal(v, self.static[i]) for v, i in zip(ins, n.inputs)]
                 y = torch.cat(ins, dim=1) if op == "concat" else torch.stack(ins).sum(0)
+            elif op == "mix":
+                if not all(self.static[i] for i in n.inputs):
+                    ins = [self._temporal(v, self.static[i]) for v, i in zip(ins, n.inputs)]
+                y = self._mix(n, ins)
             elif op == "gap":
                 y = ins[0].mean(dim=(2, 3))
             elif op == "zero":
@@ -120,6 +136,10 @@ class GraphNet(nn.Module):
             out = out.reshape(self.T, batch, -1).mean(0)
         return out
 
+    def _mix(self, node, ins: list[torch.Tensor]) -> torch.Tensor:
+        raise RuntimeError(f"{node.name}: a mixed op needs architecture weights; build the plan with "
+                           f"nasco.nn.SuperNet")
+
     @contextmanager
     def _recording(self) -> Iterator[dict[str, list[float]]]:
         sums: dict[str, list[float]] = {name: [0.0, 0.0] for name in self.spike_inputs}
@@ -127,7 +147,7 @@ class GraphNet(nn.Module):
         for name in self.spike_inputs:
             def hook(_mod, args, name=name):
                 x = args[0].detach()
-                sums[name][0] += float(x.double().sum())
+                sums[name][0] += float(x.sum(dtype=torch.float64))
                 sums[name][1] += x.numel()
             handles.append(self.module_of(name).register_forward_pre_hook(hook))
         try:

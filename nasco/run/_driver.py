@@ -101,6 +101,14 @@ def _evaluate(evaluator: Evaluator, cand: Candidate, seed: int, seq: int,
     }
 
 
+def _failed_row(cand: Candidate, seed: int, seq: int, reason: str) -> dict[str, Any]:
+    now = utc_now()
+    log.warning("evaluation %d (%s) failed: %s", seq, cand.id, reason)
+    return {"seq": seq, "id": cand.id, "arch": cand.arch, "hw": cand.hw, "seed": seed, "status": "failed",
+            "reason": reason, "objectives": {}, "violations": {}, "metrics": {}, "seconds": 0.0,
+            "started_at": now, "finished_at": now}
+
+
 def _check_args(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, budget: int,
                 seed: int, config: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -157,6 +165,7 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
         # directory; on resume it reattaches to them.
         attach(out_dir, resume=bool(recorded))
 
+    candidate_info = getattr(searcher, "candidate_info", None)
     prog = Progress(progress, budget=budget, objective=objectives[0], label=searcher.name)
     known: dict[str, dict[str, Any]] = {}   # id -> ledger row, for every row seen so far
     for row in recorded:
@@ -201,7 +210,16 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                     stopped = "repeats"
                     break
                 continue
-            row = _evaluate(evaluator, cand, eval_seed(seed, n_rows), n_rows, objectives)
+            info = candidate_info(cand) if callable(candidate_info) else None
+            if info and info.get("search_failed"):
+                # The searcher could not finish the search that proposed it (a diverged
+                # supernet): a failed row with that reason, nothing to evaluate.
+                row = _failed_row(cand, eval_seed(seed, n_rows), n_rows, f"search failed: {info['search_failed']}")
+            else:
+                row = _evaluate(evaluator, cand, eval_seed(seed, n_rows), n_rows, objectives)
+            if info:
+                # What the searcher did to propose it (a differentiable search's record).
+                row["metrics"]["search"] = info
             ledger.append(row)
             row = json.loads(to_json_line(row))  # exactly what a replay will read back
             known[cand.id] = row
