@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random", type=int, default=20, help="random cells to retrain (default 20)")
     p.add_argument("--retrain-epochs", type=int, default=6, help="retraining epochs for every cell (default 6)")
     p.add_argument("--template", default="nvdla_like", help="asic_template member (default nvdla_like)")
+    p.add_argument("--extra-seeds", default="1,2",
+                   help="more training seeds for the derived cells only: how much of a difference between "
+                        "them is retraining noise (default 1,2; '' for none)")
     p.add_argument("--cost", default="energy", help="cost metric(s) of the hardware loss (default energy)")
     p.add_argument("--out", default=str(RESULTS / "darts_study"), help="output stem (.jsonl, .md)")
     args = p.parse_args(argv)
@@ -72,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     template = space.hw.resolve(hw)[0]
     table = load_energy_table(template)
 
-    def score(key: str, cell: dict, extra: dict) -> dict:
+    def score(key: str, cell: dict, extra: dict, seed: int | None = None) -> dict:
         if key in done:
             return done[key]
         cand = space.make(cell, hp, hw)
         t0 = time.perf_counter()
-        res = ev.evaluate(cand, args.seed)
+        res = ev.evaluate(cand, args.seed if seed is None else seed)
         row = {"key": key, "cell": cell, "status": res.status, "reason": res.reason,
                "valid_accuracy": res.metrics.get("valid_accuracy"), "test_accuracy": res.metrics.get("test_accuracy"),
                "energy_uj": res.objectives.get("energy", float("nan")) * 1e6,
@@ -103,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
                               "expected_energy_uj": fit.expected.get("energy", float("nan")) * 1e6,
                               "collapse": fit.collapse, "search_valid_accuracy":
                               fit.history[-1]["search_valid_accuracy"]})
+    extra_seeds = [int(x) for x in args.extra_seeds.split(",") if x.strip()]
+    for lam in lams:
+        first = done[f"darts_lam{lam:g}"]
+        for sd in extra_seeds:
+            score(f"darts_lam{lam:g}_seed{sd}", first["cell"], {"kind": "darts_reseed", "lam": lam, "train_seed": sd},
+                  seed=sd)
     rng = np.random.default_rng(args.seed + 1000)
     for i in range(args.random):
         cell = space.cells.sample(rng)
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `python experiments/darts_study.py --seed {args.seed} --lams {args.lams} --search-epochs "
         f"{args.search_epochs} --warmup {args.warmup} --random {args.random} --retrain-epochs {args.retrain_epochs} "
-        f"--template {args.template}`",
+        f"--template {args.template} --extra-seeds {args.extra_seeds}`",
         "",
         f"Template {args.template} at its defaults; space defaults (stem 8 channels, 3 cells, LIF tau 2, T=4). "
         f"Every cell retrained {args.retrain_epochs} epochs (batch 32, SGD lr 0.05, cosine) on the 60 % train "
@@ -139,12 +148,26 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| random: min / max | | {accs.min():.4f} / {accs.max():.4f} | | {en.min():.2f} / "
                      f"{en.max():.2f} | | | |")
     lines.append("")
+    if extra_seeds:
+        lines.append(f"The derived cells retrained with training seeds {args.seed}, {args.extra_seeds} "
+                     f"(same data split), mean ± std:")
+        lines.append("")
+        lines.append("| lambda | test acc | energy (uJ) |")
+        lines.append("|---|---|---|")
+        for r in dart:
+            group = [r] + [done[f"darts_lam{r['lam']:g}_seed{sd}"] for sd in extra_seeds
+                           if f"darts_lam{r['lam']:g}_seed{sd}" in done]
+            acc = np.array([g["test_accuracy"] for g in group])
+            en = np.array([g["energy_uj"] for g in group])
+            lines.append(f"| {r['lam']:g} | {acc.mean():.4f} ± {acc.std():.4f} | {en.mean():.2f} ± {en.std():.2f} |")
+        lines.append("")
     if dart and rand:
         base = next((r for r in dart if r["lam"] == 0), None)
         for r in dart:
             verdict = "at least" if r["test_accuracy"] >= med else "below"
+            better = sum(x["test_accuracy"] > r["test_accuracy"] for x in rand)
             lines.append(f"- lambda {r['lam']:g}: test accuracy {r['test_accuracy']:.4f}, {verdict} the random "
-                         f"median {med:.4f}" + (
+                         f"median {med:.4f} ({better} of {len(rand)} random cells are more accurate)" + (
                              f"; energy {r['energy_uj'] / base['energy_uj']:.3f}x of lambda 0's, accuracy "
                              f"{100 * (r['test_accuracy'] - base['test_accuracy']):+.2f} points"
                              if base is not None and r is not base else ""))
