@@ -219,6 +219,9 @@ def _train_search(args: argparse.Namespace) -> int:
     extra = ({"data": data[0], "device": args.device, "log": not args.quiet}
              if args.searcher in DIFFERENTIABLE else {})
     searcher = _make_searcher(args, space, objectives, {**kw, **extra})
+    if kw.get("hw_search") == "enumerate" and space.hw is not None and args.budget > space.hw.size():
+        raise UsageError(f"--budget {args.budget} is more than the {space.hw.size()} configurations of --hw "
+                         f"{hw.name} that hw_search=enumerate can search; give --budget {space.hw.size()} or less")
     arch_name = "+".join(a.name for a in archs)
     out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
