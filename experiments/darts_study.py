@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                         "them is retraining noise (default 1,2; '' for none)")
     p.add_argument("--cost", default="energy", help="cost metric(s) of the hardware loss (default energy)")
     p.add_argument("--out", default=str(RESULTS / "darts_study"), help="output stem (.jsonl, .md)")
+    p.add_argument("--pt", action="store_true",
+                   help="also select each lambda's cell by DARTS-PT on its trained supernet (read back from "
+                        "the search's checkpoint in --checkpoints, or searched again: same seed, same supernet)")
+    p.add_argument("--checkpoints", default="runs/darts_study", help="folder of the searches' checkpoints")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     lams = [float(x) for x in args.lams.split(",")]
@@ -100,12 +104,25 @@ def main(argv: list[str] | None = None) -> int:
         cfg = DartsConfig(epochs=args.search_epochs, warmup_epochs=args.warmup, lam=lam,
                           cost=tuple(args.cost.split("+")), seed=args.seed)
         fit = fit_darts(arch, data, cfg, hw=(template, table), warm_start=warm,
+                        checkpoint=Path(args.checkpoints) / f"seed{args.seed}_{key}.pt",
                         log=lambda s: print(s, flush=True))
         warm = warm or fit.warm
         score(key, fit.cell, {"kind": "darts", "lam": lam, "search_seconds": fit.seconds,
                               "expected_energy_uj": fit.expected.get("energy", float("nan")) * 1e6,
                               "collapse": fit.collapse, "search_valid_accuracy":
                               fit.history[-1]["search_valid_accuracy"]})
+    for lam in lams if args.pt else []:
+        key = f"darts_pt_lam{lam:g}"
+        if key in done:
+            continue
+        cfg = DartsConfig(epochs=args.search_epochs, warmup_epochs=args.warmup, lam=lam,
+                          cost=tuple(args.cost.split("+")), seed=args.seed, pt=True)
+        fit = fit_darts(arch, data, cfg, hw=(template, table),
+                        checkpoint=Path(args.checkpoints) / f"seed{args.seed}_darts_lam{lam:g}.pt",
+                        log=lambda s: print(s, flush=True))
+        score(key, fit.cell, {"kind": "darts_pt", "lam": lam, "search_seconds": fit.seconds,
+                              "expected_energy_uj": fit.expected.get("energy", float("nan")) * 1e6,
+                              "collapse": fit.collapse})
     extra_seeds = [int(x) for x in args.extra_seeds.split(",") if x.strip()]
     for lam in lams:
         first = done[f"darts_lam{lam:g}"]
@@ -136,11 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         "| cell | lambda | test acc | valid acc | energy (uJ) | latency (ms) | normal-cell skip / param-free | search s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in dart:
-        c = r.get("collapse", {})
-        lines.append(f"| DARTS | {r['lam']:g} | {r['test_accuracy']:.4f} | {r['valid_accuracy']:.4f} | "
-                     f"{r['energy_uj']:.2f} | {r['latency_ms']:.3f} | {c.get('normal_skip', 0):.2f} / "
-                     f"{c.get('normal_parameter_free', 0):.2f} | {r['search_seconds']:.0f} |")
+    pts = sorted((r for r in rows if r.get("kind") == "darts_pt"), key=lambda r: r["lam"])
+    if pts:  # rows accumulate in the jsonl: say how the DARTS-PT ones were made
+        lams_pt = ",".join(f"{r['lam']:g}" for r in pts)
+        lines[4:4] = [f"DARTS-PT rows: `python experiments/darts_study.py --seed {args.seed} --lams {lams_pt} "
+                      f"--pt` (the supernet of the same search, read back from its checkpoint or searched "
+                      f"again with the same seed; op then topology selection on {DartsConfig.pt_samples} "
+                      f"images per perturbation, {DartsConfig.pt_tune_steps} tuning steps after each decision)",
+                      ""]
+    for label, group in (("DARTS", dart), ("DARTS-PT", pts)):
+        for r in group:
+            c = r.get("collapse", {})
+            lines.append(f"| {label} | {r['lam']:g} | {r['test_accuracy']:.4f} | {r['valid_accuracy']:.4f} | "
+                         f"{r['energy_uj']:.2f} | {r['latency_ms']:.3f} | {c.get('normal_skip', 0):.2f} / "
+                         f"{c.get('normal_parameter_free', 0):.2f} | {r['search_seconds']:.0f} |")
     if rand:
         accs = np.array([r["test_accuracy"] for r in rand])
         en = np.array([r["energy_uj"] for r in rand])

@@ -459,9 +459,14 @@ class _Search:
         return int(state["epoch"]), list(state["history"])
 
 
+# Settings that do not change the epochs a checkpoint holds: a finished search's checkpoint
+# serves a DARTS-PT selection with any of them, on any device.
+_NOT_IN_KEY = ("device", "amp", "pt", "pt_samples", "pt_tune_steps")
+
+
 def _config_key(config: DartsConfig, arch: ArchSpace) -> dict[str, Any]:
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()
-                       if k != "device"}, "space": arch.name}
+                       if k not in _NOT_IN_KEY}, "space": arch.name}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
