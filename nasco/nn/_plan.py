@@ -323,7 +323,7 @@ def _check_resolved(space: ArchSpace) -> None:
     from nasco.dsl import Choice  # local: keeps the import surface of this module small
 
     if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
-        raise ValueError("plan_network needs a resolved space (see SearchSpace.resolve)")
+        raise ValueError("a network or supernet plan needs a resolved space (see SearchSpace.resolve)")
 
 
 def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],

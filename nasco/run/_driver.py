@@ -67,14 +67,14 @@ def _told(row: dict[str, Any]) -> Result:
 
 
 def _evaluate(evaluator: Evaluator, cand: Candidate, seed: int, seq: int,
-              objectives: tuple[str, ...]) -> dict[str, Any]:
+              objectives: tuple[str, ...], failed: str | None = None) -> dict[str, Any]:
     """Evaluate in-process and return the ledger row. Any exception but
     KeyboardInterrupt/SystemExit becomes a failed row, so one bad candidate cannot end
-    the search."""
+    the search. ``failed`` (a reason) records a failed row without evaluating."""
     started = utc_now()
     t0 = time.perf_counter()
     try:
-        res = evaluator.evaluate(cand, seed)
+        res = Result.failed(failed) if failed else evaluator.evaluate(cand, seed)
         if not isinstance(res, Result):
             res = Result.failed(f"TypeError: evaluator returned {type(res).__name__}, not a Result")
         elif res.status == "ok":
@@ -99,14 +99,6 @@ def _evaluate(evaluator: Evaluator, cand: Candidate, seed: int, seq: int,
         "violations": {k: float(v) for k, v in res.violations.items()},
         "metrics": metrics, "seconds": seconds, "started_at": started, "finished_at": utc_now(),
     }
-
-
-def _failed_row(cand: Candidate, seed: int, seq: int, reason: str) -> dict[str, Any]:
-    now = utc_now()
-    log.warning("evaluation %d (%s) failed: %s", seq, cand.id, reason)
-    return {"seq": seq, "id": cand.id, "arch": cand.arch, "hw": cand.hw, "seed": seed, "status": "failed",
-            "reason": reason, "objectives": {}, "violations": {}, "metrics": {}, "seconds": 0.0,
-            "started_at": now, "finished_at": now}
 
 
 def _check_args(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, budget: int,
@@ -211,12 +203,10 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                     break
                 continue
             info = candidate_info(cand) if callable(candidate_info) else None
-            if info and info.get("search_failed"):
-                # The searcher could not finish the search that proposed it (a diverged
-                # supernet): a failed row with that reason, nothing to evaluate.
-                row = _failed_row(cand, eval_seed(seed, n_rows), n_rows, f"search failed: {info['search_failed']}")
-            else:
-                row = _evaluate(evaluator, cand, eval_seed(seed, n_rows), n_rows, objectives)
+            # A searcher that could not finish the search proposing it (a diverged supernet):
+            # a failed row with that reason, nothing to evaluate.
+            failed = f"search failed: {info['search_failed']}" if info and info.get("search_failed") else None
+            row = _evaluate(evaluator, cand, eval_seed(seed, n_rows), n_rows, objectives, failed)
             if info:
                 # What the searcher did to propose it (a differentiable search's record).
                 row["metrics"]["search"] = info

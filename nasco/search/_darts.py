@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import nullcontext
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -164,13 +164,11 @@ def collapse_report(cell: dict[str, Any]) -> dict[str, Any]:
 class _Search:
     """One search's state: the supernet, its optimisers, the data halves, the cost table."""
 
-    def __init__(self, arch: ArchSpace, data, hw, config: DartsConfig,
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, arch: ArchSpace, data, hw, config: DartsConfig) -> None:
         from nasco.nn import SuperNet
         from nasco.search._expected_cost import ExpectedCost
 
         self.c = config
-        self.log = log
         self.dev = _check_device(config.device)
         # Autocast in bf16 only: it needs no loss scaler (fp16 would, so it is not used here).
         self.amp, dtype = _amp_context(self.dev, config.amp)
@@ -341,9 +339,7 @@ class _Search:
         perm_a = torch.randperm(len(self.ya), generator=self.gen)
         loss_sum, correct, seen, a_loss = 0.0, 0, 0, 0.0
         recorder = self.net.spike_rate_recorder() if self.sp.plan.spiking else None
-        if recorder is not None:
-            recorder.__enter__()
-        try:
+        with recorder if recorder is not None else nullcontext():
             for b in range(self.steps):
                 step = e * self.steps + b
                 lr = self._lr(step)
@@ -358,9 +354,6 @@ class _Search:
                 loss_sum += loss * len(yw)
                 correct += ok
                 seen += len(yw)
-        finally:
-            if recorder is not None:
-                recorder.__exit__(None, None, None)
         if recorder is not None and self.cost is not None:
             self.cost.update(recorder.rates())
         v_loss, v_acc = self.accuracy()
@@ -504,7 +497,7 @@ def fit_darts(arch: ArchSpace, data, config: DartsConfig, *, hw=None, checkpoint
     log = log or (lambda _s: None)
     if config.lam > 0 and hw is None:
         raise ValueError("lam > 0 needs an accelerator template for its cost")
-    s = _Search(arch, data, hw, config, log)
+    s = _Search(arch, data, hw, config)
     key = _config_key(config, arch)
     start, history = 0, []
     path = Path(checkpoint) if checkpoint is not None else None

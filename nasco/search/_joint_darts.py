@@ -23,12 +23,14 @@ import itertools
 import json
 import sys
 import warnings
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from nasco.dsl import resolve
 from nasco.evaluate._result import Result
 from nasco.search._base import Searcher
+from nasco.evaluate._joint import EnergyTableCache
 from nasco.evaluate._train import TrainingDiverged
 from nasco.search._darts import DartsConfig, fit_darts, load_checkpoint, save_checkpoint
 from nasco.search._evolution import tournament_order
@@ -64,7 +66,7 @@ def enumerate_hw(hw_space) -> list[dict[str, Any]]:
     return [default] + [h for h in out if h != default]
 
 
-class DartsSearcher(Searcher):
+class DartsSearcher(Searcher, EnergyTableCache):
     """DARTS (first or second order, optionally DARTS-PT and a hardware-aware loss) per accelerator configuration.
 
     Each ask runs one differentiable search of the cell (the space's other choices at their
@@ -119,6 +121,7 @@ class DartsSearcher(Searcher):
         self._asked = 0
         self._warm: dict[str, Any] | None = None
         self._fits: dict[str, dict[str, Any]] = {}     # hw key -> finished fit summary
+        self._tables: dict = {}                         # EnergyTableCache's
         self._info: dict[str, dict[str, Any]] = {}     # candidate id -> ledger info
 
     # ------------------------------------------------------------------ plumbing
@@ -177,8 +180,6 @@ class DartsSearcher(Searcher):
     def _fit(self, hw: dict[str, Any], k: int) -> dict[str, Any]:
         """The finished search for ``hw`` (run now, read back from the run directory, or
         shared when it cannot depend on the accelerator)."""
-        from nasco.dsl import load_energy_table
-
         if self.data is None:
             raise ValueError("the darts searcher needs the training data: DartsSearcher(..., data=DataSplits)")
         c = self.config
@@ -201,8 +202,8 @@ class DartsSearcher(Searcher):
         template = table = None
         if self.space.hw is not None:
             template = self.space.hw.resolve(hw)[0]
-            table = load_energy_table(template)
-        config = c if self.space.hw is not None or k == 0 else DartsConfig(**{**_fields(c), "seed": c.seed + k})
+            table = self.table_of(template)
+        config = c if self.space.hw is not None or k == 0 else replace(c, seed=c.seed + k)
         warm = self._warm_state() if share is False and self.space.hw is not None else None
         label = f"{template.name} {key}" if template is not None else slot
         self.log(f"[darts] search {self._asked + 1}: cell of {arch.name} on {label} (lam {c.lam}, "
@@ -216,7 +217,7 @@ class DartsSearcher(Searcher):
             # outer search goes on with the next configuration.
             summary = {"cell": exc.cell, "search_failed": f"TrainingDiverged: {exc}", "slot": slot,
                        "history": [{k2: v for k2, v in h.items()} for h in exc.history],
-                       "warm_start": warm is not None, "config": {**_fields(config), "cost": list(config.cost)}}
+                       "warm_start": warm is not None, "config": asdict(config)}
             self._save(folder, summary)
             self._fits[slot] = summary
             return summary
@@ -229,7 +230,7 @@ class DartsSearcher(Searcher):
             "expected": fit.expected, "reference": fit.reference, "weights": fit.weights, "pt": fit.pt,
             "resumed_from_epoch": fit.resumed_from, "warm_start": warm is not None,
             "history": [{k2: v for k2, v in h.items() if k2 != "cell"} | {"cell": h["cell"]} for h in fit.history],
-            "config": {**_fields(config), "cost": list(config.cost)}, "slot": slot,
+            "config": asdict(config), "slot": slot,
         }
         self._save(folder, summary)
         self._fits[slot] = summary
@@ -279,8 +280,3 @@ class DartsSearcher(Searcher):
         self._asked = int(state.get("asked", 0))
         self._told = [(hw, Result.from_dict(r)) for hw, r in state.get("told", [])]
         self._hw_seen = {_hw_key(hw) for hw, _ in self._told}
-
-
-def _fields(config: DartsConfig) -> dict[str, Any]:
-    from dataclasses import fields
-    return {f.name: getattr(config, f.name) for f in fields(config)}

@@ -198,7 +198,7 @@ def test_second_order_gradient_matches_exact_hypergradient(digits):
     _space, arch = _arch("darts")
     cfg = DartsConfig(epochs=2, warmup_epochs=0, batch_size=16, order=2, weight_decay=0.0, seed=0,
                       fd_epsilon=1e-6)
-    s = _Search(arch, digits, None, cfg, lambda _t: None)
+    s = _Search(arch, digits, None, cfg)
     with torch.no_grad():  # away from the uniform point, so the gradients are not tiny
         for a in s.net.arch_parameters():
             a.normal_(0, 0.5)
