@@ -41,7 +41,6 @@ def _load_search_files(args: argparse.Namespace) -> tuple[list, object | None]:
 def _table_search(args: argparse.Namespace) -> int:
     """``--evaluator table``: every evaluation is one lookup in ``--table``."""
     from nasco.evaluate import TableEvaluator
-    from nasco.run import run_search
     from nasco.space import SearchSpace
     from nasco.tables import load_table
 
@@ -69,12 +68,12 @@ def _table_search(args: argparse.Namespace) -> int:
                                split=args.table_split)
     kw = _searcher_options(args)
     searcher = _make_searcher(args, space, objectives, kw)
-    out = Path(args.out or f"runs/{archs[0].name}-table-{table.name}-seed{args.seed}")
+    out = _out_dir(args, f"runs/{archs[0].name}-table-{table.name}-seed{args.seed}")
     config = {"space": archs[0].name, "space_file": getattr(archs[0], "source", None), "hw": None,
               "evaluator": "table", **evaluator.describe(), "searcher": args.searcher, "searcher_options": kw,
               "budget": args.budget}
-    outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget, out_dir=out,
-                         seed=args.seed, resume=args.resume, config=config, progress=not args.quiet and sys.stderr)
+    outcome = _run(args, space=space, evaluator=evaluator, searcher=searcher, budget=args.budget, out_dir=out,
+                   seed=args.seed, config=config)
     c = outcome.counts
     print(f"{out}: {c['total']} table queries (ok {c['ok']}, failed {c['failed']}); front of {len(outcome.front)}; "
           f"hypervolume {outcome.hypervolume:.4g}; searcher saw {evaluator.valid_column}, reports "
@@ -105,7 +104,26 @@ def _searcher_options(args: argparse.Namespace) -> dict:
     opts = _parse_searcher_opts(args)
     if args.population and "population_size" in opts:
         raise UsageError("give the population once: --population or --searcher-opt population_size, not both")
+    if "storage" in opts:  # the constructor's keyword, so 'nasco searchers' lists it: same as --optuna-storage
+        if args.optuna_storage:
+            raise UsageError("give the Optuna storage once: --optuna-storage or --searcher-opt storage, not both")
+        storage = opts.pop("storage")
+        if storage is not None and not isinstance(storage, str):
+            raise UsageError(f"--searcher-opt storage: expected a URL or a path, found {storage!r}")
+        args.optuna_storage = storage
     kw.update(opts)
+    if args.optuna_storage:
+        if not args.searcher.startswith("optuna-"):
+            raise UsageError(f"--optuna-storage applies to the optuna-* searchers only, not '{args.searcher}'")
+        from nasco.search._optuna import check_storage, mask_url
+
+        try:
+            check_storage(args.optuna_storage)
+        except ValueError as exc:
+            raise UsageError(f"--optuna-storage: {exc}") from None
+        # run.json and summary.json record the options: never a password (_make_searcher
+        # gives the searcher the URL itself, from args).
+        kw["storage"] = mask_url(args.optuna_storage)
     return kw
 
 
@@ -138,10 +156,78 @@ def _parse_searcher_opts(args: argparse.Namespace) -> dict:
 def _make_searcher(args: argparse.Namespace, space, objectives, kw: dict):
     from nasco.search import make_searcher
 
+    given = dict(kw)
+    if "storage" in kw and getattr(args, "optuna_storage", None):
+        given["storage"] = args.optuna_storage  # kw holds it with the password masked
     try:
-        return make_searcher(args.searcher, space, objectives, args.seed, **kw)
+        return make_searcher(args.searcher, space, objectives, args.seed, **given)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--searcher {args.searcher} with options {kw}: {exc}") from None
+
+
+def _executor(args: argparse.Namespace):
+    """The executor that --executor and its settings ask for (started by the driver)."""
+    from nasco.run import make_executor
+
+    name = args.executor or ("ray" if args.ray_address else "inprocess")
+    remote = name in ("ray", "tune")
+    for flag, value, default in (("--ray-address", args.ray_address, None),
+                                 ("--cpus-per-trial", args.cpus_per_trial, None),
+                                 ("--gpus-per-trial", args.gpus_per_trial, None)):
+        if value != default and not remote:
+            raise UsageError(f"{flag} applies to --executor ray or tune, not '{name}'")
+    if args.batch != 1 and name != "ray":
+        raise UsageError(f"--batch (evaluations per Ray task) applies to --executor ray, not '{name}'")
+    if args.workers is not None and name == "inprocess":
+        raise UsageError("--workers needs --executor pool, ray or tune (inprocess runs one evaluation at a time)")
+    if name != "tune" and (args.scheduler or args.asha_grace is not None or args.tune_optuna):
+        raise UsageError(f"--scheduler, --asha-* and --tune-optuna apply to --executor tune, not '{name}'")
+    if args.tune_optuna and not args.searcher.startswith("optuna-"):
+        raise UsageError(f"--tune-optuna hands the proposals to Tune's OptunaSearch: it needs an optuna-* "
+                         f"--searcher, not '{args.searcher}'")
+    for flag, value in (("--workers", args.workers), ("--batch", args.batch), ("--window", args.window),
+                        ("--cpus-per-trial", args.cpus_per_trial), ("--trial-timeout", args.trial_timeout)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be > 0, found {value:g}")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial must be >= 0, found {args.gpus_per_trial:g}")
+    if args.max_retries < 0:
+        raise UsageError(f"--max-retries must be >= 0, found {args.max_retries}")
+    kw: dict = {"trial_timeout": args.trial_timeout, "workers": args.workers, "max_retries": args.max_retries,
+                "threads": args.threads}
+    if remote:
+        kw.update(address=args.ray_address, cpus_per_trial=args.cpus_per_trial or 1.0,
+                  gpus_per_trial=args.gpus_per_trial or 0.0)
+    if name == "ray":
+        kw["batch"] = args.batch
+    if name == "tune":
+        kw.update(storage=str(Path(args.storage).resolve() / "tune") if args.storage else None,
+                  scheduler=args.scheduler, optuna=args.tune_optuna,
+                  asha={k: v for k, v in (("grace_period", args.asha_grace),) if v is not None})
+    try:
+        return make_executor(name, **kw)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--executor {name}: {exc}") from None
+
+
+def _run(args: argparse.Namespace, **kw):
+    """run_search with the executor, window and run directory that the flags ask for."""
+    from nasco.run import run_search
+
+    executor = _executor(args)
+    try:
+        return run_search(**kw, resume=args.resume, progress=not args.quiet and sys.stderr,
+                          executor=executor, window=args.window)
+    except ConnectionError as exc:
+        raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
+
+
+def _out_dir(args: argparse.Namespace, default: str) -> Path:
+    """--out (default ``default``), under --storage when given and relative."""
+    out = Path(args.out or default)
+    if args.storage and not out.is_absolute():
+        out = Path(args.storage) / out
+    return out
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -171,7 +257,6 @@ def _train_search(args: argparse.Namespace) -> int:
     import torch
 
     from nasco.evaluate import TrainCostEvaluator, load_dataset
-    from nasco.run import run_search
     from nasco.space import SearchSpace
 
     proxy = args.evaluator == "proxy"
@@ -195,7 +280,9 @@ def _train_search(args: argparse.Namespace) -> int:
                          "asic_template, or --objectives accuracy")
     torch.set_num_threads(args.threads)
     if args.device == "auto":  # recorded in run.json as the device actually used
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # With --gpus-per-trial the evaluations run on workers that hold a GPU, which the
+        # driver's machine may not have.
+        args.device = "cuda" if torch.cuda.is_available() or (args.gpus_per_trial or 0) > 0 else "cpu"
     space = SearchSpace(archs if multi else archs[0], hw)
     loaded: dict[str, object] = {}
     for name in datasets:
@@ -223,7 +310,7 @@ def _train_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--budget {args.budget} is more than the {space.hw.size()} configurations of --hw "
                          f"{hw.name} that hw_search=enumerate can search; give --budget {space.hw.size()} or less")
     arch_name = "+".join(a.name for a in archs)
-    out = Path(args.out or f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
+    out = _out_dir(args, f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
     config = {
         "space": arch_name, "space_file": getattr(archs[0], "source", None),
         "hw": hw.name if hw else None, "hw_file": getattr(hw, "source", None) if hw else None,
@@ -236,9 +323,8 @@ def _train_search(args: argparse.Namespace) -> int:
     if multi:
         config.update(space_files=[getattr(a, "source", None) for a in archs], datasets=datasets,
                       dataset_sources=[d.source for d in data])
-    outcome = run_search(space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
-                         out_dir=out, seed=args.seed, resume=args.resume, config=config,
-                         progress=not args.quiet and sys.stderr, limits=evaluator.limits)
+    outcome = _run(args, space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
+                   out_dir=out, seed=args.seed, config=config, limits=evaluator.limits)
     c = outcome.counts
     print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
           f"front of {len(outcome.front)}; hypervolume {outcome.hypervolume:.4g}; "
@@ -272,6 +358,12 @@ def add_search(sub) -> None:
                    help="a searcher setting, VALUE read as YAML; repeat for several, e.g. for predictor-guided "
                         "on nb201: --searcher-opt zero_cost=synflow --searcher-opt warmup=1000 (see "
                         "'nasco searchers' for each searcher's options)")
+    p.add_argument("--optuna-storage", metavar="URL_OR_PATH", default=None,
+                   help="where the optuna-* searchers keep their study: a database URL (sqlite:///PATH.db, "
+                        "postgresql://USER:PASSWORD@HOST/DB for many jobs of a cluster, the driver installed), "
+                        "journal:PATH, or a PATH ending in .journal or .log (default: SQLite, optuna.db in the run "
+                        "directory; a storage outside it names the study after the run directory). "
+                        "optuna-dashboard opens it: optuna-dashboard sqlite:///RUN/optuna.db")
     p.add_argument("--population", type=int, default=None,
                    help=f"population size of evolution (default {DEFAULT_POPULATION}; tournament size = half of "
                         "it, 2..5), nsga2, nsga3 and optuna-nsga2 (default 20)")
@@ -311,7 +403,51 @@ def add_search(sub) -> None:
                         "(hw.specs.latency.max='1 ms', hw.budget.pes=512), hw.template=NAME or "
                         "hw.template='{choice: [A, B]}' to keep only those members, hw.NAME.KEY=V for "
                         "member NAME, hw.KEY=V with a template field for every member (hw.clock_mhz=200)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out without re-evaluating")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (after an interruption, a killed driver, or with a larger "
+                        "--budget): the ledger's evaluations are replayed to the searcher, not re-run; "
+                        "evaluations lost with the driver are run again")
+    g = p.add_argument_group("where evaluations run (executors)")
+    g.add_argument("--executor", choices=("inprocess", "pool", "ray", "tune"), default=None,
+                   help="inprocess: one at a time in this process (the default); pool: a local pool of "
+                        "--workers processes; ray: Ray tasks on a local Ray instance bound to 127.0.0.1 or on "
+                        "the cluster at --ray-address (the default with --ray-address); tune: Ray Tune trials, "
+                        "with nasco's searcher as Tune's search algorithm (for --scheduler asha)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="evaluations at once (pool: processes, default one per core; ray/tune: at most this "
+                        "many, default as many as the cluster's CPUs / --cpus-per-trial allow)")
+    g.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="join this Ray cluster (started with 'ray start --head'; 'auto' finds the local one) "
+                        "instead of starting a local instance")
+    g.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs reserved per evaluation (default 1)")
+    g.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs reserved per evaluation, fractions allowed (default 0; > 0 makes --device auto "
+                        "train on cuda)")
+    g.add_argument("--batch", type=int, default=1,
+                   help="evaluations per Ray task (default 1); for cheap evaluations (a lookup, a proxy) a "
+                        "batch amortises Ray's per-task overhead, see the README's executor figures")
+    g.add_argument("--window", type=int, default=None,
+                   help="proposals out at once (default --workers x --batch); results are told to the searcher "
+                        "in proposal order, so a run is the same whatever order evaluations finish in. Recorded "
+                        "in run.json; a resumed run keeps it")
+    g.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                   help="an evaluation running longer is stopped and recorded as failed (reason 'timeout'); "
+                        "the search goes on")
+    g.add_argument("--max-retries", type=int, default=2,
+                   help="times an evaluation is run again after its worker process died (killed, node lost, "
+                        "out of memory), each recorded in the row's 'retries' (default 2)")
+    g.add_argument("--storage", default=None, metavar="DIR",
+                   help="a directory every node of the cluster can read and write (NFS, a shared volume): "
+                        "the run directory (--out, when relative) is created under it, and so are Ray Tune's "
+                        "results with --executor tune")
+    g.add_argument("--scheduler", choices=("asha",), default=None,
+                   help="--executor tune: stop unpromising training early with ASHA on the first objective, "
+                        "reported once per epoch (stopped candidates are recorded as failed, with the reason)")
+    g.add_argument("--asha-grace", type=int, default=None,
+                   help="--scheduler asha: epochs every candidate trains before it can be stopped (default 1)")
+    g.add_argument("--tune-optuna", action="store_true",
+                   help="--executor tune with an optuna-* --searcher: Tune's OptunaSearch makes the proposals, "
+                        "with the searcher's sampler, seed and objectives (resume such a run with the flag too)")
     p.add_argument("--device", default="auto",
                    help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
                         "cpu, cuda, cuda:N")

@@ -14,7 +14,7 @@ from nasco.evaluate._result import (
 
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "PROXIES", "ProxyEvaluator", "Result",
            "TrainConfig", "TrainCostEvaluator",
-           "TableEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
+           "TableEvaluator", "epoch_reporter", "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
            "proxy_scores", "register_objective", "to_minimisation", "train_and_evaluate"]
 
 _LAZY = {
@@ -22,7 +22,7 @@ _LAZY = {
     "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
-    "train_and_evaluate": "_train",
+    "train_and_evaluate": "_train", "epoch_reporter": "_train",
 }
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -32,11 +33,29 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RateRecorder", "SpikeRateRecorder", "SpikeRateSource", "TrainConfig", "TrainResult",
-    "TrainingDiverged", "evaluate_accuracy", "reset_states", "set_torch_threads",
+    "TrainingDiverged", "epoch_reporter", "evaluate_accuracy", "reset_states", "set_torch_threads",
     "train_and_evaluate",
 ]
 
 _OPTIMIZERS = ("sgd", "adam")
+
+# Called after every training epoch with (epoch, metrics so far) when set; a context
+# variable, so it belongs to the thread (or task) that set it. Ray Tune's ASHA reads it.
+_EPOCH_REPORTER: ContextVar[Callable[[int, dict[str, float]], None] | None] = ContextVar(
+    "nasco_epoch_reporter", default=None)
+
+
+@contextmanager
+def epoch_reporter(fn: Callable[[int, dict[str, float]], None] | None) -> Iterator[None]:
+    """Within the block, :func:`train_and_evaluate` calls ``fn(epoch, metrics)`` after each
+    training epoch (epoch counts from 1; metrics: ``train_loss`` and ``valid_accuracy``, the
+    latter measured only because a reporter is set). Training itself is unchanged: the
+    extra validation pass runs in eval mode and draws no random numbers."""
+    token = _EPOCH_REPORTER.set(fn)
+    try:
+        yield
+    finally:
+        _EPOCH_REPORTER.reset(token)
 
 
 class TrainingDiverged(RuntimeError):
@@ -288,6 +307,8 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
     if invalidate is not None:
         invalidate(model)
     reset_states(model)
+    eval_bs = max(config.batch_size, 256)  # eval has no gradients, so bigger batches are cheap
+    eval_kw = {"batch_size": eval_bs, "device": device, "amp": config.amp}
     epoch_losses: list[float] = []
     stopped_early = False
     for epoch in range(config.epochs):
@@ -321,13 +342,15 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
             loss_sum += value * len(idx)
             seen += len(idx)
         epoch_losses.append(loss_sum / max(seen, 1))
+        report = _EPOCH_REPORTER.get()
+        if report is not None:
+            valid = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
+            report(epoch + 1, {"train_loss": epoch_losses[-1], "valid_accuracy": valid})
         over_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
         if over_time and epoch + 1 < config.epochs:
             stopped_early = True
             break
 
-    eval_bs = max(config.batch_size, 256)  # eval has no gradients, so bigger batches are cheap
-    eval_kw = {"batch_size": eval_bs, "device": device, "amp": config.amp}
     spike_rates: dict[str, float] = {}
     if isinstance(model, SpikeRateSource) and callable(getattr(model, "spike_rate_recorder", None)):
         recorder = model.spike_rate_recorder()

@@ -15,11 +15,39 @@ indices. Results go back as:
 Determinism: before each ``study.ask`` every generator of the sampler is reseeded from
 (seed, trial number), so what a sampler proposes depends only on the seed and the trials
 in the study. That makes :meth:`state_dict` just the trials, and lets a run reattach to
-its study file: :meth:`OptunaSearcher.attach_run_dir` opens ``optuna.journal``
-(``JournalStorage(JournalFileBackend(...))``) in the run directory; on resume the stored
-trials' candidates are asked again first, in their order (the driver's replay tells
-them their ledger results, which are not told twice), and new trials continue exactly
-where an uninterrupted run would.
+its study: :meth:`OptunaSearcher.attach_run_dir` opens the study's storage; on resume
+the stored trials' candidates are asked again first, in their order (the driver's replay
+tells them their ledger results, which are not told twice), and new trials continue
+exactly where an uninterrupted run would.
+
+Storage (the ``storage`` keyword, ``--optuna-storage`` on the command line):
+
+* ``None`` (the default): SQLite in the run directory, ``sqlite:///RUN/optuna.db``
+  (``RDBStorage``), which ``optuna-dashboard sqlite:///RUN/optuna.db`` opens. A run
+  directory made before this storage, which holds ``optuna.journal`` and no
+  ``optuna.db``, is resumed from its journal (``JournalStorage(JournalFileBackend)``).
+  A run that starts afresh replaces a stale study file (and logs it). This study is a
+  mirror of the ledger, written without fsync: one lost or deleted is rebuilt on resume,
+  as the replay asks the same trials again.
+* a database URL (anything with ``://``: ``sqlite:///PATH.db``,
+  ``postgresql://USER:PASSWORD@HOST/DB``, ``postgresql+psycopg2://...``,
+  ``mysql+pymysql://...``): ``RDBStorage(url)``, with ``pool_pre_ping`` for a server
+  database, e.g. one PostgreSQL database that every job of a cluster writes to. Its
+  driver must be installed (nasco brings none but SQLite's); a missing one is a
+  ValueError that names the pip package.
+* ``journal:PATH``, or a PATH ending in ``.journal`` or ``.log``: Optuna's journal file
+  (``JournalStorage(JournalFileBackend(PATH))``).
+
+A relative path (of a ``sqlite:///`` URL or a journal) is relative to the current
+directory when the searcher is made. A study in a file inside the run directory keeps
+the name ``nasco-{searcher}-seed{seed}``; one outside it may be shared by several runs
+(or watched by optuna-dashboard), so its name adds the run directory's name,
+``nasco-{searcher}-seed{seed}-{run dir name}``, and the study's user attributes say which
+run it is (run directory, searcher, seed, objectives). A fresh run that finds its study
+already holding trials there raises :class:`~nasco.run.RunDirError` (a ValueError) rather
+than mixing two runs (inside the run directory it replaces the stale study); ``resume``
+reattaches. Passwords never leave the searcher:
+:func:`mask_url` hides them in its logs, errors and :attr:`OptunaSearcher.storage`.
 
 Repeats: when the sampler proposes a candidate whose result the study already holds (TPE
 does so for ~1 trial in 5 on NB201 at 100 trials, and for half of them with two objectives
@@ -34,7 +62,9 @@ the study grows by thousands of duplicate trials and each ask slows down with th
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +73,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.storages import JournalStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
@@ -52,11 +82,13 @@ from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
 from nasco.space import Candidate, SearchSpace
 
-__all__ = ["OptunaNSGA2", "OptunaRandom", "OptunaSearcher", "OptunaTPE", "STUDY_FILE"]
+__all__ = ["DB_FILE", "OptunaNSGA2", "OptunaRandom", "OptunaSearcher", "OptunaTPE", "STUDY_FILE", "check_storage",
+           "mask_url"]
 
 log = logging.getLogger("nasco.search")
 
-STUDY_FILE = "optuna.journal"
+DB_FILE = "optuna.db"          # the study of a run directory (SQLite)
+STUDY_FILE = "optuna.journal"  # the study of a run directory made before DB_FILE; still resumed
 _CANDIDATE_ATTR = "nasco_candidate"
 _CONSTRAINT = "violation"
 _REPEAT_ATTR = "nasco_repeat_of"  # on a trial dropped as a repeat: the number of the trial it repeats
@@ -98,13 +130,164 @@ def _reseed(sampler: BaseSampler, seed: int, number: int) -> None:
         (st.rng if isinstance(st, LazyRandomState) else st).seed(int(s))
 
 
+# ---------------------------------------------------------------- storage
+# The pip package of each SQLAlchemy driver (dialect.driver) an Optuna storage may need.
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
+    "pymysql": "PyMySQL", "mysqldb": "mysqlclient", "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb", "oracledb": "oracledb", "cx_oracle": "cx_Oracle", "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
+_STORAGE_FORMS = ("a database URL (sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://...), "
+                  "journal:PATH, or a PATH ending in .journal or .log")
+_SECRET_KEYS = {"password", "passwd", "pwd", "sslpassword"}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and any password= query parameter) shown as ``***``;
+    anything that is not a URL (a journal path) as it is."""
+    if "://" not in str(url):
+        return str(url)
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(str(url))
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask what looks like user:password@
+        import re
+
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    secret = {k: "***" for k in u.query if k.lower() in _SECRET_KEYS}
+    if secret:
+        u = u.update_query_dict(secret)
+    return u.render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """A parsed storage: an RDB URL (``url``) or a journal file; ``path`` is the file
+    holding the study (None for a server database or an in-memory SQLite)."""
+
+    url: str | None
+    path: Path | None
+    shown: str  # what logs and errors say (password masked)
+    # SQLite without fsync (PRAGMA synchronous=OFF): for the run directory's own study, a
+    # mirror of the fsynced ledger. Optuna commits ~27 times per trial; syncing each made a
+    # 100-query table search 3x slower. A killed process loses nothing; a study lost with the
+    # machine is rebuilt on resume, as the replay asks the same trials again.
+    unsynced: bool = False
+
+    def open(self) -> BaseStorage:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.url is None:
+            return JournalStorage(JournalFileBackend(str(self.path)))
+        # SQLite: wait for another run writing the same file rather than fail after pysqlite's
+        # 5 s; a server database: check pooled connections before use (a long run outlives them).
+        kwargs = ({"connect_args": {"timeout": 60}} if self.url.startswith("sqlite")
+                  else {"pool_pre_ping": True})
+        storage = RDBStorage(self.url, engine_kwargs=kwargs)
+        if self.unsynced:
+            import sqlalchemy
+
+            def no_sync(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+            sqlalchemy.event.listen(storage.engine, "connect", no_sync)
+            storage.engine.dispose()  # the connections made so far reconnect, with the pragma
+        return storage
+
+
+def _journal(path: str, text: str) -> _Storage:
+    if not path.strip():
+        raise ValueError(f"storage {text!r}: the journal needs a file path (journal:PATH)")
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    return _Storage(None, p, str(p))
+
+
+def _rdb(url: str) -> _Storage:
+    from sqlalchemy.engine import make_url
+
+    shown = mask_url(url)
+    try:
+        u = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - ArgumentError and the like: one line
+        raise ValueError(f"storage {shown!r} is not a database URL SQLAlchemy can read ({mask_url(str(exc))}); give "
+                         f"{_STORAGE_FORMS}") from None
+    try:
+        dialect = u.get_dialect()
+    except Exception:  # noqa: BLE001 - NoSuchModuleError
+        raise ValueError(f"storage {shown!r}: unknown database kind '{u.drivername}'; give {_STORAGE_FORMS}") from None
+    if getattr(dialect, "is_async", False):
+        raise ValueError(f"storage {shown!r}: '{u.drivername}' is an asyncio driver, which Optuna cannot use; "
+                         f"name a synchronous one (e.g. postgresql+psycopg2://)")
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        driver = getattr(dialect, "driver", "") or u.get_driver_name()
+        package = _DRIVER_PACKAGES.get(driver.lower(), getattr(exc, "name", None) or driver)
+        other = (" (or name psycopg2 in the URL, postgresql+psycopg2://..., and pip install psycopg2-binary)"
+                 if u.get_backend_name() == "postgresql" and driver.lower() != "psycopg2" else "")
+        raise ValueError(f"storage {shown}: SQLAlchemy cannot load the {u.get_backend_name()} driver '{driver}' "
+                         f"({exc}); install it with: pip install '{package}'{other}") from None
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
+            and not u.database.startswith("file:"):
+        return _sqlite_file(Path(u.database), u)
+    # Rendered again, the URL's parts are escaped (Optuna fills in '{...}' templates).
+    return _Storage(u.render_as_string(hide_password=False), None, shown)
+
+
+def _sqlite_file(path: Path, url: Any = None, *, unsynced: bool = False) -> _Storage:
+    """SQLite in the file ``path`` (absolute from the current directory), keeping the other
+    parts (the driver, query options) of ``url``."""
+    from sqlalchemy.engine import URL
+
+    path = Path(os.path.abspath(path.expanduser()))
+    u = (url if url is not None else URL.create("sqlite")).set(database=str(path))
+    text = u.render_as_string(hide_password=False)  # escapes '?', '%', '{' of the path
+    return _Storage(text, path, mask_url(text), unsynced)
+
+
+def check_storage(storage: str) -> _Storage:
+    """Parse an Optuna storage string (see the module docstring) without opening it.
+    Raises ValueError (one line, no password) for anything else, or for a database whose
+    driver is not installed."""
+    if not isinstance(storage, str) or not storage.strip():
+        raise ValueError(f"storage must be a non-empty string: {_STORAGE_FORMS}; got {storage!r}")
+    text = storage.strip()
+    if text.startswith("journal:"):
+        return _journal(text[len("journal:"):], text)
+    if "://" in text:
+        return _rdb(text)
+    if text.endswith((".journal", ".log")):
+        return _journal(text, text)
+    raise ValueError(f"storage {text!r} is not understood; give {_STORAGE_FORMS}")
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
 class OptunaSearcher(Searcher):
-    """Base of the Optuna searchers; subclasses build the sampler in :meth:`_sampler`."""
+    """Base of the Optuna searchers; subclasses build the sampler in :meth:`_sampler`.
+
+    ``storage``: where :meth:`attach_run_dir` keeps the study (see the module docstring):
+    None for ``optuna.db`` in the run directory, a database URL, ``journal:PATH`` or a
+    ``.journal`` / ``.log`` file. It is checked here (a ValueError for a bad string or a
+    missing database driver) and opened when the run directory is attached; until then,
+    and after :meth:`load_state_dict`, the study lives in memory."""
 
     name = "optuna"
 
-    def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0,
+                 storage: str | None = None) -> None:
         super().__init__(space, objectives, seed=seed)
+        self._storage = check_storage(storage) if storage is not None else None
+        # What the searcher may say of its storage (logs, errors): the password masked.
+        self.storage: str | None = self._storage.shown if self._storage else None
         # Optuna logs every trial at INFO; the run's progress line already says it all.
         if optuna.logging.get_verbosity() == optuna.logging.INFO:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -113,16 +296,20 @@ class OptunaSearcher(Searcher):
         self._choices = {n: (list(o) if all(isinstance(x, _STORABLE) for x in o) and len(set(map(repr, o))) == len(o)
                              else list(range(len(o))))
                          for n, o in self.codec.variables.items()}
-        self.storage_path: Path | None = None
+        self.storage_path: Path | None = None  # the file holding the study, once attached
+        self.study_name = self._base_name()
         self._open(None)
 
     # ---------------------------------------------------------------- study
     def _sampler(self) -> BaseSampler:
         raise NotImplementedError
 
+    def _base_name(self) -> str:
+        return f"nasco-{self.name}-seed{self.seed}"
+
     def _open(self, storage: Any) -> None:
         self.study = optuna.create_study(
-            storage=storage, sampler=self._sampler(), study_name=f"nasco-{self.name}-seed{self.seed}",
+            storage=storage, sampler=self._sampler(), study_name=self.study_name,
             directions=["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in self.objectives],
             load_if_exists=True)
         self._live: dict[int, optuna.Trial] = {}
@@ -131,25 +318,85 @@ class OptunaSearcher(Searcher):
         self._done: dict[str, int] | None = None  # id -> number of a finished trial; built lazily
 
     def attach_run_dir(self, out_dir: str | Path, *, resume: bool) -> None:
-        """Keep the study in ``out_dir/optuna.journal``. With ``resume``, an existing
-        study is reattached and its trials are asked again first (see the module
-        docstring); without, a stale study file is replaced (and that is logged)."""
+        """Keep the study in the storage (``out_dir/optuna.db`` by default; see the module
+        docstring). With ``resume``, an existing study is reattached and its trials are
+        asked again first; without, a stale study in the run directory is replaced (and
+        that is logged), and one of that name elsewhere that holds trials is an error
+        (:class:`~nasco.run.RunDirError`, a ValueError)."""
+        from nasco.run._rundir import RunDirError
+
         if self.n_told or self.study.trials:
             raise ValueError(f"{self.name}: attach the run directory before the first ask")
-        path = Path(out_dir) / STUDY_FILE
-        if path.exists() and not resume:
-            log.warning("%s: %s holds a study but the run starts afresh; replacing it", self.name, path)
-            path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.storage_path = path
-        self._open(JournalStorage(JournalFileBackend(str(path))))
+        run_dir = Path(out_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = self._storage or self._run_dir_storage(run_dir, resume)
+        inside = spec.path is not None and _within(spec.path, run_dir)
+        # Outside the run directory a storage may hold several runs' studies: name the run.
+        self.study_name = self._base_name() if inside else f"{self._base_name()}-{run_dir.resolve().name}"
+        try:
+            storage = spec.open()
+        except Exception as exc:  # noqa: BLE001 - unreachable server, bad file, old schema: one line
+            first = (str(exc).strip().splitlines() or [""])[0]
+            hint = ("; delete it and resume: the study is rebuilt from the ledger"
+                    if self._storage is None and spec.path is not None and spec.path.exists() else "")
+            raise RunDirError(f"{self.name}: cannot open the Optuna storage {spec.shown} "
+                              f"({type(exc).__name__}: {mask_url(first)}){hint}") from None
+        try:
+            study_id = storage.get_study_id_from_name(self.study_name)
+        except KeyError:
+            study_id = None
+        if study_id is not None and not resume:
+            trials = storage.get_all_trials(study_id, deepcopy=False)
+            if trials and not inside:
+                made_in = storage.get_study_user_attrs(study_id).get("nasco_run_dir", "an unknown run directory")
+                raise RunDirError(
+                    f"{spec.shown} already holds study '{self.study_name}' with {len(trials)} trials (run "
+                    f"directory {made_in}); pass --resume (resume=True) to continue that run, choose another "
+                    f"--out, or delete the study: optuna delete-study --storage URL --study-name {self.study_name}")
+            if trials or inside:
+                if trials:
+                    log.warning("%s: %s holds study '%s' but the run starts afresh; replacing it",
+                                self.name, spec.shown, self.study_name)
+                storage.delete_study(study_id)
+        self.storage_path = spec.path
+        self._open(storage)
+        self._describe_run(run_dir, spec, resume)
         for t in self.study.get_trials(deepcopy=False):
             if _REPEAT_ATTR in t.user_attrs:
                 continue  # dropped as a repeat when it was asked: nothing to replay
             cand = Candidate.from_json(t.user_attrs[_CANDIDATE_ATTR])
             self._replay.append((t.number, cand))
         if self._replay:
-            log.info("%s: reattached %d trials from %s", self.name, len(self._replay), path)
+            log.info("%s: reattached %d trials of study '%s' from %s", self.name, len(self._replay),
+                     self.study_name, spec.shown)
+
+    def _run_dir_storage(self, run_dir: Path, resume: bool) -> _Storage:
+        """The default storage: ``optuna.db`` in the run directory, or on resume the
+        ``optuna.journal`` of a run made before it."""
+        db, journal = run_dir / DB_FILE, run_dir / STUDY_FILE
+        if not resume:
+            for path in (db, journal, db.with_name(DB_FILE + "-journal"), db.with_name(DB_FILE + "-wal"),
+                         db.with_name(DB_FILE + "-shm")):
+                if path.exists():
+                    if path in (db, journal):
+                        log.warning("%s: %s holds a study but the run starts afresh; replacing it", self.name, path)
+                    path.unlink()
+        elif journal.exists() and not db.exists():
+            return _journal(str(journal), str(journal))
+        return _sqlite_file(db, unsynced=True)
+
+    def _describe_run(self, run_dir: Path, spec: _Storage, resume: bool) -> None:
+        """Say in the study which run it is (for a shared storage and optuna-dashboard)."""
+        attrs = self.study.user_attrs
+        here = str(run_dir.resolve())
+        if resume and attrs.get("nasco_run_dir") not in (None, here):
+            log.warning("%s: study '%s' in %s was made for run directory %s; reattaching it to %s",
+                        self.name, self.study_name, spec.shown, attrs["nasco_run_dir"], here)
+        new = {"nasco_run_dir": here, "nasco_searcher": self.name, "nasco_seed": self.seed,
+               "nasco_objectives": list(self.objectives)}
+        for k, v in new.items():
+            if attrs.get(k) != v:
+                self.study.set_user_attr(k, v)
 
     def _trial(self, number: int) -> optuna.Trial:
         trial = self._live.get(number)
@@ -284,6 +531,7 @@ class OptunaSearcher(Searcher):
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.storage_path = None
+        self.study_name = self._base_name()
         self._open(None)
         for t in state["trials"]:
             st = TrialState[t["state"]]
@@ -315,11 +563,11 @@ class OptunaNSGA2(OptunaSearcher):
     name = "optuna-nsga2"
 
     def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0,
-                 population_size: int = 20) -> None:
+                 population_size: int = 20, storage: str | None = None) -> None:
         if int(population_size) < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         self.population_size = int(population_size)
-        super().__init__(space, objectives, seed=seed)
+        super().__init__(space, objectives, seed=seed, storage=storage)
 
     def _sampler(self) -> BaseSampler:
         return NSGAIISampler(population_size=self.population_size, seed=self.seed)

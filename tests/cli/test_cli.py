@@ -17,7 +17,7 @@ import pytest
 from nasco.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scalesim" / "cases.csv"
-TIMING_KEYS = {"seconds", "started_at", "finished_at"}
+TIMING_KEYS = {"seconds", "started_at", "finished_at", "worker"}
 TIMING_METRICS = {"train_seconds", "evaluator_seconds"}
 # A search small enough for a test: 150 images per split, one epoch.
 TINY = ["--limit", "150", "--epochs", "1", "--quiet"]

@@ -18,7 +18,7 @@ from nasco.space import Candidate, SearchSpace
 
 OBJ = ("accuracy", "energy")
 AREA_LIMIT = 1.1  # mm2: candidates above it are infeasible
-TIMING = ("seconds", "started_at", "finished_at")
+TIMING = ("seconds", "started_at", "finished_at", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,8 @@ def test_run_writes_ledger_and_outputs(space, tmp_path, real_plot):
     rows = Ledger(out.out_dir / "ledger.jsonl").rows()
     assert [r["seq"] for r in rows] == list(range(24)) and len({r["id"] for r in rows}) == 24
     assert list(rows[0]) == ["seq", "id", "arch", "hw", "seed", "status", "reason", "objectives",
-                             "violations", "metrics", "seconds", "started_at", "finished_at"]
+                             "violations", "metrics", "seconds", "started_at", "finished_at", "attempts", "retries",
+                             "worker"]
     # Per-evaluation seeds follow from (run seed, seq), and the evaluator got them.
     assert [r["seed"] for r in rows] == [eval_seed(5, i) for i in range(24)]
     assert [(r["id"], r["seed"]) for r in rows] == ev.calls

@@ -144,7 +144,7 @@ class _ToyEvaluator:
 @pytest.mark.parametrize("name", LIBRARY_SEARCHERS)
 def test_run_resume_matches_uninterrupted_run(tmp_path, name):
     from nasco.run import Ledger, run_search
-    from nasco.search._optuna import STUDY_FILE
+    from nasco.search._optuna import DB_FILE
     space = _space("nb201")
 
     def run(out, budget, resume=False):
@@ -153,7 +153,7 @@ def test_run_resume_matches_uninterrupted_run(tmp_path, name):
 
     run(tmp_path / "a", 9)
     if name.startswith("optuna"):
-        assert (tmp_path / "a" / STUDY_FILE).exists()
+        assert (tmp_path / "a" / DB_FILE).exists()
     out = run(tmp_path / "a", 16, resume=True)
     assert (out.replayed, out.evaluated) == (9, 7)
     run(tmp_path / "b", 16)
@@ -161,9 +161,7 @@ def test_run_resume_matches_uninterrupted_run(tmp_path, name):
     assert ids[0] == ids[1]
     if name.startswith("optuna"):
         import optuna
-        study = optuna.load_study(study_name=f"nasco-{name}-seed4",
-                                  storage=optuna.storages.JournalStorage(
-                                      optuna.storages.journal.JournalFileBackend(str(tmp_path / "a" / STUDY_FILE))))
+        study = optuna.load_study(study_name=f"nasco-{name}-seed4", storage=f"sqlite:///{tmp_path / 'a' / DB_FILE}")
         done = [t for t in study.trials if t.state.name == "COMPLETE"]
         assert len(done) >= 16  # every told trial once, none twice after the resume
 

@@ -1,0 +1,742 @@
+"""Ray Tune: evaluations as Tune trials, with nasco's own searcher inside Tune.
+
+Tasks or trials
+---------------
+``--executor ray`` (:class:`~nasco.run._ray.RayExecutor`) runs each evaluation as a Ray
+*task*: milliseconds of scheduling on a warm worker, and nothing else to pay for. This
+executor runs each evaluation as a Ray Tune *trial*: a trainable actor, Tune's result
+bookkeeping (``result.json``, ``progress.csv`` and ``params.json`` per trial, an
+experiment state file) and Tune's control loop. Use it when you want what Tune adds: its
+trial schedulers (ASHA early stopping of training-based evaluations), Tune's
+``OptunaSearch`` proposing the candidates (``optuna=True``), or Tune's result logging and
+tools. For everything else the task executor is cheaper.
+
+Measured per-trial overhead (2-core machine, local Ray instance of 2 CPUs, 20 trials of
+a 0-second evaluation, :class:`~nasco.testing.faults.FaultyEvaluator`, two runs each):
+
+* Tune, 1 worker: 7.7-10.5 s in all (0.39-0.53 s/trial): 6.4-8.5 s until the first
+  trial ran, then 0.035 s/trial, then about 1 s to end.
+* Tune, 2 workers: 10.5-10.8 s in all (0.53 s/trial): 8.6-9.2 s start, 0.034-0.058
+  s/trial, about 1 s end.
+* Tune without actor reuse (``reuse_actors=False``, Tune's own default): 8 s/trial with 1
+  worker, 5 s/trial with 2: every trial is a new actor process that imports nasco (and
+  torch) again.
+* Ray tasks, for comparison: 0.005-0.010 s per evaluation, 0.7 s for the 20; the task
+  workers warm up once per driver process (5-6 s), not once per run.
+
+So Tune trials cost about 0.04 s each once running (4-8x a task) plus 7-10 s per run:
+the trial actors start afresh in every run (``reuse_actors=True``, the default here,
+keeps one actor for consecutive trials; Tune's own default, a new actor per trial,
+costs seconds per trial). On a busy machine (load 5 on the 2 cores) the start was
+12-30 s. Negligible beside evaluations of minutes; dominant beside lookups and proxies.
+
+How Tune and the driver meet
+----------------------------
+The driver keeps its single mechanism: the :class:`~nasco.run._driver.Schedule` (ask/tell
+order, window, replay on resume) and the ledger. :meth:`TuneExecutor.drive` hands Tune a
+:class:`ray.tune.search.Searcher` that wraps the schedule:
+
+* ``suggest(trial_id)`` returns the next queued :class:`~nasco.run._executors.Job` as a
+  JSON config (``seq``, ``seed``, ``candidate`` as ``{"id", "arch", "hw"}``, ``failed``,
+  ``info``); the queue is filled from ``sched.advance()``. Nothing queued: None (Tune asks
+  again next step) while evaluations are out, ``Searcher.FINISHED`` once ``sched.done()``.
+* ``on_trial_complete(trial_id, result, error)`` builds the ledger row, calls the
+  driver's ``record(row)`` (ledger first, then the schedule), then ``sched.advance()``
+  queues what the window now allows, and ``say()`` prints the schedule's messages.
+
+Tune's concurrency limit is the driver's window (``max_concurrent_trials``). The trial
+function gets the evaluator as an object reference boxed in a list and caches it per
+worker process, like the task executor, runs :func:`~nasco.run._executors.evaluate_job`
+(so exceptions, ``MemoryError`` and bad results become failed rows exactly as elsewhere)
+and reports once at the end: the objectives as flat floats (for Tune's logs) and the
+whole row as JSON (``nasco_row``), which is what the driver records.
+
+Retries: Tune restarts a trial whose actor died (``FailureConfig.max_failures`` =
+``max_retries``). A :class:`ray.tune.Callback` (``on_trial_recover``) records each death's
+reason by trial id; the row then carries them in ``retries`` and ``attempts`` = retries
++ 1. A trial that fails more than ``max_retries`` times becomes a failed row whose
+``retries`` hold every death; the last one's reason is read when Tune tells the search
+algorithm (``on_trial_complete(error=True)``, which Tune calls before the callbacks'
+``on_trial_error``). The reasons come from the exception Tune saves in the trial's
+directory: ``worker died: ActorDiedError: ...`` for a killed or crashed actor, ``out of
+memory: ...`` for Ray's memory monitor, ``worker error: ...`` when the trial function
+itself raised (the evaluator could not be loaded).
+
+Timeouts: a function trainable runs in a thread of its actor, where the ``SIGALRM`` timer
+of :func:`evaluate_job` cannot work, so the limit is kept by the driver. The trial
+scheduler that nasco gives Tune (a wrapper around FIFO or ASHA) is consulted by Tune's
+controller on every step (``choose_trial_to_run``); it kills the actor of every trial
+that has been running for more than ``trial_timeout`` seconds since its actor started
+(per attempt). Killed, not stopped: an evaluation stuck in ``time.sleep`` or in a native
+call also blocks the actor's main thread (it waits for the trial's next result), so
+Tune's polite stop would queue behind it, and a stopped actor may be kept for reuse.
+The trial's ``max_failures`` is set to 0 first, so Tune takes the death as the trial's
+final error instead of retrying it, and the row is a failed one whose reason starts
+with ``timeout:``.
+
+ASHA (``scheduler="asha"``): Tune's ``ASHAScheduler`` on the first objective, which must
+be ``accuracy``, with ``time_attr="training_iteration"``. The trial sets the training
+loop's epoch hook (:func:`nasco.evaluate._train.epoch_reporter`), so the training
+evaluator reports the validation accuracy after every epoch (``tune.report``, one
+training iteration per epoch; a multi-task candidate's tasks count on). A trial that
+ASHA stops is recorded as a failed row, ``stopped early by ASHA after N epochs
+(accuracy = x)``, with its partial metrics. ASHA's ``stop_last_trials`` is off: a trial
+that survives every rung runs to the end and records its real row. Which trials ASHA
+stops depends on the order in which results arrive, so an ASHA run is not reproducible
+the way a plain run is; the ledger records what happened and a resume replays it.
+
+Optuna inside Tune (``optuna=True``, for nasco's Optuna searchers only): the searcher
+given to ``run_search`` is replaced, before its first proposal, by
+:class:`TuneOptunaSearcher`, a nasco searcher whose ``ask``/``tell`` call Tune's
+``OptunaSearch.suggest`` / ``on_trial_complete``. That ``OptunaSearch`` has the nasco
+searcher's sampler (same class, settings and seed), ``metric`` = the objectives,
+``mode`` = their senses, and a define-by-run space that asks the same
+``suggest_categorical`` questions as the nasco searcher (its codec). Why an adapter
+rather than ``OptunaSearch`` as Tune's search algorithm: the ledger and the schedule
+stay the one mechanism for ordering, the window, repeats, replay and resume, and a run
+with Tune's Optuna is resumable the way every nasco run is. Proposals are deterministic
+for a seed (the schedule tells results in proposal order); they are not those of the
+nasco searcher itself (which reseeds its sampler per trial and keeps its study in
+``optuna.db``; here the study lives in memory and is rebuilt by replay, so the run's
+``optuna.db`` stays empty). A run started with ``optuna=True`` must be resumed with it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from nasco.evaluate._result import Evaluator, Result, objective_sense
+from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
+from nasco.run._ledger import to_json_line
+from nasco.search._base import Searcher as NascoSearcher
+from nasco.space import Candidate
+
+__all__ = ["ASHA_DEFAULTS", "TuneExecutor", "TuneOptunaSearcher"]
+
+log = logging.getLogger("nasco.run")
+
+# ASHA's settings unless ``asha`` says otherwise. A stopped trial is a failed row that
+# the searcher is told, so the reduction factor is gentler than Tune's 4: half of the
+# trials at a rung go on.
+ASHA_DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "max_t": 100, "brackets": 1}
+_ROW = "nasco_row"        # the final report: the ledger row as JSON
+_EPOCH = "nasco_epoch"    # an epoch report: the epochs reported so far by this trial
+# Set while Tune runs (where unset): Tune's own console output off (nasco prints its own
+# progress line, and each failure is a ledger row with its reason), and trials run in the
+# working directory of their worker, as Ray tasks do (relative paths in an evaluator's
+# settings keep their meaning), not in their trial directories.
+_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
+
+
+# ---------------------------------------------------------------------- the trial (on a worker)
+# Evaluators unpickled in this worker process, by run key (see nasco.run._ray).
+_EVALUATORS: dict[str, tuple[Evaluator, tuple[str, ...]]] = {}
+
+
+def _job_config(job: Job) -> dict[str, Any]:
+    cand = job.cand
+    return {"seq": job.seq, "seed": job.seed, "candidate": {"id": cand.id, "arch": cand.arch, "hw": cand.hw},
+            "failed": job.failed, "info": job.info}
+
+
+def _config_job(config: dict[str, Any]) -> Job:
+    c = config["candidate"]
+    cand = Candidate.make(c["arch"], c.get("hw") or {})
+    if cand.id != c["id"]:
+        raise ValueError(f"trial config: candidate id {c['id']} does not match its content ({cand.id})")
+    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"), info=config.get("info"))
+
+
+def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:
+    """One Tune trial: evaluate the job in ``config``, report the row (and with ASHA, one
+    result per training epoch before it)."""
+    from ray import tune
+
+    key = run["key"]
+    if key not in _EVALUATORS:
+        import ray
+
+        _EVALUATORS.clear()  # one run at a time per worker: drop an earlier run's evaluator
+        _EVALUATORS[key] = ray.get(run["boxed"][0])
+    evaluator, objectives = _EVALUATORS[key]
+    job = _config_job(config)
+    metric = run.get("asha_metric")
+    if metric:
+        from nasco.evaluate._train import epoch_reporter
+
+        count = 0
+
+        def report_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            nonlocal count
+            count += 1
+            tune.report({metric: float(metrics["valid_accuracy"]), "train_loss": float(metrics["train_loss"]),
+                         _EPOCH: count})
+
+        with epoch_reporter(report_epoch):
+            row = evaluate_job(evaluator, objectives, job, None, run["threads"])
+    else:
+        row = evaluate_job(evaluator, objectives, job, None, run["threads"])
+    flat = {k: v for k, v in row["objectives"].items() if isinstance(v, float) and math.isfinite(v)}
+    tune.report({**flat, "nasco_status": row["status"], _ROW: to_json_line(row)})
+
+
+# ---------------------------------------------------------------------- the driver's side
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _death_reason(exc: BaseException | None) -> tuple[str, bool]:
+    """(reason, the worker died) for the exception that ended a trial's attempt."""
+    if exc is None:
+        return "trial failed (Tune recorded no error)", False
+    from ray import exceptions as rex
+
+    if isinstance(exc, rex.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, rex.RayActorError):
+            exc = cause
+        else:
+            cause = cause if cause is not None else exc
+            while getattr(cause, "__cause__", None) is not None and type(cause).__name__ == "StartTraceback":
+                cause = cause.__cause__
+            return f"worker error: {type(cause).__name__}: {_first_line(cause)}"[:300], False
+    if isinstance(exc, rex.OutOfMemoryError):
+        what = "out of memory: Ray's memory monitor killed the worker"
+    elif isinstance(exc, rex.NodeDiedError):
+        what = "node died"
+    elif isinstance(exc, (rex.RayActorError, rex.RayError)):
+        what = "worker died"
+    else:
+        return f"trial error: {type(exc).__name__}: {_first_line(exc)}"[:300], False
+    return f"{what}: {type(exc).__name__}: {_first_line(exc)}"[:300], True
+
+
+class _Bridge:
+    """What the searcher, the scheduler and the callback that nasco gives Tune share:
+    the schedule and the driver's hooks, the jobs by trial id, and what happened to each
+    trial (starts, deaths, stops decided by nasco). Never pickled with Tune's state."""
+
+    def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None],
+                 timeout: float | None, max_retries: int) -> None:
+        self.sched, self.record, self.say = sched, record, say
+        self.timeout, self.max_retries = timeout, max_retries
+        self.queue: deque[Job] = deque()
+        self.jobs: dict[str, Job] = {}          # trial id -> its job
+        self.trials: dict[str, Any] = {}        # trial id -> Tune's Trial
+        self.started: dict[str, float] = {}     # trial id -> when its current attempt's actor started
+        self.retries: dict[str, list[str]] = {}  # trial id -> reasons of earlier attempts' deaths
+        # trial id -> (reason, partial metrics, row fields) of a trial that nasco stopped
+        self.stopped: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        self.error: BaseException | None = None  # raised by the driver's hooks: ends the run
+        self.recorded = 0
+
+    def __reduce__(self) -> tuple:
+        return (_Bridge.__new__, (_Bridge,))  # Tune pickles its config (tuner.pkl): nothing of ours
+
+    def advance(self) -> None:
+        self.queue.extend(self.sched.advance())
+        self.say()
+
+    def guard(self, fn: Callable[[], Any]) -> Any:
+        """Run a driver hook; an exception in it (a full disk, Ctrl-C) ends the run and is
+        raised by drive() once Tune has stopped, instead of being logged by Tune."""
+        if self.error is not None:
+            return None
+        try:
+            return fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by drive()
+            self.error = exc
+            return None
+
+    def error_of(self, trial_id: str) -> BaseException | None:
+        """The exception that ended the trial's latest attempt, as Tune saved it (in the
+        trial's local staging directory; it reaches the storage path only when synced)."""
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            return None
+        try:
+            path = trial.pickled_error_file
+            if path and os.path.exists(path):
+                import ray.cloudpickle as cloudpickle
+
+                with open(path, "rb") as fh:
+                    return cloudpickle.load(fh)
+            return trial.get_pickled_error()
+        except Exception:  # noqa: BLE001 - an unreadable error file: the reason says Tune recorded none
+            return None
+
+    def row(self, trial_id: str, job: Job, result: dict[str, Any] | None, error: bool) -> dict[str, Any]:
+        retries = self.retries.pop(trial_id, [])
+        self.started.pop(trial_id, None)
+        stopped = self.stopped.pop(trial_id, None)
+        if result and result.get(_ROW):
+            row = json.loads(result[_ROW])
+            row["retries"] = retries + list(row.get("retries") or [])
+            row["attempts"] = len(row["retries"]) + 1
+            return row
+        job.retries = list(retries)
+        if stopped is not None:
+            reason, partial, fields = stopped
+            row = failed_row(job, reason, job.attempts)
+            row["metrics"].update(partial)
+            row.update(fields)
+            return row
+        if error:
+            reason, died = _death_reason(self.error_of(trial_id))
+            job.retries.append(reason)
+            n = len(job.retries)
+            return failed_row(job, f"{reason} ({'worker died' if died else 'failed'} on all {n} attempts)", n)
+        return failed_row(job, "trial ended without a result", job.attempts)
+
+
+def _make_searcher(bridge: _Bridge) -> Any:
+    from ray.tune.search import Searcher
+
+    class ScheduleSearcher(Searcher):
+        """Tune's search algorithm: the driver's schedule (see the module docstring)."""
+
+        def __init__(self) -> None:
+            super().__init__(metric=None, mode=None)
+            self.bridge = bridge
+
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            b = self.bridge
+            if b.error is not None:
+                return Searcher.FINISHED
+            if not b.queue and not b.jobs:
+                b.guard(b.advance)  # nothing out and nothing queued: ask (normally done on completion)
+            if b.queue:
+                job = b.queue.popleft()
+                b.jobs[trial_id] = job
+                return _job_config(job)
+            if b.sched.done() or b.error is not None:
+                return Searcher.FINISHED
+            return None
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            b = self.bridge
+            job = b.jobs.pop(trial_id, None)
+            if job is None:
+                return
+
+            def complete() -> None:
+                b.record(b.row(trial_id, job, result, error))
+                b.recorded += 1
+                b.advance()
+
+            b.guard(complete)
+
+        def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+            pass  # the ledger is the run's state; a resume replays it
+
+        def __reduce__(self) -> tuple:
+            return (Searcher, ())
+
+    return ScheduleSearcher()
+
+
+def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any:
+    from ray.tune.schedulers import TrialScheduler
+
+    class Limits(TrialScheduler):
+        """FIFO or ASHA, plus nasco's trial timeout; the metric checks of Tune are left to
+        the inner scheduler's decisions (the final report need not carry the metric)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bridge, self.inner, self.asha_metric = bridge, inner, asha_metric
+            self._supports_buffered_results = inner.supports_buffered_results
+
+        def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+            return True
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            self.bridge.trials[trial.trial_id] = trial
+            self.inner.on_trial_add(tune_controller, trial)
+
+        def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+            self.inner.on_trial_error(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            if _ROW in result:
+                return TrialScheduler.CONTINUE  # the evaluation is over: nothing to decide
+            decision = self.inner.on_trial_result(tune_controller, trial, result)
+            if decision == TrialScheduler.STOP and self.asha_metric and _EPOCH in result:
+                value = float(result[self.asha_metric])
+                epochs = int(result[_EPOCH])
+                self.bridge.stopped[trial.trial_id] = (
+                    f"stopped early by ASHA after {epochs} epoch{'s' if epochs != 1 else ''} "
+                    f"({self.asha_metric} = {value:.4g})",
+                    {"epochs": epochs, "valid_accuracy": value, "train_loss": float(result.get("train_loss", math.nan)),
+                     "stopped_by": "asha"},
+                    {"seconds": float(result.get("time_total_s") or 0.0),
+                     "worker": f"{result['hostname']}:{result['pid']}" if "hostname" in result and "pid" in result
+                     else None})
+            return decision
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            self.inner.on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+            try:
+                self.inner.on_trial_remove(tune_controller, trial)
+            except KeyError:
+                pass
+
+        def choose_trial_to_run(self, tune_controller: Any) -> Any:
+            self._enforce_timeout(tune_controller)
+            return self.inner.choose_trial_to_run(tune_controller)
+
+        def _enforce_timeout(self, tune_controller: Any) -> None:
+            b = self.bridge
+            if not b.timeout:
+                return
+            now = time.monotonic()
+            for trial_id, t0 in list(b.started.items()):
+                trial = b.trials.get(trial_id)
+                if trial is None or trial.status != "RUNNING" or now - t0 <= b.timeout:
+                    continue
+                b.started.pop(trial_id, None)
+                actor = getattr(trial.temporary_state, "ray_actor", None)
+                if actor is None:
+                    continue
+                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} s "
+                                       f"and was stopped (its actor was killed)", {}, {"seconds": now - t0})
+                job = b.jobs.get(trial_id)
+                log.warning("evaluation %s (%s) ran past the trial timeout of %g s; killing its actor",
+                            job.seq if job else "?", job.cand.id if job else trial_id, b.timeout)
+                # Killed, not stopped: a stuck evaluation blocks the actor's main thread too, so a
+                # polite stop would wait behind it (and a stopped actor may be cached for reuse).
+                # No retry for this trial: Tune reports the death as its final error, and the
+                # row says why (the reason above).
+                trial.max_failures = 0
+                import ray
+
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+        def debug_string(self) -> str:
+            return self.inner.debug_string()
+
+        def __reduce__(self) -> tuple:
+            return (TrialScheduler, ())
+
+    return Limits()
+
+
+def _make_callback(bridge: _Bridge) -> Any:
+    from ray.tune import Callback
+
+    class Events(Callback):
+        """Start times (for the timeout) and deaths (for the rows' retries), by trial id."""
+
+        def __init__(self) -> None:
+            self.bridge = bridge
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.bridge.started[trial.trial_id] = time.monotonic()
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            b = self.bridge
+            b.started.pop(trial.trial_id, None)
+            reason, _ = _death_reason(b.error_of(trial.trial_id))
+            tries = b.retries.setdefault(trial.trial_id, [])
+            tries.append(reason)
+            job = b.jobs.get(trial.trial_id)
+            log.warning("evaluation %s (%s): %s; attempt %d of %d", job.seq if job else "?",
+                        job.cand.id if job else trial.trial_id, reason, len(tries) + 1, b.max_retries + 1)
+
+        def __reduce__(self) -> tuple:
+            return (Callback, ())
+
+    return Events()
+
+
+def _make_stopper(bridge: _Bridge) -> Any:
+    from ray.tune import Stopper
+
+    class OnError(Stopper):
+        """Ends the experiment when a driver hook raised (the error is re-raised after)."""
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return bridge.error is not None
+
+        def __reduce__(self) -> tuple:
+            return (Stopper, ())
+
+    return OnError()
+
+
+def _not_incomplete(record: logging.LogRecord) -> bool:
+    # Tune logs every errored trial again at the end ("Trials did not complete: [...]");
+    # the ledger has each of them as a failed row with its reason.
+    return not str(record.msg).startswith("Trials did not complete")
+
+
+@contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Tune's environment for this executor (see _TUNE_ENV; set where unset) and its
+    end-of-run error list off, while Tune runs."""
+    old = {k: os.environ.get(k) for k in _TUNE_ENV}
+    for k, v in _TUNE_ENV.items():
+        os.environ.setdefault(k, v)
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(_not_incomplete)
+    try:
+        yield
+    finally:
+        tune_log.removeFilter(_not_incomplete)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class TuneExecutor:
+    """Evaluations as Ray Tune trials (see the module docstring).
+
+    ``workers`` caps the evaluations at once (the driver's default window); without it,
+    as many as the cluster's CPUs (and GPUs) fit at ``cpus_per_trial`` /
+    ``gpus_per_trial``. ``max_retries``: restarts of a trial whose actor died.
+    ``trial_timeout``: seconds per attempt, kept by the driver. ``storage``: where Tune
+    writes its experiment (default: ``tune/`` in the run directory; one experiment per
+    driver session, named ``nasco-TIME-ID``). ``scheduler``: None (FIFO) or ``"asha"``,
+    with ``asha`` overriding :data:`ASHA_DEFAULTS` (a non-empty ``asha`` alone means ASHA).
+    ``optuna``: run the search's Optuna sampler through Tune's ``OptunaSearch``
+    (:class:`TuneOptunaSearcher`). ``reuse_actors``: run consecutive trials in the same
+    trainable actor (Tune resets it between trials) instead of a new actor process each.
+    """
+
+    name = "tune"
+
+    def __init__(self, *, address: str | None = None, workers: int | None = None, cpus_per_trial: float = 1.0,
+                 gpus_per_trial: float = 0.0, max_retries: int = DEFAULT_RETRIES, trial_timeout: float | None = None,
+                 threads: int | None = None, storage: str | os.PathLike[str] | None = None,
+                 scheduler: str | None = None, asha: dict[str, Any] | None = None, optuna: bool = False,
+                 reuse_actors: bool = True) -> None:
+        if cpus_per_trial <= 0 or gpus_per_trial < 0:
+            raise ValueError(f"cpus_per_trial must be > 0 and gpus_per_trial >= 0, got {cpus_per_trial}, "
+                             f"{gpus_per_trial}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if trial_timeout is not None and not trial_timeout > 0:
+            raise ValueError(f"trial_timeout must be a positive number of seconds, got {trial_timeout}")
+        if scheduler is None and asha:
+            scheduler = "asha"
+        if scheduler not in (None, "fifo", "asha"):
+            raise ValueError(f"scheduler must be None, 'fifo' or 'asha', got {scheduler!r}")
+        unknown = sorted(set(asha or {}) - set(ASHA_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown ASHA settings {unknown}; known: {sorted(ASHA_DEFAULTS)}")
+        self.address, self.workers = address, workers
+        self.cpus_per_trial, self.gpus_per_trial = float(cpus_per_trial), float(gpus_per_trial)
+        self.max_retries, self.trial_timeout = int(max_retries), trial_timeout
+        self.threads = threads or max(1, int(cpus_per_trial))
+        self.storage = storage
+        self.scheduler = None if scheduler == "fifo" else scheduler
+        self.asha = {**ASHA_DEFAULTS, **(asha or {})} if self.scheduler == "asha" else None
+        self.optuna = bool(optuna)
+        self.reuse_actors = bool(reuse_actors)
+        self.slots = workers or 1
+        self.cluster: dict[str, Any] = {}
+        self.experiment: str | None = None  # Tune's experiment directory of the last drive()
+        self._objectives: tuple[str, ...] = ()
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self, evaluator: Evaluator, objectives: tuple[str, ...]) -> None:
+        from nasco.run._ray import connect
+
+        objectives = tuple(objectives)
+        if self.scheduler == "asha" and objectives[0] != "accuracy":
+            raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the training "
+                             f"loop reports validation accuracy, so the first objective must be 'accuracy', not "
+                             f"'{objectives[0]}'")
+        local_cpus = None
+        if self.address is None:
+            local_cpus = self.workers * self.cpus_per_trial if self.workers else float(os.cpu_count() or 1)
+            local_cpus = max(local_cpus, self.cpus_per_trial)
+        self.cluster = connect(self.address, num_cpus=local_cpus,
+                               num_gpus=(self.workers or 1) * self.gpus_per_trial if self.address is None
+                               and self.gpus_per_trial else None)
+        import ray
+
+        res = self.cluster["resources"]
+        fits = math.floor(res.get("CPU", 0) / self.cpus_per_trial + 1e-9)
+        if self.gpus_per_trial:
+            fits = min(fits, math.floor(res.get("GPU", 0) / self.gpus_per_trial + 1e-9))
+        if fits < 1:
+            raise ValueError(f"the Ray cluster at {self.cluster['address']} has {res.get('CPU', 0):g} CPUs and "
+                             f"{res.get('GPU', 0):g} GPUs: not enough for one trial with --cpus-per-trial "
+                             f"{self.cpus_per_trial:g} --gpus-per-trial {self.gpus_per_trial:g}")
+        self.slots = min(self.workers, fits) if self.workers else fits
+        self._objectives = objectives
+        self._key = uuid.uuid4().hex
+        self._ref = ray.put((evaluator, objectives))
+        log.info("Tune executor: %s, %d trials at once", self.cluster["address"], self.slots)
+
+    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None]) -> None:
+        """Run the schedule's evaluations as Tune trials until it is done."""
+        if self.optuna:
+            sched.searcher = TuneOptunaSearcher.wrap(sched.searcher)
+        bridge = _Bridge(sched, record, say, self.trial_timeout, self.max_retries)
+        bridge.advance()
+        if bridge.error is None and sched.done() and not bridge.queue:
+            return  # all replayed: nothing for Tune to run
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+        primary = self._objectives[0]
+        asha_metric = None
+        if self.scheduler == "asha":
+            assert self.asha is not None
+            asha_metric = primary
+            inner = ASHAScheduler(time_attr="training_iteration", metric=primary, mode=objective_sense(primary),
+                                  stop_last_trials=False, **self.asha)
+        else:
+            inner = FIFOScheduler()
+        storage = Path(self.storage) if self.storage is not None else Path(sched.out_dir) / "tune"
+        storage = storage.expanduser().resolve()
+        storage.mkdir(parents=True, exist_ok=True)
+        name = f"nasco-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.experiment = str(storage / name)
+        run = {"key": self._key, "boxed": [self._ref], "threads": self.threads, "asha_metric": asha_metric}
+        trainable = tune.with_resources(tune.with_parameters(_trial, run=run),
+                                        {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
+
+        def trial_name(trial: Any) -> str:
+            c = trial.config
+            return f"{int(c.get('seq', 0)):05d}_{c.get('candidate', {}).get('id', trial.trial_id)}"
+
+        with _quiet_tune():
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=_make_searcher(bridge), scheduler=_make_scheduler(bridge, inner, asha_metric),
+                    num_samples=-1, max_concurrent_trials=int(sched.window), reuse_actors=self.reuse_actors,
+                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(storage), verbose=0, log_to_file=False,
+                    failure_config=tune.FailureConfig(max_failures=self.max_retries),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=0,
+                                                            checkpoint_at_end=False),
+                    callbacks=[_make_callback(bridge)], stop=_make_stopper(bridge)))
+            tuner.fit()
+        if bridge.error is not None:
+            raise bridge.error
+        if not sched.done():
+            # Tune ended without the schedule being done: Ctrl-C (Tune's own handler takes
+            # the first one and ends the experiment). The ledger holds what was recorded.
+            raise KeyboardInterrupt(f"Ray Tune stopped before the search was done ({bridge.recorded} evaluations "
+                                    f"recorded this session); resume to continue")
+
+    def close(self) -> None:
+        import ray
+
+        if self.cluster.get("local") and ray.is_initialized():
+            ray.shutdown()
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "workers": self.slots, "ray_address": self.address,
+                "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
+                "max_retries": self.max_retries, "trial_timeout": self.trial_timeout, "threads": self.threads,
+                "scheduler": self.scheduler or "fifo", "asha": self.asha, "optuna": self.optuna,
+                "reuse_actors": self.reuse_actors, "experiment": self.experiment}
+
+
+# ---------------------------------------------------------------------- Optuna inside Tune
+class TuneOptunaSearcher(NascoSearcher):
+    """A nasco searcher whose proposals come from Ray Tune's ``OptunaSearch`` built like
+    ``source`` (a nasco Optuna searcher): the same sampler (class, settings, seed), the
+    objectives as ``metric`` with their senses as ``mode``, and ``source``'s codec as the
+    define-by-run space. ``ask`` is ``OptunaSearch.suggest``, ``tell`` is
+    ``OptunaSearch.on_trial_complete`` (failed: an errored trial, FAIL in the study;
+    infeasible: its values with the constraint ``violation`` set, as the nasco searcher
+    does). A proposal already asked or told is dropped as FAIL (samplers ignore failed
+    trials) and asked again, at most ``SAMPLER_RETRIES`` times."""
+
+    def __init__(self, source: NascoSearcher) -> None:
+        from nasco.search._optuna import OptunaSearcher
+
+        if not isinstance(source, OptunaSearcher):
+            raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, optuna-random) "
+                             f"through Tune's OptunaSearch; the search uses '{source.name}'")
+        super().__init__(source.space, source.objectives, seed=source.seed)
+        from ray.tune.search.optuna import OptunaSearch
+
+        self.name = f"{source.name}-tune"
+        self.source = source
+        self.sampler = source._sampler()
+        self.tune_search = OptunaSearch(space=self._define, metric=list(self.objectives),
+                                        mode=[objective_sense(o) for o in self.objectives], sampler=self.sampler)
+        self._n = 0
+        self._pending: dict[str, list[str]] = {}
+
+    @classmethod
+    def wrap(cls, searcher: NascoSearcher) -> TuneOptunaSearcher:
+        if isinstance(searcher, cls):
+            return searcher
+        if searcher.n_told:
+            raise ValueError("optuna=True replaces the search's Optuna searcher before its first proposal")
+        return cls(searcher)
+
+    def _define(self, trial: Any) -> dict[str, Any]:
+        src = self.source
+        cand = src.codec.decode(lambda name, options: src._suggest(trial, name, options))
+        return {"nasco_candidate": cand.to_json()}
+
+    def _ask(self, n: int) -> list[Candidate]:
+        from nasco.search._optuna import SAMPLER_RETRIES
+
+        out: list[Candidate] = []
+        for _ in range(n):
+            picked = {c.id for c in out}
+            for attempt in range(SAMPLER_RETRIES + 1):
+                trial_id = f"nasco-{self._n}"
+                self._n += 1
+                cand = Candidate.from_json(self.tune_search.suggest(trial_id)["nasco_candidate"])
+                if attempt < SAMPLER_RETRIES and (cand.id in self._seen or cand.id in picked):
+                    self.tune_search.on_trial_complete(trial_id, error=True)
+                    continue
+                break
+            self._pending.setdefault(cand.id, []).append(trial_id)
+            out.append(cand)
+        return out
+
+    def _tell(self, candidate: Candidate, result: Result) -> None:
+        self._require_objectives(candidate, result)
+        waiting = self._pending.get(candidate.id)
+        if not waiting:
+            return  # told without being asked: OptunaSearch has no trial for it
+        trial_id = waiting.pop(0)
+        if not waiting:
+            del self._pending[candidate.id]
+        if result.status == "failed" or not all(o in result.objectives for o in self.objectives):
+            self.tune_search.on_trial_complete(trial_id, error=True)
+            return
+        ot_trial = getattr(self.tune_search, "_ot_trials", {}).get(trial_id)
+        if ot_trial is not None and hasattr(ot_trial, "set_constraint"):
+            viol = 0.0
+            if result.status != "ok":
+                viol = sum(max(float(v), 0.0) for v in result.violations.values()) or 1.0
+            ot_trial.set_constraint("violation", viol)
+        self.tune_search.on_trial_complete(trial_id, result={o: float(result.objectives[o]) for o in self.objectives})
