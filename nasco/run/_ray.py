@@ -30,7 +30,7 @@ from typing import Any
 from nasco.evaluate._result import Evaluator
 from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
 
-__all__ = ["RayExecutor", "connect"]
+__all__ = ["RayExecutor", "connect", "join", "load_evaluator"]
 
 log = logging.getLogger("nasco.run")
 
@@ -85,20 +85,47 @@ def connect(address: str | None = None, *, num_cpus: float | None = None,
     return {"address": gcs, "local": started, "resources": dict(ray.cluster_resources())}
 
 
-# Evaluators unpickled in this worker process, by run key: a task gets the evaluator's
-# object reference boxed in a list (so Ray does not fetch it for every task) and fetches
-# it only the first time this worker sees the run.
+def join(address: str | None, workers: int | None, cpus_per_trial: float,
+         gpus_per_trial: float) -> tuple[dict[str, Any], int]:
+    """Connect (see :func:`connect`; a local instance gets the CPUs and GPUs that
+    ``workers`` evaluations need, all cores without it) and return (what was joined, how
+    many evaluations fit at once: the cluster's CPUs and GPUs over the per-evaluation
+    reservation, capped by ``workers``). Shared by the task and the Tune executors."""
+    local_cpus = local_gpus = None
+    if address is None:
+        local_cpus = max(workers * cpus_per_trial if workers else float(os.cpu_count() or 1), cpus_per_trial)
+        local_gpus = (workers or 1) * gpus_per_trial if gpus_per_trial else None
+    cluster = connect(address, num_cpus=local_cpus, num_gpus=local_gpus)
+    res = cluster["resources"]
+    fits = math.floor(res.get("CPU", 0) / cpus_per_trial + 1e-9)
+    if gpus_per_trial:
+        fits = min(fits, math.floor(res.get("GPU", 0) / gpus_per_trial + 1e-9))
+    if fits < 1:
+        raise ValueError(f"the Ray cluster at {cluster['address']} has {res.get('CPU', 0):g} CPUs and "
+                         f"{res.get('GPU', 0):g} GPUs: not enough for one evaluation with "
+                         f"--cpus-per-trial {cpus_per_trial:g} --gpus-per-trial {gpus_per_trial:g}")
+    return cluster, (min(workers, fits) if workers else fits)
+
+
+# Evaluators unpickled in this worker process, by run key: a task or trial gets the
+# evaluator's object reference boxed in a list (so Ray does not fetch it for every task)
+# and fetches it only the first time this worker sees the run.
 _EVALUATORS: dict[str, tuple[Evaluator, tuple[str, ...]]] = {}
 
 
-def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
-               threads: int | None) -> list[dict[str, Any]]:
+def load_evaluator(key: str, boxed: list) -> tuple[Evaluator, tuple[str, ...]]:
+    """(evaluator, objectives) of run ``key`` in this worker process, fetched once."""
     if key not in _EVALUATORS:
         import ray
 
         _EVALUATORS.clear()  # one run at a time per worker: drop an earlier run's evaluator
         _EVALUATORS[key] = ray.get(boxed[0])
-    evaluator, objectives = _EVALUATORS[key]
+    return _EVALUATORS[key]
+
+
+def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
+               threads: int | None) -> list[dict[str, Any]]:
+    evaluator, objectives = load_evaluator(key, boxed)
     return [evaluate_job(evaluator, objectives, job, timeout, threads) for job in jobs]
 
 
@@ -141,25 +168,9 @@ class RayExecutor:
         self._done: list[dict[str, Any]] = []
 
     def start(self, evaluator: Evaluator, objectives: tuple[str, ...]) -> None:
-        local_cpus = None
-        if self.address is None:
-            local_cpus = (self.workers * self.cpus_per_trial if self.workers
-                          else float(os.cpu_count() or 1))
-            local_cpus = max(local_cpus, self.cpus_per_trial)
-        self.cluster = connect(self.address, num_cpus=local_cpus,
-                               num_gpus=(self.workers or 1) * self.gpus_per_trial if self.address is None
-                               and self.gpus_per_trial else None)
+        self.cluster, self.slots = join(self.address, self.workers, self.cpus_per_trial, self.gpus_per_trial)
         import ray
 
-        res = self.cluster["resources"]
-        fits = math.floor(res.get("CPU", 0) / self.cpus_per_trial + 1e-9)
-        if self.gpus_per_trial:
-            fits = min(fits, math.floor(res.get("GPU", 0) / self.gpus_per_trial + 1e-9))
-        if fits < 1:
-            raise ValueError(f"the Ray cluster at {self.cluster['address']} has {res.get('CPU', 0):g} CPUs and "
-                             f"{res.get('GPU', 0):g} GPUs: not enough for one evaluation with "
-                             f"--cpus-per-trial {self.cpus_per_trial:g} --gpus-per-trial {self.gpus_per_trial:g}")
-        self.slots = min(self.workers, fits) if self.workers else fits
         self._key = uuid.uuid4().hex
         self._ref = ray.put((evaluator, tuple(objectives)))
         self._remote = ray.remote(_run_tasks).options(

@@ -11,24 +11,12 @@ trial schedulers (ASHA early stopping of training-based evaluations), Tune's
 ``OptunaSearch`` proposing the candidates (``optuna=True``), or Tune's result logging and
 tools. For everything else the task executor is cheaper.
 
-Measured per-trial overhead (2-core machine, local Ray instance of 2 CPUs, 20 trials of
-a 0-second evaluation, :class:`~nasco.testing.faults.FaultyEvaluator`, two runs each):
-
-* Tune, 1 worker: 7.7-10.5 s in all (0.39-0.53 s/trial): 6.4-8.5 s until the first
-  trial ran, then 0.035 s/trial, then about 1 s to end.
-* Tune, 2 workers: 10.5-10.8 s in all (0.53 s/trial): 8.6-9.2 s start, 0.034-0.058
-  s/trial, about 1 s end.
-* Tune without actor reuse (``reuse_actors=False``, Tune's own default): 8 s/trial with 1
-  worker, 5 s/trial with 2: every trial is a new actor process that imports nasco (and
-  torch) again.
-* Ray tasks, for comparison: 0.005-0.010 s per evaluation, 0.7 s for the 20; the task
-  workers warm up once per driver process (5-6 s), not once per run.
-
-So Tune trials cost about 0.04 s each once running (4-8x a task) plus 7-10 s per run:
-the trial actors start afresh in every run (``reuse_actors=True``, the default here,
-keeps one actor for consecutive trials; Tune's own default, a new actor per trial,
-costs seconds per trial). On a busy machine (load 5 on the 2 cores) the start was
-12-30 s. Negligible beside evaluations of minutes; dominant beside lookups and proxies.
+Measured on 2 cores (local Ray instance of 2 CPUs, 20 trials of a 0-second evaluation):
+a trial costs about 0.035-0.058 s once running, 4-8x a task's 0.005-0.010 s, plus 7-10 s
+per run to start the trial actors (12-30 s under load). ``reuse_actors=True``, the default
+here, keeps one actor for consecutive trials; Tune's own default, a new actor per trial,
+cost 5-8 s per trial, each one importing nasco and torch again. Negligible beside
+evaluations of minutes; dominant beside lookups and proxies.
 
 How Tune and the driver meet
 ----------------------------
@@ -113,11 +101,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from nasco.evaluate._result import Evaluator, Result, objective_sense
-from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
-from nasco.run._ledger import to_json_line
-from nasco.search._base import Searcher as NascoSearcher
-from nasco.space import Candidate
+from nasco.evaluate._result import Evaluator, objective_sense
+from nasco.run._executors import DEFAULT_RETRIES, Job, failed_row
+from nasco.run._tune_optuna import TuneOptunaSearcher
+from nasco.run._tune_trial import _EPOCH, _ROW, _death_reason, _job_config, _trial
 
 __all__ = ["ASHA_DEFAULTS", "TuneExecutor", "TuneOptunaSearcher"]
 
@@ -127,97 +114,11 @@ log = logging.getLogger("nasco.run")
 # the searcher is told, so the reduction factor is gentler than Tune's 4: half of the
 # trials at a rung go on.
 ASHA_DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "max_t": 100, "brackets": 1}
-_ROW = "nasco_row"        # the final report: the ledger row as JSON
-_EPOCH = "nasco_epoch"    # an epoch report: the epochs reported so far by this trial
 # Set while Tune runs (where unset): Tune's own console output off (nasco prints its own
 # progress line, and each failure is a ledger row with its reason), and trials run in the
 # working directory of their worker, as Ray tasks do (relative paths in an evaluator's
 # settings keep their meaning), not in their trial directories.
 _TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
-
-
-# ---------------------------------------------------------------------- the trial (on a worker)
-# Evaluators unpickled in this worker process, by run key (see nasco.run._ray).
-_EVALUATORS: dict[str, tuple[Evaluator, tuple[str, ...]]] = {}
-
-
-def _job_config(job: Job) -> dict[str, Any]:
-    cand = job.cand
-    return {"seq": job.seq, "seed": job.seed, "candidate": {"id": cand.id, "arch": cand.arch, "hw": cand.hw},
-            "failed": job.failed, "info": job.info}
-
-
-def _config_job(config: dict[str, Any]) -> Job:
-    c = config["candidate"]
-    cand = Candidate.make(c["arch"], c.get("hw") or {})
-    if cand.id != c["id"]:
-        raise ValueError(f"trial config: candidate id {c['id']} does not match its content ({cand.id})")
-    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"), info=config.get("info"))
-
-
-def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:
-    """One Tune trial: evaluate the job in ``config``, report the row (and with ASHA, one
-    result per training epoch before it)."""
-    from ray import tune
-
-    key = run["key"]
-    if key not in _EVALUATORS:
-        import ray
-
-        _EVALUATORS.clear()  # one run at a time per worker: drop an earlier run's evaluator
-        _EVALUATORS[key] = ray.get(run["boxed"][0])
-    evaluator, objectives = _EVALUATORS[key]
-    job = _config_job(config)
-    metric = run.get("asha_metric")
-    if metric:
-        from nasco.evaluate._train import epoch_reporter
-
-        count = 0
-
-        def report_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            nonlocal count
-            count += 1
-            tune.report({metric: float(metrics["valid_accuracy"]), "train_loss": float(metrics["train_loss"]),
-                         _EPOCH: count})
-
-        with epoch_reporter(report_epoch):
-            row = evaluate_job(evaluator, objectives, job, None, run["threads"])
-    else:
-        row = evaluate_job(evaluator, objectives, job, None, run["threads"])
-    flat = {k: v for k, v in row["objectives"].items() if isinstance(v, float) and math.isfinite(v)}
-    tune.report({**flat, "nasco_status": row["status"], _ROW: to_json_line(row)})
-
-
-# ---------------------------------------------------------------------- the driver's side
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def _death_reason(exc: BaseException | None) -> tuple[str, bool]:
-    """(reason, the worker died) for the exception that ended a trial's attempt."""
-    if exc is None:
-        return "trial failed (Tune recorded no error)", False
-    from ray import exceptions as rex
-
-    if isinstance(exc, rex.RayTaskError):
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, rex.RayActorError):
-            exc = cause
-        else:
-            cause = cause if cause is not None else exc
-            while getattr(cause, "__cause__", None) is not None and type(cause).__name__ == "StartTraceback":
-                cause = cause.__cause__
-            return f"worker error: {type(cause).__name__}: {_first_line(cause)}"[:300], False
-    if isinstance(exc, rex.OutOfMemoryError):
-        what = "out of memory: Ray's memory monitor killed the worker"
-    elif isinstance(exc, rex.NodeDiedError):
-        what = "node died"
-    elif isinstance(exc, (rex.RayActorError, rex.RayError)):
-        what = "worker died"
-    else:
-        return f"trial error: {type(exc).__name__}: {_first_line(exc)}"[:300], False
-    return f"{what}: {type(exc).__name__}: {_first_line(exc)}"[:300], True
 
 
 class _Bridge:
@@ -564,31 +465,16 @@ class TuneExecutor:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, evaluator: Evaluator, objectives: tuple[str, ...]) -> None:
-        from nasco.run._ray import connect
+        from nasco.run._ray import join
 
         objectives = tuple(objectives)
         if self.scheduler == "asha" and objectives[0] != "accuracy":
             raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the training "
                              f"loop reports validation accuracy, so the first objective must be 'accuracy', not "
                              f"'{objectives[0]}'")
-        local_cpus = None
-        if self.address is None:
-            local_cpus = self.workers * self.cpus_per_trial if self.workers else float(os.cpu_count() or 1)
-            local_cpus = max(local_cpus, self.cpus_per_trial)
-        self.cluster = connect(self.address, num_cpus=local_cpus,
-                               num_gpus=(self.workers or 1) * self.gpus_per_trial if self.address is None
-                               and self.gpus_per_trial else None)
+        self.cluster, self.slots = join(self.address, self.workers, self.cpus_per_trial, self.gpus_per_trial)
         import ray
 
-        res = self.cluster["resources"]
-        fits = math.floor(res.get("CPU", 0) / self.cpus_per_trial + 1e-9)
-        if self.gpus_per_trial:
-            fits = min(fits, math.floor(res.get("GPU", 0) / self.gpus_per_trial + 1e-9))
-        if fits < 1:
-            raise ValueError(f"the Ray cluster at {self.cluster['address']} has {res.get('CPU', 0):g} CPUs and "
-                             f"{res.get('GPU', 0):g} GPUs: not enough for one trial with --cpus-per-trial "
-                             f"{self.cpus_per_trial:g} --gpus-per-trial {self.gpus_per_trial:g}")
-        self.slots = min(self.workers, fits) if self.workers else fits
         self._objectives = objectives
         self._key = uuid.uuid4().hex
         self._ref = ray.put((evaluator, objectives))
@@ -661,82 +547,3 @@ class TuneExecutor:
                 "max_retries": self.max_retries, "trial_timeout": self.trial_timeout, "threads": self.threads,
                 "scheduler": self.scheduler or "fifo", "asha": self.asha, "optuna": self.optuna,
                 "reuse_actors": self.reuse_actors, "experiment": self.experiment}
-
-
-# ---------------------------------------------------------------------- Optuna inside Tune
-class TuneOptunaSearcher(NascoSearcher):
-    """A nasco searcher whose proposals come from Ray Tune's ``OptunaSearch`` built like
-    ``source`` (a nasco Optuna searcher): the same sampler (class, settings, seed), the
-    objectives as ``metric`` with their senses as ``mode``, and ``source``'s codec as the
-    define-by-run space. ``ask`` is ``OptunaSearch.suggest``, ``tell`` is
-    ``OptunaSearch.on_trial_complete`` (failed: an errored trial, FAIL in the study;
-    infeasible: its values with the constraint ``violation`` set, as the nasco searcher
-    does). A proposal already asked or told is dropped as FAIL (samplers ignore failed
-    trials) and asked again, at most ``SAMPLER_RETRIES`` times."""
-
-    def __init__(self, source: NascoSearcher) -> None:
-        from nasco.search._optuna import OptunaSearcher
-
-        if not isinstance(source, OptunaSearcher):
-            raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, optuna-random) "
-                             f"through Tune's OptunaSearch; the search uses '{source.name}'")
-        super().__init__(source.space, source.objectives, seed=source.seed)
-        from ray.tune.search.optuna import OptunaSearch
-
-        self.name = f"{source.name}-tune"
-        self.source = source
-        self.sampler = source._sampler()
-        self.tune_search = OptunaSearch(space=self._define, metric=list(self.objectives),
-                                        mode=[objective_sense(o) for o in self.objectives], sampler=self.sampler)
-        self._n = 0
-        self._pending: dict[str, list[str]] = {}
-
-    @classmethod
-    def wrap(cls, searcher: NascoSearcher) -> TuneOptunaSearcher:
-        if isinstance(searcher, cls):
-            return searcher
-        if searcher.n_told:
-            raise ValueError("optuna=True replaces the search's Optuna searcher before its first proposal")
-        return cls(searcher)
-
-    def _define(self, trial: Any) -> dict[str, Any]:
-        src = self.source
-        cand = src.codec.decode(lambda name, options: src._suggest(trial, name, options))
-        return {"nasco_candidate": cand.to_json()}
-
-    def _ask(self, n: int) -> list[Candidate]:
-        from nasco.search._optuna import SAMPLER_RETRIES
-
-        out: list[Candidate] = []
-        for _ in range(n):
-            picked = {c.id for c in out}
-            for attempt in range(SAMPLER_RETRIES + 1):
-                trial_id = f"nasco-{self._n}"
-                self._n += 1
-                cand = Candidate.from_json(self.tune_search.suggest(trial_id)["nasco_candidate"])
-                if attempt < SAMPLER_RETRIES and (cand.id in self._seen or cand.id in picked):
-                    self.tune_search.on_trial_complete(trial_id, error=True)
-                    continue
-                break
-            self._pending.setdefault(cand.id, []).append(trial_id)
-            out.append(cand)
-        return out
-
-    def _tell(self, candidate: Candidate, result: Result) -> None:
-        self._require_objectives(candidate, result)
-        waiting = self._pending.get(candidate.id)
-        if not waiting:
-            return  # told without being asked: OptunaSearch has no trial for it
-        trial_id = waiting.pop(0)
-        if not waiting:
-            del self._pending[candidate.id]
-        if result.status == "failed" or not all(o in result.objectives for o in self.objectives):
-            self.tune_search.on_trial_complete(trial_id, error=True)
-            return
-        ot_trial = getattr(self.tune_search, "_ot_trials", {}).get(trial_id)
-        if ot_trial is not None and hasattr(ot_trial, "set_constraint"):
-            viol = 0.0
-            if result.status != "ok":
-                viol = sum(max(float(v), 0.0) for v in result.violations.values()) or 1.0
-            ot_trial.set_constraint("violation", viol)
-        self.tune_search.on_trial_complete(trial_id, result={o: float(result.objectives[o]) for o in self.objectives})
