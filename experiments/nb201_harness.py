@@ -90,16 +90,10 @@ def _setup() -> dict[str, Any]:
     if _STATE:
         return _STATE
     from nasco.dsl import load_file
-    from nasco.evaluate import register_objective
     from nasco.space import SearchSpace
     from nasco.tables import load_table
 
     table = load_table("nb201")
-    for name in table.metric_names:
-        try:
-            register_objective(name, table.direction(name))
-        except ValueError:
-            pass
     arch = load_file(table.where.space_file, kind="arch_space")
     _STATE.update(table=table, space=SearchSpace(arch, None), evaluators={})
     return _STATE
@@ -191,7 +185,7 @@ def _run_one(searcher: str, dataset: str, budget: int, seed: int, mo: bool) -> d
             raise ValueError(f"{OPTUNA_OWN} is single-objective")
         s = _OptunaOwn(st["space"], seed)
     else:
-        s = make_searcher(VARIANTS.get(searcher, searcher), st["space"], ev.objectives, seed,
+        s = make_searcher(VARIANTS.get(searcher, searcher), st["space"], ev.objective_defs, seed,
                           **SEARCHER_KW.get(searcher, {}))
     t0 = time.perf_counter()
     valid, test, lat, ids, n_failed = [], [], [], [], 0

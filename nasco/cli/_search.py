@@ -5,104 +5,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from nasco.cli._common import UsageError, parse_objectives, split_task_overrides
-from nasco.dsl import HW_KINDS, MultiAccelerator, find_file, load_file
+from nasco.cli._common import UsageError
 
-__all__ = ["add_search", "DEFAULT_BUDGET"]
+__all__ = ["add_search"]
 
-# The default run (darts_snn x asic_template on digits) fits in 5 minutes on 2 cores;
-# see the README for the measured figures.
-DEFAULT_BUDGET = 10
-# A differentiable searcher runs a supernet search per candidate (per accelerator
-# configuration): two keep `--searcher darts` on the default space within 10 minutes.
-DARTS_BUDGET = 2
-DEFAULT_POPULATION = 6
+# Searchers whose constructor takes population_size (what --population sets).
+_POPULATION_SEARCHERS = ("evolution", "nsga2", "nsga3", "optuna-nsga2")
 
 
-def _load_search_files(args: argparse.Namespace) -> tuple[list, object | None]:
-    """(architecture spaces, accelerator spec or None) with the --set overrides applied."""
-    spaces = args.space or []
-    space_over, hw_over = split_task_overrides(args.set, len(spaces))
-    hw = load_file(find_file(args.hw, what="accelerator template, set or multi-accelerator"),
-                   overrides=hw_over or None, kind=HW_KINDS) if args.hw else None
-    k = hw.sub_accelerators if isinstance(hw, MultiAccelerator) else 1
-    if len(spaces) != k:
-        if isinstance(hw, MultiAccelerator):
-            raise UsageError(f"--hw {args.hw} has {k} sub-accelerators, one per task: give --space {k} times "
-                             f"(found {len(spaces)})")
-        raise UsageError(f"{len(spaces)} --space (tasks) need a multi_accelerator --hw with {len(spaces)} "
-                         f"sub-accelerators (e.g. --hw hetero_2task); found "
-                         + (f"'{hw.name}' ({hw.kind})" if hw is not None else "no --hw"))
-    archs = [load_file(find_file(name), overrides=over or None, kind="arch_space")
-             for name, over in zip(spaces, space_over)]
-    return archs, hw
-
-
-def _table_search(args: argparse.Namespace) -> int:
-    """``--evaluator table``: every evaluation is one lookup in ``--table``."""
-    from nasco.evaluate import TableEvaluator
-    from nasco.space import SearchSpace
-    from nasco.tables import load_table
-
-    if not args.table:
-        raise UsageError("--evaluator table needs --table NAME (e.g. --table nb201)")
-    if args.hw:
-        raise UsageError("--evaluator table scores architectures from the table only; drop --hw "
-                         "(use a table metric such as eyeriss_latency as an objective)")
-    table = load_table(args.table)
-    from nasco.evaluate import register_objective
-
-    for name in table.metric_names:
-        try:
-            register_objective(name, table.direction(name))
-        except ValueError:
-            pass  # a built-in objective of the same name keeps its direction; the evaluator checks
-    objectives = parse_objectives(args.objectives or "accuracy")
-    archs, _hw = _load_search_files(args)
-    if len(archs) != 1:
-        raise UsageError("--evaluator table takes one --space")
-    if archs[0].name != load_file(table.where.space_file, kind="arch_space").name:
-        raise UsageError(f"--table {args.table} holds cells of space '{table.spec.space}', not '{archs[0].name}'")
-    space = SearchSpace(archs[0], None)
-    evaluator = TableEvaluator(table, objectives, dataset=args.table_dataset, fidelity=args.table_fidelity,
-                               split=args.table_split)
-    kw = _searcher_options(args)
-    searcher = _make_searcher(args, space, objectives, kw)
-    out = _out_dir(args, f"runs/{archs[0].name}-table-{table.name}-seed{args.seed}")
-    config = {"space": archs[0].name, "space_file": getattr(archs[0], "source", None), "hw": None,
-              "evaluator": "table", **evaluator.describe(), "searcher": args.searcher, "searcher_options": kw,
-              "budget": args.budget}
-    outcome = _run(args, space=space, evaluator=evaluator, searcher=searcher, budget=args.budget, out_dir=out,
-                   seed=args.seed, config=config)
-    c = outcome.counts
-    print(f"{out}: {c['total']} table queries (ok {c['ok']}, failed {c['failed']}); front of {len(outcome.front)}; "
-          f"hypervolume {outcome.hypervolume:.4g}; searcher saw {evaluator.valid_column}, reports "
-          f"{evaluator.test_column}")
-    print(f"files: {out / 'ledger.jsonl'}, {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
-    return 0
-
-
-# Searchers besides evolution whose constructor takes population_size.
-_POPULATION_SEARCHERS = ("nsga2", "nsga3", "optuna-nsga2")
-
-
-def _searcher_options(args: argparse.Namespace) -> dict:
+def _searcher_options(args: argparse.Namespace, searcher: str) -> dict:
+    """--population, --searcher-opt and --optuna-storage as the searcher's options."""
     kw: dict = {}
-    if args.searcher == "evolution":
-        # Regularized evolution samples its first population at random; the small default
-        # leaves room for evolution within the short default budget (Real et al., AAAI 2019,
-        # use P = 20..100 for long runs: pass --population). It does not follow --budget, so a
-        # run resumed with a larger budget replays the same searcher.
-        kw["population_size"] = args.population or DEFAULT_POPULATION
-        kw["sample_size"] = max(2, min(5, kw["population_size"] // 2))
-    elif args.searcher in _POPULATION_SEARCHERS:
-        if args.population:  # their own default otherwise (20: pymoo's and Optuna's NSGA-II size)
-            kw["population_size"] = args.population
-    elif args.population:
-        raise UsageError(f"--population applies to --searcher {', '.join(('evolution',) + _POPULATION_SEARCHERS)} "
-                         f"only, not '{args.searcher}'")
-    opts = _parse_searcher_opts(args)
-    if args.population and "population_size" in opts:
+    if args.population is not None:
+        if searcher not in _POPULATION_SEARCHERS:
+            raise UsageError(f"--population applies to --searcher {', '.join(_POPULATION_SEARCHERS)} only, "
+                             f"not '{searcher}'")
+        kw["population_size"] = args.population
+    opts = _parse_searcher_opts(args, searcher)
+    if args.population is not None and "population_size" in opts:
         raise UsageError("give the population once: --population or --searcher-opt population_size, not both")
     if "storage" in opts:  # the constructor's keyword, so 'nasco searchers' lists it: same as --optuna-storage
         if args.optuna_storage:
@@ -113,30 +33,26 @@ def _searcher_options(args: argparse.Namespace) -> dict:
         args.optuna_storage = storage
     kw.update(opts)
     if args.optuna_storage:
-        if not args.searcher.startswith("optuna-"):
-            raise UsageError(f"--optuna-storage applies to the optuna-* searchers only, not '{args.searcher}'")
-        from nasco.search._optuna import check_storage, mask_url
+        if not searcher.startswith("optuna-"):
+            raise UsageError(f"--optuna-storage applies to the optuna-* searchers only, not '{searcher}'")
+        from nasco.search._optuna import check_storage
 
         try:
             check_storage(args.optuna_storage)
         except ValueError as exc:
             raise UsageError(f"--optuna-storage: {exc}") from None
-        # run.json and summary.json record the options: never a password (_make_searcher
-        # gives the searcher the URL itself, from args).
-        kw["storage"] = mask_url(args.optuna_storage)
+        kw["storage"] = args.optuna_storage  # the study records it with the password masked
     return kw
 
 
-def _parse_searcher_opts(args: argparse.Namespace) -> dict:
+def _parse_searcher_opts(args: argparse.Namespace, searcher: str) -> dict:
     """``--searcher-opt KEY=VALUE``: VALUE is read as YAML (1000, 0.5, synflow, null, {a: 1})."""
     import yaml
 
     from nasco.cli._searchers import searcher_options
-    from nasco.search import SEARCHERS
+    from nasco.search import DIFFERENTIABLE, SEARCHERS
 
-    from nasco.search import DIFFERENTIABLE
-
-    known = [k for k, _ in searcher_options({**SEARCHERS, **DIFFERENTIABLE}[args.searcher])]
+    known = [k for k, _ in searcher_options({**SEARCHERS, **DIFFERENTIABLE}[searcher])]
     out: dict = {}
     for item in args.searcher_opt or []:
         key, eq, raw = item.partition("=")
@@ -144,7 +60,7 @@ def _parse_searcher_opts(args: argparse.Namespace) -> dict:
         if not eq or not key:
             raise UsageError(f"--searcher-opt: expected KEY=VALUE, found '{item}'")
         if key not in known:
-            raise UsageError(f"--searcher-opt {key}: '{args.searcher}' has no option '{key}'; its options: "
+            raise UsageError(f"--searcher-opt {key}: '{searcher}' has no option '{key}'; its options: "
                              f"{', '.join(known) or 'none'}")
         try:
             out[key] = yaml.safe_load(raw)
@@ -153,19 +69,7 @@ def _parse_searcher_opts(args: argparse.Namespace) -> dict:
     return out
 
 
-def _make_searcher(args: argparse.Namespace, space, objectives, kw: dict):
-    from nasco.search import make_searcher
-
-    given = dict(kw)
-    if "storage" in kw and getattr(args, "optuna_storage", None):
-        given["storage"] = args.optuna_storage  # kw holds it with the password masked
-    try:
-        return make_searcher(args.searcher, space, objectives, args.seed, **given)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--searcher {args.searcher} with options {kw}: {exc}") from None
-
-
-def _executor(args: argparse.Namespace):
+def _executor(args: argparse.Namespace, searcher: str):
     """The executor that --executor and its settings ask for (started by the driver)."""
     from nasco.run import make_executor
 
@@ -182,9 +86,9 @@ def _executor(args: argparse.Namespace):
         raise UsageError("--workers needs --executor pool, ray or tune (inprocess runs one evaluation at a time)")
     if name != "tune" and (args.scheduler or args.asha_grace is not None or args.tune_optuna):
         raise UsageError(f"--scheduler, --asha-* and --tune-optuna apply to --executor tune, not '{name}'")
-    if args.tune_optuna and not args.searcher.startswith("optuna-"):
+    if args.tune_optuna and not searcher.startswith("optuna-"):
         raise UsageError(f"--tune-optuna hands the proposals to Tune's OptunaSearch: it needs an optuna-* "
-                         f"--searcher, not '{args.searcher}'")
+                         f"--searcher, not '{searcher}'")
     for flag, value in (("--workers", args.workers), ("--batch", args.batch), ("--window", args.window),
                         ("--cpus-per-trial", args.cpus_per_trial), ("--trial-timeout", args.trial_timeout)):
         if value is not None and value <= 0:
@@ -194,7 +98,7 @@ def _executor(args: argparse.Namespace):
     if args.max_retries < 0:
         raise UsageError(f"--max-retries must be >= 0, found {args.max_retries}")
     kw: dict = {"trial_timeout": args.trial_timeout, "workers": args.workers, "max_retries": args.max_retries,
-                "threads": args.threads}
+                "threads": args.threads or 1}
     if remote:
         kw.update(address=args.ray_address, cpus_per_trial=args.cpus_per_trial or 1.0,
                   gpus_per_trial=args.gpus_per_trial or 0.0)
@@ -210,127 +114,172 @@ def _executor(args: argparse.Namespace):
         raise UsageError(f"--executor {name}: {exc}") from None
 
 
-def _run(args: argparse.Namespace, **kw):
-    """run_search with the executor, window and run directory that the flags ask for."""
-    from nasco.run import run_search
-
-    executor = _executor(args)
-    try:
-        return run_search(**kw, resume=args.resume, progress=not args.quiet and sys.stderr,
-                          executor=executor, window=args.window)
-    except ConnectionError as exc:
-        raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
-
-
-def _out_dir(args: argparse.Namespace, default: str) -> Path:
-    """--out (default ``default``), under --storage when given and relative."""
-    out = Path(args.out or default)
+def _out_dir(args: argparse.Namespace) -> Path | None:
+    """--out, under --storage when given and relative (None: the study's default)."""
+    if not args.out:
+        return None
+    out = Path(args.out)
     if args.storage and not out.is_absolute():
         out = Path(args.storage) / out
     return out
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
-    from nasco.search import DIFFERENTIABLE, SEARCHERS
-
-    known = {**SEARCHERS, **DIFFERENTIABLE}
-    if args.budget is None:
-        args.budget = DARTS_BUDGET if args.searcher in DIFFERENTIABLE else DEFAULT_BUDGET
-    if args.budget < 1:
-        raise UsageError(f"--budget must be >= 1, found {args.budget}")
-    if args.searcher not in known:
-        import difflib
-        close = difflib.get_close_matches(args.searcher, list(known), n=1)
-        raise UsageError(f"--searcher: unknown '{args.searcher}'; known: {', '.join(known)}"
-                         + (f"; did you mean '{close[0]}'?" if close else ""))
-    if args.searcher in DIFFERENTIABLE and args.evaluator != "train":
-        raise UsageError(f"--searcher {args.searcher} trains a supernet on --dataset and retrains what it "
-                         f"derives: it needs --evaluator train, not '{args.evaluator}'")
-    if args.evaluator == "table":
-        return _table_search(args)
-    if args.table:
-        raise UsageError("--table applies to --evaluator table only")
-    return _train_search(args)
+def _parse_ref_point(text: str | None) -> dict | None:
+    """``--ref-point energy=1e-4,latency=5e-4`` (natural units) -> a dict."""
+    if not text:
+        return None
+    out: dict = {}
+    for item in text.split(","):
+        key, eq, raw = item.partition("=")
+        try:
+            out[key.strip()] = float(raw)
+        except ValueError:
+            raise UsageError(f"--ref-point: expected NAME=NUMBER[,NAME=NUMBER...], found '{item}'") from None
+        if not eq or not key.strip():
+            raise UsageError(f"--ref-point: expected NAME=NUMBER[,NAME=NUMBER...], found '{item}'")
+    return out
 
 
-def _train_search(args: argparse.Namespace) -> int:
-    import torch
-
-    from nasco.evaluate import TrainCostEvaluator, load_dataset
-    from nasco.space import SearchSpace
-
-    proxy = args.evaluator == "proxy"
-    if proxy:
-        from nasco.evaluate._proxies import DEFAULT_OBJECTIVES  # registers the proxies as objectives
-
+def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
+    """The evaluator settings the flags give (None: not given)."""
+    if kind == "table":
+        given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
+                 "table_split": args.table_split}
+        for flag, v in (("--dataset", args.dataset), ("--epochs", args.epochs), ("--limit", args.limit),
+                        ("--max-train-seconds", args.max_train_seconds)):
+            if v is not None:
+                raise UsageError(f"{flag} applies to --evaluator train or proxy, not table")
+        return given
+    for flag, v in (("--table", args.table), ("--table-dataset", args.table_dataset),
+                    ("--table-fidelity", args.table_fidelity), ("--table-split", args.table_split)):
+        if v is not None:
+            raise UsageError(f"{flag} applies to --evaluator table only")
+    given = {"dataset": (args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset),
+             "limit": args.limit, "trust_pickle": args.trust_pickle or None,
+             # --gpus-per-trial: evaluations run on workers that hold a GPU the driver may lack.
+             "device": args.device or ("cuda" if (args.gpus_per_trial or 0) > 0 else None),
+             "threads": args.threads}
+    if kind == "proxy":
         if args.epochs is not None or args.max_train_seconds is not None:
             raise UsageError("--epochs and --max-train-seconds apply to --evaluator train; --evaluator proxy "
                              "does not train")
-    objectives = parse_objectives(args.objectives or (",".join(DEFAULT_OBJECTIVES) if proxy
-                                                      else "accuracy,energy,latency,area"))
-    archs, hw = _load_search_files(args)
-    multi = isinstance(hw, MultiAccelerator)
-    datasets = args.dataset or ["digits"]
-    if len(datasets) not in (1, len(archs)):
-        raise UsageError(f"--dataset given {len(datasets)} times for {len(archs)} --space; give it once "
-                         f"(every task) or once per --space")
-    hw_objectives = {"energy", "latency", "area"} & set(objectives)
-    if hw is None and hw_objectives:
-        raise UsageError(f"objectives {', '.join(sorted(hw_objectives))} need an accelerator: add --hw "
-                         "asic_template, or --objectives accuracy")
-    torch.set_num_threads(args.threads)
-    if args.device == "auto":  # recorded in run.json as the device actually used
-        # With --gpus-per-trial the evaluations run on workers that hold a GPU, which the
-        # driver's machine may not have.
-        args.device = "cuda" if torch.cuda.is_available() or (args.gpus_per_trial or 0) > 0 else "cpu"
-    space = SearchSpace(archs if multi else archs[0], hw)
-    loaded: dict[str, object] = {}
-    for name in datasets:
-        if name not in loaded:
-            loaded[name] = load_dataset(name, seed=args.seed, trust_pickle=args.trust_pickle, limit=args.limit)
-    data = [loaded[name] for name in datasets]
-    if proxy:
-        from nasco.evaluate import ProxyEvaluator
-
-        try:
-            evaluator = ProxyEvaluator(space, data[0], objectives)
-        except ValueError as exc:
-            raise UsageError(f"--evaluator proxy: {exc}") from None
     else:
-        evaluator = TrainCostEvaluator(space, data if multi else data[0], objectives, epochs=args.epochs,
-                                       device=args.device, max_seconds=args.max_train_seconds)
-    kw = _searcher_options(args)
-    from nasco.search import DIFFERENTIABLE
+        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds)
+    return given
 
-    # The data and the device are not settings of the search but inputs of the supernet.
-    extra = ({"data": data[0], "device": args.device, "log": not args.quiet}
-             if args.searcher in DIFFERENTIABLE else {})
-    searcher = _make_searcher(args, space, objectives, {**kw, **extra})
-    if kw.get("hw_search") == "enumerate" and space.hw is not None and args.budget > space.hw.size():
-        raise UsageError(f"--budget {args.budget} is more than the {space.hw.size()} configurations of --hw "
-                         f"{hw.name} that hw_search=enumerate can search; give --budget {space.hw.size()} or less")
-    arch_name = "+".join(a.name for a in archs)
-    out = _out_dir(args, f"runs/{arch_name}-{hw.name if hw else 'nohw'}-seed{args.seed}")
-    config = {
-        "space": arch_name, "space_file": getattr(archs[0], "source", None),
-        "hw": hw.name if hw else None, "hw_file": getattr(hw, "source", None) if hw else None,
-        "set": list(args.set or []), "dataset": datasets[0], "dataset_source": data[0].source,
-        "searcher": args.searcher, "searcher_options": kw, "budget": args.budget, "epochs": args.epochs, "limit": args.limit,
-        "device": args.device, "threads": args.threads,
-    }
-    if proxy:
-        config.update(evaluator="proxy", **evaluator.describe())
-    if multi:
-        config.update(space_files=[getattr(a, "source", None) for a in archs], datasets=datasets,
-                      dataset_sources=[d.source for d in data])
-    outcome = _run(args, space=space, evaluator=evaluator, searcher=searcher, budget=args.budget,
-                   out_dir=out, seed=args.seed, config=config, limits=evaluator.limits)
-    c = outcome.counts
-    print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
-          f"front of {len(outcome.front)}; hypervolume {outcome.hypervolume:.4g}; "
-          f"{outcome.wall_seconds:.0f} s")
+
+# Flags that define what a run is: on --resume each must agree with the recorded run.
+def _check_resume_flags(args: argparse.Namespace, study, kind: str, options: dict) -> None:
+    cfg = study._recorded.get("config") or {}
+    was_kind = cfg.get("evaluator", "train")
+    clashes = []
+
+    def clash(flag: str, given, recorded) -> None:
+        clashes.append(f"{flag} {given!r} (the run has {recorded!r})")
+
+    if args.evaluator is not None and args.evaluator != was_kind:
+        clash("--evaluator", args.evaluator, was_kind)
+    if args.space is not None and "+".join(_names(args.space)) != cfg.get("space"):
+        clash("--space", "+".join(args.space), cfg.get("space"))
+    if args.hw is not None and _names([args.hw])[0] != cfg.get("hw"):
+        clash("--hw", args.hw, cfg.get("hw"))
+    if args.set is not None and list(args.set) != list(cfg.get("set") or []):
+        clash("--set", args.set, cfg.get("set"))
+    if args.seed is not None and args.seed != study.seed:
+        clash("--seed", args.seed, study.seed)
+    if args.searcher is not None and args.searcher != study.searcher_name:
+        clash("--searcher", args.searcher, study.searcher_name)
+    if args.objectives is not None and tuple(s.strip() for s in args.objectives.split(",")) != \
+            tuple(o.name for o in study.objectives):
+        clash("--objectives", args.objectives, ",".join(o.name for o in study.objectives))
+    if args.ref_point is not None and _parse_ref_point(args.ref_point) != (cfg.get("ref_point") or None):
+        clash("--ref-point", args.ref_point, cfg.get("ref_point"))
+    rec_opts = cfg.get("evaluator_options") or {}
+    for key, value in options.items():
+        if value is None or key in ("device", "threads"):
+            continue  # where evaluations run, not what they mean
+        was = rec_opts.get(key, cfg.get(key))
+        if was != value:
+            clash("--" + key.replace("_", "-").replace("max-seconds", "max-train-seconds"), value, was)
+    if args.population is not None or args.searcher_opt:
+        given = _searcher_options(args, study.searcher_name)
+        rec = dict(study.searcher_options)
+        for k, v in given.items():
+            if k != "storage" and rec.get(k) != v:
+                clash(f"--searcher-opt {k}", v, rec.get(k))
+    if clashes:
+        raise UsageError(f"--resume {study.storage}: {'; '.join(clashes)}; drop the flag (the recorded run "
+                         f"sets it) or choose another --out")
+
+
+def _names(items) -> list[str]:
+    """Built-in names of spaces or templates given by name or path (a path's file stem)."""
+    return [Path(x).stem if str(x).endswith((".yaml", ".yml")) else str(x) for x in items]
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import nasco
+    from nasco.run._rundir import RUN_FILE
+    from nasco.study import DEFAULT_SEARCHER
+
+    out = _out_dir(args)
+    if args.budget is not None and args.budget < 1:
+        raise UsageError(f"--budget must be >= 1, found {args.budget}")
+    if args.resume and out is not None and (out / RUN_FILE).exists():
+        study = nasco.load_study(out)
+        kind = (study._recorded.get("config") or {}).get("evaluator", "train")
+        options = _evaluator_options(args, args.evaluator or kind)
+        _check_resume_flags(args, study, kind, options)
+        if args.optuna_storage:
+            study.searcher_options["storage"] = args.optuna_storage
+        evaluator = study._recorded_evaluator()
+    else:
+        if not args.space:
+            raise UsageError("--space is required (e.g. --space darts_snn), unless --resume continues the run "
+                             "in --out")
+        searcher = args.searcher or DEFAULT_SEARCHER
+        from nasco.study._study import _known_searcher
+
+        _known_searcher(searcher)
+        kind = args.evaluator or "train"
+        from nasco.search import DIFFERENTIABLE
+
+        if searcher in DIFFERENTIABLE and kind != "train":
+            raise UsageError(f"--searcher {searcher} trains a supernet on --dataset and retrains what it "
+                             f"derives: it needs --evaluator train, not '{kind}'")
+        options = _evaluator_options(args, kind)
+        study = nasco.create_study(space=args.space if len(args.space) > 1 else args.space[0], hw=args.hw,
+                                   objectives=args.objectives, searcher=searcher,
+                                   searcher_options=_searcher_options(args, searcher), storage=out,
+                                   seed=args.seed if args.seed is not None else 0, sets=args.set or (),
+                                   ref_point=_parse_ref_point(args.ref_point), load_if_exists=args.resume)
+        if args.resume and (study.storage / RUN_FILE).exists():
+            return _cmd_search(_with_out(args, study.storage))
+        evaluator = study.make_evaluator(kind, **options)
+    executor = _executor(args, study.searcher_name)
+    try:
+        outcome = study.optimize(evaluator, budget=args.budget, executor=executor, window=args.window,
+                                 progress=not args.quiet and sys.stderr, device=getattr(evaluator, "device", None),
+                                 log=not args.quiet)
+    except ConnectionError as exc:
+        raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
+    c, out = outcome.counts, outcome.out_dir
+    hv = "n/a" if outcome.hypervolume is None else f"{outcome.hypervolume:.4g}"
+    if hasattr(evaluator, "valid_column"):
+        print(f"{out}: {c['total']} table queries (ok {c['ok']}, failed {c['failed']}); front of "
+              f"{len(outcome.front)}; normalised hypervolume {hv}; searcher saw {evaluator.valid_column}, reports "
+              f"{evaluator.test_column}")
+    else:
+        print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
+              f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
     print(f"files: {out / 'ledger.jsonl'}, {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
     return 0
+
+
+def _with_out(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    ns = argparse.Namespace(**vars(args))
+    ns.out, ns.storage = str(out), None
+    return ns
 
 
 def add_search(sub) -> None:
@@ -339,17 +288,17 @@ def add_search(sub) -> None:
         description="Search a space (and an accelerator template, template set, or a multi-accelerator with "
                     "one space per task) with real training on a dataset and the analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
                     "completes), DIR/pareto.csv, DIR/pareto.png and DIR/summary.json.")
-    p.add_argument("--space", required=True, action="append",
+    p.add_argument("--space", action="append",
                    help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "
-                        "task (k times) with a multi_accelerator --hw")
+                        "task (k times) with a multi_accelerator --hw; not needed with --resume")
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
                                 "(hetero_2task): built-in name or .yaml")
     p.add_argument("--budget", type=int, default=None,
-                   help=f"number of distinct evaluations (default {DEFAULT_BUDGET}; {DARTS_BUDGET} for --searcher "
-                        f"darts, where each one is a supernet search on one accelerator configuration)")
-    p.add_argument("--seed", type=int, default=0, help="run seed: data split, searcher and training (default 0)")
+                   help="number of distinct evaluations (default 10; 2 for --searcher darts, where each one is a "
+                        "supernet search on one accelerator configuration; with --resume the recorded budget)")
+    p.add_argument("--seed", type=int, default=None, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
-    p.add_argument("--searcher", default="evolution",
+    p.add_argument("--searcher", default=None,
                    help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
                         "optuna-nsga2, optuna-random, predictor-guided, darts (differentiable: DARTS / DARTS-PT "
                         "with a hardware-aware loss per accelerator configuration; the derived cell is retrained) "
@@ -365,8 +314,8 @@ def add_search(sub) -> None:
                         "directory; a storage outside it names the study after the run directory). "
                         "optuna-dashboard opens it: optuna-dashboard sqlite:///RUN/optuna.db")
     p.add_argument("--population", type=int, default=None,
-                   help=f"population size of evolution (default {DEFAULT_POPULATION}; tournament size = half of "
-                        "it, 2..5), nsga2, nsga3 and optuna-nsga2 (default 20)")
+                   help="population size of evolution (default 6; tournament size = half of it, 2..5), nsga2, "
+                        "nsga3 and optuna-nsga2 (default 20)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated: accuracy, energy, latency, area, params, macs (default "
                         "accuracy,energy,latency,area); with --evaluator proxy: the zero-cost proxies naswot, "
@@ -377,17 +326,17 @@ def add_search(sub) -> None:
                         "count did, bigger cells training better, see experiments/results/proxy_tau.md); with "
                         "--evaluator table: accuracy and any metric of the table, e.g. accuracy,eyeriss_latency "
                         "(default accuracy)")
-    p.add_argument("--evaluator", choices=("train", "table", "proxy"), default="train",
+    p.add_argument("--evaluator", choices=("train", "table", "proxy"), default=None,
                    help="train: real training plus the cost model (default); table: look every candidate up "
                         "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
                         "ledger and reports carry test accuracy); proxy: no training, zero-cost proxies of the "
                         "initial network on one minibatch of 64 training images, and the cost model with the "
                         "spike rates of that batch (single-task spaces)")
     p.add_argument("--table", help="lookup table for --evaluator table: built-in name (nb201) or lookup_table .yaml")
-    p.add_argument("--table-dataset", default="c10", help="table evaluator: dataset (c10, c100, in16; default c10)")
-    p.add_argument("--table-fidelity", type=int, default=200,
+    p.add_argument("--table-dataset", default=None, help="table evaluator: dataset (c10, c100, in16; default c10)")
+    p.add_argument("--table-fidelity", type=int, default=None,
                    help="table evaluator: training epochs of the accuracy the searcher sees (12 or 200; default 200)")
-    p.add_argument("--table-split", default="valid",
+    p.add_argument("--table-split", default=None,
                    help="table evaluator: split the searcher sees (default valid; c100/in16 at 200 epochs have "
                         "only valtest)")
     p.add_argument("--dataset", action="append", default=None,
@@ -403,8 +352,14 @@ def add_search(sub) -> None:
                         "(hw.specs.latency.max='1 ms', hw.budget.pes=512), hw.template=NAME or "
                         "hw.template='{choice: [A, B]}' to keep only those members, hw.NAME.KEY=V for "
                         "member NAME, hw.KEY=V with a template field for every member (hw.clock_mhz=200)")
+    p.add_argument("--ref-point", default=None, metavar="NAME=VALUE,...",
+                   help="hypervolume bounds, natural units (energy=1e-4,latency=5e-4): the worst value of each "
+                        "objective that counts; default the design-spec limit, else the objective's documented "
+                        "bound (accuracy 0, energy 1 mJ, latency 10 ms, area 10 mm2; a table's worst value). "
+                        "Recorded, so two runs on the same problem compare (summary.json)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (after an interruption, a killed driver, or with a larger "
+                   help="continue the run in --out (no other flag needed: the run's recorded settings are used, "
+                        "and a flag that contradicts them is an error) (after an interruption, a killed driver, or with a larger "
                         "--budget): the ledger's evaluations are replayed to the searcher, not re-run; "
                         "evaluations lost with the driver are run again")
     g = p.add_argument_group("where evaluations run (executors)")
@@ -448,10 +403,10 @@ def add_search(sub) -> None:
     g.add_argument("--tune-optuna", action="store_true",
                    help="--executor tune with an optuna-* --searcher: Tune's OptunaSearch makes the proposals, "
                         "with the searcher's sampler, seed and objectives (resume such a run with the flag too)")
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", default=None,
                    help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
                         "cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_search)

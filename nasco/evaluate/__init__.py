@@ -8,14 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from nasco.evaluate._result import (
-    OBJECTIVES, Evaluator, Result, objective_sense, register_objective, to_minimisation,
-)
+from nasco.core import Evaluator, Result
 
-__all__ = ["DataSplits", "DatasetError", "Evaluator", "OBJECTIVES", "PROXIES", "ProxyEvaluator", "Result",
-           "TrainConfig", "TrainCostEvaluator",
-           "TableEvaluator", "epoch_reporter", "TrainResult", "TrainingDiverged", "check_limits", "load_dataset", "objective_sense",
-           "proxy_scores", "register_objective", "to_minimisation", "train_and_evaluate"]
+__all__ = ["DataSplits", "DatasetError", "Evaluator", "PROXIES", "ProxyEvaluator", "Result", "TableEvaluator",
+           "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "epoch_reporter",
+           "load_dataset", "proxy_scores", "train_and_evaluate"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
-from nasco.evaluate._result import OBJECTIVES, Result
+from nasco.core import Result
 from nasco.hw import CostModel
 from nasco.nn import plan_network, plan_workload
 from nasco.space import Candidate, SearchSpace
@@ -20,6 +20,9 @@ __all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "TrainCostEvaluator", "chec
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
 # DAC 2020). The minimum is recorded beside it (metrics 'accuracy_min') for reports.
 ACCURACY_AGGREGATE = "mean"
+
+# The objectives a trained and costed candidate reports.
+SCORED = ("accuracy", "energy", "latency", "area", "params", "macs")
 
 
 def check_limits(values: dict[str, float], limits: dict[str, float]) -> dict[str, float]:
@@ -85,9 +88,9 @@ class TrainCostEvaluator(EnergyTableCache):
     _tables: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        unknown = [o for o in self.objectives if o not in SCORED]
         if unknown:
-            raise ValueError(f"unknown objectives {unknown}; known: {', '.join(OBJECTIVES)}")
+            raise ValueError(f"unknown objectives {unknown}; this evaluator scores: {', '.join(SCORED)}")
         n = len(self.space.tasks)
         if isinstance(self.data, Sequence) and not isinstance(self.data, (str, bytes)):
             datas = list(self.data)

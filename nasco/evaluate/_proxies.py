@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from nasco.evaluate._joint import EnergyTableCache, check_limits
-from nasco.evaluate._result import OBJECTIVES, Result, register_objective
+from nasco.core import BUILTIN_OBJECTIVES, Result
 from nasco.evaluate._train import reset_states
 from nasco.hw import CostModel
 from nasco.nn import Plan, plan_network, plan_workload
@@ -359,8 +359,6 @@ PROXIES: dict[str, ProxyDef] = {
     "sops": ProxyDef(_sops, "min", "synaptic operations: spiking-input MACs x input spike rate x T"),
 }
 
-for _name, _d in PROXIES.items():
-    register_objective(_name, _d.sense)
 
 
 def check_proxy_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -431,7 +429,7 @@ class ProxyEvaluator(EnergyTableCache):
         for o in self.objectives:
             if o not in known:
                 close = difflib.get_close_matches(o, known, n=1)
-                why = " (it needs training or a lookup table)" if o in OBJECTIVES else ""
+                why = " (it needs training or a lookup table)" if o in BUILTIN_OBJECTIVES else ""
                 raise ValueError(f"objective '{o}' cannot be scored by proxies{why}; known: "
                                  f"{', '.join(known)}"
                                  + (f"; did you mean '{close[0]}'?" if close and not why else ""))

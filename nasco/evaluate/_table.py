@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nasco.evaluate._result import Result, register_objective
+import numpy as np
+
+from nasco.core import Objective, Result
 from nasco.space import Candidate
 
 __all__ = ["TableEvaluator"]
@@ -43,13 +45,28 @@ class TableEvaluator:
                 on_data = [c for c in matches if table.spec.metrics[c].dataset in (None, dataset)]
                 col = table.column_for(o, dataset=dataset if len(on_data) == 1 and len(matches) > 1 else None)
             m = table.spec.metrics[col]
-            register_objective(o, m.direction)
             self.columns[o] = col
             self.scale[o] = 0.01 if (o == "accuracy" and m.unit == "%") else 1.0
         self.valid_column = table.column_for("accuracy", dataset=dataset, split=split, fidelity=fidelity)
         self.test_column = table.column_for("accuracy", dataset=dataset, split="test", fidelity=report_fidelity)
         acc = table.spec.metrics[self.test_column]
         self._acc_scale = 0.01 if acc.unit == "%" else 1.0
+
+    @property
+    def objective_defs(self) -> tuple[Objective, ...]:
+        """The objectives with the table's directions and units, bounded by the best and
+        worst value of their column over the whole table (fixed for a table, so a
+        hypervolume on them compares across runs)."""
+        out = []
+        for o, col in self.columns.items():
+            m = self.table.spec.metrics[col]
+            values = np.asarray(self.table.columns[col], dtype=float) * self.scale[o]
+            lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+            best, worst = (hi, lo) if m.direction == "max" else (lo, hi)
+            unit = "fraction" if self.scale[o] != 1.0 else m.unit
+            out.append(Objective(o, m.direction, unit, ideal=best, bound=worst,
+                                 description=f"table '{self.table.name}' column {col}"))
+        return tuple(out)
 
     def describe(self) -> dict[str, Any]:
         return {"table": self.table.name, "table_file": str(self.table.where.spec_file),

@@ -1,9 +1,9 @@
-"""Non-dominated sets, hypervolume (pymoo) and front plots."""
+"""Non-dominated sets, hypervolume at a fixed reference (pymoo) and front plots."""
 from __future__ import annotations
 
-from nasco.pareto._front import (hypervolume, minimisation_matrix, nondominated_mask, pareto_front,
-                                 reference_point)
+from nasco.pareto._front import (fix_bounds, hypervolume, minimisation_matrix, nondominated_mask,
+                                 normalised_hypervolume, pareto_front)
 from nasco.pareto._plot import AXIS_LABELS, plot_front
 
-__all__ = ["AXIS_LABELS", "hypervolume", "minimisation_matrix", "nondominated_mask", "pareto_front",
-           "plot_front", "reference_point"]
+__all__ = ["AXIS_LABELS", "fix_bounds", "hypervolume", "minimisation_matrix", "nondominated_mask",
+           "normalised_hypervolume", "pareto_front", "plot_front"]

@@ -1,7 +1,8 @@
-"""Non-dominated sets, hypervolume and its reference point (all through pymoo).
+"""Non-dominated sets and hypervolume at a fixed reference (through pymoo).
 
 Every array here is in minimisation form (maximised objectives negated, see
-``nasco.evaluate.to_minimisation``) unless a docstring says otherwise.
+:meth:`nasco.core.Objective.to_min`) unless a docstring says otherwise. Objectives are
+:class:`~nasco.core.Objective` s or names of the built-in ones.
 """
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ import pandas as pd
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from nasco.evaluate._result import OBJECTIVES, to_minimisation
+from nasco.core import Objective, resolve_objectives
 
-__all__ = ["hypervolume", "minimisation_matrix", "nondominated_mask", "pareto_front", "reference_point"]
+__all__ = ["fix_bounds", "hypervolume", "minimisation_matrix", "nondominated_mask", "normalised_hypervolume",
+           "pareto_front"]
+
+Objectives = Sequence["str | Objective"]
 
 
 def _as_matrix(F: Any, what: str = "F") -> np.ndarray:
@@ -45,14 +49,13 @@ def nondominated_mask(F: np.ndarray) -> np.ndarray:
 
 
 def minimisation_matrix(values: Mapping[str, Sequence[float]] | pd.DataFrame,
-                        objectives: Sequence[str]) -> np.ndarray:
+                        objectives: Objectives) -> np.ndarray:
     """Columns ``objectives`` of a frame (natural units) as an (n, m) minimisation array."""
-    if not objectives:
-        raise ValueError("at least one objective is needed")
-    return np.column_stack([[to_minimisation(o, float(v)) for v in values[o]] for o in objectives])
+    defs = resolve_objectives(list(objectives))
+    return np.column_stack([[o.to_min(float(v)) for v in values[o.name]] for o in defs])
 
 
-def _rows_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: Sequence[str]) -> pd.DataFrame:
+def _rows_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: list[str]) -> pd.DataFrame:
     """Ledger rows (dicts with a nested ``objectives``) or a flat frame -> a flat frame."""
     if isinstance(rows, pd.DataFrame):
         return rows
@@ -69,7 +72,7 @@ def _rows_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: Se
     return pd.DataFrame(flat)
 
 
-def pareto_front(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: Sequence[str]) -> pd.DataFrame:
+def pareto_front(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: Objectives) -> pd.DataFrame:
     """The feasible non-dominated rows, in their original order (index reset).
 
     ``rows`` is a flat frame (``Ledger.to_frame()``: a ``status`` column and one column per
@@ -78,10 +81,8 @@ def pareto_front(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: S
     objective value is left out with a warning. Rows with equal objective vectors are all
     kept.
     """
-    objectives = list(objectives)
-    unknown = [o for o in objectives if o not in OBJECTIVES]
-    if unknown:
-        raise ValueError(f"unknown objectives {unknown}; known: {list(OBJECTIVES)}")
+    defs = resolve_objectives(list(objectives))
+    objectives = [o.name for o in defs]
     df = _rows_frame(rows, objectives)
     if df.empty or "status" not in df.columns:
         return df.iloc[0:0].reset_index(drop=True)
@@ -96,7 +97,7 @@ def pareto_front(rows: pd.DataFrame | Iterable[Mapping[str, Any]], objectives: S
         ok = ok[complete]
     if ok.empty:
         return ok.reset_index(drop=True)
-    mask = nondominated_mask(minimisation_matrix(ok, objectives))
+    mask = nondominated_mask(minimisation_matrix(ok, defs))
     return ok[mask].reset_index(drop=True)
 
 
@@ -118,42 +119,44 @@ def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     return float(HV(ref_point=ref).do(F))
 
 
-def reference_point(objectives: Sequence[str], feasible_values: np.ndarray,
-                    limits: Mapping[str, float] | None = None) -> np.ndarray:
-    """The hypervolume reference point, in minimisation form.
+def fix_bounds(objectives: Objectives, *, limits: Mapping[str, float] | None = None,
+               ref_point: Mapping[str, float] | None = None) -> tuple[Objective, ...]:
+    """The objectives with the bound each hypervolume uses.
 
-    ``feasible_values`` is (n, m) in natural units (columns in ``objectives`` order).
-
-    - maximised objectives (accuracy, which lies in [0, 1]): 0, the worst possible value,
-      so the volume does not depend on which points happened to be found. If a value
-      below 0 was observed (an objective not bounded by 0), the reference is that
-      minimum minus 10 % of its magnitude, with a warning.
-    - minimised objectives: ``limits[name]`` (the design-spec limit, base units) when
-      given, else 1.1 x the largest observed value (max + 10 % of |max| in general; 1.0
-      when the largest is exactly 0). With no observation and no limit it is NaN, and the
-      hypervolume of the (empty) front is 0 anyway.
-
-    ``limits`` entries for maximised objectives or for names that are not objectives are
-    not used.
+    Per objective, the first that applies: ``ref_point[name]`` (natural units), the
+    design-spec limit ``limits[name]`` (base units; minimised objectives only), the objective's own bound (the
+    documented default of a built-in objective, or a table's worst value). The ideal is
+    the objective's own. An objective left without ideal or bound gets none, and
+    :func:`normalised_hypervolume` then says which is missing. ``ref_point`` names that
+    are not objectives are an error; ``limits`` of other names are ignored.
     """
-    limits = dict(limits or {})
-    V = np.asarray(feasible_values, dtype=float).reshape(-1, len(objectives))
-    ref = np.empty(len(objectives))
-    for j, name in enumerate(objectives):
-        col = V[:, j][np.isfinite(V[:, j])]
-        if OBJECTIVES[name] == "max":
-            natural = 0.0
-            if col.size and col.min() < 0:
-                natural = float(col.min() - 0.1 * abs(col.min()))
-                warnings.warn(f"reference_point: {name} has values below 0; using {natural:g}",
-                              RuntimeWarning, stacklevel=2)
-        elif limits.get(name) is not None:
-            natural = float(limits[name])
-        elif col.size:
-            m = float(col.max())
-            natural = m + 0.1 * abs(m) if m != 0 else 1.0
-        else:
-            natural = math.nan
-        # + 0.0 turns -0.0 (negated zero accuracy) into 0.0 for clean JSON output.
-        ref[j] = to_minimisation(name, natural) + 0.0
-    return ref
+    defs = resolve_objectives(list(objectives))
+    ref_point = dict(ref_point or {})
+    stray = sorted(set(ref_point) - {o.name for o in defs})
+    if stray:
+        raise ValueError(f"ref_point names {', '.join(stray)}, which are not objectives of this study "
+                         f"({', '.join(o.name for o in defs)})")
+    out = []
+    for o in defs:
+        bound = ref_point.get(o.name)
+        # A design spec is an upper limit: it bounds minimised objectives only.
+        if bound is None and not o.maximise and limits and limits.get(o.name) is not None:
+            bound = limits[o.name]
+        out.append(o.with_bounds(bound=float(bound)) if bound is not None else o)
+    return tuple(out)
+
+
+def normalised_hypervolume(values: np.ndarray, objectives: Sequence[Objective]) -> float:
+    """The hypervolume of ``values`` (n, m, natural units) with every objective scaled to
+    0 at its ideal and 1 at its bound, at the reference point (1, ..., 1).
+
+    The result lies in [0, 1] (1 only when a point reaches every ideal at once) and
+    depends on the points and the objectives' bounds alone, so two runs with the same
+    bounds report the same number for the same front. Points beyond a bound add nothing.
+    """
+    defs = tuple(objectives)
+    V = np.asarray(values, dtype=float).reshape(-1, len(defs))
+    if len(V) == 0:
+        return 0.0
+    Z = np.column_stack([[o.normalise(v) for v in V[:, j]] for j, o in enumerate(defs)])
+    return hypervolume(Z, np.ones(len(defs)))

@@ -9,11 +9,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from nasco.core import Objective, resolve_objectives
 from nasco.pareto._front import pareto_front
 
 __all__ = ["AXIS_LABELS", "plot_front"]
 
-# Objective -> axis label with its base unit (the units of nasco.evaluate.OBJECTIVES).
+# Objective -> axis label with its base unit (the units of nasco.core.BUILTIN_OBJECTIVES).
 AXIS_LABELS: dict[str, str] = {
     "accuracy": "accuracy (fraction)",
     "energy": "energy [J]",
@@ -39,7 +40,7 @@ def _scale(ax, axis: str, values: np.ndarray) -> None:
         ax.ticklabel_format(axis=axis, style="sci", scilimits=(-2, 4), useMathText=True)
 
 
-def plot_front(df: pd.DataFrame, objectives: Sequence[str], path: str | Path) -> Path:
+def plot_front(df: pd.DataFrame, objectives: Sequence[str | Objective], path: str | Path) -> Path:
     """Write a PNG of every pair of objectives (natural units) and return its path.
 
     ``df`` is a flat ledger frame (``Ledger.to_frame()``). Ok points are grey dots,
@@ -50,9 +51,10 @@ def plot_front(df: pd.DataFrame, objectives: Sequence[str], path: str | Path) ->
     """
     from matplotlib.figure import Figure  # imported here: matplotlib is slow to import
 
-    objectives = list(objectives)
+    defs = resolve_objectives(list(objectives))
+    objectives = [o.name for o in defs]
     path = Path(path)
-    front = pareto_front(df, objectives)
+    front = pareto_front(df, defs)
     have = [o for o in objectives if o in df.columns]
     ok = df[(df["status"] == "ok")] if "status" in df.columns else df.iloc[0:0]
     bad = df[(df["status"] == "infeasible")] if "status" in df.columns else df.iloc[0:0]

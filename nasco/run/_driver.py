@@ -18,27 +18,30 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
 import pandas as pd
 
 import nasco
-from nasco.evaluate._result import Evaluator, Result
+from nasco.core import Candidate, Evaluator, Objective, Result
 from nasco.run._executors import Executor, InProcessExecutor, Job
 from nasco.run._ledger import FILENAME, Ledger, to_json_line
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
 from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, run_meta, write_run_json
 from nasco.search._base import Searcher
-from nasco.space import Candidate, SearchSpace
+from nasco.pareto import fix_bounds
+from nasco.space import SearchSpace
 
-__all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "run_search"]
+__all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "run_bounds", "run_search"]
 
 log = logging.getLogger("nasco.run")
 
@@ -54,12 +57,12 @@ class RunOutcome:
     out_dir: Path
     counts: dict[str, int]          # ok, failed, infeasible, total (rows in the ledger)
     front: pd.DataFrame             # feasible front: id, one column per objective, arch, hw
-    hypervolume: float
-    reference_point: dict[str, float | None]  # minimisation form, keyed by objective
+    hypervolume: float | None       # normalised at the objectives' ideal and bound (summary.json)
+    reference_point: dict[str, float | None]  # each objective's bound, natural units
     wall_seconds: float             # this call only
     evaluated: int                  # evaluations run by this call
     replayed: int                   # ledger rows replayed to the searcher on resume
-    stopped: str                    # "budget", "repeats" or "complete" (nothing left to do)
+    stopped: str                    # "budget", "repeats", "complete", "timeout" or "interrupted"
 
 
 def eval_seed(seed: int, seq: int) -> int:
@@ -102,7 +105,7 @@ class Schedule:
     """
 
     def __init__(self, searcher: Searcher, *, recorded: list[dict[str, Any]], budget: int, window: int,
-                 seed: int, out_dir: Path) -> None:
+                 seed: int, out_dir: Path, enqueued: Sequence[Candidate] = ()) -> None:
         self.searcher, self.budget, self.window, self.seed = searcher, budget, int(window), seed
         self.out_dir = out_dir
         self.by_seq = {int(r["seq"]): r for r in recorded}
@@ -118,6 +121,9 @@ class Schedule:
         self._halt = False
         self._info = getattr(searcher, "candidate_info", None)
         self.messages: list[str] = []
+        # Candidates the user asked for first: proposed before the searcher is asked, and
+        # told to it like any result (a warm start).
+        self.enqueued: deque[Candidate] = deque(enqueued)
 
     def can_ask(self) -> bool:
         return not self._halt and self.assigned < self.budget and len(self.pending) < self.window
@@ -153,8 +159,12 @@ class Schedule:
         self.messages.append(f"[{self.searcher.name}] replayed {self.replayed} ledger rows from "
                              f"{self.out_dir / FILENAME}")
 
+    def halt(self, why: str) -> None:
+        """Ask nothing more; what is in flight is still told."""
+        self.stopped, self._halt = why, True
+
     def _ask_one(self) -> Job | None:
-        cand = self.searcher.ask(1)[0]
+        cand = self.enqueued.popleft() if self.enqueued else self.searcher.ask(1)[0]
         prop = _Proposal(cand)
         self.pending.append(prop)
         if self.replaying and cand.id not in self.known and cand.id not in self.running:
@@ -239,10 +249,54 @@ def _check_args(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, bu
     return objectives
 
 
+class _Interrupted(Exception):
+    """SIGTERM, turned into an exception so that the run writes its outputs before it ends."""
+
+
+def _on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise :class:`_Interrupted` in the main thread until the returned
+    function is called (elsewhere the default handling stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def raise_(signum: int, frame: Any) -> None:
+        raise _Interrupted("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, raise_)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
+def _json_safe(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def run_bounds(objectives: Sequence[Objective], out_dir: Path, *, limits: Mapping[str, float] | None,
+               ref_point: Mapping[str, float] | None) -> tuple[Objective, ...]:
+    """The objectives with the hypervolume bounds of the run in ``out_dir``: those recorded
+    in its run.json when it has them (so a resumed run keeps its scale), else fixed now
+    from ``ref_point``, the design-spec ``limits`` and the objectives' own bounds."""
+    path = out_dir / RUN_FILE
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8")).get("objective_bounds")
+        except ValueError:
+            recorded = None
+        if isinstance(recorded, dict) and set(recorded) == {o.name for o in objectives}:
+            out = []
+            for o in objectives:
+                b = recorded[o.name] or {}
+                out.append(Objective(o.name, o.direction, o.unit, b.get("ideal"), b.get("bound"), o.description))
+            return tuple(out)
+    return fix_bounds(objectives, limits=limits, ref_point=ref_point)
+
+
 def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, budget: int,
                out_dir: str | Path, seed: int, resume: bool = False, config: dict[str, Any] | None = None,
                progress: bool | TextIO = True, limits: dict[str, float] | None = None,
-               executor: Executor | None = None, window: int | None = None) -> RunOutcome:
+               executor: Executor | None = None, window: int | None = None,
+               ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
+               callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+               enqueued: Sequence[Candidate] = ()) -> RunOutcome:
     """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations.
 
     ``executor`` runs the evaluations (default: in this process, one at a time; see
@@ -250,16 +304,29 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
     (default: :func:`default_window`). The window shapes what the searcher sees when it
     proposes, so it is recorded in run.json and a resumed run keeps the recorded one.
 
-    ``searcher`` must be fresh (nothing told). ``limits`` (base units, keyed by objective)
-    are the design-spec limits used as the hypervolume reference point; the evaluator
-    applies its own constraints. Raises :class:`RunDirError` if ``out_dir`` holds a
-    ledger and ``resume`` is False, or if ``resume`` is True and run.json records a
-    different seed, searcher, space or objectives.
+    ``searcher`` must be fresh (nothing told); its objectives (with their directions) are
+    the run's. The hypervolume in summary.json is normalised at each objective's ideal and
+    bound: ``ref_point[name]`` (natural units), else the design-spec limit in ``limits``
+    (base units; the evaluator applies its own constraints), else the objective's own
+    bound; they are fixed in run.json on the first session and kept on resume.
+
+    ``timeout`` (seconds of this session) stops asking for new candidates once passed;
+    what is in flight is finished. Each callback gets every new ledger row, as stored,
+    right after it is written. ``enqueued`` candidates are evaluated first, in order, and
+    told to the searcher like its own proposals (they must be the same on resume).
+
+    SIGTERM and Ctrl-C stop the run after writing pareto.csv and summary.json for what
+    finished, then raise KeyboardInterrupt; the ledger resumes as after any interruption.
+    Raises :class:`RunDirError` if ``out_dir`` holds a ledger and ``resume`` is False, or
+    if ``resume`` is True and run.json records a different seed, searcher, space or
+    objectives.
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     config = dict(config or {})
     objectives = _check_args(space, evaluator, searcher, budget, seed, config)
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     seed, budget = int(seed), int(budget)
     ledger = Ledger(out_dir / FILENAME)
     recorded = ledger.rows() if ledger.path.exists() else []
@@ -271,24 +338,33 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
         raise ValueError(f"window must be a positive number of proposals, got {window!r}")
     if recorded:  # and resume
         check_run_json(out_dir, meta)
+    defs = run_bounds(searcher.objective_defs, out_dir, limits=limits, ref_point=ref_point)
     executor = executor if executor is not None else InProcessExecutor()
     started = len({r.get("seq") for r in recorded}) < budget
-    prog = Progress(progress, budget=budget, objective=objectives[0], label=searcher.name)
+    prog = Progress(progress, budget=budget, objective=defs[0], label=searcher.name)
+    interrupted: BaseException | None = None
+    restore = _on_sigterm()
+    evaluated = 0
+    sched: Schedule | None = None
     try:
         if started:
             # Started before the window is fixed: how many evaluations fit at once may
             # depend on the cluster that the executor joins.
             executor.start(evaluator, objectives)
-        if recorded:
+        if recorded and (out_dir / RUN_FILE).exists():
             was = json.loads((out_dir / RUN_FILE).read_text(encoding="utf-8")).get("window", 1)
             if window is not None and window != was:
                 warnings.warn(f"{out_dir}: resuming with the recorded window {was} (proposals out at once), "
                               f"not {window}: the window shapes the searcher's trajectory",
                               RuntimeWarning, stacklevel=2)
             window = was
-        else:
+        if not recorded:
             window = int(window or default_window(executor))
             meta["window"] = window
+            meta["objective_bounds"] = {o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs}
+            meta["objective_defs"] = [o.to_dict() for o in defs]
+            if enqueued:
+                meta["enqueued"] = [json.loads(c.to_json()) for c in enqueued]
             write_run_json(out_dir, meta)
         attach = getattr(searcher, "attach_run_dir", None)
         if callable(attach):
@@ -298,14 +374,15 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
 
         for row in recorded:
             prog.record(row["status"], row.get("objectives"))
-        sched = Schedule(searcher, recorded=recorded, budget=budget, window=window, seed=seed, out_dir=out_dir)
-        evaluated = 0
+        sched = Schedule(searcher, recorded=recorded, budget=budget, window=int(window), seed=seed,
+                         out_dir=out_dir, enqueued=enqueued)
         t_new = time.perf_counter()  # start of the new evaluations, for the time-left estimate
         if len(sched.by_seq) >= budget:
             sched.stopped = "complete"
             if len(sched.by_seq) > budget:
                 warnings.warn(f"{out_dir}: the ledger already holds {len(sched.by_seq)} evaluations, more than "
                               f"the budget {budget}; nothing to evaluate", RuntimeWarning, stacklevel=2)
+
         def record_all(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             """Finished evaluations: into the ledger first (one fsync), then to the schedule."""
             nonlocal evaluated
@@ -318,6 +395,11 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                 stored.append(row)
             now = time.perf_counter()
             prog.show(elapsed=now - t_start, new=evaluated, new_seconds=now - t_new)
+            for row in stored:
+                for callback in callbacks:
+                    callback(row)
+            if timeout is not None and now - t_start > timeout and not sched._halt:
+                sched.halt("timeout")
             return stored
 
         def record(row: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +426,10 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                     break
                 record_all(executor.wait())
                 jobs = sched.advance()
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        interrupted = exc
     finally:
+        restore()
         if started:
             executor.close()
         prog.close()
@@ -353,23 +438,29 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
         "nasco_version": nasco.__version__,
         "seed": seed,
         "searcher": meta["searcher"],
+        "searcher_state": _json_safe(searcher.state_dict()),
         "config": config,
         "budget": budget,
         "resumed": bool(recorded),
-        "replayed": sched.replayed,
+        "replayed": sched.replayed if sched else 0,
         "window": window,
         "executor": executor.describe(),
         "evaluated_this_session": evaluated,
-        "stopped": sched.stopped,
+        "stopped": "interrupted" if interrupted is not None else (sched.stopped if sched else "interrupted"),
         "wall_seconds": time.perf_counter() - t_start,
         "space": space.describe(),
     }
-    rep = write_outputs(out_dir, ledger, objectives, limits, summary,
+    rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(getattr(evaluator, "report_metrics", ())))
+    if interrupted is not None:
+        prog.message(f"[{searcher.name}] interrupted after {rep.counts['total']} evaluations; pareto.csv and "
+                     f"summary.json written for them; resume with --resume (resume=True)")
+        raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
     front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
+    hv = "n/a (an objective has no bound)" if rep.hypervolume is None else f"{rep.hypervolume:.4g}"
     prog.message(f"[{searcher.name}] done: {rep.counts['total']} evaluations ({rep.counts['ok']} ok, "
                  f"{rep.counts['infeasible']} infeasible, {rep.counts['failed']} failed), front of "
-                 f"{len(front)}, hypervolume {rep.hypervolume:.4g}; files in {out_dir}")
+                 f"{len(front)}, normalised hypervolume {hv}; files in {out_dir}")
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
-                      evaluated=evaluated, replayed=sched.replayed, stopped=sched.stopped)
+                      evaluated=evaluated, replayed=sched.replayed if sched else 0, stopped=summary["stopped"])

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
-from nasco.evaluate._result import Evaluator, Result
+from nasco.core import Evaluator, Result
 from nasco.run._rundir import utc_now
 from nasco.space import Candidate
 

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nasco.evaluate._result import OBJECTIVES
-from nasco.pareto import hypervolume, minimisation_matrix, pareto_front, plot_front, reference_point
+from nasco.core import Objective
+from nasco.pareto import normalised_hypervolume, pareto_front, plot_front
 from nasco.run._ledger import Ledger
 from nasco.run._rundir import atomic_write_text
 
@@ -32,8 +32,9 @@ SUMMARY_JSON = "summary.json"
 class FrontReport:
     counts: dict[str, int]
     front: pd.DataFrame
-    hypervolume: float
-    reference_point: dict[str, float | None]  # minimisation form; None where undefined
+    hypervolume: float | None     # normalised (0 at each ideal, 1 at each bound); None without bounds
+    reference_point: dict[str, float | None]  # the bound of each objective, natural units
+    ideal_point: dict[str, float | None]      # the ideal of each objective, natural units
     eval_seconds: float
 
 
@@ -48,23 +49,20 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _front_report(df: pd.DataFrame, objectives: tuple[str, ...],
-                  limits: Mapping[str, float] | None) -> FrontReport:
+def _front_report(df: pd.DataFrame, objectives: tuple[Objective, ...]) -> FrontReport:
     status = df["status"] if len(df) else pd.Series([], dtype=object)
     counts = {s: int((status == s).sum()) for s in ("ok", "failed", "infeasible")}
     counts["total"] = int(len(df))
     front = pareto_front(df, objectives)
-    ok = df[status == "ok"]
-    ok = ok[ok[list(objectives)].notna().all(axis=1)] if len(ok) else ok
-    values = ok[list(objectives)].to_numpy(dtype=float) if len(ok) else np.zeros((0, len(objectives)))
-    used = {k: float(v) for k, v in (limits or {}).items() if k in objectives and v is not None}
-    ref = reference_point(objectives, values, used)
-    hv = 0.0
-    if len(front) and np.isfinite(ref).all():
-        hv = hypervolume(minimisation_matrix(front, objectives), ref)
-    ref_d = {o: (float(r) if math.isfinite(r) else None) for o, r in zip(objectives, ref)}
+    names = [o.name for o in objectives]
+    hv: float | None = None
+    if all(o.ideal is not None and o.bound is not None for o in objectives):
+        values = front[names].to_numpy(dtype=float) if len(front) else np.zeros((0, len(names)))
+        hv = normalised_hypervolume(values, objectives)
+    ref = {o.name: o.bound for o in objectives}
+    ideal = {o.name: o.ideal for o in objectives}
     secs = float(pd.to_numeric(df["seconds"], errors="coerce").fillna(0).sum()) if len(df) else 0.0
-    return FrontReport(counts, front, hv, ref_d, secs)
+    return FrontReport(counts, front, hv, ref, ideal, secs)
 
 
 def _with_metrics(front: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
@@ -76,34 +74,41 @@ def _with_metrics(front: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
     return front
 
 
-def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[str, ...],
+def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ...],
                   limits: Mapping[str, float] | None, summary: dict[str, Any],
                   report_metrics: tuple[str, ...] = ()) -> FrontReport:
     """Write pareto.csv, pareto.png and summary.json (``summary`` holds the run's
     identity and session facts; the ledger-derived numbers are added here).
 
+    The hypervolume is normalised at the objectives' own ideal and bound (see
+    :func:`nasco.pareto.normalised_hypervolume`), which the caller fixes once per run;
+    it is None when an objective has no bound (a zero-cost proxy without a ref_point).
+
     ``report_metrics``: ledger metrics that pareto.csv and summary.json report for the
     front's candidates (a table evaluator's test accuracy, which the searcher never saw).
     """
-    df = ledger.to_frame(objectives)
-    rep = _front_report(df, objectives, limits)
+    names = tuple(o.name for o in objectives)
+    df = ledger.to_frame(names)
+    rep = _front_report(df, objectives)
     report_metrics = tuple(report_metrics)
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
-    cols = ["id", *objectives, *report_metrics, "arch", "hw"]
+    cols = ["id", *names, *report_metrics, "arch", "hw"]
     atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
     plot_front(df, objectives, out_dir / PARETO_PNG)
     full = {
         **summary,
         "versions": package_versions(),
-        "objectives": {o: OBJECTIVES[o] for o in objectives},
+        "objectives": {o.name: o.direction for o in objectives},
+        "objective_units": {o.name: o.unit for o in objectives},
         "counts": rep.counts,
         "eval_seconds_total": rep.eval_seconds,
         "front_size": int(len(rep.front)),
         "front_ids": rep.front["id"].tolist() if len(rep.front) else [],
         "hypervolume": rep.hypervolume,
-        # Maximised objectives are negated in this form (accuracy 0 -> 0, 0.9 -> -0.9).
         "reference_point": rep.reference_point,
-        "hypervolume_form": "minimisation (maximised objectives negated)",
+        "ideal_point": rep.ideal_point,
+        "hypervolume_form": "normalised: each objective scaled to 0 at ideal_point and 1 at reference_point "
+                            "(natural units), reference (1, ..., 1)",
         "limits": {k: float(v) for k, v in (limits or {}).items()},
     }
     if report_metrics:

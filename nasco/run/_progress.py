@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from nasco.evaluate._result import OBJECTIVES
+from nasco.core import Objective
 
 __all__ = ["Progress"]
 
@@ -21,14 +21,15 @@ class Progress:
     evaluations run in this session (replayed ones took no time).
     """
 
-    def __init__(self, stream: bool | TextIO, *, budget: int, objective: str, label: str) -> None:
+    def __init__(self, stream: bool | TextIO, *, budget: int, objective: Objective, label: str) -> None:
         self.stream: TextIO | None = sys.stderr if stream is True else (stream or None)
         try:
             self.tty = bool(self.stream is not None and self.stream.isatty())
         except (AttributeError, ValueError):
             self.tty = False
         self.budget = budget
-        self.objective = objective
+        self.objective = objective.name
+        self._better = objective.worse
         self.label = label
         self.counts = {"ok": 0, "failed": 0, "infeasible": 0}
         self.best: float | None = None
@@ -39,10 +40,8 @@ class Progress:
         self.counts[status] = self.counts.get(status, 0) + 1
         if status == "ok" and objectives and self.objective in objectives:
             v = float(objectives[self.objective])
-            if self.best is None:
+            if self.best is None or self._better(self.best, v):
                 self.best = v
-            else:
-                self.best = max(self.best, v) if OBJECTIVES[self.objective] == "max" else min(self.best, v)
 
     def line(self, *, elapsed: float, new: int, new_seconds: float) -> str:
         """``new`` evaluations took ``new_seconds`` (search overhead included) in this session."""

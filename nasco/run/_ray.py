@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from nasco.evaluate._result import Evaluator
+from nasco.core import Evaluator
 from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
 
 __all__ = ["RayExecutor", "connect", "join", "load_evaluator"]

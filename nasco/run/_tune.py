@@ -101,7 +101,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from nasco.evaluate._result import Evaluator, objective_sense
+from nasco.core import Evaluator
 from nasco.run._executors import DEFAULT_RETRIES, Job, failed_row
 from nasco.run._tune_optuna import TuneOptunaSearcher
 from nasco.run._tune_trial import _EPOCH, _ROW, _death_reason, _job_config, _trial
@@ -496,7 +496,8 @@ class TuneExecutor:
         if self.scheduler == "asha":
             assert self.asha is not None
             asha_metric = primary
-            inner = ASHAScheduler(time_attr="training_iteration", metric=primary, mode=objective_sense(primary),
+            # The primary objective is accuracy (checked in start()), maximised.
+            inner = ASHAScheduler(time_attr="training_iteration", metric=primary, mode="max",
                                   stop_last_trials=False, **self.asha)
         else:
             inner = FIFOScheduler()

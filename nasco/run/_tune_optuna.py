@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasco.evaluate._result import Result, objective_sense
+from nasco.core import Result
 from nasco.search._base import Searcher as NascoSearcher
 from nasco.space import Candidate
 
@@ -28,14 +28,14 @@ class TuneOptunaSearcher(NascoSearcher):
         if not isinstance(source, OptunaSearcher):
             raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, optuna-random) "
                              f"through Tune's OptunaSearch; the search uses '{source.name}'")
-        super().__init__(source.space, source.objectives, seed=source.seed)
+        super().__init__(source.space, source.objective_defs, seed=source.seed)
         from ray.tune.search.optuna import OptunaSearch
 
         self.name = f"{source.name}-tune"
         self.source = source
         self.sampler = source._sampler()
         self.tune_search = OptunaSearch(space=self._define, metric=list(self.objectives),
-                                        mode=[objective_sense(o) for o in self.objectives], sampler=self.sampler)
+                                        mode=[self.directions[o] for o in self.objectives], sampler=self.sampler)
         self._n = 0
         self._pending: dict[str, list[str]] = {}
 

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nasco.evaluate._result import OBJECTIVES, Result
+from nasco.core import Objective, ObjectiveSpec, Result, resolve_objectives
 from nasco.space import Candidate, SearchSpace
 
 __all__ = ["FRESH_TRIES", "Searcher"]
@@ -30,14 +30,13 @@ class Searcher:
 
     name = "base"
 
-    def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0) -> None:
-        unknown = [o for o in objectives if o not in OBJECTIVES]
-        if unknown:
-            raise ValueError(f"unknown objectives {unknown}; known: {list(OBJECTIVES)}")
-        if not objectives:
-            raise ValueError("at least one objective is needed")
+    def __init__(self, space: SearchSpace, objectives: ObjectiveSpec, *, seed: int = 0) -> None:
+        # Names resolve among the built-in objectives; anything else comes as an Objective
+        # (or a {name: direction} mapping) with its direction.
+        self.objective_defs: tuple[Objective, ...] = resolve_objectives(objectives)
         self.space = space
-        self.objectives = tuple(objectives)
+        self.objectives = tuple(o.name for o in self.objective_defs)
+        self.directions = {o.name: o.direction for o in self.objective_defs}
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.n_told = 0
@@ -82,6 +81,11 @@ class Searcher:
                 break
             cand = draw()
         return cand
+
+    def minimisation_form(self, result: Result) -> list[float]:
+        """An ok result's objective values in this searcher's objective order, each in
+        'smaller is better' form (maximised objectives negated)."""
+        return [o.to_min(float(result.objectives[o.name])) for o in self.objective_defs]
 
     def _require_objectives(self, candidate: Candidate, result: Result) -> None:
         """For subclasses that rank by objective values: an ok result must carry them all."""

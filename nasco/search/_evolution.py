@@ -23,7 +23,7 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from nasco.evaluate._result import Result, to_minimisation
+from nasco.core import Objective, ObjectiveSpec, Result, resolve_objectives
 from nasco.search._base import Searcher
 from nasco.space import Candidate, SearchSpace
 
@@ -39,7 +39,7 @@ def _total_violation(result: Result) -> float:
     return float(sum(max(float(v), 0.0) for v in result.violations.values()))
 
 
-def tournament_order(results: Sequence[Result], objectives: Sequence[str],
+def tournament_order(results: Sequence[Result], objectives: Sequence[str | Objective],
                      tiebreak: np.ndarray) -> np.ndarray:
     """Indices of ``results`` from best to worst.
 
@@ -56,7 +56,8 @@ def tournament_order(results: Sequence[Result], objectives: Sequence[str],
     crowd = np.zeros(n)
     ok = [i for i, r in enumerate(results) if r.status == "ok"]
     if ok:
-        F = np.array([[to_minimisation(o, float(results[i].objectives[o])) for o in objectives] for i in ok])
+        defs = resolve_objectives(list(objectives))
+        F = np.array([[o.to_min(float(results[i].objectives[o.name])) for o in defs] for i in ok])
         fronts = NonDominatedSorting().do(F)
         for k, front in enumerate(fronts):
             # The extremes of a front (so every point of a front of one or two) have
@@ -75,6 +76,10 @@ def tournament_order(results: Sequence[Result], objectives: Sequence[str],
 class RegularizedEvolution(Searcher):
     """Aging evolution with a tournament of ``sample_size`` among ``population_size``.
 
+    The defaults (population 6, tournament of half of it, 2..5) suit the short default
+    budget of 10 evaluations: a population of 6 leaves four rounds of evolution. Real et
+    al. (AAAI 2019) use 20..100 for long runs; pass ``population_size`` for those.
+
     The first ``population_size`` asks are random samples (the initial population); every
     later ask mutates a tournament winner with ``space.mutate``. A child (or sample) whose id
     was already asked or told is drawn again, up to ``FRESH_TRIES`` times: in a small space
@@ -84,11 +89,13 @@ class RegularizedEvolution(Searcher):
 
     name = "evolution"
 
-    def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0,
-                 population_size: int = 20, sample_size: int = 5) -> None:
+    def __init__(self, space: SearchSpace, objectives: ObjectiveSpec, *, seed: int = 0,
+                 population_size: int = 6, sample_size: int | None = None) -> None:
         super().__init__(space, objectives, seed=seed)
         if int(population_size) < 1:
             raise ValueError(f"population_size must be >= 1, got {population_size}")
+        if sample_size is None:
+            sample_size = max(min(2, int(population_size)), min(5, int(population_size) // 2))
         if not 1 <= int(sample_size) <= int(population_size):
             raise ValueError(f"sample_size must be in 1..population_size={population_size}, "
                              f"got {sample_size}")
@@ -125,7 +132,7 @@ class RegularizedEvolution(Searcher):
         k = min(self.sample_size, len(self._population))
         picks = self.rng.choice(len(self._population), size=k, replace=False)
         members = [self._population[int(i)] for i in picks]
-        order = tournament_order([r for _, r in members], self.objectives, self.rng.random(k))
+        order = tournament_order([r for _, r in members], self.objective_defs, self.rng.random(k))
         return members[int(order[0])][0]
 
     def _tell(self, candidate: Candidate, result: Result) -> None:

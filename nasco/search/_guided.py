@@ -21,7 +21,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from scipy.stats import norm
 
-from nasco.evaluate._result import Result, to_minimisation
+from nasco.core import Result
 from nasco.predictors import encode_cells, make_predictor
 from nasco.search._base import Searcher
 from nasco.search._evolution import _plain, tournament_order
@@ -154,7 +154,7 @@ class PredictorGuided(Searcher):
     def _training_data(self) -> tuple[list[Candidate], np.ndarray]:
         rows = [(c, r) for c, r in self._history
                 if r.status != "failed" and all(o in r.objectives for o in self.objectives)]
-        y = np.array([[to_minimisation(o, float(r.objectives[o])) for o in self.objectives] for _, r in rows])
+        y = np.array([self.minimisation_form(r) for _, r in rows])
         return [c for c, _ in rows], y.reshape(len(rows), len(self.objectives))
 
     def _refit(self) -> bool:
@@ -180,7 +180,7 @@ class PredictorGuided(Searcher):
         if not self._history:
             return []
         results = [r for _, r in self._history]
-        order = tournament_order(results, self.objectives, np.arange(len(results), dtype=float))
+        order = tournament_order(results, self.objective_defs, np.arange(len(results), dtype=float))
         return [self._history[int(i)][0] for i in order[:self.n_parents]]
 
     def _pool(self) -> list[Candidate]:
@@ -209,7 +209,7 @@ class PredictorGuided(Searcher):
             mean, std = preds[0]
             if self.acquisition == "ei":
                 _, y = self._training_data()
-                ok = [to_minimisation(self.objectives[0], float(r.objectives[self.objectives[0]]))
+                ok = [self.objective_defs[0].to_min(float(r.objectives[self.objectives[0]]))
                       for _, r in self._history if r.status == "ok"]
                 best = min(ok) if ok else float(y[:, 0].min())
                 score = -expected_improvement(mean, std, best)
@@ -234,7 +234,7 @@ class PredictorGuided(Searcher):
         that add none keep the (rank, crowding) ``order``. Hypervolume is taken on objectives
         scaled by the observed ranges, at 1.1 x the observed nadir (SMS-EGO's criterion,
         Ponweiser et al., PPSN 2008, on the predictor's means or optimistic bounds)."""
-        obs = np.array([[to_minimisation(o, float(r.objectives[o])) for o in self.objectives]
+        obs = np.array([[o.to_min(float(r.objectives[o.name])) for o in self.objective_defs]
                         for _, r in self._history if r.status == "ok"], dtype=float)
         if len(obs) < 2:
             return order[:n].tolist()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nasco.dsl import resolve
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.search._base import Searcher
 from nasco.evaluate._joint import EnergyTableCache
 from nasco.evaluate._train import TrainingDiverged
@@ -161,7 +161,7 @@ class DartsSearcher(Searcher, EnergyTableCache):
             recent = self._told[-self.population:]
             picks = self.rng.choice(len(recent), size=min(2, len(recent)), replace=False)
             results = [recent[int(i)][1] for i in picks]
-            order = tournament_order(results, self.objectives, self.rng.random(len(results)))
+            order = tournament_order(results, self.objective_defs, self.rng.random(len(results)))
             parent = recent[int(picks[int(order[0])])][0]
 
             def draw() -> dict[str, Any]:

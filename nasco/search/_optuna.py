@@ -77,7 +77,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
-from nasco.evaluate._result import OBJECTIVES, Result
+from nasco.core import Result
 from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
 from nasco.space import Candidate, SearchSpace
@@ -310,7 +310,7 @@ class OptunaSearcher(Searcher):
     def _open(self, storage: Any) -> None:
         self.study = optuna.create_study(
             storage=storage, sampler=self._sampler(), study_name=self.study_name,
-            directions=["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in self.objectives],
+            directions=["maximize" if o.maximise else "minimize" for o in self.objective_defs],
             load_if_exists=True)
         self._live: dict[int, optuna.Trial] = {}
         self._pending: dict[str, list[int]] = {}

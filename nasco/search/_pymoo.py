@@ -30,7 +30,7 @@ import json
 import math
 import warnings
 from collections import deque
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pymoo.algorithms.base.genetic import GeneticAlgorithm
@@ -47,7 +47,7 @@ from pymoo.core.variable import Choice as PymooChoice
 from pymoo.operators.selection.tournament import TournamentSelection
 from pymoo.util.ref_dirs import get_reference_directions
 
-from nasco.evaluate._result import Result, to_minimisation
+from nasco.core import Objective, Result, resolve_objectives
 from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
 from nasco.space import Candidate, SearchSpace
@@ -64,12 +64,13 @@ _CV_FAILED = 1e15
 _MAX_EMPTY_GENERATIONS = 20
 
 
-def result_to_pymoo(result: Result, objectives: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def result_to_pymoo(result: Result, objectives: Sequence[str | Objective]) -> tuple[np.ndarray, np.ndarray]:
     """(F, G) of a result: objectives in minimisation form and one constraint value."""
     if result.status == "failed":
         return np.full(len(objectives), _F_WORST), np.array([_CV_FAILED])
-    if all(o in result.objectives for o in objectives):
-        F = np.array([to_minimisation(o, float(result.objectives[o])) for o in objectives])
+    defs = resolve_objectives(list(objectives))
+    if all(o.name in result.objectives for o in defs):
+        F = np.array([o.to_min(float(result.objectives[o.name])) for o in defs])
     else:
         F = np.full(len(objectives), _F_WORST)
     if result.status == "ok":
@@ -217,7 +218,7 @@ class PymooSearcher(Searcher):
 
     def _tell(self, candidate: Candidate, result: Result) -> None:
         self._require_objectives(candidate, result)
-        F, G = result_to_pymoo(result, self.objectives)
+        F, G = result_to_pymoo(result, self.objective_defs)
         waiting = self._pending.get(candidate.id)
         if waiting:
             ind = waiting.pop(0)

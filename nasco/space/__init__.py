@@ -1,7 +1,7 @@
 """Candidates and the joint architecture x accelerator search space."""
 from __future__ import annotations
 
-from nasco.space._candidate import Candidate, canonical_json
+from nasco.core import Candidate, canonical_json
 from nasco.space._cells import CellFamily, DartsCells, DenseCell, cell_family, cell_graph
 from nasco.space._hw import (
     SUBS_KEY, HwSpace, MultiAcceleratorSpace, TemplateSetSpace, TemplateSpace, hw_space,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.space import Candidate, SearchSpace
 from nasco.testing.searcher_contract import toy_result
 

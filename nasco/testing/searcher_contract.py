@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.search._base import Searcher
 from nasco.space import Candidate, SearchSpace
 

@@ -12,7 +12,8 @@ import torch
 
 from nasco.cli import main
 from nasco.dsl import load_spec
-from nasco.evaluate import OBJECTIVES, load_dataset
+from nasco.core import BUILTIN_OBJECTIVES
+from nasco.evaluate import load_dataset
 from nasco.evaluate._proxies import (
     PROXIES, ProxyEvaluator, ProxyProbe, naswot_score, proxy_scores, sahd_score,
 )
@@ -153,9 +154,9 @@ def test_synflow_is_the_predictors_synflow_on_nb201():
 
 def test_every_proxy_is_an_objective_with_its_direction():
     for name, d in PROXIES.items():
-        assert OBJECTIVES[name] == d.sense
-    assert OBJECTIVES["sops"] == OBJECTIVES["flops"] == "min" and OBJECTIVES["naswot"] == "max"
-    assert OBJECTIVES["macs"] == "min"
+        assert BUILTIN_OBJECTIVES[name].direction == d.sense
+    assert BUILTIN_OBJECTIVES["sops"].direction == BUILTIN_OBJECTIVES["flops"].direction == "min"
+    assert BUILTIN_OBJECTIVES["naswot"].direction == "max" and BUILTIN_OBJECTIVES["macs"].direction == "min"
 
 
 def test_evaluator_fails_on_a_singular_kernel_and_rejects_unknown_names(snn, digits):

@@ -1,4 +1,4 @@
-"""Non-dominated masks, fronts of ledger rows, hypervolume, reference points and the plot."""
+"""Non-dominated masks, fronts of ledger rows, hypervolume at fixed bounds and the plot."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasco.pareto import hypervolume, nondominated_mask, pareto_front, plot_front, reference_point
+from nasco.core import BUILTIN_OBJECTIVES, Objective
+from nasco.pareto import (fix_bounds, hypervolume, nondominated_mask, normalised_hypervolume, pareto_front,
+                          plot_front)
 
 
 def _brute_nondominated(F: np.ndarray) -> np.ndarray:
@@ -55,16 +57,53 @@ def test_hypervolume_hand_computed_2d():
         hypervolume(F, [np.nan, 4.0])
 
 
-def test_reference_point_rules():
+def test_fix_bounds_rules():
     objectives = ("accuracy", "energy", "latency", "area")
-    V = np.array([[0.9, 2e-3, 1e-2, 3.0], [0.5, 4e-3, 2e-2, 1.0]])
-    ref = reference_point(objectives, V, {"energy": 5e-3, "accuracy": 0.95, "power": 1.0})
-    # accuracy: 0 (limits for maximised objectives are not used); energy: the limit;
-    # latency and area: 1.1 x the largest observed value.
-    np.testing.assert_allclose(ref, [0.0, 5e-3, 2.2e-2, 3.3])
-    assert str(ref[0]) == "0.0"  # not -0.0
-    empty = reference_point(("accuracy", "energy"), np.zeros((0, 2)))
-    assert empty[0] == 0.0 and np.isnan(empty[1])
+    defs = fix_bounds(objectives, limits={"energy": 5e-3, "accuracy": 0.95, "power": 1.0},
+                      ref_point={"latency": 2e-2})
+    # accuracy keeps [1, 0] (a spec limit is an upper bound: not used for a maximised
+    # objective); energy takes the limit; latency the ref_point; area its documented 10 mm2.
+    assert [(o.ideal, o.bound) for o in defs] == [(1.0, 0.0), (0.0, 5e-3), (0.0, 2e-2), (0.0, 10.0)]
+    assert BUILTIN_OBJECTIVES["area"].bound == 10.0
+    with pytest.raises(ValueError, match="power"):
+        fix_bounds(objectives, ref_point={"power": 1.0})
+
+
+def _three_four():
+    acc, en, lat, area = (BUILTIN_OBJECTIVES[n] for n in ("accuracy", "energy", "latency", "area"))
+    # Normalised: accuracy 0.5 -> 0.5, energy 5e-4 J -> 0.5 (bound 1 mJ), latency 5e-3 s -> 0.5
+    # (bound 10 ms), area 5 mm2 -> 0.5 (bound 10 mm2); the second point is (0, 0, 0.75, 0).
+    pts = np.array([[0.5, 5e-4, 5e-3, 5.0], [1.0, 0.0, 7.5e-3, 0.0]])
+    return (acc, en, lat, area), pts
+
+
+def test_normalised_hypervolume_3_objectives_hand_computed():
+    defs, pts = _three_four()
+    # Boxes to (1, 1, 1): [0.5, 1]^3 = 0.125 and [0, 1] x [0, 1] x [0.75, 1] = 0.25, which
+    # overlap in [0.5, 1]^2 x [0.75, 1] = 0.0625: 0.125 + 0.25 - 0.0625 = 0.3125.
+    assert normalised_hypervolume(pts[:, :3], defs[:3]) == pytest.approx(0.3125, rel=1e-12)
+    assert normalised_hypervolume(pts[:1, :3], defs[:3]) == pytest.approx(0.125, rel=1e-12)
+    # A point past a bound (energy 2 mJ against 1 mJ) adds nothing; none at all is 0.
+    beyond = np.vstack([pts[:, :3], [[1.0, 2e-3, 0.0]]])
+    assert normalised_hypervolume(beyond, defs[:3]) == pytest.approx(0.3125, rel=1e-12)
+    assert normalised_hypervolume(np.zeros((0, 3)), defs[:3]) == 0.0
+
+
+def test_normalised_hypervolume_4_objectives_hand_computed():
+    defs, pts = _three_four()
+    # [0.5, 1]^4 = 0.0625; [0, 1]^2 x [0.75, 1] x [0, 1] = 0.25; overlap
+    # 0.5 x 0.5 x 0.25 x 0.5 = 0.03125: 0.0625 + 0.25 - 0.03125 = 0.28125.
+    assert normalised_hypervolume(pts, defs) == pytest.approx(0.28125, rel=1e-12)
+    # The ideal point itself fills the whole unit box.
+    assert normalised_hypervolume(np.array([[1.0, 0.0, 0.0, 0.0]]), defs) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_normalised_hypervolume_needs_bounds():
+    with pytest.raises(ValueError, match="naswot"):
+        normalised_hypervolume(np.array([[1.0]]), [BUILTIN_OBJECTIVES["naswot"]])
+    # A user's objective with its own bounds.
+    own = Objective("power", "min", "W", ideal=1.0, bound=3.0)
+    assert normalised_hypervolume(np.array([[2.0]]), [own]) == pytest.approx(0.5, rel=1e-12)
 
 
 def _rows() -> list[dict]:
@@ -102,7 +141,7 @@ def test_pareto_front_is_the_feasible_nondominated_set():
 
 def test_pareto_front_edge_cases():
     assert pareto_front([], ("accuracy",)).empty
-    with pytest.raises(ValueError, match="unknown objectives"):
+    with pytest.raises(ValueError, match="unknown objective 'acc'"):
         pareto_front(_rows(), ("acc",))
     flat = pd.DataFrame({"id": ["a", "b"], "status": ["ok", "ok"], "accuracy": [0.5, np.nan]})
     with pytest.warns(RuntimeWarning, match="lack an objective"):

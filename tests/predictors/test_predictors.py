@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from nasco.dsl import load_spec
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.predictors import (
     BaggedGBT, Combination, GraphNetEnsemble, MLPEnsemble, RandomForest, adjacency_encoding, cell_feature_names,
     cell_features, encode_cells, onehot_encoding, path_encoding,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nasco.dsl import load_spec
-from nasco.evaluate._result import Result, to_minimisation
+from nasco.core import Result
 from nasco.pareto import hypervolume
 from nasco.run import Ledger, RunDirError, RunOutcome, _outputs, eval_seed, run_search
 from nasco.search import RandomSearch, RegularizedEvolution, Searcher
@@ -111,7 +111,7 @@ def test_run_writes_ledger_and_outputs(space, tmp_path, real_plot):
 
     # The front is exactly the non-dominated ok rows (brute force).
     ok = [r for r in rows if r["status"] == "ok"]
-    F = np.array([[to_minimisation(o, r["objectives"][o]) for o in OBJ] for r in ok])
+    F = np.array([[-r["objectives"]["accuracy"], r["objectives"]["energy"]] for r in ok])
     keep = [not any(np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in range(len(ok)))
             for i in range(len(ok))]
     front_ids = [r["id"] for r, k in zip(ok, keep) if k]
@@ -120,10 +120,13 @@ def test_run_writes_ledger_and_outputs(space, tmp_path, real_plot):
     assert list(csv.columns) == ["id", "accuracy", "energy", "arch", "hw"]
     assert csv["id"].tolist() == front_ids
     assert json.loads(csv["hw"][0]) == next(r["hw"] for r in ok if r["id"] == front_ids[0])
-    # Reference: accuracy 0, energy at the given design limit; HV recomputed by hand.
+    # Bounds: accuracy 0 (ideal 1), energy at the given design limit (ideal 0); the HV is
+    # that of the front scaled to [0, 1] per objective, by hand: accuracy a -> 1 - a,
+    # energy e -> e / 5e-5, reference (1, 1).
     assert out.reference_point == {"accuracy": 0.0, "energy": 5e-5}
-    assert out.hypervolume == pytest.approx(hypervolume(F[np.array(keep)], [0.0, 5e-5]))
-    assert out.hypervolume > 0
+    Z = np.column_stack([1.0 + F[:, 0], F[:, 1] / 5e-5])[np.array(keep)]
+    assert out.hypervolume == pytest.approx(hypervolume(Z, [1.0, 1.0]), rel=1e-12)
+    assert 0 < out.hypervolume < 1
 
     summary = json.loads((out.out_dir / "summary.json").read_text())
     assert summary["counts"] == out.counts and summary["front_size"] == len(front_ids)
@@ -279,7 +282,8 @@ def test_evaluator_errors_become_failed_rows(space, tmp_path):
     assert rows[1]["metrics"]["objectives_given"] == {"accuracy": 0.5}
     assert out.counts == {"ok": 0, "failed": 3, "infeasible": 0, "total": 3}
     assert out.front.empty and out.hypervolume == 0.0
-    assert out.reference_point == {"accuracy": 0.0, "energy": None}
+    # No design limit on energy: its documented bound, 1 mJ.
+    assert out.reference_point == {"accuracy": 0.0, "energy": 1e-3}
     csv_columns = pd.read_csv(out.out_dir / "pareto.csv").columns.tolist()
     assert csv_columns == ["id", "accuracy", "energy", "arch", "hw"]
 

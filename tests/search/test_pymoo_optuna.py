@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nasco.dsl import load_spec
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.search import SEARCHERS, make_searcher
 from nasco.search._codec import SpaceCodec
 from nasco.search._pymoo import result_to_pymoo

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nasco.dsl import load_spec
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.search import PredictorGuided, make_searcher
 from nasco.space import SearchSpace
 

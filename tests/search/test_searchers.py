@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nasco.evaluate._result import Result
+from nasco.core import Result
 from nasco.search import SEARCHERS, RandomSearch, RegularizedEvolution, Searcher, make_searcher
 from nasco.search._evolution import tournament_order
 from nasco.testing.searcher_contract import SearcherContract, default_space, linear_score_best

@@ -36,7 +36,7 @@ def test_table_search_usage_errors(capsys):
     assert_exit2 = pytest.raises(SystemExit)
     with assert_exit2 as e:
         main(["search", "--space", "nb201", "--evaluator", "table", "--budget", "2"])
-    assert e.value.code == 2 and "needs --table" in capsys.readouterr().err
+    assert e.value.code == 2 and "expected a table (table='nb201' or --table nb201)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--objectives",
               "accuracy,eyeris_latency", "--budget", "2"])
@@ -76,7 +76,7 @@ def test_searchers_command_lists_every_searcher_and_its_options(capsys):
     text = capsys.readouterr().out
     for name in SEARCHERS:
         assert f"\n{name}: " in "\n" + text
-    assert "zero_cost=None, warmup=0" in text and "population_size=20, sample_size=5" in text
+    assert "zero_cost=None, warmup=0" in text and "population_size=6, sample_size=None" in text
     assert main(["searchers", "predictor-guided"]) == 0
     assert "expected improvement" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:

@@ -1,51 +1,15 @@
-"""What an evaluation returns, and the objectives nasco knows how to score."""
+"""What an evaluation returns, and what an evaluator is."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nasco.space import Candidate
+from nasco.core._candidate import Candidate
 
-__all__ = ["Result", "Evaluator", "OBJECTIVES", "objective_sense", "register_objective", "to_minimisation"]
-
-# Objective name -> "max" or "min". Accuracy is validation accuracy (the searcher sees it);
-# test accuracy stays in the metrics for reports. Units: energy J, latency s, area mm2.
-OBJECTIVES: dict[str, str] = {
-    "accuracy": "max",
-    "energy": "min",
-    "latency": "min",
-    "area": "min",
-    "params": "min",
-    "macs": "min",
-}
+__all__ = ["STATUSES", "Evaluator", "Result"]
 
 STATUSES = ("ok", "failed", "infeasible")
-
-
-def register_objective(name: str, sense: str) -> None:
-    """Declare an objective (e.g. a lookup table's ``eyeriss_latency``) with its direction.
-
-    Registering a known name again with the same direction is a no-op; with the other
-    direction it is an error, so one name never means two things in a process.
-    """
-    if sense not in ("max", "min"):
-        raise ValueError(f"objective direction must be 'max' or 'min', got {sense!r}")
-    known = OBJECTIVES.get(name)
-    if known is not None and known != sense:
-        raise ValueError(f"objective '{name}' is already declared '{known}', not '{sense}'")
-    OBJECTIVES[name] = sense
-
-
-def objective_sense(name: str) -> str:
-    if name not in OBJECTIVES:
-        raise KeyError(name)
-    return OBJECTIVES[name]
-
-
-def to_minimisation(name: str, value: float) -> float:
-    """The value in 'smaller is better' form (negated for maximised objectives)."""
-    return -value if OBJECTIVES[name] == "max" else value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,11 @@
+"""The concepts every layer of nasco shares: candidates, objectives, results, the evaluator
+protocol and the base error. This package imports nothing else from nasco."""
+from __future__ import annotations
+
+from nasco.core._candidate import Candidate, canonical_json
+from nasco.core._errors import NascoError
+from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
+from nasco.core._result import STATUSES, Evaluator, Result
+
+__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "NascoError", "Objective",
+           "ObjectiveSpec", "Result", "STATUSES", "canonical_json", "resolve_objectives"]

@@ -1,0 +1,200 @@
+"""Evaluators by kind (train, proxy, table) with the settings a run records, and plain
+functions as evaluators."""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from nasco.core import Candidate, NascoError, Result, resolve_objectives
+from nasco.space import SearchSpace
+
+__all__ = ["EVALUATOR_KINDS", "FunctionEvaluator", "SpecChecked", "default_objectives", "make_evaluator"]
+
+EVALUATOR_KINDS = ("train", "proxy", "table")
+
+# The settings each kind takes, with their defaults (one place for the library and the CLI).
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "max_seconds": None,
+              "trust_pickle": False, "threads": 1},
+    "proxy": {"dataset": "digits", "limit": None, "device": "auto", "trust_pickle": False, "threads": 1},
+    "table": {"table": None, "table_dataset": "c10", "table_fidelity": 200, "table_split": "valid"},
+}
+
+
+def default_objectives(kind: str, space: SearchSpace) -> tuple[str, ...]:
+    """The objectives a study of ``kind`` scores unless told otherwise."""
+    if kind == "table":
+        return ("accuracy",)
+    if kind == "proxy":
+        from nasco.evaluate._proxies import DEFAULT_OBJECTIVES
+
+        return tuple(DEFAULT_OBJECTIVES) if space.hw is not None else ("naswot",)
+    return ("accuracy", "energy", "latency", "area") if space.hw is not None else ("accuracy",)
+
+
+def _options(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    if kind not in _DEFAULTS:
+        raise NascoError(f"evaluator: expected one of {', '.join(EVALUATOR_KINDS)}, found '{kind}'")
+    unknown = sorted(set(given) - set(_DEFAULTS[kind]))
+    if unknown:
+        raise NascoError(f"evaluator '{kind}': unknown setting {', '.join(unknown)}; it takes "
+                         f"{', '.join(_DEFAULTS[kind])}")
+    return {**_DEFAULTS[kind], **{k: v for k, v in given.items() if v is not None}}
+
+
+def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] | None, seed: int,
+                   **options: Any) -> tuple[Any, dict[str, Any]]:
+    """(the evaluator of ``kind`` on ``space``, the settings a run records for it).
+
+    ``train``: real training on ``dataset`` (``digits``, embedded; an image folder; a
+    CIFAR-10 folder with ``trust_pickle``) split with ``seed``, plus the cost model.
+    ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
+    lookups in ``table``. The recorded settings rebuild the same evaluator
+    (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
+    """
+    opts = _options(kind, options)
+    names = tuple(objectives) if objectives else default_objectives(kind, space)
+    if kind == "table":
+        return _table(space, names, opts)
+    resolve_objectives(list(names))  # a misspelt name fails here, before any data is loaded
+    if kind == "train":
+        from nasco.evaluate._joint import SCORED
+
+        other = [n for n in names if n not in SCORED]
+        if other:
+            raise NascoError(f"objectives: the train evaluator scores {', '.join(SCORED)}; found "
+                             f"{', '.join(other)} (zero-cost proxies need evaluator proxy)")
+    import torch
+
+    from nasco.evaluate import load_dataset
+
+    datasets = [opts["dataset"]] if isinstance(opts["dataset"], str) else list(opts["dataset"])
+    n = len(space.tasks)
+    if len(datasets) not in (1, n):
+        raise NascoError(f"--dataset given {len(datasets)} times for {n} --space; give it once (every task) "
+                         f"or once per --space")
+    if kind == "proxy" and n > 1:
+        raise NascoError("evaluator proxy: expected a single-task space, found a multi-task one; use train")
+    hw_objs = sorted({"energy", "latency", "area"} & set(names))
+    if space.hw is None and hw_objs:
+        raise NascoError(f"objectives {', '.join(hw_objs)} need an accelerator: add hw (e.g. asic_template), "
+                         f"or drop them")
+    torch.set_num_threads(int(opts["threads"]))
+    device = opts["device"]
+    if device == "auto":  # recorded as the device actually used
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    loaded: dict[str, Any] = {}
+    for name in datasets:
+        if name not in loaded:
+            loaded[name] = load_dataset(name, seed=seed, trust_pickle=opts["trust_pickle"], limit=opts["limit"])
+    data = [loaded[name] for name in datasets]
+    recorded = {**opts, "device": device, "dataset": datasets[0] if len(datasets) == 1 else datasets}
+    facts: dict[str, Any] = {"evaluator": kind, "evaluator_options": recorded, "dataset": datasets[0],
+                             "dataset_source": data[0].source, "epochs": opts.get("epochs"),
+                             "limit": opts["limit"], "device": device, "threads": opts["threads"]}
+    if n > 1:
+        facts.update(datasets=datasets, dataset_sources=[d.source for d in data])
+    if kind == "proxy":
+        from nasco.evaluate import ProxyEvaluator
+
+        try:
+            ev = ProxyEvaluator(space, data[0], names)
+        except ValueError as exc:
+            raise NascoError(f"evaluator proxy: {exc}") from None
+        facts.update(ev.describe())
+        return ev, facts
+    from nasco.evaluate import TrainCostEvaluator
+
+    ev = TrainCostEvaluator(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device,
+                            max_seconds=opts["max_seconds"])
+    return ev, facts
+
+
+def _table(space: SearchSpace, names: tuple[str, ...], opts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from nasco.dsl import load_file
+    from nasco.evaluate import TableEvaluator
+    from nasco.tables import load_table
+
+    if not opts["table"]:
+        raise NascoError("evaluator table: expected a table (table='nb201' or --table nb201), found none")
+    if space.hw is not None:
+        raise NascoError("evaluator table scores architectures from the table only: expected no hw, found "
+                         f"'{space.hw.name}' (use a table metric such as eyeriss_latency as an objective)")
+    if len(space.tasks) != 1:
+        raise NascoError("evaluator table: expected one space, found several")
+    table = load_table(opts["table"])
+    arch_name = space.tasks[0].spec.name
+    if arch_name != load_file(table.where.space_file, kind="arch_space").name:
+        raise NascoError(f"table {opts['table']}: holds cells of space '{table.spec.space}', not '{arch_name}'")
+    ev = TableEvaluator(table, names, dataset=opts["table_dataset"], fidelity=opts["table_fidelity"],
+                        split=opts["table_split"])
+    return ev, {"evaluator": "table", "evaluator_options": dict(opts), **ev.describe()}
+
+
+def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+@dataclass(eq=False)
+class SpecChecked:
+    """An evaluator whose ok results are checked against the space's design specs: a value
+    (objective or numeric metric, base units) over its limit makes the result infeasible,
+    with ``violations`` = value - limit. Results already infeasible or failed pass as they are."""
+
+    inner: Any
+    space: SearchSpace
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return tuple(self.inner.objectives)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        res = self.inner.evaluate(candidate, seed)
+        if not isinstance(res, Result) or res.status != "ok" or self.space.hw is None:
+            return res
+        from nasco.evaluate import check_limits
+
+        values = {**_numeric(res.metrics), **_numeric(res.objectives)}
+        violations = check_limits(values, self.space.hw.limits(candidate.hw))
+        if not violations:
+            return res
+        return Result("infeasible", dict(res.objectives), dict(res.metrics), violations, None, res.seconds)
+
+
+@dataclass(eq=False)
+class FunctionEvaluator:
+    """A plain function as an evaluator: ``fn(candidate)`` or ``fn(candidate, seed)``
+    returns a dict of objective values (status ok), or a dict with ``status`` and the
+    fields of :class:`~nasco.core.Result`, or a Result."""
+
+    fn: Callable[..., Any]
+    objectives: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        try:
+            params = inspect.signature(self.fn).parameters
+            self._with_seed = len([p for p in params.values()
+                                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2
+        except (TypeError, ValueError):  # builtins without a signature
+            self._with_seed = False
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        out = self.fn(candidate, seed) if self._with_seed else self.fn(candidate)
+        if isinstance(out, Result):
+            return out
+        if not isinstance(out, Mapping):
+            raise TypeError(f"the objective function returned {type(out).__name__}; expected a dict of "
+                            f"objective values or a Result")
+        if "status" in out:
+            return Result.from_dict(dict(out))
+        objs = {k: float(out[k]) for k in self.objectives if k in out}
+        metrics = {k: v for k, v in out.items() if k not in objs}
+        return Result("ok", objs, metrics)

@@ -1,0 +1,442 @@
+"""The study: what users call (``create_study`` / ``load_study``), in Optuna's shape.
+
+A study is a run directory (its storage): run.json says what is searched and how, the
+ledger holds every evaluation. ``optimize`` runs the search driver on it; ``ask`` and
+``tell`` let a user's own loop do the evaluating; ``front`` and ``trials_dataframe`` read
+the ledger. Every default of a run lives here once: the command line maps its flags onto
+these arguments and adds none of its own.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
+from nasco.run import Ledger, RunOutcome, Schedule, eval_seed, run_search
+from nasco.run._driver import run_bounds
+from nasco.run._executors import Job, evaluate_job
+from nasco.run._ledger import FILENAME, to_json_line
+from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
+from nasco.run._outputs import SUMMARY_JSON
+from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
+from nasco.space import SearchSpace
+from nasco.study._evaluators import FunctionEvaluator, SpecChecked, make_evaluator
+from nasco.study._spaces import build_space
+
+__all__ = ["DEFAULT_SEARCHER", "Study", "create_study", "load_study"]
+
+DEFAULT_SEARCHER = "evolution"
+
+
+def _known_searcher(name: str) -> None:
+    known = {**SEARCHERS, **DIFFERENTIABLE}
+    if name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(known), n=1)
+        raise NascoError(f"searcher: expected one of {', '.join(known)}, found '{name}'"
+                         + (f"; did you mean '{close[0]}'?" if close else ""))
+
+
+class Study:
+    """A search on one problem, kept in one run directory. Make one with
+    :func:`create_study` or :func:`load_study`, not directly."""
+
+    def __init__(self, *, storage: Path, space: SearchSpace, space_facts: dict[str, Any],
+                 objectives: Any, searcher: str, searcher_options: dict[str, Any], seed: int,
+                 ref_point: Mapping[str, float] | None, recorded: dict[str, Any] | None) -> None:
+        self.storage = Path(storage)
+        self.space = space
+        self.seed = int(seed)
+        self.searcher_name = searcher
+        self.searcher_options = dict(searcher_options)
+        self.ref_point = dict(ref_point or {})
+        self._space_facts = space_facts
+        self._objective_spec = objectives
+        self._recorded = recorded or {}
+        self._enqueued: list[Candidate] = [Candidate.make(c["arch"], c.get("hw")) for c in
+                                           self._recorded.get("enqueued", [])]
+        defs = self._recorded.get("objective_defs")
+        self._objectives: tuple[Objective, ...] | None = (
+            tuple(Objective.from_dict(d) for d in defs) if defs else None)
+        self._loop: tuple[Searcher, Schedule, Ledger, Any] | None = None
+
+    # ------------------------------------------------------------------ objectives
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """The study's objectives with their directions and hypervolume bounds."""
+        if self._objectives is None:
+            self._objectives = resolve_objectives(self._objective_spec)
+        return self._objectives
+
+    @property
+    def objective_names(self) -> tuple[str, ...] | None:
+        """The names asked for (None: the evaluator's defaults)."""
+        if self._objectives is not None:
+            return tuple(o.name for o in self._objectives)
+        spec = self._objective_spec
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            return tuple(s.strip() for s in spec.split(",") if s.strip())
+        if isinstance(spec, Mapping):
+            return tuple(spec)
+        return tuple(o.name if isinstance(o, Objective) else str(o) for o in spec)
+
+    def _adopt(self, evaluator: Any) -> tuple[Objective, ...]:
+        """Fix the objectives against ``evaluator``: its declared definitions (a table's
+        directions and ranges) resolve names the built-ins do not know."""
+        names = tuple(getattr(evaluator, "objectives", ()))
+        if self._objectives is None:
+            known = {**BUILTIN_OBJECTIVES, **{o.name: o for o in getattr(evaluator, "objective_defs", ())}}
+            spec = self._objective_spec if self._objective_spec is not None else names
+            self._objectives = resolve_objectives(spec, known)
+        mine = tuple(o.name for o in self._objectives)
+        if names != mine:
+            raise NascoError(f"evaluator: scores objectives {list(names)}, expected the study's {list(mine)} "
+                             f"(in that order)")
+        return self._objectives
+
+    # ------------------------------------------------------------------ running
+    def _config(self, evaluator_facts: Mapping[str, Any], budget: int | None) -> dict[str, Any]:
+        options = dict(self.searcher_options)
+        if isinstance(options.get("storage"), str):
+            from nasco.search._optuna import mask_url
+
+            options["storage"] = mask_url(options["storage"])  # never a password on disk
+        return {**self._space_facts, **evaluator_facts, "searcher": self.searcher_name,
+                "searcher_options": options, "budget": budget, "ref_point": self.ref_point or None}
+
+    def _searcher(self, extra: Mapping[str, Any] | None = None) -> Searcher:
+        opts = {**self.searcher_options, **(extra or {})}
+        try:
+            return make_searcher(self.searcher_name, self.space, self.objectives, self.seed, **opts)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, NascoError):
+                raise
+            raise NascoError(f"searcher {self.searcher_name} with options {self.searcher_options}: {exc}") from None
+
+    def default_budget(self) -> int:
+        """Evaluations a run makes unless told: 10 (the default run fits in about 5 minutes on 2
+        cores; README), 2 for a differentiable searcher (each one is a supernet search)."""
+        return 2 if self.searcher_name in DIFFERENTIABLE else 10
+
+    def make_evaluator(self, kind: str = "train", **options: Any) -> Any:
+        """The evaluator of ``kind`` ('train', 'proxy', 'table') on this study's space, with
+        the study's seed; see :func:`nasco.study.make_evaluator` for the settings."""
+        ev, facts = make_evaluator(kind, space=self.space, objectives=self.objective_names, seed=self.seed,
+                                   **options)
+        ev._nasco_facts = facts  # what run.json records about it
+        return ev
+
+    def optimize(self, evaluator: Any = None, *, budget: int | None = None, timeout: float | None = None,
+                 executor: Any = None, window: int | None = None,
+                 callbacks: Sequence[Callable[[Study, dict[str, Any]], None]] = (),
+                 progress: Any = True, device: str | None = None, log: bool = True) -> RunOutcome:
+        """Search until the ledger holds ``budget`` evaluations (default: the recorded
+        budget of a loaded study, else :meth:`default_budget`), or until ``timeout``
+        seconds have passed (what is in flight finishes).
+
+        ``evaluator``: an Evaluator (``evaluate(candidate, seed) -> Result`` and
+        ``objectives``), one from :meth:`make_evaluator`, a plain function
+        ``f(candidate) -> {objective: value}``, or None for the evaluator the study's run
+        recorded (a loaded study). Design specs of the space apply to every evaluator's
+        results. Each callback gets ``(study, row)`` for every new ledger row. A study with
+        a ledger continues it: the ledger's rows are replayed to the searcher, not re-run.
+        """
+        facts: dict[str, Any]
+        if evaluator is None:
+            evaluator = self._recorded_evaluator()
+        if isinstance(evaluator, str):
+            evaluator = self.make_evaluator(evaluator)
+        if callable(evaluator) and not hasattr(evaluator, "evaluate"):
+            names = self.objective_names
+            if names is None:
+                raise NascoError("optimize(function): expected the study's objectives (create_study("
+                                 "objectives={'name': 'max' or 'min', ...})), found none")
+            evaluator = FunctionEvaluator(evaluator, names)
+            facts = {"evaluator": "function", "evaluator_function": getattr(evaluator.fn, "__qualname__", "?")}
+        else:
+            facts = dict(getattr(evaluator, "_nasco_facts", None) or
+                         {"evaluator": type(evaluator).__name__})
+        self._adopt(evaluator)
+        if budget is None:
+            budget = int(self._recorded.get("config", {}).get("budget") or self.default_budget())
+        extra: dict[str, Any] = {}
+        if self.searcher_name in DIFFERENTIABLE:
+            data = getattr(evaluator, "data", None)
+            extra = {"data": data[0] if isinstance(data, (list, tuple)) else data,
+                     "device": device or facts.get("device", "cpu"), "log": log}
+        if (self.searcher_options.get("hw_search") == "enumerate" and self.space.hw is not None
+                and budget > self.space.hw.size()):
+            raise NascoError(f"budget {budget}: expected at most the {self.space.hw.size()} configurations of "
+                             f"'{self.space.hw.name}' that hw_search=enumerate can search, found more")
+        searcher = self._searcher(extra)
+        hw = self.space.hw
+        limits = getattr(evaluator, "limits", None)
+        if limits is None:
+            limits = hw.limits() if hw is not None else {}
+        resume = (self.storage / FILENAME).exists()
+        cbs = [lambda row, cb=cb: cb(self, row) for cb in callbacks]
+        outcome = run_search(space=self.space, evaluator=SpecChecked(evaluator, self.space), searcher=searcher,
+                             budget=int(budget), out_dir=self.storage, seed=self.seed, resume=resume,
+                             config=self._config(facts, int(budget)), progress=progress, limits=limits,
+                             executor=executor, window=window, ref_point=self.ref_point or None,
+                             timeout=timeout, callbacks=cbs, enqueued=self._enqueued)
+        self._reload_recorded()
+        return outcome
+
+    def _recorded_evaluator(self) -> Any:
+        cfg = self._recorded.get("config") or {}
+        kind = cfg.get("evaluator", "train")
+        if kind not in ("train", "proxy", "table"):
+            raise NascoError(f"{self.storage}: the run was scored by a {kind} evaluator, which nasco cannot "
+                             f"rebuild; pass it to optimize()")
+        opts = cfg.get("evaluator_options")
+        if opts is None:  # a run recorded before evaluator_options: its flat settings
+            keys = {"train": ("dataset", "epochs", "limit", "device", "threads"),
+                    "proxy": ("dataset", "limit", "device", "threads"),
+                    "table": ("table", "dataset", "fidelity", "split")}[kind]
+            opts = {k: cfg.get(k) for k in keys}
+            if kind == "table":
+                opts = {"table": cfg.get("table"), "table_dataset": cfg.get("dataset"),
+                        "table_fidelity": cfg.get("fidelity"), "table_split": cfg.get("split")}
+            if kind != "table" and cfg.get("datasets"):
+                opts["dataset"] = cfg["datasets"]
+        return self.make_evaluator(kind, **{k: v for k, v in opts.items() if v is not None})
+
+    def _reload_recorded(self) -> None:
+        path = self.storage / RUN_FILE
+        if path.exists():
+            self._recorded = json.loads(path.read_text(encoding="utf-8"))
+
+    # ------------------------------------------------------------------ ask / tell
+    def enqueue(self, arch: Mapping[str, Any], hw: Mapping[str, Any] | None = None) -> Candidate:
+        """Evaluate this candidate before the searcher's own proposals (a known good
+        network, a baseline). Only before the study's first evaluation; the candidate must
+        belong to the space."""
+        if (self.storage / FILENAME).exists() or self._loop is not None:
+            raise NascoError(f"{self.storage}: enqueue() before the first evaluation; this study has started")
+        cand = Candidate.make(dict(arch), dict(hw or {}))
+        try:
+            self.space.check(cand)
+        except (ValueError, KeyError) as exc:
+            raise NascoError(f"enqueue: the candidate is not in the space: {exc}") from None
+        self._enqueued.append(cand)
+        return cand
+
+    def _ask_tell_loop(self) -> tuple[Searcher, Schedule, Ledger, Any]:
+        if self._loop is None:
+            searcher = self._searcher()
+            ledger = Ledger(self.storage / FILENAME)
+            rows = ledger.rows() if ledger.path.exists() else []
+            meta = run_meta(space=self.space, searcher=searcher, objectives=self.objective_names or (),
+                            seed=self.seed, config=self._config({"evaluator": "ask-tell"}, None))
+            if rows:
+                check_run_json(self.storage, meta)
+            else:
+                defs = run_bounds(self.objectives, self.storage, limits=self.space.hw.limits()
+                                  if self.space.hw is not None else {}, ref_point=self.ref_point or None)
+                meta.update(window=1, objective_bounds={o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs},
+                            objective_defs=[o.to_dict() for o in defs])
+                if self._enqueued:
+                    meta["enqueued"] = [json.loads(c.to_json()) for c in self._enqueued]
+                write_run_json(self.storage, meta)
+            attach = getattr(searcher, "attach_run_dir", None)
+            if callable(attach):
+                attach(self.storage, resume=bool(rows))
+            sched = Schedule(searcher, recorded=rows, budget=10 ** 12, window=1, seed=self.seed,
+                             out_dir=self.storage, enqueued=self._enqueued)
+            self._loop = (searcher, sched, ledger, None)
+        return self._loop
+
+    def ask(self) -> Candidate:
+        """The next candidate to evaluate (replaying the ledger first, once). Evaluate it
+        and :meth:`tell` its result before asking again."""
+        searcher, sched, ledger, waiting = self._ask_tell_loop()
+        if waiting is not None:
+            raise NascoError(f"ask(): candidate {waiting.cand.id} was asked and not told yet; tell() it first")
+        jobs = sched.advance()
+        while not jobs:  # the searcher proposed a repeat: served from the ledger, told, asked again
+            if sched.done():
+                raise NascoError(f"ask(): the searcher stopped proposing new candidates ({sched.stopped})")
+            jobs = sched.advance()
+        self._loop = (searcher, sched, ledger, jobs[0])
+        return jobs[0].cand
+
+    def tell(self, candidate: Candidate, result: Result | Mapping[str, Any]) -> dict[str, Any]:
+        """Record the result of the candidate :meth:`ask` returned: a Result, a dict of
+        objective values, or a dict of Result fields; design specs apply. Returns the
+        ledger row, written durably before the searcher is told."""
+        searcher, sched, ledger, job = self._ask_tell_loop()
+        if job is None or job.cand.id != candidate.id:
+            raise NascoError(f"tell(): candidate {candidate.id} is not the one ask() returned"
+                             + (f" ({job.cand.id})" if job is not None else ""))
+        names = tuple(o.name for o in self.objectives)
+        fn = FunctionEvaluator(lambda c: result, names)
+        row = evaluate_job(SpecChecked(fn, self.space), names, job)
+        ledger.extend([row])
+        stored = sched.complete(json.loads(to_json_line(row)))
+        self._loop = (searcher, sched, ledger, None)
+        sched.advance()  # tells the searcher
+        return stored
+
+    # ------------------------------------------------------------------ reading
+    def _rows(self) -> list[dict[str, Any]]:
+        path = self.storage / FILENAME
+        return Ledger(path).rows() if path.exists() else []
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """One row per evaluation, flat: ``seq``, ``id``, ``status``, one column per
+        objective (named as the objective, in its unit: ``self.objectives[i].unit``, base
+        units J, s, mm2 and accuracy as a fraction), ``reason``, ``seconds``, and the nested
+        fields flattened with dots (``metrics.test_accuracy``, ``arch.hp.timesteps``,
+        ``hw.template``, ``violations.latency``). ``df.attrs['units']`` maps each
+        objective column to its unit."""
+        rows = self._rows()
+        names = [o.name for o in self.objectives]
+        if not rows:
+            df = pd.DataFrame(columns=["seq", "id", "status", *names])
+        else:
+            df = pd.json_normalize(rows, sep=".")
+            df = df.rename(columns={f"objectives.{n}": n for n in names})
+            for n in names:
+                if n not in df.columns:
+                    df[n] = float("nan")
+            first = [c for c in ("seq", "id", "status", *names, "reason", "seconds") if c in df.columns]
+            df = df[first + [c for c in df.columns if c not in first]]
+            df = df.sort_values("seq", kind="stable").reset_index(drop=True)
+        df.attrs["units"] = {o.name: o.unit for o in self.objectives}
+        return df
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The feasible non-dominated evaluations, flat as in :meth:`trials_dataframe`."""
+        from nasco.pareto import pareto_front
+
+        df = self.trials_dataframe()
+        if df.empty:
+            return df
+        front = pareto_front(df, self.objectives)
+        front.attrs["units"] = df.attrs["units"]
+        return front
+
+    def best(self, objective: str | None = None) -> pd.Series:
+        """The feasible evaluation with the best value of ``objective`` (default: the
+        first objective), as a row of :meth:`trials_dataframe`."""
+        defs = {o.name: o for o in self.objectives}
+        name = objective or next(iter(defs))
+        if name not in defs:
+            raise NascoError(f"best(): expected one of the study's objectives ({', '.join(defs)}), found '{name}'")
+        df = self.trials_dataframe()
+        ok = df[(df["status"] == "ok") & df[name].notna()] if len(df) else df
+        if ok.empty:
+            raise NascoError(f"best(): {self.storage} holds no feasible evaluation yet")
+        idx = ok[name].idxmax() if defs[name].maximise else ok[name].idxmin()
+        return ok.loc[idx]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """summary.json of the last session (empty before the first)."""
+        path = self.storage / SUMMARY_JSON
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def __repr__(self) -> str:
+        return (f"Study(storage='{self.storage}', space='{self._space_facts.get('space')}', "
+                f"hw={self._space_facts.get('hw')!r}, searcher='{self.searcher_name}', seed={self.seed})")
+
+
+def create_study(*, space: str | Sequence[str] | SearchSpace, hw: str | None = None, objectives: Any = None,
+                 searcher: str = DEFAULT_SEARCHER, searcher_options: Mapping[str, Any] | None = None,
+                 storage: str | Path | None = None, seed: int = 0, load_if_exists: bool = False,
+                 sets: Sequence[str] = (), ref_point: Mapping[str, float] | None = None) -> Study:
+    """A new study (or the one in ``storage`` with ``load_if_exists``).
+
+    ``space``: an architecture space by built-in name (``darts_snn``, ``darts``, ``nb201``)
+    or .yaml path, several for a multi-task search, or a built :class:`SearchSpace`.
+    ``hw``: an accelerator template, set or multi-accelerator by name or path (None: the
+    architecture alone). ``sets``: overrides (``"macro.cells=4"``, ``"hw.clock_mhz=200"``).
+    ``objectives``: names (``"accuracy,energy"``, a list), a mapping name -> ``"max"`` /
+    ``"min"``, or :class:`Objective` s; None takes the evaluator's defaults.
+    ``searcher``: a registered name (``nasco searchers`` lists them and their options).
+    ``storage``: the run directory (default ``runs/SPACE-HW-seedSEED``). ``ref_point``:
+    hypervolume bounds per objective, natural units (default: design-spec limits, then
+    each objective's documented bound).
+    """
+    _known_searcher(searcher)
+    if isinstance(space, SearchSpace):
+        joint, facts = space, {"space": space.describe()["arch"], "space_file": None,
+                               "hw": space.hw.name if space.hw is not None else None, "hw_file": None,
+                               "set": list(sets)}
+        if sets:
+            raise NascoError("sets: overrides apply to spaces given by name or path, not to a built SearchSpace")
+    else:
+        joint, facts = build_space(space, hw, sets)
+    if storage is None:
+        storage = Path("runs") / f"{facts['space']}-{facts['hw'] or 'nohw'}-seed{seed}"
+    storage = Path(storage)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise NascoError(f"seed: expected a non-negative integer, found {seed!r}")
+    if storage.exists() and not storage.is_dir():
+        raise NascoError(f"storage {storage}: expected a directory, found a file; choose another path")
+    if (storage / RUN_FILE).exists() or (storage / FILENAME).exists():
+        if not load_if_exists:
+            raise NascoError(f"storage {storage} already holds a study; load it (load_study / --resume, "
+                             f"create_study(load_if_exists=True)) or choose another path")
+        loaded = load_study(storage)
+        _check_same(loaded, facts, searcher, dict(searcher_options or {}), seed)
+        return loaded
+    return Study(storage=storage, space=joint, space_facts=facts, objectives=objectives, searcher=searcher,
+                 searcher_options=dict(searcher_options or {}), seed=seed, ref_point=ref_point, recorded=None)
+
+
+def _check_same(study: Study, facts: Mapping[str, Any], searcher: str, options: Mapping[str, Any],
+                seed: int) -> None:
+    for what, new, was in (("space", facts.get("space"), study._space_facts.get("space")),
+                           ("hw", facts.get("hw"), study._space_facts.get("hw")),
+                           ("searcher", searcher, study.searcher_name), ("seed", seed, study.seed)):
+        if new != was:
+            raise NascoError(f"storage {study.storage}: holds a study with {what} {was!r}, not {new!r}; load it "
+                             f"as it is or choose another path")
+
+
+def load_study(storage: str | Path) -> Study:
+    """The study in run directory ``storage``, as its run.json records it (runs made by
+    any nasco version that wrote run.json)."""
+    storage = Path(storage)
+    path = storage / RUN_FILE
+    if not path.exists():
+        raise NascoError(f"{storage}: expected a run directory with {RUN_FILE}, found "
+                         + ("no such directory" if not storage.exists() else f"no {RUN_FILE}")
+                         + "; give the --out of an earlier nasco search")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        cfg = meta["config"]
+        searcher = meta["searcher"]["name"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NascoError(f"{path}: expected nasco's run.json (config, searcher), found something else "
+                         f"({type(exc).__name__}: {exc}); choose another directory") from None
+    spaces = [p for p in (cfg.get("space_files") or [cfg.get("space_file")]) if p] or [cfg.get("space")]
+    joint, facts = build_space(spaces if len(spaces) > 1 else spaces[0], cfg.get("hw_file") or cfg.get("hw"),
+                               cfg.get("set") or ())
+    facts.update(space=cfg.get("space", facts["space"]), hw=cfg.get("hw", facts["hw"]))
+    objectives: Any = meta.get("objectives")
+    if not meta.get("objective_defs"):
+        # A run recorded before objective definitions: summary.json has the directions.
+        summ = storage / SUMMARY_JSON
+        dirs = json.loads(summ.read_text(encoding="utf-8")).get("objectives") if summ.exists() else None
+        if isinstance(dirs, dict):
+            objectives = {n: dirs[n] for n in meta.get("objectives", []) if n in dirs}
+        if isinstance(objectives, dict) and set(objectives) - set(BUILTIN_OBJECTIVES):
+            objectives = [BUILTIN_OBJECTIVES.get(n) or Objective(n, d) for n, d in objectives.items()]
+    options = dict(cfg.get("searcher_options") or {})
+    if searcher not in {**SEARCHERS, **DIFFERENTIABLE}:
+        warnings.warn(f"{path}: searcher '{searcher}' is not registered in this nasco; only reading works",
+                      RuntimeWarning, stacklevel=2)
+    return Study(storage=storage, space=joint, space_facts=facts, objectives=objectives,
+                 searcher=cfg.get("searcher", searcher), searcher_options=options, seed=int(meta.get("seed", 0)),
+                 ref_point=cfg.get("ref_point"), recorded=meta)
