@@ -70,6 +70,9 @@ class Study:
     def objectives(self) -> tuple[Objective, ...]:
         """The study's objectives with their directions and hypervolume bounds."""
         if self._objectives is None:
+            if self._objective_spec is None:
+                raise NascoError("objectives: not known yet; give create_study(objectives=...) or let optimize() "
+                                 "take the evaluator's")
             self._objectives = resolve_objectives(self._objective_spec)
         return self._objectives
 
@@ -118,7 +121,8 @@ class Study:
         except (TypeError, ValueError) as exc:
             if isinstance(exc, NascoError):
                 raise
-            raise NascoError(f"searcher {self.searcher_name} with options {self.searcher_options}: {exc}") from None
+            shown = self._config({}, None)["searcher_options"]  # a storage URL's password masked
+            raise NascoError(f"searcher {self.searcher_name} with options {shown}: {exc}") from None
 
     def default_budget(self) -> int:
         """Evaluations a run makes unless told: 10 (the default run fits in about 5 minutes on 2

@@ -281,19 +281,22 @@ def test_cli_bad_storage_is_one_line_exit_2(table_env, tmp_path, capsys, extra, 
     assert not (tmp_path / "r" / "ledger.jsonl").exists()
 
 
-def test_cli_records_the_storage_without_its_password(monkeypatch):
+def test_cli_records_the_storage_without_its_password(monkeypatch, tmp_path):
     """run.json gets the options with the password masked; the searcher gets the URL itself."""
     import argparse
 
-    import nasco.search
+    import nasco
     from nasco.cli import _search
 
     monkeypatch.setattr("nasco.search._optuna.check_storage", lambda s: None)  # no driver needed
     given = {}
-    monkeypatch.setattr(nasco.search, "make_searcher", lambda *a, **kw: given.update(kw) or "made")
+    monkeypatch.setattr("nasco.study._study.make_searcher", lambda *a, **kw: given.update(kw) or "made")
     url = "postgresql+psycopg2://nasco:s3cret@db.example/nas"
-    args = argparse.Namespace(searcher="optuna-tpe", population=None, searcher_opt=None, optuna_storage=url, seed=0)
-    kw = _search._searcher_options(args)
-    assert kw == {"storage": "postgresql+psycopg2://nasco:***@db.example/nas"}
-    assert _search._make_searcher(args, None, ("accuracy",), kw) == "made"
+    args = argparse.Namespace(population=None, searcher_opt=None, optuna_storage=url)
+    kw = _search._searcher_options(args, "optuna-tpe")
+    assert kw == {"storage": url}
+    study = nasco.create_study(space="nb201", searcher="optuna-tpe", searcher_options=kw, storage=tmp_path / "r",
+                               objectives="accuracy")
+    assert study._config({}, 5)["searcher_options"] == {"storage": "postgresql+psycopg2://nasco:***@db.example/nas"}
+    assert study._searcher() == "made"
     assert given == {"storage": url}
