@@ -7,23 +7,22 @@ all sharing one budget of PEs and of DRAM bandwidth (NASAIC: Yang et al., "Co-ex
 neural architectures and heterogeneous ASIC accelerator designs targeting multiple tasks",
 DAC 2020). A member may itself be a set; its templates join the list.
 
-Members are files of their own, so they are loaded (and checked) after the set itself is
-built: :func:`nasco.dsl.load_file` calls :meth:`AcceleratorSet._link`, which loads them and
-returns the set with its templates attached (:meth:`AcceleratorSet.linked` does the same for
-templates built in Python). The templates are not fields: a set compares and serialises by
-what its file says.
+The classes here hold data only. Members are files of their own, so the loader loads (and
+checks) them after the set itself is built: :func:`nasco.dsl.load_file` reads the members,
+applies the ``--set`` overrides that address them and attaches the templates with
+:meth:`AcceleratorSet.linked` (which templates built in Python use too). The templates are
+not fields: a set compares and serialises by what its file says.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nasco.dsl._build import spec_field as F
-from nasco.dsl._choice import Choice, is_choice_mapping, parse_choice
-from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._choice import Choice
+from nasco.dsl._errors import SpecError, close_matches
 from nasco.dsl._specs import AcceleratorTemplate, Constraint
 from nasco.dsl._units import UNITS, parse_quantity
 
@@ -32,7 +31,6 @@ __all__ = ["AcceleratorSet", "BudgetSpec", "MultiAccelerator", "TEMPLATE_KEY", "
 
 # The hw genotype key (and --set key) that picks a member template.
 TEMPLATE_KEY = "template"
-_TEMPLATE_FIELDS = tuple(f.name for f in dataclasses.fields(AcceleratorTemplate) if f.init)
 
 
 def _check_specs(specs: dict[str, Constraint] | None, path: tuple) -> None:
@@ -84,116 +82,6 @@ def smallest_partitions(mins: Mapping[str, tuple[int, float]], k: int) -> dict[t
     return front
 
 
-# ------------------------------------------------------------------ linking members
-_LINKING: list[str] = []  # files being linked, outermost first (a set may not contain itself)
-
-
-def _split(overrides: Mapping[tuple[str, ...], Any] | None, own: tuple[str, ...]):
-    """``--set`` overrides -> (those on the set's own fields, the rest for its members)."""
-    mine: dict = {}
-    rest: dict = {}
-    for path, value in (overrides or {}).items():
-        (mine if path and path[0] in own else rest)[path] = value
-    return mine, rest
-
-
-def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
-    from nasco.dsl._load import find_file, load_file
-
-    try:
-        path = find_file(entry, relative_to=base, what="accelerator template or set", kind="accelerator")
-    except SpecError as err:
-        raise SpecError(err.expected, f"'{entry}' ({err.found})", path=("members", i), hint=err.hint) from None
-    resolved = str(path.resolve())
-    if resolved in _LINKING:
-        raise SpecError("members that do not contain this set", f"'{entry}' (a set that lists it back)",
-                        path=("members", i), hint="remove the cycle")
-    spec = load_file(path, overrides=overrides or None)
-    if not isinstance(spec, (AcceleratorTemplate, AcceleratorSet)) or isinstance(spec, MultiAccelerator):
-        kind = getattr(spec, "kind", type(spec).__name__)
-        raise SpecError("an accelerator template or an accelerator set", f"'{entry}' (a file of kind '{kind}')",
-                        path=("members", i), hint="list files of kind 'accelerator' or 'accelerator_set'")
-    return spec
-
-
-def _member_overrides(rest: dict, name_of: Mapping[str, str]) -> tuple[dict, dict, Any]:
-    """Sort the overrides for members: (per template name, for every member, template pick)."""
-    per: dict[str, dict] = {}
-    every: dict = {}
-    pick: Any = None
-    names = list(name_of)
-    for path, value in rest.items():
-        head = path[0]
-        if head == TEMPLATE_KEY and len(path) == 1:
-            pick = value
-        elif head in name_of and len(path) > 1:
-            per.setdefault(head, {})[path[1:]] = value
-        elif head in _TEMPLATE_FIELDS and head not in ("schema", "kind", "name"):
-            every[path] = value
-        else:
-            raise SpecError(
-                f"a key of the file, '{TEMPLATE_KEY}', a member name ({', '.join(names)}) or a template field",
-                f"'{head}'", path=path,
-                hint=close_matches(head, [TEMPLATE_KEY, *names, *_TEMPLATE_FIELDS])
-                or f"e.g. {TEMPLATE_KEY}={names[0]}, {names[0]}.clock_mhz=400, clock_mhz=400 (every member)")
-    return per, every, pick
-
-
-def _link_members(spec: Any, file: Path, rest: dict) -> tuple[dict[str, AcceleratorTemplate], Any]:
-    """Load the members of a set or multi-accelerator (with their overrides), flattened;
-    and the value of a ``template`` override (None if there is none)."""
-    base = file.parent
-    _LINKING.append(str(file.resolve()))
-    try:
-        first = [_load_member(e, base, i, None) for i, e in enumerate(spec.members)]
-        # Names first, so that overrides can address members by their template names.
-        name_of: dict[str, tuple[int, Any]] = {}
-        for i, m in enumerate(first):
-            inner = m.templates.values() if isinstance(m, AcceleratorSet) else (m,)
-            for t in inner:
-                if t.name in name_of:
-                    raise SpecError("members with distinct template names",
-                                    f"'{t.name}' again (also from members[{name_of[t.name][0]}])",
-                                    path=("members", i), hint="rename one template or drop the repeat")
-                name_of[t.name] = (i, m)
-        per, every, pick = _member_overrides(rest, name_of)
-        out: dict[str, AcceleratorTemplate] = {}
-        for i, (entry, m) in enumerate(zip(spec.members, first)):
-            if isinstance(m, AcceleratorSet):
-                inner_names = list(m.templates)
-                ov = dict(every)
-                for n in inner_names:
-                    ov.update({(n, *p): v for p, v in per.get(n, {}).items()})
-                if ov:
-                    m = _load_member(entry, base, i, ov)
-                out.update((n, m.member(n)) for n in m.templates)
-            else:
-                ov = {**every, **per.get(m.name, {})}
-                if ov:
-                    m = _load_member(entry, base, i, ov)
-                out[m.name] = m
-    finally:
-        _LINKING.pop()
-    return out, pick
-
-
-def _pick_members(templates: dict[str, AcceleratorTemplate], pick: Any) -> dict[str, AcceleratorTemplate]:
-    names = list(templates)
-    path = (TEMPLATE_KEY,)
-    if is_choice_mapping(pick):
-        wanted = parse_choice(pick, path).options
-    elif isinstance(pick, str):
-        wanted = (pick,)
-    else:
-        raise SpecError("a member name or {choice: [names]}", shown(pick), path=path,
-                        hint="members: " + ", ".join(names))
-    for w in wanted:
-        if w not in templates:
-            raise SpecError("a member of the set (" + ", ".join(names) + ")", shown(w), path=path,
-                            hint=close_matches(w, names))
-    return {w: templates[w] for w in wanted}
-
-
 # ------------------------------------------------------------------ the kinds
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorSet:
@@ -208,6 +96,7 @@ class AcceleratorSet:
     specs: dict[str, Constraint] | None = F(
         None, doc="design specs for every member; when given they replace the members' own")
 
+    # The keys of the set's own file; other ``--set`` overrides address its members.
     OWN_KEYS = ("schema", "kind", "name", "description", "members", "default", "specs")
 
     def _check(self, path: tuple) -> None:
@@ -216,20 +105,6 @@ class AcceleratorSet:
         _check_specs(self.specs, path)
 
     # ---------------------------------------------------------------- members
-    @classmethod
-    def split_overrides(cls, overrides: Mapping | None) -> tuple[dict, dict]:
-        return _split(overrides, cls.OWN_KEYS)
-
-    def _link(self, file: Path, rest: dict) -> AcceleratorSet:
-        """Called by load_file: load the members, apply ``--set`` overrides to them."""
-        templates, pick = _link_members(self, file, rest)
-        if self.default is not None and self.default not in templates:
-            raise SpecError("a member template name (" + ", ".join(templates) + ")", shown(self.default),
-                            path=("default",), hint=close_matches(self.default, templates))
-        if pick is not None:
-            templates = _pick_members(templates, pick)
-        return self.linked(templates)
-
     def linked(self, templates: Mapping[str, AcceleratorTemplate]) -> AcceleratorSet:
         """A copy holding its member templates (name -> template, in order)."""
         templates = dict(templates)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from nasco.evaluate._result import Evaluator
-from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
+from nasco.run._base import Executor
+from nasco.run._job import DEFAULT_RETRIES, Job, evaluate_job, failed_row
 
 __all__ = ["RayExecutor", "connect", "join", "load_evaluator"]
 
@@ -129,7 +130,7 @@ def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
     return [evaluate_job(evaluator, objectives, job, timeout, threads) for job in jobs]
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Evaluations as Ray tasks: ``batch`` evaluations per task, ``cpus_per_trial`` /
     ``gpus_per_trial`` reserved per evaluation.
 
@@ -156,10 +157,10 @@ class RayExecutor:
                              f"{gpus_per_trial}")
         if batch < 1 or (workers is not None and workers < 1):
             raise ValueError(f"batch and workers must be >= 1, got {batch}, {workers}")
+        super().__init__(max_retries=max_retries, trial_timeout=trial_timeout)
         self.address, self.workers = address, workers
         self.cpus_per_trial, self.gpus_per_trial = float(cpus_per_trial), float(gpus_per_trial)
-        self.batch, self.max_retries = int(batch), int(max_retries)
-        self.trial_timeout, self.grace = trial_timeout, float(grace)
+        self.batch, self.grace = int(batch), float(grace)
         self.threads = threads or max(1, int(cpus_per_trial))
         self.slots = workers or 1
         self.cluster: dict[str, Any] = {}
@@ -239,16 +240,10 @@ class RayExecutor:
                 self._retry(job, reason)
 
     def _retry(self, job: Job, reason: str) -> None:
-        job.retries.append(reason)
-        if len(job.retries) > self.max_retries:
-            log.warning("evaluation %d (%s): %s; recorded as failed after %d attempts", job.seq, job.cand.id,
-                        reason, len(job.retries))
-            self._done.append(failed_row(job, f"{reason} (worker died on all {len(job.retries)} attempts)",
-                                         len(job.retries)))
-        else:
-            log.warning("evaluation %d (%s): %s; attempt %d of %d", job.seq, job.cand.id, reason,
-                        job.attempts, self.max_retries + 1)
+        if self.retry.record(job, reason):
             self._launch([job])  # alone: a job that kills its worker must not take others with it
+        else:
+            self._done.append(self.retry.failed_row(job))
 
     def _cancel_overdue(self) -> None:
         import ray

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from nasco.run import Ledger, run_search
-from nasco.run._executors import InProcessExecutor, Job, evaluate_job
+from nasco.run import Executor
+from nasco.run._executors import InProcessExecutor
+from nasco.run._job import Job, evaluate_job
 from nasco.search import SEARCHERS, make_searcher
 from nasco.testing import default_space
 from nasco.testing.faults import FaultyEvaluator
@@ -19,13 +21,14 @@ OBJ = ("accuracy", "energy")
 VOLATILE = ("seconds", "started_at", "finished_at", "worker")
 
 
-class ShuffleExecutor:
+class ShuffleExecutor(Executor):
     """Holds every submitted job and finishes a random one (or two) per wait: evaluations
     that complete in any order, as on a cluster."""
 
     name = "shuffle"
 
     def __init__(self, slots: int, seed: int) -> None:
+        super().__init__()
         self.slots = slots
         self.rng = np.random.default_rng(seed)
         self.jobs: list[Job] = []
@@ -42,9 +45,6 @@ class ShuffleExecutor:
         k = min(len(self.jobs), int(self.rng.integers(1, 3)))
         picks = sorted(self.rng.choice(len(self.jobs), size=k, replace=False), reverse=True)
         return [evaluate_job(self.evaluator, self.objectives, self.jobs.pop(i)) for i in picks]
-
-    def close(self) -> None:
-        pass
 
     def describe(self) -> dict:
         return {"executor": self.name}
