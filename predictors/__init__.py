@@ -24,18 +24,25 @@ import numpy as np
 from nasco.core import Registry
 from nasco.predictors._combined import Combination
 from nasco.predictors._encodings import (
-    ENCODINGS, adjacency_encoding, cell_feature_names, cell_features, cell_ops, encode_cells, live_edges,
-    onehot_encoding, path_encoding,
+    ENCODINGS,
+    adjacency_encoding,
+    cell_feature_names,
+    cell_features,
+    cell_ops,
+    encode_cells,
+    live_edges,
+    onehot_encoding,
+    path_encoding,
 )
 from nasco.predictors._gnn import GraphNetEnsemble
 from nasco.predictors._mlp import MLPEnsemble
 from nasco.predictors._trees import BaggedGBT, RandomForest
 from nasco.predictors._zerocost import CELL_PROXIES, synflow, zero_cost_cache_path, zero_cost_scores
 
-__all__ = ["BaggedGBT", "CELL_PROXIES", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble", "PREDICTORS",
-           "PROXIES", "Predictor", "RandomForest", "adjacency_encoding", "cell_feature_names", "cell_features",
-           "cell_ops", "encode_cells", "live_edges", "make_predictor", "onehot_encoding", "path_encoding", "synflow",
-           "zero_cost_cache_path", "zero_cost_scores"]
+__all__ = ["BaggedGBT", "CELL_PROXIES", "Combination", "ENCODINGS", "GraphNetEnsemble", "MLPEnsemble",
+           "PREDICTORS", "PROXIES", "Predictor", "RandomForest", "adjacency_encoding", "cell_feature_names",
+           "cell_features", "cell_ops", "encode_cells", "live_edges", "make_predictor", "onehot_encoding",
+           "path_encoding", "synflow", "zero_cost_cache_path", "zero_cost_scores"]
 
 
 class Predictor(Protocol):
@@ -47,7 +54,8 @@ class Predictor(Protocol):
 
 
 PREDICTORS: Registry[type] = Registry("predictor")
-for _name, _cls in (("gbt", BaggedGBT), ("mlp", MLPEnsemble), ("gnn", GraphNetEnsemble), ("rf", RandomForest)):
+for _name, _cls in (("gbt", BaggedGBT), ("mlp", MLPEnsemble), ("gnn", GraphNetEnsemble),
+                    ("rf", RandomForest)):
     PREDICTORS.register(_name, _cls)
 del _name, _cls
 

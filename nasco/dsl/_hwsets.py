@@ -67,7 +67,8 @@ def min_usage(template: AcceleratorTemplate) -> tuple[int, float]:
     return min(rows) * min(cols), float(min(_options(template.bandwidth.dram_bytes_per_cycle)))
 
 
-def smallest_partitions(mins: Mapping[str, tuple[int, float]], k: int) -> dict[tuple[int, float], tuple[str, ...]]:
+def smallest_partitions(mins: Mapping[str, tuple[int, float]],
+                        k: int) -> dict[tuple[int, float], tuple[str, ...]]:
     """The Pareto-smallest (PEs, bytes/cycle) totals of ``k`` sub-accelerators, each on the
     smallest configuration of some member (``mins``: member -> :func:`min_usage`), with the
     members that make each total. A budget admits a partition iff it holds one of these."""
@@ -91,7 +92,8 @@ class AcceleratorSet:
     kind: str = F(doc="file kind", enum=("accelerator_set",))
     name: str = F()
     description: str = F("")
-    members: tuple[str, ...] = F(doc="member templates (or sets): built-in names or paths relative to this file")
+    members: tuple[str, ...] = F(
+        doc="member templates (or sets): built-in names or paths relative to this file")
     default: str | None = F(None, doc="the member taken where nothing picks one (default: the first)")
     specs: dict[str, Constraint] | None = F(
         None, doc="design specs for every member; when given they replace the members' own")
@@ -190,7 +192,8 @@ class MultiAccelerator(AcceleratorSet):
         pes, bw = usage[pes_name][0], usage[bw_name][1]
         if k * pes > self.budget.pes:
             raise SpecError(
-                f"at least {k * pes} PEs (the smallest partition: {k} sub-accelerators x {pes} PEs of '{pes_name}')",
+                f"at least {k * pes} PEs (the smallest partition: {k} sub-accelerators x {pes} PEs of "
+                f"'{pes_name}')",
                 self.budget.pes, path=("budget", "pes"),
                 hint=f"raise budget.pes to {k * pes} or more, or list members with smaller PE arrays")
         if k * bw > self.budget.dram_bytes_per_cycle:
@@ -210,9 +213,9 @@ class MultiAccelerator(AcceleratorSet):
             fixes = ([f"budget.pes to {need_p}"] if need_p is not None else []) + (
                 [f"budget.dram_bytes_per_cycle to {need_b:g}"] if need_b is not None else [])
             raise SpecError(
-                f"a budget that fits {k} sub-accelerators in PEs and bandwidth at once (the smallest partitions "
-                f"take {' or '.join(ways)})", f"{max_p} PEs and {max_b:g} bytes/cycle", path=("budget",),
-                hint="raise " + " or ".join(fixes))
+                f"a budget that fits {k} sub-accelerators in PEs and bandwidth at once (the smallest "
+                f"partitions take {' or '.join(ways)})", f"{max_p} PEs and {max_b:g} bytes/cycle",
+                path=("budget",), hint="raise " + " or ".join(fixes))
 
     def member(self, name: str) -> AcceleratorTemplate:
         """The member template without specs (the system's specs apply to the totals)."""

@@ -132,7 +132,8 @@ def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
     try:
         path = find_file(entry, relative_to=base, what="accelerator template or set", kind="accelerator")
     except SpecError as err:
-        raise SpecError(err.expected, f"'{entry}' ({err.found})", path=("members", i), hint=err.hint) from None
+        raise SpecError(err.expected, f"'{entry}' ({err.found})", path=("members", i),
+                        hint=err.hint) from None
     resolved = str(path.resolve())
     if resolved in _LINKING:
         raise SpecError("members that do not contain this set", f"'{entry}' (a set that lists it back)",
@@ -140,8 +141,9 @@ def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
     spec = load_file(path, overrides=overrides or None)
     if not isinstance(spec, (AcceleratorTemplate, AcceleratorSet)) or isinstance(spec, MultiAccelerator):
         kind = getattr(spec, "kind", type(spec).__name__)
-        raise SpecError("an accelerator template or an accelerator set", f"'{entry}' (a file of kind '{kind}')",
-                        path=("members", i), hint="list files of kind 'accelerator' or 'accelerator_set'")
+        raise SpecError("an accelerator template or an accelerator set",
+                        f"'{entry}' (a file of kind '{kind}')", path=("members", i),
+                        hint="list files of kind 'accelerator' or 'accelerator_set'")
     return spec
 
 
@@ -161,7 +163,8 @@ def _member_overrides(rest: dict, name_of: Mapping[str, str]) -> tuple[dict, dic
             every[path] = value
         else:
             raise SpecError(
-                f"a key of the file, '{TEMPLATE_KEY}', a member name ({', '.join(names)}) or a template field",
+                f"a key of the file, '{TEMPLATE_KEY}', a member name ({', '.join(names)}) or a template "
+                "field",
                 f"'{head}'", path=path,
                 hint=close_matches(head, [TEMPLATE_KEY, *names, *_TEMPLATE_FIELDS])
                 or f"e.g. {TEMPLATE_KEY}={names[0]}, {names[0]}.clock_mhz=400, clock_mhz=400 (every member)")
@@ -267,8 +270,8 @@ def load_file(path: str | Path, *, overrides: dict | None = None,
             raise SpecError("a kind among " + ", ".join(KINDS), "it missing", path=("kind",),
                             hint="add e.g. 'kind: arch_space' after the schema line")
         if not isinstance(file_kind, str) or file_kind not in KINDS:
-            raise SpecError("a kind among " + ", ".join(KINDS), shown(file_kind), path=("kind",),
-                            hint=close_matches(file_kind, KINDS.names()) if isinstance(file_kind, str) else None)
+            hint = close_matches(file_kind, KINDS.names()) if isinstance(file_kind, str) else None
+            raise SpecError("a kind among " + ", ".join(KINDS), shown(file_kind), path=("kind",), hint=hint)
         kinds = (kind,) if isinstance(kind, str) else kind
         if kinds is not None and file_kind not in kinds:
             wanted = " or ".join(f"'{k}'" for k in kinds)

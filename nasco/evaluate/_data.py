@@ -27,7 +27,13 @@ import numpy as np
 
 from nasco.core import Registry
 from nasco.evaluate._data_events import DEFAULT_FRAMES, EVENT_DATASETS, TONIC_REQUIREMENT, load_tonic
-from nasco.evaluate._data_images import CIFAR_DIRNAME, find_cifar_dir, load_cifar, load_digits, load_image_folder
+from nasco.evaluate._data_images import (
+    CIFAR_DIRNAME,
+    find_cifar_dir,
+    load_cifar,
+    load_digits,
+    load_image_folder,
+)
 from nasco.evaluate._data_splits import DatasetError, DataSplits, _check_split, _finalise, _subsample
 
 __all__ = ["DATASETS", "DEFAULT_FRAMES", "DataSplits", "DatasetError", "EVENT_DATASETS", "KNOWN_DATASETS",

@@ -189,7 +189,8 @@ class CostModel:
         self.e_add_act = table.scaled("add", self.ab)
         self.e_add1 = table.scaled("add", 1)
         # An accumulate adds a weight into the psum/membrane; a sop PE's AND gate adds its own.
-        self.e_ac = table.scaled("add", self.wb) + (e("and_gate") if self.sop and "and_gate" in table.energy else 0.0)
+        and_gate = e("and_gate") if self.sop and "and_gate" in table.energy else 0.0
+        self.e_ac = table.scaled("add", self.wb) + and_gate
         self.e_reg = e("register_bit")
         self.e_rf_i, self.e_rf_f, self.e_rf_p = (e(k) if k in table.energy else self.e_reg
                                                  for k in ("rf_ifmap_bit", "rf_filter_bit", "rf_psum_bit"))
@@ -213,7 +214,8 @@ class CostModel:
         if self.sop:  # an AND gate and an adder at weight width, accumulating into the membrane
             pe = t.scaled("add", self.wb, section="area")
         elif t.widths("mult", "area"):
-            pe = t.scaled("mult", self.wb, self.ab, section="area") + t.scaled("add", self.acc, section="area")
+            pe = (t.scaled("mult", self.wb, self.ab, section="area")
+                  + t.scaled("add", self.acc, section="area"))
         else:
             pe = t.scaled("mac", self.wb, self.ab, section="area")
         pe += a("register_bit") * (self.wb + self.ab + self.acc)  # operand and psum registers
@@ -369,10 +371,12 @@ class CostModel:
             if bad.size:
                 i = int(bad[0])
                 wname, lname = locate(i)
-                raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped row-stationary: "
-                                   f"{why(i)}; enlarge rf in the template or pick a systolic dataflow")
+                raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped "
+                                   f"row-stationary: {why(i)}; enlarge rf in the template or pick a systolic "
+                                   "dataflow")
 
-    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray, utilization: bool = True) -> dict[str, np.ndarray]:
+    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray,
+                     utilization: bool = True) -> dict[str, np.ndarray]:
         """The per-layer arithmetic of :meth:`cost` and :meth:`cost_many`, in five stages.
 
         ``cols`` is a :data:`nasco.hw.COLUMNS` array (one column per layer), ``rates`` the
@@ -387,9 +391,10 @@ class CostModel:
         geo = self._geometry(dict(zip(COLUMNS, cols)))
         a = geo.a
         if self.rs:
-            core = rs_layer_core(self.rows, self.cols, a["filter_h"], a["filter_w"], a["stride"], geo.dil, geo.oh,
-                                 geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute,
-                                 psum_words=int(self.t.rf.psum_words), filter_words=int(self.t.rf.filter_words))
+            rf = self.t.rf
+            core = rs_layer_core(self.rows, self.cols, a["filter_h"], a["filter_w"], a["stride"], geo.dil,
+                                 geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute,
+                                 psum_words=int(rf.psum_words), filter_words=int(rf.filter_words))
         else:
             core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
                                        a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
@@ -565,8 +570,8 @@ class CostModel:
         if self.sop:  # tile-resident or in the LIF units' registers: never spilled (sop_traffic)
             mem_on_chip = np.ones_like(mem_on_chip)
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
-        e_neuron = np.where(geo.neuron, geo.elems * self.e_neuron_op
-                            + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0), 0.0) * steps
+        membrane = np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0)
+        e_neuron = np.where(geo.neuron, geo.elems * self.e_neuron_op + membrane, 0.0) * steps
         if sop is not None:
             e_neuron = sop["e_neuron"]
         return _Dram(bits=dram_bits, e_dram=dram_bits * self.e_dram, e_neuron=e_neuron, i_bits=i_bits,

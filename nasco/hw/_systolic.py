@@ -207,7 +207,8 @@ def systolic_cycles_and_accesses(dataflow: str, rows: int, cols: int, ifmap_h: I
     cycles = fr * fc * _rows_per_fold(df, t, rows, cols) - 1
     streamed = fc * sr * t
     if df == "os":
-        acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t, "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
+        acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t,
+               "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
     elif df == "ws":
         acc = {"ifmap_reads": streamed, "filter_reads": sr * sc, "ofmap_writes": fr * sc * t}
     else:

@@ -54,13 +54,16 @@ class Executor(ABC):
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; its row comes back from a later :meth:`wait`."""
-        raise NotImplementedError(f"the {self.name} executor drives its own loop (drive), it takes no submit()")
+        raise NotImplementedError(f"the {self.name} executor drives its own loop (drive), "
+                                  "it takes no submit()")
 
     def wait(self) -> list[dict[str, Any]]:
         """Block until at least one submitted job has finished; return the finished rows."""
-        raise NotImplementedError(f"the {self.name} executor drives its own loop (drive), it takes no wait()")
+        raise NotImplementedError(f"the {self.name} executor drives its own loop (drive), "
+                                  "it takes no wait()")
 
-    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None]) -> None:
+    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
+              say: Callable[[], None]) -> None:
         """Run the schedule's evaluations with a control loop of the executor's own: take jobs
         from ``sched.advance()``, pass each finished row to ``record`` (which writes the ledger
         and returns the stored row) and call ``say()`` to print the schedule's news, until

@@ -164,7 +164,8 @@ class RetryPolicy:
     max_retries: int = DEFAULT_RETRIES
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or int(self.max_retries) != self.max_retries or self.max_retries < 0:
+        n = self.max_retries
+        if isinstance(n, bool) or int(n) != n or n < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
         object.__setattr__(self, "max_retries", int(self.max_retries))
 
@@ -192,4 +193,5 @@ class RetryPolicy:
         if not job.retries:
             raise ValueError(f"evaluation {job.seq}: no attempt recorded (call record() first)")
         n = len(job.retries)
-        return failed_row(job, f"{job.retries[-1]} ({'worker died' if died else 'failed'} on all {n} attempts)", n)
+        how = "worker died" if died else "failed"
+        return failed_row(job, f"{job.retries[-1]} ({how} on all {n} attempts)", n)

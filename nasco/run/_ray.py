@@ -178,7 +178,8 @@ class RayExecutor(Executor):
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0, retry_exceptions=False)
         # Warm the workers: start them and load the evaluator (a worker's first task imports
         # nasco and torch, seconds that would otherwise land on the first evaluations).
-        ray.get([self._remote.remote(self._key, [self._ref], [], None, self.threads) for _ in range(self.slots)])
+        ray.get([self._remote.remote(self._key, [self._ref], [], None, self.threads)
+                 for _ in range(self.slots)])
         log.info("Ray executor: %s, %d evaluations at once", self.cluster["address"], self.slots)
 
     def submit(self, job: Job) -> None:
@@ -219,13 +220,14 @@ class RayExecutor(Executor):
         try:
             self._done.extend(ray.get(ref))
         except rex.TaskCancelledError:
-            reason = (f"timeout: the evaluation ran past the trial timeout of {self.trial_timeout:g} s and was "
-                      f"cancelled (its worker was killed)")
+            reason = (f"timeout: the evaluation ran past the trial timeout of {self.trial_timeout:g} s and "
+                      f"was cancelled (its worker was killed)")
             self._done.extend(failed_row(job, reason, job.attempts) for job in jobs)
         except rex.RayTaskError as exc:
             # _run_tasks itself raised: the evaluator could not be loaded on the worker.
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            reason = f"worker error: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+            first = str(cause).splitlines()[0] if str(cause) else ""
+            reason = f"worker error: {type(cause).__name__}: {first}"
             self._done.extend(failed_row(job, reason, job.attempts) for job in jobs)
         except (rex.RayError, ConnectionError) as exc:
             # The worker (or its node) died: OOM kill, SIGKILL, preemption.
@@ -255,8 +257,8 @@ class RayExecutor(Executor):
         for i, (ref, (jobs, t)) in enumerate(order):
             queued = (i // max(self.slots, 1)) * self.trial_timeout * self.batch
             if now - t > queued + self.trial_timeout * len(jobs) + self.grace:
-                log.warning("cancelling a Ray task of %d evaluation(s) %.0f s after submission (trial timeout "
-                            "%g s)", len(jobs), now - t, self.trial_timeout)
+                log.warning("cancelling a Ray task of %d evaluation(s) %.0f s after submission "
+                            "(trial timeout %g s)", len(jobs), now - t, self.trial_timeout)
                 ray.cancel(ref, force=True)
 
     def close(self) -> None:

@@ -129,8 +129,8 @@ class _Bridge:
     the schedule and the driver's hooks, the jobs by trial id, and what happened to each
     trial (starts, deaths, stops decided by nasco). Never pickled with Tune's state."""
 
-    def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None],
-                 timeout: float | None, retry: RetryPolicy) -> None:
+    def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
+                 say: Callable[[], None], timeout: float | None, retry: RetryPolicy) -> None:
         self.sched, self.record, self.say = sched, record, say
         self.timeout, self.retry = timeout, retry
         self.queue: deque[Job] = deque()
@@ -209,7 +209,8 @@ def _make_searcher(bridge: _Bridge) -> Any:
             super().__init__(metric=None, mode=None)
             self.bridge = bridge
 
-        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                                  **spec: Any) -> bool:
             return True
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -280,11 +281,11 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
                 self.bridge.stopped[trial.trial_id] = (
                     f"stopped early by ASHA after {epochs} epoch{'s' if epochs != 1 else ''} "
                     f"({self.asha_metric} = {value:.4g})",
-                    {"epochs": epochs, "valid_accuracy": value, "train_loss": float(result.get("train_loss", math.nan)),
-                     "stopped_by": "asha"},
+                    {"epochs": epochs, "valid_accuracy": value,
+                     "train_loss": float(result.get("train_loss", math.nan)), "stopped_by": "asha"},
                     {"seconds": float(result.get("time_total_s") or 0.0),
-                     "worker": f"{result['hostname']}:{result['pid']}" if "hostname" in result and "pid" in result
-                     else None})
+                     "worker": (f"{result['hostname']}:{result['pid']}"
+                                if "hostname" in result and "pid" in result else None)})
             return decision
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -313,8 +314,8 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
                 actor = getattr(trial.temporary_state, "ray_actor", None)
                 if actor is None:
                     continue
-                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} s "
-                                       f"and was stopped (its actor was killed)", {}, {"seconds": now - t0})
+                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} "
+                                       f"s and was stopped (its actor was killed)", {}, {"seconds": now - t0})
                 job = b.jobs.get(trial_id)
                 log.warning("evaluation %s (%s) ran past the trial timeout of %g s; killing its actor",
                             job.seq if job else "?", job.cand.id if job else trial_id, b.timeout)
@@ -430,7 +431,8 @@ class TuneExecutor(Executor):
     drives = True
 
     def __init__(self, *, address: str | None = None, workers: int | None = None, cpus_per_trial: float = 1.0,
-                 gpus_per_trial: float = 0.0, max_retries: int = DEFAULT_RETRIES, trial_timeout: float | None = None,
+                 gpus_per_trial: float = 0.0, max_retries: int = DEFAULT_RETRIES,
+                 trial_timeout: float | None = None,
                  threads: int | None = None, storage: str | os.PathLike[str] | None = None,
                  scheduler: str | None = None, asha: dict[str, Any] | None = None, optuna: bool = False,
                  reuse_actors: bool = True) -> None:
@@ -466,9 +468,9 @@ class TuneExecutor(Executor):
     def start(self, evaluator: Evaluator, objectives: tuple[str, ...]) -> None:
         objectives = tuple(objectives)
         if self.scheduler == "asha" and objectives[0] != "accuracy":
-            raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the training "
-                             f"loop reports validation accuracy, so the first objective must be 'accuracy', not "
-                             f"'{objectives[0]}'")
+            raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the "
+                             f"training loop reports validation accuracy, so the first objective must be "
+                             f"'accuracy', not '{objectives[0]}'")
         self.cluster, self.slots = join(self.address, self.workers, self.cpus_per_trial, self.gpus_per_trial)
         import ray
 
@@ -477,7 +479,8 @@ class TuneExecutor(Executor):
         self._ref = ray.put((evaluator, objectives))
         log.info("Tune executor: %s, %d trials at once", self.cluster["address"], self.slots)
 
-    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None]) -> None:
+    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
+              say: Callable[[], None]) -> None:
         """Run the schedule's evaluations as Tune trials until it is done."""
         if self.optuna:
             sched.searcher = TuneOptunaSearcher.wrap(sched.searcher)
@@ -493,8 +496,8 @@ class TuneExecutor(Executor):
         if self.scheduler == "asha":
             assert self.asha is not None
             asha_metric = primary
-            inner = ASHAScheduler(time_attr="training_iteration", metric=primary, mode=objective_sense(primary),
-                                  stop_last_trials=False, **self.asha)
+            inner = ASHAScheduler(time_attr="training_iteration", metric=primary,
+                                  mode=objective_sense(primary), stop_last_trials=False, **self.asha)
         else:
             inner = FIFOScheduler()
         storage = Path(self.storage) if self.storage is not None else Path(sched.out_dir) / "tune"
@@ -529,8 +532,8 @@ class TuneExecutor(Executor):
         if not sched.done():
             # Tune ended without the schedule being done: Ctrl-C (Tune's own handler takes
             # the first one and ends the experiment). The ledger holds what was recorded.
-            raise KeyboardInterrupt(f"Ray Tune stopped before the search was done ({bridge.recorded} evaluations "
-                                    f"recorded this session); resume to continue")
+            raise KeyboardInterrupt(f"Ray Tune stopped before the search was done ({bridge.recorded} "
+                                    f"evaluations recorded this session); resume to continue")
 
     def close(self) -> None:
         import ray

@@ -26,7 +26,8 @@ def _config_job(config: dict[str, Any]) -> Job:
     cand = Candidate.make(c["arch"], c.get("hw") or {})
     if cand.id != c["id"]:
         raise ValueError(f"trial config: candidate id {c['id']} does not match its content ({cand.id})")
-    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"), info=config.get("info"))
+    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"),
+               info=config.get("info"))
 
 
 def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:

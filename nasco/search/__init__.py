@@ -6,18 +6,18 @@ from typing import Any
 from nasco.core import Registry
 from nasco.search._base import Searcher
 from nasco.search._darts import DartsConfig, DartsFit, collapse_report, cosine_power, fit_darts
-from nasco.search._joint_darts import DartsSearcher
 from nasco.search._evolution import RegularizedEvolution
 from nasco.search._guided import PredictorGuided
+from nasco.search._joint_darts import DartsSearcher
 from nasco.search._optuna import OptunaNSGA2, OptunaRandom, OptunaTPE
 from nasco.search._pymoo import NSGA2Searcher, NSGA3Searcher
 from nasco.search._random import RandomSearch
 from nasco.space import SearchSpace
 
 __all__ = ["DIFFERENTIABLE", "DartsConfig", "DartsFit", "DartsSearcher", "NSGA2Searcher", "NSGA3Searcher",
-           "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "PredictorGuided", "RandomSearch", "RegularizedEvolution",
-           "SEARCHERS", "Searcher", "collapse_report", "cosine_power", "fit_darts", "make_searcher",
-           "searcher_class"]
+           "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "PredictorGuided", "RandomSearch",
+           "RegularizedEvolution", "SEARCHERS", "Searcher", "collapse_report", "cosine_power", "fit_darts",
+           "make_searcher", "searcher_class"]
 
 # Name -> class; the CLI and configs pick searchers by these names, and the contract tests
 # in nasco.testing run over every entry.

@@ -51,13 +51,15 @@ def test_pool_and_ray_follow_the_policy():
     for ex in (PoolExecutor(1, max_retries=0), RayExecutor(max_retries=0)):
         j = job(5)
         ex._retry(j, "worker died: X")
-        assert ex._done == [ex._done[0]] and ex._done[0]["reason"] == "worker died: X (worker died on all 1 attempts)"
+        assert len(ex._done) == 1
+        assert ex._done[0]["reason"] == "worker died: X (worker died on all 1 attempts)"
         assert ex._done[0]["attempts"] == 1 and ex.describe()["max_retries"] == 0
 
 
 def test_registry_and_make_executor():
     assert EXECUTORS.names() == ["inprocess", "pool", "ray", "tune"]
-    assert [EXECUTORS.get(n) for n in EXECUTORS] == [InProcessExecutor, PoolExecutor, RayExecutor, TuneExecutor]
+    assert [EXECUTORS.get(n) for n in EXECUTORS] == [InProcessExecutor, PoolExecutor, RayExecutor,
+                                                      TuneExecutor]
     # The CLI collects the same settings for every executor; in-process takes the timeout only.
     ex = make_executor("inprocess", trial_timeout=3.0, workers=None, max_retries=2, threads=1)
     assert isinstance(ex, InProcessExecutor) and ex.trial_timeout == 3.0 and ex.max_retries == 0

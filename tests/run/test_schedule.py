@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasco.run import Ledger, run_search
-from nasco.run import Executor
+from nasco.run import Executor, Ledger, run_search
 from nasco.run._executors import InProcessExecutor
 from nasco.run._job import Job, evaluate_job
 from nasco.search import SEARCHERS, make_searcher
@@ -94,7 +93,8 @@ def test_out_of_order_completion_gives_the_in_order_ledger(space, tmp_path, sear
     """Every searcher: with 3 proposals out, evaluations finishing in a random order give
     exactly the ledger of the same window run in order."""
     if searcher == "predictor-guided":
-        pytest.skip("predictor-guided trains its predictor on a 1000-cell table space; covered by its own tests")
+        pytest.skip("predictor-guided trains its predictor on a 1000-cell table space; "
+                    "covered by its own tests")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pymoo/optuna chatter on toy spaces
         _run(space, tmp_path / "inorder", InProcessExecutor(), searcher=searcher, window=3)
@@ -161,8 +161,8 @@ def test_repeats_wait_for_the_running_evaluation(space, tmp_path):
 
     s = Stutter(space, OBJ, seed=1)
     ev = FaultyEvaluator(space, OBJ, log_dir=tmp_path)
-    run_search(space=space, evaluator=ev, searcher=s, budget=6, out_dir=tmp_path / "s", seed=1, progress=False,
-               executor=ShuffleExecutor(4, seed=0))
+    run_search(space=space, evaluator=ev, searcher=s, budget=6, out_dir=tmp_path / "s", seed=1,
+               progress=False, executor=ShuffleExecutor(4, seed=0))
     evaluated = (tmp_path / "evaluations.log").read_text().split()[::2]
     assert len(evaluated) == 6 == len(set(evaluated))
     # Six candidates, each proposed twice, all told; asking stops once the sixth is out, so
