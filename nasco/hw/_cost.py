@@ -401,7 +401,7 @@ class CostModel:
         work = self._compute(geo, core, rates)
         buf = self._buffers(geo, core, work)
         dram = self._dram(geo, buf)
-        return self._latency(geo, work, buf, dram, utilization)
+        return self._latency(work, buf, dram, utilization)
 
     def _geometry(self, a: dict[str, np.ndarray]) -> _Geometry:
         """What each layer is (array, vector unit or neurons; spiking input; a fused LIF) and
@@ -577,8 +577,7 @@ class CostModel:
         return _Dram(bits=dram_bits, e_dram=dram_bits * self.e_dram, e_neuron=e_neuron, i_bits=i_bits,
                      w_bits=w_bits, o_bits=o_bits, buf_i=buf_i, buf_w=buf_w, buf_o=buf_o)
 
-    def _latency(self, geo: _Geometry, work: _Work, buf: _Buffers, dram: _Dram,
-                 utilization: bool) -> dict[str, np.ndarray]:
+    def _latency(self, work: _Work, buf: _Buffers, dram: _Dram, utilization: bool) -> dict[str, np.ndarray]:
         """Cycles and latency, and the per-layer results of :meth:`_layer_costs`."""
         # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
         # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
