@@ -22,23 +22,14 @@ from typing import Any
 
 from nasco.dsl._build import spec_field as F
 from nasco.dsl._choice import Choice
-from nasco.dsl._errors import SpecError, close_matches
-from nasco.dsl._specs import AcceleratorTemplate, Constraint
-from nasco.dsl._units import UNITS, parse_quantity
+from nasco.dsl._errors import SpecError
+from nasco.dsl._specs import AcceleratorTemplate, Constraint, _check_specs, _limits
 
 __all__ = ["AcceleratorSet", "BudgetSpec", "MultiAccelerator", "TEMPLATE_KEY", "min_usage", "pe_usage",
            "smallest_partitions"]
 
 # The hw genotype key (and --set key) that picks a member template.
 TEMPLATE_KEY = "template"
-
-
-def _check_specs(specs: dict[str, Constraint] | None, path: tuple) -> None:
-    for metric, c in (specs or {}).items():
-        if metric not in UNITS:
-            raise SpecError("a spec on " + ", ".join(UNITS), f"'{metric}'",
-                            path=path + ("specs", metric), hint=close_matches(metric, UNITS))
-        parse_quantity(c.max, metric, path + ("specs", metric, "max"))
 
 
 def _options(value: Any) -> tuple:
@@ -155,7 +146,7 @@ class AcceleratorSet:
 
     def limits(self) -> dict[str, float]:
         """The set's specs in base units (empty when each member keeps its own)."""
-        return {m: parse_quantity(c.max, m, ("specs", m, "max")) for m, c in (self.specs or {}).items()}
+        return _limits(self.specs)
 
 
 @dataclass(frozen=True, kw_only=True)
