@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from nasco.dsl import load_energy_table, load_spec, resolve
 from nasco.hw import CostModel, Layer, Workload
-from nasco.hw._snn import activation_bits_for, ann_template, break_even_rate, compare, snn_energy_line
+from nasco.hw._snn import activation_bits_for, break_even_rate, compare
 from nasco.nn import plan_network, plan_workload
 from nasco.space import SearchSpace
 

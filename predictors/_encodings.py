@@ -17,9 +17,9 @@ array of op indices (``space.cells.ops`` order, edges in the space's order (1,0)
   "zero-cost" side of a combined predictor. They are counts on the live cell, not the
   gradient-based proxies (synflow, jacob_cov) of Abdelfattah et al., ICLR 2021.
 
-* ``synflow``: log of the synflow zero-cost proxy measured on the cell's real network
-  (:mod:`nasco.predictors._zerocost`); ~0.1 s per new cell on one CPU thread, cached in the
-  user cache dir.
+* ``synflow``: log of the synflow zero-cost proxy measured on the cell's real network;
+  registered in :data:`ENCODINGS` by :mod:`nasco.predictors._zerocost` (~0.1 s per new cell
+  on one CPU thread, cached in the user cache dir).
 
 ``"a+b"`` concatenates encodings, e.g. ``"path+zc"`` or ``"path+zc+synflow"``.
 """
@@ -32,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from nasco.core import Registry
 from nasco.space import Candidate, DenseCell, SearchSpace
 
 __all__ = ["ENCODINGS", "adjacency_encoding", "cell_feature_names", "cell_features", "cell_ops",
-           "encode_cells", "live_edges", "onehot_encoding", "path_encoding", "synflow_encoding"]
+           "encode_cells", "live_edges", "onehot_encoding", "path_encoding"]
 
-ENCODINGS = ("onehot", "adjacency", "path", "zc", "synflow")
+# Encoding name -> fn(space, ops) -> (N, F) array, in the order of the module docstring.
+ENCODINGS: Registry[Any] = Registry("encoding")
 
 Cells = Sequence[Candidate] | np.ndarray
 
@@ -90,6 +92,7 @@ def _op_roles(dense: DenseCell) -> tuple[int | None, list[int]]:
     return none, [i for i in range(len(dense.ops)) if i != none]
 
 
+@ENCODINGS.register("onehot")
 def onehot_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
     """``(N, E * n_ops)``: each edge's op one-hot, edges in order (as ``space.cells.encode``)."""
     ops = cell_ops(space, cells)
@@ -99,6 +102,7 @@ def onehot_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
     return out.reshape(ops.shape[0], -1)
 
 
+@ENCODINGS.register("adjacency")
 def adjacency_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
     """``(N, V*V + V*(n_ops + 2))`` with V = E + 2 nodes: input, the E edges, output.
 
@@ -131,6 +135,7 @@ def adjacency_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
     return np.concatenate([adj.reshape(n, -1), feats.reshape(n, -1)], axis=1)
 
 
+@ENCODINGS.register("path")
 def path_encoding(space: SearchSpace, cells: Cells, *, max_path_len: int = 3) -> np.ndarray:
     """``(N, sum_{L<=max_path_len} k^L)`` path counts, k = number of non-'none' ops.
 
@@ -186,6 +191,7 @@ def cell_feature_names(space: SearchSpace) -> list[str]:
             + ["live_edges", "live_paths", "longest_path", "longest_conv_path", "trivial_score"])
 
 
+@ENCODINGS.register("zc")
 def cell_features(space: SearchSpace, cells: Cells) -> np.ndarray:
     """Cheap genotype-derived features (the ``zc`` encoding), one row per cell.
 
@@ -214,24 +220,12 @@ def cell_features(space: SearchSpace, cells: Cells) -> np.ndarray:
                             trivial]).astype(np.float32)
 
 
-def synflow_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
-    """``(N, 1)``: log synflow of each cell's network (computed once per live cell, cached)."""
-    from nasco.predictors._zerocost import zero_cost_scores  # torch only when asked for
-
-    s = zero_cost_scores(space, cells, "synflow")
-    return np.log(np.maximum(s, 1e-300)).astype(np.float32)[:, None]
-
-
-_FUNCS: dict[str, Any] = {"onehot": onehot_encoding, "adjacency": adjacency_encoding, "path": path_encoding,
-                          "zc": cell_features, "synflow": synflow_encoding}
-
-
 def encode_cells(space: SearchSpace, cells: Cells, kind: str = "path") -> np.ndarray:
     """The encoding ``kind`` (one of :data:`ENCODINGS`, or several joined by '+')."""
     parts = kind.split("+")
-    unknown = [p for p in parts if p not in _FUNCS]
+    unknown = [p for p in parts if p not in ENCODINGS]
     if unknown:
         raise ValueError(f"unknown encoding {unknown[0]!r} in {kind!r}; known: {', '.join(ENCODINGS)} "
                          f"(join several with '+', e.g. 'path+zc')")
     ops = cell_ops(space, cells)
-    return np.concatenate([_FUNCS[p](space, ops) for p in parts], axis=1)
+    return np.concatenate([ENCODINGS.get(p)(space, ops) for p in parts], axis=1)

@@ -28,8 +28,8 @@ def split_adjacency(x: np.ndarray, n_nodes: int | None = None) -> tuple[np.ndarr
         feats = x[:, v * v:].reshape(n, v, k)
         if n_nodes or np.allclose(feats.sum(axis=2), 1.0):
             return x[:, :v * v].reshape(n, v, v), feats
-    raise ValueError(f"cannot read {d} columns as an adjacency encoding (V*V adjacency + V one-hot node rows); "
-                     f"encode with nasco.predictors.adjacency_encoding or pass n_nodes")
+    raise ValueError(f"cannot read {d} columns as an adjacency encoding (V*V adjacency + V one-hot node "
+                     f"rows); encode with nasco.predictors.adjacency_encoding or pass n_nodes")
 
 
 class _GIN(nn.Module):

@@ -91,7 +91,8 @@ class MLPEnsemble:
         zt = torch.from_numpy(self.scale.forward(y).astype(np.float32))
         self.members = train_ensemble(lambda: self._make(x.shape[1]), (xt,), zt, n_members=self.n_members,
                                       steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                                      weight_decay=self.weight_decay, seed=self.seed, rank_weight=self.rank_weight)
+                                      weight_decay=self.weight_decay, seed=self.seed,
+                                      rank_weight=self.rank_weight)
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

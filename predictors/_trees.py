@@ -23,8 +23,9 @@ class BaggedGBT:
     """
 
     def __init__(self, *, n_members: int = 5, max_iter: int = 100, learning_rate: float = 0.1,
-                 max_leaf_nodes: int = 15, min_samples_leaf: int | None = None, l2_regularization: float = 0.0,
-                 bootstrap: bool = True, backend: str = "hist", max_depth: int = 3, seed: int = 0) -> None:
+                 max_leaf_nodes: int = 15, min_samples_leaf: int | None = None,
+                 l2_regularization: float = 0.0, bootstrap: bool = True, backend: str = "hist",
+                 max_depth: int = 3, seed: int = 0) -> None:
         if backend not in ("hist", "exact"):
             raise ValueError(f"backend must be 'hist' or 'exact', got {backend!r}")
         self.backend = backend
@@ -51,9 +52,9 @@ class BaggedGBT:
             member_seed = (self.seed * 1000 + m) % 2**32
             idx = rng.integers(len(y), size=len(y)) if self.bootstrap else np.arange(len(y))
             if self.backend == "exact":
-                model = GradientBoostingRegressor(n_estimators=self.max_iter, learning_rate=self.learning_rate,
-                                                  max_depth=self.max_depth, min_samples_leaf=leaf,
-                                                  random_state=member_seed)
+                model = GradientBoostingRegressor(n_estimators=self.max_iter,
+                                                  learning_rate=self.learning_rate, max_depth=self.max_depth,
+                                                  min_samples_leaf=leaf, random_state=member_seed)
                 self.members.append(model.fit(x[idx], z[idx]))
                 continue
             model = HistGradientBoostingRegressor(

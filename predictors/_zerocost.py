@@ -27,14 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from nasco.predictors._encodings import Cells, _dense, cell_ops, live_edges
+from nasco.core import Registry
+from nasco.predictors._encodings import ENCODINGS, Cells, _dense, cell_ops, live_edges
 from nasco.space import SearchSpace
 
-__all__ = ["PROXIES", "synflow", "zero_cost_cache_path", "zero_cost_scores"]
+__all__ = ["CELL_PROXIES", "synflow", "synflow_encoding", "zero_cost_cache_path", "zero_cost_scores"]
 
 # Bump when a proxy's definition or the network changes: the cache file name carries it.
 _VERSION = 1
-PROXIES = ("synflow",)
+# The zero-cost proxies (of nasco.evaluate's PROXIES, where each is defined) that
+# zero_cost_scores scores per dense cell: name -> fn(space, edges, *, seed, arch). They need no
+# data (synflow feeds an all-ones input), so a cell's score depends on the cell alone.
+CELL_PROXIES: Registry[Callable[..., float]] = Registry("zero-cost proxy")
 
 
 def _arch(space: SearchSpace):
@@ -44,6 +48,7 @@ def _arch(space: SearchSpace):
     return arch
 
 
+@CELL_PROXIES.register("synflow")
 def synflow(space: SearchSpace, edges: Sequence[str], *, seed: int = 0,
             input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10, arch=None) -> float:
     """The synflow score of the network of the cell with these edge ops (op names).
@@ -60,9 +65,6 @@ def synflow(space: SearchSpace, edges: Sequence[str], *, seed: int = 0,
     plan = plan_network(arch, {"edges": list(edges)}, input_shape, num_classes)
     torch.manual_seed(seed)
     return synflow_score(GraphNet(plan, arch))
-
-
-_FUNCS: dict[str, Callable[..., float]] = {"synflow": synflow}
 
 
 def zero_cost_cache_path(space: SearchSpace, proxy: str = "synflow", *, seed: int = 0) -> Path:
@@ -108,8 +110,7 @@ def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *
 
     The cache key is the cell's live edges ('none' where an edge is dead), comma-joined.
     """
-    if proxy not in _FUNCS:
-        raise ValueError(f"unknown zero-cost proxy {proxy!r}; known: {', '.join(PROXIES)}")
+    score = CELL_PROXIES.get(proxy)
     dense = _dense(space)
     ops = cell_ops(space, cells)
     none = dense.ops.index("none") if "none" in dense.ops else None
@@ -126,7 +127,7 @@ def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *
         t0 = time.perf_counter()
         with open(path, "a") if cache else open(os.devnull, "w") as f:
             for i, k in enumerate(todo):
-                known[k] = _FUNCS[proxy](space, k.split(","), seed=seed, arch=arch)
+                known[k] = score(space, k.split(","), seed=seed, arch=arch)
                 f.write(f"{k}\t{known[k]!r}\n")
                 f.flush()
                 if progress and (i + 1) % 200 == 0:
@@ -135,3 +136,10 @@ def zero_cost_scores(space: SearchSpace, cells: Cells, proxy: str = "synflow", *
         if cache:
             _MEMO[path] = (_stamp(path), known)  # what we appended is already in ``known``
     return np.array([known[k] for k in keys], dtype=np.float64)
+
+
+@ENCODINGS.register("synflow")
+def synflow_encoding(space: SearchSpace, cells: Cells) -> np.ndarray:
+    """``(N, 1)``: log synflow of each cell's network (computed once per live cell, cached)."""
+    s = zero_cost_scores(space, cells, "synflow")
+    return np.log(np.maximum(s, 1e-300)).astype(np.float32)[:, None]

@@ -1,11 +1,12 @@
 """The concepts every layer of nasco shares: candidates, objectives, results, the evaluator
-protocol and the base error. This package imports nothing else from nasco."""
+protocol, the base error and the registry. This package imports nothing else from nasco."""
 from __future__ import annotations
 
 from nasco.core._candidate import Candidate, canonical_json
 from nasco.core._errors import NascoError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
+from nasco.core._registry import Registry
 from nasco.core._result import STATUSES, Evaluator, Result
 
 __all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "NascoError", "Objective",
-           "ObjectiveSpec", "Result", "STATUSES", "canonical_json", "resolve_objectives"]
+           "ObjectiveSpec", "Registry", "Result", "STATUSES", "canonical_json", "resolve_objectives"]

@@ -176,8 +176,9 @@ def _field_value(name: str, value: Any, tp: Any, meta: dict, sub: tuple) -> Any:
                      for i, o in enumerate(choice.options))
         for i, o in enumerate(opts):
             if o in opts[:i]:  # e.g. 2 and 2.0 once both are floats
+                same = opts.index(o)
                 raise SpecError("distinct options", shown(choice.options[i]), path=sub + ("choice", i),
-                                hint=f"it equals option {opts.index(o)} ({shown(choice.options[opts.index(o)])}); "
+                                hint=f"it equals option {same} ({shown(choice.options[same])}); "
                                      "remove the repeat")
         return Choice(opts, opts[choice.options.index(choice.default)])
     return check_value(value, tp, meta, sub)

@@ -7,40 +7,29 @@ all sharing one budget of PEs and of DRAM bandwidth (NASAIC: Yang et al., "Co-ex
 neural architectures and heterogeneous ASIC accelerator designs targeting multiple tasks",
 DAC 2020). A member may itself be a set; its templates join the list.
 
-Members are files of their own, so they are loaded (and checked) after the set itself is
-built: :func:`nasco.dsl.load_file` calls :meth:`AcceleratorSet._link`, which loads them and
-returns the set with its templates attached (:meth:`AcceleratorSet.linked` does the same for
-templates built in Python). The templates are not fields: a set compares and serialises by
-what its file says.
+The classes here hold data only. Members are files of their own, so the loader loads (and
+checks) them after the set itself is built: :func:`nasco.dsl.load_file` reads the members,
+applies the ``--set`` overrides that address them and attaches the templates with
+:meth:`AcceleratorSet.linked` (which templates built in Python use too). The templates are
+not fields: a set compares and serialises by what its file says.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nasco.dsl._build import spec_field as F
-from nasco.dsl._choice import Choice, is_choice_mapping, parse_choice
-from nasco.dsl._errors import SpecError, close_matches, shown
-from nasco.dsl._specs import AcceleratorTemplate, Constraint
-from nasco.dsl._units import UNITS, parse_quantity
+from nasco.dsl._choice import Choice
+from nasco.dsl._errors import SpecError
+from nasco.dsl._specs import AcceleratorTemplate, Constraint, _check_specs, _limits
 
 __all__ = ["AcceleratorSet", "BudgetSpec", "MultiAccelerator", "TEMPLATE_KEY", "min_usage", "pe_usage",
            "smallest_partitions"]
 
 # The hw genotype key (and --set key) that picks a member template.
 TEMPLATE_KEY = "template"
-_TEMPLATE_FIELDS = tuple(f.name for f in dataclasses.fields(AcceleratorTemplate) if f.init)
-
-
-def _check_specs(specs: dict[str, Constraint] | None, path: tuple) -> None:
-    for metric, c in (specs or {}).items():
-        if metric not in UNITS:
-            raise SpecError("a spec on " + ", ".join(UNITS), f"'{metric}'",
-                            path=path + ("specs", metric), hint=close_matches(metric, UNITS))
-        parse_quantity(c.max, metric, path + ("specs", metric, "max"))
 
 
 def _options(value: Any) -> tuple:
@@ -69,7 +58,8 @@ def min_usage(template: AcceleratorTemplate) -> tuple[int, float]:
     return min(rows) * min(cols), float(min(_options(template.bandwidth.dram_bytes_per_cycle)))
 
 
-def smallest_partitions(mins: Mapping[str, tuple[int, float]], k: int) -> dict[tuple[int, float], tuple[str, ...]]:
+def smallest_partitions(mins: Mapping[str, tuple[int, float]],
+                        k: int) -> dict[tuple[int, float], tuple[str, ...]]:
     """The Pareto-smallest (PEs, bytes/cycle) totals of ``k`` sub-accelerators, each on the
     smallest configuration of some member (``mins``: member -> :func:`min_usage`), with the
     members that make each total. A budget admits a partition iff it holds one of these."""
@@ -84,116 +74,6 @@ def smallest_partitions(mins: Mapping[str, tuple[int, float]], k: int) -> dict[t
     return front
 
 
-# ------------------------------------------------------------------ linking members
-_LINKING: list[str] = []  # files being linked, outermost first (a set may not contain itself)
-
-
-def _split(overrides: Mapping[tuple[str, ...], Any] | None, own: tuple[str, ...]):
-    """``--set`` overrides -> (those on the set's own fields, the rest for its members)."""
-    mine: dict = {}
-    rest: dict = {}
-    for path, value in (overrides or {}).items():
-        (mine if path and path[0] in own else rest)[path] = value
-    return mine, rest
-
-
-def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
-    from nasco.dsl._load import find_file, load_file
-
-    try:
-        path = find_file(entry, relative_to=base, what="accelerator template or set", kind="accelerator")
-    except SpecError as err:
-        raise SpecError(err.expected, f"'{entry}' ({err.found})", path=("members", i), hint=err.hint) from None
-    resolved = str(path.resolve())
-    if resolved in _LINKING:
-        raise SpecError("members that do not contain this set", f"'{entry}' (a set that lists it back)",
-                        path=("members", i), hint="remove the cycle")
-    spec = load_file(path, overrides=overrides or None)
-    if not isinstance(spec, (AcceleratorTemplate, AcceleratorSet)) or isinstance(spec, MultiAccelerator):
-        kind = getattr(spec, "kind", type(spec).__name__)
-        raise SpecError("an accelerator template or an accelerator set", f"'{entry}' (a file of kind '{kind}')",
-                        path=("members", i), hint="list files of kind 'accelerator' or 'accelerator_set'")
-    return spec
-
-
-def _member_overrides(rest: dict, name_of: Mapping[str, str]) -> tuple[dict, dict, Any]:
-    """Sort the overrides for members: (per template name, for every member, template pick)."""
-    per: dict[str, dict] = {}
-    every: dict = {}
-    pick: Any = None
-    names = list(name_of)
-    for path, value in rest.items():
-        head = path[0]
-        if head == TEMPLATE_KEY and len(path) == 1:
-            pick = value
-        elif head in name_of and len(path) > 1:
-            per.setdefault(head, {})[path[1:]] = value
-        elif head in _TEMPLATE_FIELDS and head not in ("schema", "kind", "name"):
-            every[path] = value
-        else:
-            raise SpecError(
-                f"a key of the file, '{TEMPLATE_KEY}', a member name ({', '.join(names)}) or a template field",
-                f"'{head}'", path=path,
-                hint=close_matches(head, [TEMPLATE_KEY, *names, *_TEMPLATE_FIELDS])
-                or f"e.g. {TEMPLATE_KEY}={names[0]}, {names[0]}.clock_mhz=400, clock_mhz=400 (every member)")
-    return per, every, pick
-
-
-def _link_members(spec: Any, file: Path, rest: dict) -> tuple[dict[str, AcceleratorTemplate], Any]:
-    """Load the members of a set or multi-accelerator (with their overrides), flattened;
-    and the value of a ``template`` override (None if there is none)."""
-    base = file.parent
-    _LINKING.append(str(file.resolve()))
-    try:
-        first = [_load_member(e, base, i, None) for i, e in enumerate(spec.members)]
-        # Names first, so that overrides can address members by their template names.
-        name_of: dict[str, tuple[int, Any]] = {}
-        for i, m in enumerate(first):
-            inner = m.templates.values() if isinstance(m, AcceleratorSet) else (m,)
-            for t in inner:
-                if t.name in name_of:
-                    raise SpecError("members with distinct template names",
-                                    f"'{t.name}' again (also from members[{name_of[t.name][0]}])",
-                                    path=("members", i), hint="rename one template or drop the repeat")
-                name_of[t.name] = (i, m)
-        per, every, pick = _member_overrides(rest, name_of)
-        out: dict[str, AcceleratorTemplate] = {}
-        for i, (entry, m) in enumerate(zip(spec.members, first)):
-            if isinstance(m, AcceleratorSet):
-                inner_names = list(m.templates)
-                ov = dict(every)
-                for n in inner_names:
-                    ov.update({(n, *p): v for p, v in per.get(n, {}).items()})
-                if ov:
-                    m = _load_member(entry, base, i, ov)
-                out.update((n, m.member(n)) for n in m.templates)
-            else:
-                ov = {**every, **per.get(m.name, {})}
-                if ov:
-                    m = _load_member(entry, base, i, ov)
-                out[m.name] = m
-    finally:
-        _LINKING.pop()
-    return out, pick
-
-
-def _pick_members(templates: dict[str, AcceleratorTemplate], pick: Any) -> dict[str, AcceleratorTemplate]:
-    names = list(templates)
-    path = (TEMPLATE_KEY,)
-    if is_choice_mapping(pick):
-        wanted = parse_choice(pick, path).options
-    elif isinstance(pick, str):
-        wanted = (pick,)
-    else:
-        raise SpecError("a member name or {choice: [names]}", shown(pick), path=path,
-                        hint="members: " + ", ".join(names))
-    for w in wanted:
-        if w not in templates:
-            raise SpecError("a member of the set (" + ", ".join(names) + ")", shown(w), path=path,
-                            hint=close_matches(w, names))
-    return {w: templates[w] for w in wanted}
-
-
 # ------------------------------------------------------------------ the kinds
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorSet:
@@ -203,11 +83,13 @@ class AcceleratorSet:
     kind: str = F(doc="file kind", enum=("accelerator_set",))
     name: str = F()
     description: str = F("")
-    members: tuple[str, ...] = F(doc="member templates (or sets): built-in names or paths relative to this file")
+    members: tuple[str, ...] = F(
+        doc="member templates (or sets): built-in names or paths relative to this file")
     default: str | None = F(None, doc="the member taken where nothing picks one (default: the first)")
     specs: dict[str, Constraint] | None = F(
         None, doc="design specs for every member; when given they replace the members' own")
 
+    # The keys of the set's own file; other ``--set`` overrides address its members.
     OWN_KEYS = ("schema", "kind", "name", "description", "members", "default", "specs")
 
     def _check(self, path: tuple) -> None:
@@ -216,20 +98,6 @@ class AcceleratorSet:
         _check_specs(self.specs, path)
 
     # ---------------------------------------------------------------- members
-    @classmethod
-    def split_overrides(cls, overrides: Mapping | None) -> tuple[dict, dict]:
-        return _split(overrides, cls.OWN_KEYS)
-
-    def _link(self, file: Path, rest: dict) -> AcceleratorSet:
-        """Called by load_file: load the members, apply ``--set`` overrides to them."""
-        templates, pick = _link_members(self, file, rest)
-        if self.default is not None and self.default not in templates:
-            raise SpecError("a member template name (" + ", ".join(templates) + ")", shown(self.default),
-                            path=("default",), hint=close_matches(self.default, templates))
-        if pick is not None:
-            templates = _pick_members(templates, pick)
-        return self.linked(templates)
-
     def linked(self, templates: Mapping[str, AcceleratorTemplate]) -> AcceleratorSet:
         """A copy holding its member templates (name -> template, in order)."""
         templates = dict(templates)
@@ -278,7 +146,7 @@ class AcceleratorSet:
 
     def limits(self) -> dict[str, float]:
         """The set's specs in base units (empty when each member keeps its own)."""
-        return {m: parse_quantity(c.max, m, ("specs", m, "max")) for m, c in (self.specs or {}).items()}
+        return _limits(self.specs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -315,7 +183,8 @@ class MultiAccelerator(AcceleratorSet):
         pes, bw = usage[pes_name][0], usage[bw_name][1]
         if k * pes > self.budget.pes:
             raise SpecError(
-                f"at least {k * pes} PEs (the smallest partition: {k} sub-accelerators x {pes} PEs of '{pes_name}')",
+                f"at least {k * pes} PEs (the smallest partition: {k} sub-accelerators x {pes} PEs of "
+                f"'{pes_name}')",
                 self.budget.pes, path=("budget", "pes"),
                 hint=f"raise budget.pes to {k * pes} or more, or list members with smaller PE arrays")
         if k * bw > self.budget.dram_bytes_per_cycle:
@@ -335,9 +204,9 @@ class MultiAccelerator(AcceleratorSet):
             fixes = ([f"budget.pes to {need_p}"] if need_p is not None else []) + (
                 [f"budget.dram_bytes_per_cycle to {need_b:g}"] if need_b is not None else [])
             raise SpecError(
-                f"a budget that fits {k} sub-accelerators in PEs and bandwidth at once (the smallest partitions "
-                f"take {' or '.join(ways)})", f"{max_p} PEs and {max_b:g} bytes/cycle", path=("budget",),
-                hint="raise " + " or ".join(fixes))
+                f"a budget that fits {k} sub-accelerators in PEs and bandwidth at once (the smallest "
+                f"partitions take {' or '.join(ways)})", f"{max_p} PEs and {max_b:g} bytes/cycle",
+                path=("budget",), hint="raise " + " or ".join(fixes))
 
     def member(self, name: str) -> AcceleratorTemplate:
         """The member template without specs (the system's specs apply to the totals)."""

@@ -169,8 +169,8 @@ class PESpec:
     """
 
     type: str | Choice = F("mac", doc="PE kind", enum=PE_TYPES, searchable=True)
-    skip_zero_spikes: bool | Choice = F(False, doc="sop PEs: zero spikes skip cycles (true) or only gate energy",
-                                        searchable=True)
+    skip_zero_spikes: bool | Choice = F(
+        False, doc="sop PEs: zero spikes skip cycles (true) or only gate energy", searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,8 +187,8 @@ class BufferSpec:
     ifmap_kb: float | Choice = F(doc="ifmap SRAM (KiB)", gt=0, searchable=True)
     filter_kb: float | Choice = F(doc="filter SRAM (KiB)", gt=0, searchable=True)
     ofmap_kb: float | Choice = F(doc="ofmap SRAM (KiB)", gt=0, searchable=True)
-    membrane_kb: float | Choice | None = F(None, doc="membrane SRAM (KiB) of sop PEs; null: in the ofmap SRAM",
-                                           gt=0, searchable=True)
+    membrane_kb: float | Choice | None = F(
+        None, doc="membrane SRAM (KiB) of sop PEs; null: in the ofmap SRAM", gt=0, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,7 +248,8 @@ class AcceleratorTemplate:
     def _check(self, path: tuple) -> None:
         _check_specs(self.specs, path)
         if "rs" in _options(self.dataflow) and self.rf is None:
-            raise SpecError("an 'rf:' section for the row-stationary dataflow", "it missing", path=path + ("rf",),
+            raise SpecError("an 'rf:' section for the row-stationary dataflow", "it missing",
+                            path=path + ("rf",),
                             hint="Eyeriss: rf: {ifmap_words: 12, filter_words: 224, psum_words: 24}")
         if "sop" in _options(self.pe.type) and "rs" in _options(self.dataflow):
             raise SpecError("a systolic dataflow (os, ws, is) for sop PEs", "'rs'", path=path + ("dataflow",),
@@ -359,7 +360,8 @@ class EnergyTable:
                                     hint=f"'{c.unit}' is an {other} unit; this entry is under '{section}:'")
         uses_mac = any(c.unit == "MAC" for c in self.energy.values())
         if uses_mac and self.mac_reference is None:
-            raise SpecError("a 'mac_reference' for entries in unit MAC", "it missing", path=path + ("mac_reference",),
+            raise SpecError("a 'mac_reference' for entries in unit MAC", "it missing",
+                            path=path + ("mac_reference",),
                             hint="mac_reference: {value: 0.208, unit: pJ, source: ...}")
         if self.mac_reference is not None and self.mac_reference.unit not in UNITS["energy"]:
             raise SpecError("an absolute energy unit (" + ", ".join(UNITS["energy"]) + ")",

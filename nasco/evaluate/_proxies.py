@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasco.core import Registry
 from nasco.evaluate._joint import EnergyTableCache, check_limits
 from nasco.core import BUILTIN_OBJECTIVES, Result
 from nasco.evaluate._train import reset_states
@@ -347,27 +348,28 @@ class ProxyDef:
     summary: str
 
 
-PROXIES: dict[str, ProxyDef] = {
-    "sahd": ProxyDef(_sahd, "max", "SNASNet sparsity-aware Hamming kernel log-det (Kim et al., ECCV 2022)"),
-    "naswot": ProxyDef(_naswot, "max", "activation-code Hamming kernel log-det (Mellor et al., ICML 2021)"),
-    "synflow": ProxyDef(_synflow, "max", "synaptic flow (Tanaka et al. 2020; Abdelfattah et al. 2021)"),
-    "snip": ProxyDef(_snip, "max", "sum |theta * dL/dtheta| (Lee et al. 2019; Abdelfattah et al. 2021)"),
-    "grad_norm": ProxyDef(_grad_norm, "max", "sum of per-layer gradient norms (Abdelfattah et al. 2021)"),
-    "jacob_cov": ProxyDef(_jacob_cov, "max", "input-Jacobian correlation (Mellor et al. v1, 2006.04647)"),
-    "params": ProxyDef(_params, "min", "parameter count"),
-    "flops": ProxyDef(_flops, "min", "MACs of the workload, timesteps included"),
-    "sops": ProxyDef(_sops, "min", "synaptic operations: spiking-input MACs x input spike rate x T"),
-}
+# Name -> proxy, in the order reports list them; the one definition of every zero-cost proxy
+# (nasco.predictors scores some of them per cell).
+PROXIES: Registry[ProxyDef] = Registry("proxy")
+for _name, _d in (
+    ("sahd", ProxyDef(_sahd, "max", "SNASNet sparsity-aware Hamming kernel log-det (Kim et al., ECCV 2022)")),
+    ("naswot", ProxyDef(_naswot, "max", "activation-code Hamming kernel log-det (Mellor et al., ICML 2021)")),
+    ("synflow", ProxyDef(_synflow, "max", "synaptic flow (Tanaka et al. 2020; Abdelfattah et al. 2021)")),
+    ("snip", ProxyDef(_snip, "max", "sum |theta * dL/dtheta| (Lee et al. 2019; Abdelfattah et al. 2021)")),
+    ("grad_norm", ProxyDef(_grad_norm, "max", "sum of per-layer gradient norms (Abdelfattah et al. 2021)")),
+    ("jacob_cov", ProxyDef(_jacob_cov, "max", "input-Jacobian correlation (Mellor et al. v1, 2006.04647)")),
+    ("params", ProxyDef(_params, "min", "parameter count")),
+    ("flops", ProxyDef(_flops, "min", "MACs of the workload, timesteps included")),
+    ("sops", ProxyDef(_sops, "min", "synaptic operations: spiking-input MACs x input spike rate x T")),
+):
+    PROXIES.register(_name, _d)
 
 
 
 def check_proxy_names(names: Sequence[str]) -> tuple[str, ...]:
     names = tuple(names)
     for n in names:
-        if n not in PROXIES:
-            close = difflib.get_close_matches(n, list(PROXIES), n=1)
-            raise ValueError(f"unknown proxy '{n}'; known: {', '.join(PROXIES)}"
-                             + (f"; did you mean '{close[0]}'?" if close else ""))
+        PROXIES.get(n)  # an unknown name raises, listing the proxies and the closest ones
     return names
 
 

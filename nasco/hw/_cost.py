@@ -1,8 +1,10 @@
 """The analytical cost model of the systolic templates: cycles, latency, energy, area.
 
-Compute cycles and SRAM access counts come from :mod:`nasco.hw._systolic`, which equals
-SCALE-Sim v3 exactly. On top of them this module charges energy per access from the
-template's energy table, DRAM traffic against the buffer sizes and bandwidth, spiking
+Compute cycles and SRAM access counts come from the template's dataflow, beside it:
+:mod:`nasco.hw._systolic` (which equals SCALE-Sim v3 exactly) or :mod:`nasco.hw._rowstationary`,
+and on spiking (sop) PEs the traffic of :mod:`nasco.hw._sop`. On top of them this module
+charges, stage by stage (geometry, compute, buffers, DRAM, latency), energy per access from
+the template's energy table, DRAM traffic against the buffer sizes and bandwidth, spiking
 layers as spike-gated accumulates, neuron updates with their membrane traffic, and pooling
 and element-wise adds on a vector unit beside the array.
 Everything is vectorised over the layers of a workload (numpy, no loop per layer), and
@@ -17,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
-from nasco.hw._rowstationary import rs_layer_accesses
-from nasco.hw._systolic import systolic_cycles_and_accesses
+from nasco.hw._rowstationary import rs_layer_core
+from nasco.hw._sop import sop_traffic
+from nasco.hw._systolic import systolic_layer_core
 from nasco.hw._workload import COLUMNS, Workload
 
 __all__ = ["CostModel", "CostReport", "ENERGY_PARTS", "MappingError"]
@@ -28,6 +31,75 @@ class MappingError(ValueError):
     """A layer that the template's dataflow cannot map; the message names it and says why."""
 
 ENERGY_PARTS = ("compute", "register", "noc", "sram", "dram", "neuron")
+
+
+# ---------------------------------------------------------------------- the stages' results
+# Per-layer arrays that one stage of CostModel._layer_costs hands to the next.
+@dataclass(frozen=True)
+class _Geometry:
+    """What each layer is and its shapes."""
+
+    a: dict[str, np.ndarray]  # the workload's columns by name
+    pool: np.ndarray          # on the vector unit: a pool ...
+    add: np.ndarray           # ... or an element-wise add
+    vector: np.ndarray
+    compute: np.ndarray       # conv and linear layers: the array's work
+    neuron: np.ndarray
+    spiking: np.ndarray       # array layers with spiking input
+    lif_src: np.ndarray       # array or add layers that feed a fused LIF (sop templates)
+    fused: np.ndarray         # neuron layers fused with the layer before them
+    steps: np.ndarray         # timesteps (float64)
+    elems: np.ndarray         # elements (float64)
+    g: np.ndarray             # groups, dilation, output size, channels and filters per group
+    dil: np.ndarray
+    oh: np.ndarray
+    ow: np.ndarray
+    ch_g: np.ndarray
+    nf_g: np.ndarray
+    ih: np.ndarray            # the padded input the outputs cover
+    iw: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The array's ops and every unit's cycles, and the arithmetic's energy."""
+
+    snn: bool                 # spiking arithmetic applies to this batch of layers
+    serial: np.ndarray        # non-binary input run bit-serially on sop PEs
+    vec_binary: np.ndarray    # a pool of binary spikes
+    macs: np.ndarray
+    ops: np.ndarray
+    cycles: np.ndarray        # compute cycles of all timesteps (float64)
+    e_compute: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Buffers:
+    """Register-file, SRAM and NoC traffic and energy."""
+
+    ifmap_bits: Any           # bits per input element (array or scalar)
+    vec_in: np.ndarray        # vector-unit elements read and written
+    vec_out: np.ndarray
+    e_register: np.ndarray
+    e_sram: np.ndarray
+    noc_bits: np.ndarray
+    e_noc: np.ndarray
+    sop: dict[str, np.ndarray] | None  # the spiking dataflow's traffic (sop templates)
+
+
+@dataclass(frozen=True)
+class _Dram:
+    """DRAM traffic and the neuron updates' energy."""
+
+    bits: np.ndarray
+    e_dram: np.ndarray
+    e_neuron: np.ndarray
+    i_bits: np.ndarray        # what a layer reads and writes (latency's exposed transfers)
+    w_bits: np.ndarray
+    o_bits: np.ndarray
+    buf_i: float              # buffer sizes in bits
+    buf_w: float
+    buf_o: float
 
 
 @dataclass(frozen=True)
@@ -117,7 +189,8 @@ class CostModel:
         self.e_add_act = table.scaled("add", self.ab)
         self.e_add1 = table.scaled("add", 1)
         # An accumulate adds a weight into the psum/membrane; a sop PE's AND gate adds its own.
-        self.e_ac = table.scaled("add", self.wb) + (e("and_gate") if self.sop and "and_gate" in table.energy else 0.0)
+        and_gate = e("and_gate") if self.sop and "and_gate" in table.energy else 0.0
+        self.e_ac = table.scaled("add", self.wb) + and_gate
         self.e_reg = e("register_bit")
         self.e_rf_i, self.e_rf_f, self.e_rf_p = (e(k) if k in table.energy else self.e_reg
                                                  for k in ("rf_ifmap_bit", "rf_filter_bit", "rf_psum_bit"))
@@ -141,7 +214,8 @@ class CostModel:
         if self.sop:  # an AND gate and an adder at weight width, accumulating into the membrane
             pe = t.scaled("add", self.wb, section="area")
         elif t.widths("mult", "area"):
-            pe = t.scaled("mult", self.wb, self.ab, section="area") + t.scaled("add", self.acc, section="area")
+            pe = (t.scaled("mult", self.wb, self.ab, section="area")
+                  + t.scaled("add", self.acc, section="area"))
         else:
             pe = t.scaled("mac", self.wb, self.ab, section="area")
         pe += a("register_bit") * (self.wb + self.ab + self.acc)  # operand and psum registers
@@ -297,25 +371,46 @@ class CostModel:
             if bad.size:
                 i = int(bad[0])
                 wname, lname = locate(i)
-                raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped row-stationary: "
-                                   f"{why(i)}; enlarge rf in the template or pick a systolic dataflow")
+                raise MappingError(f"{self.t.name}: layer {lname!r} of {wname!r} cannot be mapped "
+                                   f"row-stationary: {why(i)}; enlarge rf in the template or pick a systolic "
+                                   "dataflow")
 
-    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray, utilization: bool = True) -> dict[str, np.ndarray]:
-        """The per-layer arithmetic of :meth:`cost` and :meth:`cost_many`.
+    def _layer_costs(self, cols: np.ndarray, rates: np.ndarray,
+                     utilization: bool = True) -> dict[str, np.ndarray]:
+        """The per-layer arithmetic of :meth:`cost` and :meth:`cost_many`, in five stages.
 
         ``cols`` is a :data:`nasco.hw.COLUMNS` array (one column per layer), ``rates`` the
         clipped input spike rate of each layer (ignored where the input is not spiking).
-        The dataflow decides the array's cycles and the words each level of the hierarchy
-        moves (:meth:`_systolic_core`, :meth:`_rs_core`); energy, DRAM traffic and latency
-        are then the same arithmetic for every dataflow.
+        The geometry says what each layer is and its shapes; the dataflow's core decides the
+        array's cycles and the words each level of the hierarchy moves
+        (:func:`~nasco.hw._systolic.systolic_layer_core`,
+        :func:`~nasco.hw._rowstationary.rs_layer_core`); compute, the buffers (register files,
+        SRAM, NoC), DRAM and latency are then the same arithmetic for every dataflow, with
+        the spiking dataflow's traffic from :func:`~nasco.hw._sop.sop_traffic` on sop PEs.
         """
-        a = dict(zip(COLUMNS, cols))
+        geo = self._geometry(dict(zip(COLUMNS, cols)))
+        a = geo.a
+        if self.rs:
+            rf = self.t.rf
+            core = rs_layer_core(self.rows, self.cols, a["filter_h"], a["filter_w"], a["stride"], geo.dil,
+                                 geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute,
+                                 psum_words=int(rf.psum_words), filter_words=int(rf.filter_words))
+        else:
+            core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
+                                       a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
+        work = self._compute(geo, core, rates)
+        buf = self._buffers(geo, core, work)
+        dram = self._dram(geo, buf)
+        return self._latency(work, buf, dram, utilization)
+
+    def _geometry(self, a: dict[str, np.ndarray]) -> _Geometry:
+        """What each layer is (array, vector unit or neurons; spiking input; a fused LIF) and
+        its shapes: output size, channels and filters per group, the padded input it reads."""
         pool, add = a["pool"] != 0, a["add"] != 0
         vector = pool | add
         compute = (a["neuron"] == 0) & ~vector  # conv and linear layers: the array's work
         neuron = a["neuron"] != 0
         spiking = (a["spiking_input"] != 0) & compute
-        steps = a["timesteps"].astype(np.float64)
         # sop templates: a conv/linear/add with output_bits 1 hands its output to the LIF units
         # at the array edge, which update the neuron layer right after it in the same pass (a
         # fused LIF, see Layer.output_bits); mac templates cost every layer on its own.
@@ -326,18 +421,26 @@ class CostModel:
         oh = (a["ifmap_h"] - (dil * (a["filter_h"] - 1) + 1)) // a["stride"] + 1
         ow = (a["ifmap_w"] - (dil * (a["filter_w"] - 1) + 1)) // a["stride"] + 1
         oh, ow = np.maximum(oh, 1), np.maximum(ow, 1)
-        ch_g = np.maximum(a["channels"] // g, 1)
-        nf_g = np.maximum(a["num_filters"] // g, 1)
-        geo = {"g": g, "dil": dil, "oh": oh, "ow": ow, "ch_g": ch_g, "nf_g": nf_g}
-        macs_pass = np.where(compute, oh * ow * a["num_filters"] * a["filter_h"] * a["filter_w"] * ch_g, 0)
-        core = (self._rs_core if self.rs else self._systolic_core)(a, compute, geo)
+        return _Geometry(
+            a=a, pool=pool, add=add, vector=vector, compute=compute, neuron=neuron, spiking=spiking,
+            lif_src=lif_src, fused=fused, steps=a["timesteps"].astype(np.float64),
+            elems=a["elements"].astype(np.float64), g=g, dil=dil, oh=oh, ow=ow,
+            ch_g=np.maximum(a["channels"] // g, 1), nf_g=np.maximum(a["num_filters"] // g, 1),
+            # The padded input the output window covers (a pool's input, as for a conv).
+            ih=(oh - 1) * a["stride"] + dil * (a["filter_h"] - 1) + 1,
+            iw=(ow - 1) * a["stride"] + dil * (a["filter_w"] - 1) + 1)
 
+    def _compute(self, geo: _Geometry, core: dict[str, Any], rates: np.ndarray) -> _Work:
+        """Array ops and cycles, LIF and vector-unit cycles, and the arithmetic's energy."""
+        a, steps, spiking = geo.a, geo.steps, geo.spiking
+        macs_pass = np.where(geo.compute, geo.oh * geo.ow * a["num_filters"] * a["filter_h"] * a["filter_w"]
+                             * geo.ch_g, 0)
         # Spike-gated work: an input spike lets one weight through (an accumulate, AC).
         # sop PEs run a non-binary input (a directly encoded first layer) bit-serially, one
         # bit plane of the activation per pass, each plane a spike map.
         # (ANN batches on MAC templates skip the spiking arithmetic: same values, less work.)
         snn = self.sop or bool(a["spiking_input"].any())
-        serial = compute & ~spiking & self.sop
+        serial = geo.compute & ~spiking & self.sop
         macs = macs_pass * steps
         if snn:
             ops = np.where(spiking, macs * rates, np.where(serial, macs * self.ab, macs))
@@ -351,26 +454,32 @@ class CostModel:
         # Neuron layers: one LIF unit per column updates `cols` neurons per cycle. A fused LIF
         # takes the currents as they leave the array's columns, one per column per cycle, so its
         # updates hide under the array's own cycles.
-        elems = a["elements"].astype(np.float64)
-        cyc_neuron = np.where(neuron & ~fused, np.ceil(elems / self.cols), 0)
+        elems = geo.elems
+        cyc_neuron = np.where(geo.neuron & ~geo.fused, np.ceil(elems / self.cols), 0)
         # Pool and add layers run on a vector unit with one lane per array column (beside the
         # LIF units), one op per lane per cycle. A pool charges one compare (max) or add (avg)
         # per window element, k*k per output: k*k - 1 combine the window, and the first one
         # loads the running max/sum; an add layer of n operands charges n - 1 adds per output.
-        vec_ops = np.where(pool, elems * a["filter_h"] * a["filter_w"],
-                           np.where(add, elems * (a["operands"] - 1), 0.0))
+        vec_ops = np.where(geo.pool, elems * a["filter_h"] * a["filter_w"],
+                           np.where(geo.add, elems * (a["operands"] - 1), 0.0))
         cyc_vector = np.ceil(vec_ops / self.cols)
         cycles = (cyc_pass + cyc_neuron + cyc_vector) * steps
 
         # Vector ops are adds/compares at activation width; on a pool of binary spikes they are
         # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each.
-        vec_binary = pool & (a["spiking_input"] != 0)
+        vec_binary = geo.pool & (a["spiking_input"] != 0)
         if snn:
             e_vec_op = np.where(vec_binary, self.e_add1, self.e_add_act)
             e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
             e_compute = ops * e_op + vec_ops * steps * e_vec_op
         else:
             e_compute = ops * self.e_mac + vec_ops * steps * self.e_add_act
+        return _Work(snn=snn, serial=serial, vec_binary=vec_binary, macs=macs, ops=ops, cycles=cycles,
+                     e_compute=e_compute)
+
+    def _buffers(self, geo: _Geometry, core: dict[str, Any], work: _Work) -> _Buffers:
+        """Register-file, SRAM and NoC traffic and their energy."""
+        a, steps, spiking, serial, ops = geo.a, geo.steps, geo.spiking, work.serial, work.ops
         # Register files: every MAC position reads its input operand (1 bit when it is a
         # spike); every op reads its weight and updates its psum (``psum_rw`` accesses). A sop
         # PE latches exactly this: its spike scratchpad every cycle, and, only when the spike
@@ -378,21 +487,20 @@ class CostModel:
         # register (SATA_Sim's PE: spike SPAD ungated, weight SPAD and 16-bit reg-acc clock
         # gated; github.com/RuokaiYin/SATA_Sim, inference-energy-cal/archs/sata-config.yaml).
         # A bit-serial layer latches one input bit per MAC position per bit plane.
-        if snn:
+        if work.snn:
             in_bits = np.where(spiking | serial, 1, self.ab)
-            in_slots = np.where(serial, ops, macs)
-            ifmap_bits = np.where(spiking | vec_binary, 1, self.ab)
+            in_slots = np.where(serial, ops, work.macs)
+            ifmap_bits = np.where(spiking | work.vec_binary, 1, self.ab)
         else:
-            in_bits, in_slots, ifmap_bits = self.ab, macs, self.ab
+            in_bits, in_slots, ifmap_bits = self.ab, work.macs, self.ab
         e_register = (in_slots * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
                       + ops * core["psum_rw"] * self.acc * self.e_rf_p)
         # The vector unit reads each input element once (a line buffer holds the pooling
         # window's rows) and writes each output once. A pool's input is its padded ifmap, as
         # for a conv; an add reads its `operands` inputs.
-        ih = (oh - 1) * a["stride"] + dil * (a["filter_h"] - 1) + 1
-        iw = (ow - 1) * a["stride"] + dil * (a["filter_w"] - 1) + 1
-        vec_in = np.where(pool, ih * iw * a["channels"], np.where(add, a["operands"] * a["elements"], 0))
-        vec_out = np.where(vector, a["elements"], 0)
+        vec_in = np.where(geo.pool, geo.ih * geo.iw * a["channels"],
+                          np.where(geo.add, a["operands"] * a["elements"], 0))
+        vec_out = np.where(geo.vector, a["elements"], 0)
         buf_bits_r = core["ifmap_reads"] * ifmap_bits + core["psum_reads"] * self.acc + vec_in * ifmap_bits
         buf_bits_w = core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc + vec_out * self.ab
         e_sram = (buf_bits_r * self.e_sram_r + core["filter_reads"] * self.wb * self.e_sram_r
@@ -404,12 +512,22 @@ class CostModel:
                         + core["ofmap_writes"] * self.ab + core["psum_writes"] * self.acc
                         + core["filter_words"] * self.wb) * steps
         else:  # neither charged nor a bottleneck in this template
-            noc_bits = np.zeros(cols.shape[1])
+            noc_bits = np.zeros(len(steps))
+        sop = None
         if self.sop:
-            sop = self._sop_traffic(a, core, steps, lif_src, fused, ifmap_bits, vec_in, vec_out)
+            sop = sop_traffic(a, core, steps, geo.lif_src, geo.fused, ifmap_bits, vec_in, vec_out,
+                              dataflow=self.t.dataflow, act_bits=self.ab, weight_bits=self.wb,
+                              membrane_bits=self.mb, e_sram_r=self.e_sram_r, e_sram_w=self.e_sram_w,
+                              e_reg=self.e_reg, e_neuron_op=self.e_neuron_op)
             e_sram, noc_bits = sop["e_sram"], sop["noc_bits"]
-        e_noc = noc_bits * self.e_noc
+        return _Buffers(ifmap_bits=ifmap_bits, vec_in=vec_in, vec_out=vec_out, e_register=e_register,
+                        e_sram=e_sram, noc_bits=noc_bits, e_noc=noc_bits * self.e_noc, sop=sop)
 
+    def _dram(self, geo: _Geometry, buf: _Buffers) -> _Dram:
+        """DRAM traffic of weights, activations and spilled membranes, and the neuron updates'
+        energy (which depends on where the membranes live)."""
+        a, steps, compute, sop = geo.a, geo.steps, geo.compute, buf.sop
+        oh, ow = geo.oh, geo.ow
         # DRAM: when either operand fits its buffer it stays resident while the other streams
         # through once. When neither fits, one of three loop orders re-streams an operand: the
         # weights tiled (inputs re-read per weight tile), the inputs tiled (weights re-read per
@@ -418,11 +536,11 @@ class CostModel:
         # JSSC 2017 Sec. IV). The cheapest is taken. Pool and add layers have no weights: their
         # inputs and outputs make the same layer-by-layer round trip as a conv's.
         kib = 1024 * 8
-        w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * ch_g * a["num_filters"], 0) * self.wb
-        i_bits = np.where(compute, ih * iw * a["channels"], vec_in) * ifmap_bits
-        o_bits = np.where(compute, oh * ow * a["num_filters"], vec_out) * self.ab
-        if self.sop:  # what a layer reads and writes over all its timesteps (_sop_traffic)
-            o_elems = np.where(compute, oh * ow * a["num_filters"], vec_out)
+        w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * geo.ch_g * a["num_filters"], 0) * self.wb
+        i_bits = np.where(compute, geo.ih * geo.iw * a["channels"], buf.vec_in) * buf.ifmap_bits
+        o_bits = np.where(compute, oh * ow * a["num_filters"], buf.vec_out) * self.ab
+        if sop is not None:  # what a layer reads and writes over all its timesteps (sop_traffic)
+            o_elems = np.where(compute, oh * ow * a["num_filters"], buf.vec_out)
             i_bits = i_bits * steps + sop["neuron_in"]
             o_bits = o_elems * sop["out_bits"] + sop["neuron_out"]
         buf_w = float(self.t.buffers.filter_kb) * kib
@@ -447,129 +565,48 @@ class CostModel:
         w_steps = np.where(w_bits <= buf_w, 1.0, steps) if not self.sop else 1.0
         dram_bits = dram_w * w_steps + (dram_i + o_bits) * (steps if not self.sop else 1.0)
         # Membrane potentials live in their buffer when they fit, else go to DRAM.
-        mem_bits = np.where(neuron, elems, 0.0) * self.mb
+        mem_bits = np.where(geo.neuron, geo.elems, 0.0) * self.mb
         mem_on_chip = mem_bits <= self.membrane_kb * kib
-        if self.sop:  # tile-resident or in the LIF units' registers: never spilled (_sop_traffic)
+        if self.sop:  # tile-resident or in the LIF units' registers: never spilled (sop_traffic)
             mem_on_chip = np.ones_like(mem_on_chip)
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
-        e_dram = dram_bits * self.e_dram
-        e_neuron = np.where(neuron, elems * self.e_neuron_op
-                            + np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0), 0.0) * steps
-        if self.sop:
+        membrane = np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0)
+        e_neuron = np.where(geo.neuron, geo.elems * self.e_neuron_op + membrane, 0.0) * steps
+        if sop is not None:
             e_neuron = sop["e_neuron"]
+        return _Dram(bits=dram_bits, e_dram=dram_bits * self.e_dram, e_neuron=e_neuron, i_bits=i_bits,
+                     w_bits=w_bits, o_bits=o_bits, buf_i=buf_i, buf_w=buf_w, buf_o=buf_o)
 
+    def _latency(self, work: _Work, buf: _Buffers, dram: _Dram, utilization: bool) -> dict[str, np.ndarray]:
+        """Cycles and latency, and the per-layer results of :meth:`_layer_costs`."""
         # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
         # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
         bpc = float(self.t.bandwidth.dram_bytes_per_cycle)
-        dram_cycles = np.ceil(dram_bits / 8.0 / bpc)
+        dram_cycles = np.ceil(dram.bits / 8.0 / bpc)
         # Double buffering hides every transfer but the first tile's load and the last tile's
         # store (MAESTRO: the first ingress and the last egress are exposed). A tile is half a
         # buffer (the other half is being filled) or the whole operand when it is smaller.
-        exposed = (np.minimum(i_bits, buf_i / 2) + np.minimum(w_bits, buf_w / 2)
-                   + np.minimum(o_bits, buf_o / 2))
+        exposed = (np.minimum(dram.i_bits, dram.buf_i / 2) + np.minimum(dram.w_bits, dram.buf_w / 2)
+                   + np.minimum(dram.o_bits, dram.buf_o / 2))
         fill_cycles = np.ceil(exposed / 8.0 / bpc)
+        cycles = work.cycles
         total_cycles = np.maximum(cycles + fill_cycles, dram_cycles)
         if self.noc_bpc is not None:
-            total_cycles = np.maximum(total_cycles, np.ceil(noc_bits / 8.0 / self.noc_bpc))
+            total_cycles = np.maximum(total_cycles, np.ceil(buf.noc_bits / 8.0 / self.noc_bpc))
         total_cycles = total_cycles.astype(np.int64)
         pes = self.rows * self.cols
+        macs = work.macs
         return {
             "cycles": total_cycles,
             "compute_cycles": cycles.astype(np.int64),
             "latency_s": total_cycles / self.clock_hz,
-            "energy_compute": e_compute, "energy_register": e_register, "energy_noc": e_noc,
-            "energy_sram": e_sram, "energy_dram": e_dram, "energy_neuron": e_neuron,
+            "energy_compute": work.e_compute, "energy_register": buf.e_register, "energy_noc": buf.e_noc,
+            "energy_sram": buf.e_sram, "energy_dram": dram.e_dram, "energy_neuron": dram.e_neuron,
             "utilization": (np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0)
                             if utilization else None),
             "macs": np.asarray(macs, dtype=np.float64),
-            "ops": np.asarray(ops, dtype=np.float64),
+            "ops": np.asarray(work.ops, dtype=np.float64),
         }
-
-    def _sop_traffic(self, a: dict, core: dict, steps: np.ndarray, lif_src: np.ndarray, fused: np.ndarray,
-                     ifmap_bits: np.ndarray, vec_in: np.ndarray,
-                     vec_out: np.ndarray) -> dict[str, np.ndarray]:
-        """Buffer, NoC, DRAM and membrane traffic of the spiking dataflow on sop PEs.
-
-        The LIF units at the array edge are fused with the layer that feeds them (``lif_src``,
-        see Layer.output_bits) and the timestep loop runs innermost over each tile, as in SATA
-        (Yin et al., TCAD 2022; SATA_Sim charges a layer its ofmap cycles x T plus one filter
-        load, and its PEs emit 1-bit outputs: inference-energy-cal/energy-cal.py, archs/
-        sata-config.yaml 'output-prec: 1'). Hence, per layer:
-
-        * weights: a weight-stationary fold keeps its weights for all T timesteps, so the
-          filter SRAM is read once (os/is stream them, once per timestep) and DRAM weights are
-          fetched once, even when the layer's weights do not fit their buffer;
-        * inputs: a spike map is streamed each timestep, 1 bit per element; all T maps of a
-          layer decide whether its input stays resident in the ifmap buffer. Spikes move
-          densely (every bit, spiked or not), as in SATA's buffers;
-        * outputs: a fused source writes 1-bit spikes, one map per timestep of its LIF (also a
-          source that runs once, such as a directly encoded stem: its LIF integrates the same
-          current T times); any other layer writes ``output_bits`` (0: activation width) per
-          element each timestep;
-        * membranes, at membrane width, never go to DRAM. A LIF unit that receives all T
-          currents of a neuron in a row keeps its membrane in its own register (a register
-          read and write per update): under ws the stationary weights see each output
-          pixel's T spike vectors back to back, so a column's currents leave it timestep-
-          minor; so does a neuron layer on its own, and a LIF fused with a once-run source.
-          Under os and is a fold computes one timestep at a time, so its membranes wait in
-          the membrane buffer between timesteps (the template guarantees it holds one fold):
-          a buffer read and write per update;
-        * a neuron layer on its own reads its input currents (activation width) and writes its
-          spikes each timestep, through the buffers and DRAM like a pool or an add layer.
-        """
-        neuron = a["neuron"] != 0
-        elems = a["elements"].astype(np.float64)
-        alone = neuron & ~fused
-        out_steps = np.where(lif_src, np.roll(steps, -1), steps)
-        out_w = np.where(a["output_bits"] > 0, a["output_bits"], self.ab)
-        w_reads = 1.0 if self.t.dataflow == "ws" else steps
-        neuron_in = np.where(alone, elems * self.ab * steps, 0.0)
-        neuron_out = np.where(alone, elems * steps, 0.0)
-        reads = ((core["ifmap_reads"] + vec_in) * ifmap_bits * steps
-                 + core["filter_reads"] * self.wb * w_reads + neuron_in)
-        writes = (core["ofmap_writes"] + vec_out) * out_w * out_steps + neuron_out
-        per_step = fused & (np.roll(steps, 1) > 1) & (self.t.dataflow != "ws")
-        e_mem_bit = np.where(per_step, self.e_sram_r + self.e_sram_w, 2 * self.e_reg)
-        return {
-            "e_sram": reads * self.e_sram_r + writes * self.e_sram_w,
-            "noc_bits": core["ifmap_reads"] * ifmap_bits * steps + core["ofmap_writes"] * out_w * out_steps,
-            "out_bits": out_w * out_steps,
-            "neuron_in": neuron_in,
-            "neuron_out": neuron_out,
-            "e_neuron": np.where(neuron, elems * (self.e_neuron_op + self.mb * e_mem_bit) * steps, 0.0),
-        }
-
-    def _systolic_core(self, a: dict, compute: np.ndarray, geo: dict) -> dict[str, np.ndarray]:
-        """OS/WS/IS on a systolic array: SCALE-Sim's cycles and SRAM accesses, groups one
-        after another. Operands hop between neighbouring PEs, so the network is the array
-        edge: each SRAM word crosses it once."""
-        g, dil = geo["g"], geo["dil"]
-        # A dilated filter reads the same window count as an undilated one on the ifmap
-        # that yields the same output size.
-        ih = (geo["oh"] - 1) * a["stride"] + a["filter_h"]
-        iw = (geo["ow"] - 1) * a["stride"] + a["filter_w"]
-        del dil
-        cyc, sram = systolic_cycles_and_accesses(self.t.dataflow, self.rows, self.cols, ih, iw, a["filter_h"],
-                                                 a["filter_w"], geo["ch_g"], geo["nf_g"], a["stride"])
-        cyc = np.where(compute, cyc * g, 0)
-        sram = {k: np.where(compute, v * g, 0) for k, v in sram.items()}
-        zero = np.zeros_like(cyc)
-        return {"cycles": cyc, "ifmap_reads": sram["ifmap_reads"], "filter_reads": sram["filter_reads"],
-                "filter_words": zero, "ofmap_writes": sram["ofmap_writes"], "psum_reads": zero,
-                "psum_writes": zero, "psum_rw": 1}
-
-    def _rs_core(self, a: dict, compute: np.ndarray, geo: dict) -> dict[str, np.ndarray]:
-        """Row stationary (Eyeriss): see :mod:`nasco.hw._rowstationary`. Filters go from
-        DRAM to the PEs' filter scratchpads (they bypass the global buffer, as in Eyeriss);
-        ifmaps and psums live in the global buffer; each MAC reads and writes its psum in the
-        psum scratchpad (two accesses)."""
-        acc = rs_layer_accesses(self.rows, self.cols, a["filter_h"], a["filter_w"], geo["oh"], geo["ow"],
-                                geo["ch_g"], geo["nf_g"], geo["g"], a["stride"], geo["dil"],
-                                psum_words=int(self.t.rf.psum_words), filter_words=int(self.t.rf.filter_words))
-        out = {k: np.where(compute, v, 0) for k, v in acc.items()}
-        out["filter_reads"] = np.zeros_like(out["cycles"])
-        out["psum_rw"] = 2
-        return out
 
 
 _NEURON, _SPIKING = COLUMNS.index("neuron"), COLUMNS.index("spiking_input")

@@ -24,10 +24,12 @@ JSSC paper; CONV3 (R = 3, E = 13) holds four 3 x 13 sets: 156 PEs.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["rs_mapping", "rs_compute_cycles", "rs_accesses", "rs_layer_accesses"]
+__all__ = ["rs_mapping", "rs_compute_cycles", "rs_accesses", "rs_layer_accesses", "rs_layer_core"]
 
 
 def _i(x: ArrayLike) -> NDArray[np.int64]:
@@ -153,3 +155,20 @@ def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, fil
     psum_reads = np.maximum(psum_writes - outputs, 0)
     return {"cycles": cycles, "ifmap_reads": ifmap_reads, "filter_words": filter_words,
             "psum_reads": psum_reads, "psum_writes": psum_writes, "ofmap_writes": np.zeros_like(cycles)}
+
+
+def rs_layer_core(rows: int, cols: int, filter_h: ArrayLike, filter_w: ArrayLike, stride: ArrayLike,
+                  dilation: ArrayLike, ofmap_h: ArrayLike, ofmap_w: ArrayLike, channels: ArrayLike,
+                  num_filters: ArrayLike, groups: ArrayLike, compute: NDArray[np.bool_], *, psum_words: int,
+                  filter_words: int) -> dict[str, Any]:
+    """The cost model's core of row-stationary layers (:func:`rs_layer_accesses`), 0 where
+    ``compute`` is False (layers off the array). Filters go from DRAM to the PEs' filter
+    scratchpads (they bypass the global buffer, as in Eyeriss: no ``filter_reads``); ifmaps
+    and psums live in the global buffer; each MAC reads and writes its psum in the psum
+    scratchpad (``psum_rw`` 2)."""
+    acc = rs_layer_accesses(rows, cols, filter_h, filter_w, ofmap_h, ofmap_w, channels, num_filters, groups,
+                            stride, dilation, psum_words=psum_words, filter_words=filter_words)
+    out: dict[str, Any] = {k: np.where(compute, v, 0) for k, v in acc.items()}
+    out["filter_reads"] = np.zeros_like(out["cycles"])
+    out["psum_rw"] = 2
+    return out

@@ -72,7 +72,8 @@ def snn_timesteps(workload: Workload) -> int:
 def _spiking_names(workload: Workload) -> list[str]:
     # Spike rates are measured at the inputs of convs and linears; a pool of spikes is
     # costed by its bit width, not by a rate.
-    return [layer.name for layer in workload.layers if layer.spiking_input and layer.kind in ("conv", "linear")]
+    return [layer.name for layer in workload.layers
+            if layer.spiking_input and layer.kind in ("conv", "linear")]
 
 
 def _rates(workload: Workload, spike_rates: float | Mapping[str, float]) -> dict[str, float]:

@@ -50,7 +50,7 @@ sums are not accumulated inside the array across folds).
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -207,7 +207,8 @@ def systolic_cycles_and_accesses(dataflow: str, rows: int, cols: int, ifmap_h: I
     cycles = fr * fc * _rows_per_fold(df, t, rows, cols) - 1
     streamed = fc * sr * t
     if df == "os":
-        acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t, "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
+        acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t,
+               "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
     elif df == "ws":
         acc = {"ifmap_reads": streamed, "filter_reads": sr * sc, "ofmap_writes": fr * sc * t}
     else:
@@ -321,3 +322,26 @@ def systolic_total_cycles_incl_prefetch(dataflow: str, rows: _Int, cols: _Int, i
     compute = fr * fc * _rows_per_fold(df, t, r, c) - 1
     prefetch = np.maximum(_cdiv(p_if, _i64(ifmap_bw)), _cdiv(p_f, _i64(filter_bw)))
     return compute + prefetch + _cdiv(w_of, _i64(ofmap_bw)) - 1
+
+
+def systolic_layer_core(dataflow: str, rows: int, cols: int, filter_h: IntArray, filter_w: IntArray,
+                        stride: IntArray, ofmap_h: IntArray, ofmap_w: IntArray, channels: IntArray,
+                        num_filters: IntArray, groups: IntArray, compute: np.ndarray) -> dict[str, Any]:
+    """The cost model's core of OS/WS/IS layers on a systolic array: SCALE-Sim's cycles and SRAM
+    accesses (:func:`systolic_cycles_and_accesses`), groups one after another, 0 where
+    ``compute`` is False (layers off the array). ``channels`` and ``num_filters`` are per group.
+    Operands hop between neighbouring PEs, so the network is the array edge: each SRAM word
+    crosses it once; nothing bypasses the buffers (``filter_words`` 0), there are no separate
+    psum accesses, and each op updates its psum register once (``psum_rw`` 1)."""
+    # A dilated filter reads the same window count as an undilated one on the ifmap
+    # that yields the same output size.
+    ih = (ofmap_h - 1) * stride + filter_h
+    iw = (ofmap_w - 1) * stride + filter_w
+    cyc, sram = systolic_cycles_and_accesses(dataflow, rows, cols, ih, iw, filter_h, filter_w, channels,
+                                             num_filters, stride)
+    cyc = np.where(compute, cyc * groups, 0)
+    sram = {k: np.where(compute, v * groups, 0) for k, v in sram.items()}
+    zero = np.zeros_like(cyc)
+    return {"cycles": cyc, "ifmap_reads": sram["ifmap_reads"], "filter_reads": sram["filter_reads"],
+            "filter_words": zero, "ofmap_writes": sram["ofmap_writes"], "psum_reads": zero,
+            "psum_writes": zero, "psum_rw": 1}

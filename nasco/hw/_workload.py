@@ -14,7 +14,8 @@ import numpy as np
 
 from nasco.dsl import SpecError
 
-__all__ = ["COLUMNS", "KINDS", "Layer", "Workload", "read_scalesim_csv", "stack_columns", "write_scalesim_csv"]
+__all__ = ["COLUMNS", "KINDS", "Layer", "Workload", "read_scalesim_csv", "stack_columns",
+           "write_scalesim_csv"]
 
 
 KINDS = ("conv", "linear", "neuron", "pool", "add")

@@ -11,7 +11,7 @@ searcher is always told the result as the ledger stores it (after the JSON round
 never the evaluator's in-memory object, and always in the order the candidates were
 proposed (see :class:`Schedule`), whichever order their evaluations finish in.
 
-Where evaluations run is the executor's business (:mod:`nasco.run._executors`: in this
+Where evaluations run is the executor's business (:class:`~nasco.run._base.Executor`: in this
 process, a process pool, Ray tasks, Ray Tune trials); the driver alone writes the ledger.
 """
 from __future__ import annotations
@@ -32,7 +32,9 @@ import pandas as pd
 
 import nasco
 from nasco.core import Candidate, Evaluator, Objective, Result
-from nasco.run._executors import Executor, InProcessExecutor, Job
+from nasco.run._base import Executor
+from nasco.run._executors import InProcessExecutor
+from nasco.run._job import Job
 from nasco.run._ledger import FILENAME, Ledger, to_json_line
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
@@ -221,7 +223,7 @@ def default_window(executor: Executor) -> int:
     The searcher then proposes with up to this many results outstanding, which evolution
     and NSGA-II take in their stride.
     """
-    slots, batch = int(executor.slots), int(getattr(executor, "batch", 1))
+    slots, batch = int(executor.slots), int(executor.batch)
     return 1 if slots <= 1 and batch <= 1 else slots * (batch + 1)
 
 
@@ -300,7 +302,7 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
     """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations.
 
     ``executor`` runs the evaluations (default: in this process, one at a time; see
-    :mod:`nasco.run._executors`); ``window`` is how many proposals may be out at once
+    :class:`~nasco.run._base.Executor`); ``window`` is how many proposals may be out at once
     (default: :func:`default_window`). The window shapes what the searcher sees when it
     proposes, so it is recorded in run.json and a resumed run keeps the recorded one.
 
@@ -412,10 +414,9 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                 t_new = time.perf_counter()
             sched.messages.clear()
 
-        drive = getattr(executor, "drive", None)
-        if callable(drive):
+        if executor.drives:
             # An executor with its own control loop (Ray Tune calls in for suggestions).
-            drive(sched, record, say)
+            executor.drive(sched, record, say)
         else:
             jobs = sched.advance()
             while True:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from nasco.core import Evaluator
-from nasco.run._executors import DEFAULT_RETRIES, Job, evaluate_job, failed_row
+from nasco.run._base import Executor
+from nasco.run._job import DEFAULT_RETRIES, Job, evaluate_job, failed_row
 
 __all__ = ["RayExecutor", "connect", "join", "load_evaluator"]
 
@@ -129,7 +130,7 @@ def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
     return [evaluate_job(evaluator, objectives, job, timeout, threads) for job in jobs]
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Evaluations as Ray tasks: ``batch`` evaluations per task, ``cpus_per_trial`` /
     ``gpus_per_trial`` reserved per evaluation.
 
@@ -156,10 +157,10 @@ class RayExecutor:
                              f"{gpus_per_trial}")
         if batch < 1 or (workers is not None and workers < 1):
             raise ValueError(f"batch and workers must be >= 1, got {batch}, {workers}")
+        super().__init__(max_retries=max_retries, trial_timeout=trial_timeout)
         self.address, self.workers = address, workers
         self.cpus_per_trial, self.gpus_per_trial = float(cpus_per_trial), float(gpus_per_trial)
-        self.batch, self.max_retries = int(batch), int(max_retries)
-        self.trial_timeout, self.grace = trial_timeout, float(grace)
+        self.batch, self.grace = int(batch), float(grace)
         self.threads = threads or max(1, int(cpus_per_trial))
         self.slots = workers or 1
         self.cluster: dict[str, Any] = {}
@@ -177,7 +178,8 @@ class RayExecutor:
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0, retry_exceptions=False)
         # Warm the workers: start them and load the evaluator (a worker's first task imports
         # nasco and torch, seconds that would otherwise land on the first evaluations).
-        ray.get([self._remote.remote(self._key, [self._ref], [], None, self.threads) for _ in range(self.slots)])
+        ray.get([self._remote.remote(self._key, [self._ref], [], None, self.threads)
+                 for _ in range(self.slots)])
         log.info("Ray executor: %s, %d evaluations at once", self.cluster["address"], self.slots)
 
     def submit(self, job: Job) -> None:
@@ -218,13 +220,14 @@ class RayExecutor:
         try:
             self._done.extend(ray.get(ref))
         except rex.TaskCancelledError:
-            reason = (f"timeout: the evaluation ran past the trial timeout of {self.trial_timeout:g} s and was "
-                      f"cancelled (its worker was killed)")
+            reason = (f"timeout: the evaluation ran past the trial timeout of {self.trial_timeout:g} s and "
+                      f"was cancelled (its worker was killed)")
             self._done.extend(failed_row(job, reason, job.attempts) for job in jobs)
         except rex.RayTaskError as exc:
             # _run_tasks itself raised: the evaluator could not be loaded on the worker.
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            reason = f"worker error: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+            first = str(cause).splitlines()[0] if str(cause) else ""
+            reason = f"worker error: {type(cause).__name__}: {first}"
             self._done.extend(failed_row(job, reason, job.attempts) for job in jobs)
         except (rex.RayError, ConnectionError) as exc:
             # The worker (or its node) died: OOM kill, SIGKILL, preemption.
@@ -239,16 +242,10 @@ class RayExecutor:
                 self._retry(job, reason)
 
     def _retry(self, job: Job, reason: str) -> None:
-        job.retries.append(reason)
-        if len(job.retries) > self.max_retries:
-            log.warning("evaluation %d (%s): %s; recorded as failed after %d attempts", job.seq, job.cand.id,
-                        reason, len(job.retries))
-            self._done.append(failed_row(job, f"{reason} (worker died on all {len(job.retries)} attempts)",
-                                         len(job.retries)))
-        else:
-            log.warning("evaluation %d (%s): %s; attempt %d of %d", job.seq, job.cand.id, reason,
-                        job.attempts, self.max_retries + 1)
+        if self.retry.record(job, reason):
             self._launch([job])  # alone: a job that kills its worker must not take others with it
+        else:
+            self._done.append(self.retry.failed_row(job))
 
     def _cancel_overdue(self) -> None:
         import ray
@@ -260,8 +257,8 @@ class RayExecutor:
         for i, (ref, (jobs, t)) in enumerate(order):
             queued = (i // max(self.slots, 1)) * self.trial_timeout * self.batch
             if now - t > queued + self.trial_timeout * len(jobs) + self.grace:
-                log.warning("cancelling a Ray task of %d evaluation(s) %.0f s after submission (trial timeout "
-                            "%g s)", len(jobs), now - t, self.trial_timeout)
+                log.warning("cancelling a Ray task of %d evaluation(s) %.0f s after submission "
+                            "(trial timeout %g s)", len(jobs), now - t, self.trial_timeout)
                 ray.cancel(ref, force=True)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ The driver keeps its single mechanism: the :class:`~nasco.run._driver.Schedule` 
 order, window, replay on resume) and the ledger. :meth:`TuneExecutor.drive` hands Tune a
 :class:`ray.tune.search.Searcher` that wraps the schedule:
 
-* ``suggest(trial_id)`` returns the next queued :class:`~nasco.run._executors.Job` as a
+* ``suggest(trial_id)`` returns the next queued :class:`~nasco.run._job.Job` as a
   JSON config (``seq``, ``seed``, ``candidate`` as ``{"id", "arch", "hw"}``, ``failed``,
   ``info``); the queue is filled from ``sched.advance()``. Nothing queued: None (Tune asks
   again next step) while evaluations are out, ``Searcher.FINISHED`` once ``sched.done()``.
@@ -34,15 +34,16 @@ order, window, replay on resume) and the ledger. :meth:`TuneExecutor.drive` hand
 
 Tune's concurrency limit is the driver's window (``max_concurrent_trials``). The trial
 function gets the evaluator as an object reference boxed in a list and caches it per
-worker process, like the task executor, runs :func:`~nasco.run._executors.evaluate_job`
+worker process, like the task executor, runs :func:`~nasco.run._job.evaluate_job`
 (so exceptions, ``MemoryError`` and bad results become failed rows exactly as elsewhere)
 and reports once at the end: the objectives as flat floats (for Tune's logs) and the
 whole row as JSON (``nasco_row``), which is what the driver records.
 
-Retries: Tune restarts a trial whose actor died (``FailureConfig.max_failures`` =
-``max_retries``). A :class:`ray.tune.Callback` (``on_trial_recover``) records each death's
-reason by trial id; the row then carries them in ``retries`` and ``attempts`` = retries
-+ 1. A trial that fails more than ``max_retries`` times becomes a failed row whose
+Retries follow the executors' one :class:`~nasco.run._job.RetryPolicy`: Tune restarts a
+trial whose actor died (``FailureConfig.max_failures`` = ``max_retries``), and a
+:class:`ray.tune.Callback` (``on_trial_recover``) records each death's reason in the
+trial's job; the row then carries them in ``retries`` and ``attempts`` = retries + 1. A
+trial that fails more than ``max_retries`` times becomes the policy's failed row, whose
 ``retries`` hold every death; the last one's reason is read when Tune tells the search
 algorithm (``on_trial_complete(error=True)``, which Tune calls before the callbacks'
 ``on_trial_error``). The reasons come from the exception Tune saves in the trial's
@@ -102,7 +103,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from nasco.core import Evaluator
-from nasco.run._executors import DEFAULT_RETRIES, Job, failed_row
+from nasco.run._base import Executor
+from nasco.run._job import DEFAULT_RETRIES, Job, RetryPolicy, failed_row
+from nasco.run._ray import join
 from nasco.run._tune_optuna import TuneOptunaSearcher
 from nasco.run._tune_trial import _EPOCH, _ROW, _death_reason, _job_config, _trial
 
@@ -126,15 +129,14 @@ class _Bridge:
     the schedule and the driver's hooks, the jobs by trial id, and what happened to each
     trial (starts, deaths, stops decided by nasco). Never pickled with Tune's state."""
 
-    def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None],
-                 timeout: float | None, max_retries: int) -> None:
+    def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
+                 say: Callable[[], None], timeout: float | None, retry: RetryPolicy) -> None:
         self.sched, self.record, self.say = sched, record, say
-        self.timeout, self.max_retries = timeout, max_retries
+        self.timeout, self.retry = timeout, retry
         self.queue: deque[Job] = deque()
-        self.jobs: dict[str, Job] = {}          # trial id -> its job
+        self.jobs: dict[str, Job] = {}          # trial id -> its job (its retries: earlier attempts' deaths)
         self.trials: dict[str, Any] = {}        # trial id -> Tune's Trial
         self.started: dict[str, float] = {}     # trial id -> when its current attempt's actor started
-        self.retries: dict[str, list[str]] = {}  # trial id -> reasons of earlier attempts' deaths
         # trial id -> (reason, partial metrics, row fields) of a trial that nasco stopped
         self.stopped: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self.error: BaseException | None = None  # raised by the driver's hooks: ends the run
@@ -176,15 +178,13 @@ class _Bridge:
             return None
 
     def row(self, trial_id: str, job: Job, result: dict[str, Any] | None, error: bool) -> dict[str, Any]:
-        retries = self.retries.pop(trial_id, [])
         self.started.pop(trial_id, None)
         stopped = self.stopped.pop(trial_id, None)
         if result and result.get(_ROW):
             row = json.loads(result[_ROW])
-            row["retries"] = retries + list(row.get("retries") or [])
+            row["retries"] = list(job.retries) + list(row.get("retries") or [])
             row["attempts"] = len(row["retries"]) + 1
             return row
-        job.retries = list(retries)
         if stopped is not None:
             reason, partial, fields = stopped
             row = failed_row(job, reason, job.attempts)
@@ -192,10 +192,10 @@ class _Bridge:
             row.update(fields)
             return row
         if error:
+            # Tune has run out of restarts (max_failures = max_retries): this was the last attempt.
             reason, died = _death_reason(self.error_of(trial_id))
-            job.retries.append(reason)
-            n = len(job.retries)
-            return failed_row(job, f"{reason} ({'worker died' if died else 'failed'} on all {n} attempts)", n)
+            self.retry.record(job, reason)
+            return self.retry.failed_row(job, died=died)
         return failed_row(job, "trial ended without a result", job.attempts)
 
 
@@ -209,7 +209,8 @@ def _make_searcher(bridge: _Bridge) -> Any:
             super().__init__(metric=None, mode=None)
             self.bridge = bridge
 
-        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                                  **spec: Any) -> bool:
             return True
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -280,11 +281,11 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
                 self.bridge.stopped[trial.trial_id] = (
                     f"stopped early by ASHA after {epochs} epoch{'s' if epochs != 1 else ''} "
                     f"({self.asha_metric} = {value:.4g})",
-                    {"epochs": epochs, "valid_accuracy": value, "train_loss": float(result.get("train_loss", math.nan)),
-                     "stopped_by": "asha"},
+                    {"epochs": epochs, "valid_accuracy": value,
+                     "train_loss": float(result.get("train_loss", math.nan)), "stopped_by": "asha"},
                     {"seconds": float(result.get("time_total_s") or 0.0),
-                     "worker": f"{result['hostname']}:{result['pid']}" if "hostname" in result and "pid" in result
-                     else None})
+                     "worker": (f"{result['hostname']}:{result['pid']}"
+                                if "hostname" in result and "pid" in result else None)})
             return decision
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -313,8 +314,8 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
                 actor = getattr(trial.temporary_state, "ray_actor", None)
                 if actor is None:
                     continue
-                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} s "
-                                       f"and was stopped (its actor was killed)", {}, {"seconds": now - t0})
+                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} "
+                                       f"s and was stopped (its actor was killed)", {}, {"seconds": now - t0})
                 job = b.jobs.get(trial_id)
                 log.warning("evaluation %s (%s) ran past the trial timeout of %g s; killing its actor",
                             job.seq if job else "?", job.cand.id if job else trial_id, b.timeout)
@@ -355,11 +356,11 @@ def _make_callback(bridge: _Bridge) -> Any:
             b = self.bridge
             b.started.pop(trial.trial_id, None)
             reason, _ = _death_reason(b.error_of(trial.trial_id))
-            tries = b.retries.setdefault(trial.trial_id, [])
-            tries.append(reason)
             job = b.jobs.get(trial.trial_id)
-            log.warning("evaluation %s (%s): %s; attempt %d of %d", job.seq if job else "?",
-                        job.cand.id if job else trial.trial_id, reason, len(tries) + 1, b.max_retries + 1)
+            if job is None:  # not one of the schedule's trials: no row to record it in
+                log.warning("trial %s: %s; Tune restarts it", trial.trial_id, reason)
+                return
+            b.retry.record(job, reason)  # Tune itself runs the next attempt
 
         def __reduce__(self) -> tuple:
             return (Callback, ())
@@ -411,7 +412,7 @@ def _quiet_tune() -> Iterator[None]:
                 os.environ[k] = v
 
 
-class TuneExecutor:
+class TuneExecutor(Executor):
     """Evaluations as Ray Tune trials (see the module docstring).
 
     ``workers`` caps the evaluations at once (the driver's default window); without it,
@@ -427,9 +428,11 @@ class TuneExecutor:
     """
 
     name = "tune"
+    drives = True
 
     def __init__(self, *, address: str | None = None, workers: int | None = None, cpus_per_trial: float = 1.0,
-                 gpus_per_trial: float = 0.0, max_retries: int = DEFAULT_RETRIES, trial_timeout: float | None = None,
+                 gpus_per_trial: float = 0.0, max_retries: int = DEFAULT_RETRIES,
+                 trial_timeout: float | None = None,
                  threads: int | None = None, storage: str | os.PathLike[str] | None = None,
                  scheduler: str | None = None, asha: dict[str, Any] | None = None, optuna: bool = False,
                  reuse_actors: bool = True) -> None:
@@ -438,8 +441,6 @@ class TuneExecutor:
                              f"{gpus_per_trial}")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if trial_timeout is not None and not trial_timeout > 0:
             raise ValueError(f"trial_timeout must be a positive number of seconds, got {trial_timeout}")
         if scheduler is None and asha:
@@ -449,9 +450,9 @@ class TuneExecutor:
         unknown = sorted(set(asha or {}) - set(ASHA_DEFAULTS))
         if unknown:
             raise ValueError(f"unknown ASHA settings {unknown}; known: {sorted(ASHA_DEFAULTS)}")
+        super().__init__(max_retries=max_retries, trial_timeout=trial_timeout)
         self.address, self.workers = address, workers
         self.cpus_per_trial, self.gpus_per_trial = float(cpus_per_trial), float(gpus_per_trial)
-        self.max_retries, self.trial_timeout = int(max_retries), trial_timeout
         self.threads = threads or max(1, int(cpus_per_trial))
         self.storage = storage
         self.scheduler = None if scheduler == "fifo" else scheduler
@@ -465,13 +466,11 @@ class TuneExecutor:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self, evaluator: Evaluator, objectives: tuple[str, ...]) -> None:
-        from nasco.run._ray import join
-
         objectives = tuple(objectives)
         if self.scheduler == "asha" and objectives[0] != "accuracy":
-            raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the training "
-                             f"loop reports validation accuracy, so the first objective must be 'accuracy', not "
-                             f"'{objectives[0]}'")
+            raise ValueError(f"ASHA stops trials on the first objective's value per training epoch; the "
+                             f"training loop reports validation accuracy, so the first objective must be "
+                             f"'accuracy', not '{objectives[0]}'")
         self.cluster, self.slots = join(self.address, self.workers, self.cpus_per_trial, self.gpus_per_trial)
         import ray
 
@@ -480,11 +479,12 @@ class TuneExecutor:
         self._ref = ray.put((evaluator, objectives))
         log.info("Tune executor: %s, %d trials at once", self.cluster["address"], self.slots)
 
-    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]], say: Callable[[], None]) -> None:
+    def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
+              say: Callable[[], None]) -> None:
         """Run the schedule's evaluations as Tune trials until it is done."""
         if self.optuna:
             sched.searcher = TuneOptunaSearcher.wrap(sched.searcher)
-        bridge = _Bridge(sched, record, say, self.trial_timeout, self.max_retries)
+        bridge = _Bridge(sched, record, say, self.trial_timeout, self.retry)
         bridge.advance()
         if bridge.error is None and sched.done() and not bridge.queue:
             return  # all replayed: nothing for Tune to run
@@ -533,8 +533,8 @@ class TuneExecutor:
         if not sched.done():
             # Tune ended without the schedule being done: Ctrl-C (Tune's own handler takes
             # the first one and ends the experiment). The ledger holds what was recorded.
-            raise KeyboardInterrupt(f"Ray Tune stopped before the search was done ({bridge.recorded} evaluations "
-                                    f"recorded this session); resume to continue")
+            raise KeyboardInterrupt(f"Ray Tune stopped before the search was done ({bridge.recorded} "
+                                    f"evaluations recorded this session); resume to continue")
 
     def close(self) -> None:
         import ray

@@ -26,8 +26,8 @@ class TuneOptunaSearcher(NascoSearcher):
         from nasco.search._optuna import OptunaSearcher
 
         if not isinstance(source, OptunaSearcher):
-            raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, optuna-random) "
-                             f"through Tune's OptunaSearch; the search uses '{source.name}'")
+            raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, "
+                             f"optuna-random) through Tune's OptunaSearch; the search uses '{source.name}'")
         super().__init__(source.space, source.objective_defs, seed=source.seed)
         from ray.tune.search.optuna import OptunaSearch
 
@@ -35,7 +35,8 @@ class TuneOptunaSearcher(NascoSearcher):
         self.source = source
         self.sampler = source._sampler()
         self.tune_search = OptunaSearch(space=self._define, metric=list(self.objectives),
-                                        mode=[self.directions[o] for o in self.objectives], sampler=self.sampler)
+                                        mode=[self.directions[o] for o in self.objectives],
+                                        sampler=self.sampler)
         self._n = 0
         self._pending: dict[str, list[str]] = {}
 
@@ -87,4 +88,5 @@ class TuneOptunaSearcher(NascoSearcher):
             if result.status != "ok":
                 viol = sum(max(float(v), 0.0) for v in result.violations.values()) or 1.0
             ot_trial.set_constraint("violation", viol)
-        self.tune_search.on_trial_complete(trial_id, result={o: float(result.objectives[o]) for o in self.objectives})
+        values = {o: float(result.objectives[o]) for o in self.objectives}
+        self.tune_search.on_trial_complete(trial_id, result=values)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nasco.run._executors import Job, evaluate_job
+from nasco.run._job import Job, evaluate_job
 from nasco.run._ledger import to_json_line
+from nasco.run._ray import load_evaluator
 from nasco.space import Candidate
 
 _ROW = "nasco_row"        # the final report: the ledger row as JSON
@@ -25,15 +26,14 @@ def _config_job(config: dict[str, Any]) -> Job:
     cand = Candidate.make(c["arch"], c.get("hw") or {})
     if cand.id != c["id"]:
         raise ValueError(f"trial config: candidate id {c['id']} does not match its content ({cand.id})")
-    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"), info=config.get("info"))
+    return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"),
+               info=config.get("info"))
 
 
 def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:
     """One Tune trial: evaluate the job in ``config``, report the row (and with ASHA, one
     result per training epoch before it)."""
     from ray import tune
-
-    from nasco.run._ray import load_evaluator
 
     evaluator, objectives = load_evaluator(run["key"], run["boxed"])
     job = _config_job(config)

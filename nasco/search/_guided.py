@@ -61,7 +61,7 @@ class PredictorGuided(Searcher):
     failed candidates only stay out of the pool. Encoding ``"auto"``: ``space.encode``, plus
     the path and structural features for dense (NB201-style) cells.
 
-    Zero-cost proxies (``zero_cost``: a name of ``nasco.predictors.PROXIES``, e.g.
+    Zero-cost proxies (``zero_cost``: a name of ``nasco.predictors.CELL_PROXIES``, e.g.
     ``"synflow"``; dense-cell spaces only): the proxy of each candidate's untrained network
     becomes one more predictor feature, and with ``warmup`` > 0 the initial batch is not
     random but the ``n_initial`` best by the proxy among ``warmup`` random candidates (the
@@ -94,10 +94,10 @@ class PredictorGuided(Searcher):
             predictor_kwargs = {"n_members": 3, "max_iter": 30, "learning_rate": 0.2, "backend": "exact"}
         make_predictor(predictor, **(predictor_kwargs or {}))  # fail now on a bad name or keyword
         if zero_cost is not None:
-            from nasco.predictors import PROXIES
+            from nasco.predictors import CELL_PROXIES
 
-            if zero_cost not in PROXIES:
-                raise ValueError(f"zero_cost must be one of {PROXIES} or None, got {zero_cost!r}")
+            if zero_cost not in CELL_PROXIES:
+                raise ValueError(f"zero_cost must be one of {tuple(CELL_PROXIES)} or None, got {zero_cost!r}")
             if not _is_dense(space):
                 raise ValueError(f"zero_cost={zero_cost!r} needs a single-task dense-cell space (NB201-style); "
                                  f"{space.arch_spec.name!r} is not one")

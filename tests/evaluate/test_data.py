@@ -250,3 +250,26 @@ def test_cifar_missing_batch(tmp_path: Path) -> None:
     (folder / "data_batch_4").unlink()
     with pytest.raises(DatasetError, match="data_batch_4"):
         load_dataset(str(folder), seed=0, trust_pickle=True)
+
+
+def test_named_datasets_come_from_the_registry(monkeypatch):
+    """load_dataset finds a name in DATASETS: a loader registered there is taken like digits."""
+    import nasco.evaluate._data as data
+    from nasco.core import Registry
+    from nasco.evaluate._data_splits import _split_parts
+
+    assert data.DATASETS.names() == ["digits"] and data.KNOWN_DATASETS == ("digits",)
+
+    def toy(fractions, rng):
+        x = np.arange(12 * 4, dtype=np.float32).reshape(12, 1, 2, 2)
+        y = np.repeat(np.arange(2), 6)
+        parts = _split_parts(x, y, fractions, rng, ["a", "b"], "toy")
+        return parts, 1.0, {"name": "toy", "classes": ["a", "b"], "source": "a toy"}
+
+    reg = Registry("dataset")
+    reg.register("toy", toy)
+    monkeypatch.setattr(data, "DATASETS", reg)
+    d = data.load_dataset("toy", seed=0)
+    # 6 per class split 0.6/0.2/0.2: 3.6, 1.2, 1.2 -> 3, 1, 1 and the spare one to train.
+    assert d.name == "toy" and d.sizes() == {"train": 8, "valid": 2, "test": 2}
+    assert d.input_shape == (1, 2, 2) and d.num_classes == 2

@@ -51,3 +51,14 @@ def test_scores_are_cached_per_live_cell(space, tmp_path, monkeypatch):
 def test_unknown_proxy_lists_the_known(space):
     with pytest.raises(ValueError, match="known: synflow"):
         zero_cost_scores(space, [space.make({"edges": SKIP})], "snyflow", cache=False)
+
+
+def test_one_definition_of_the_proxies():
+    """nasco.predictors exports nasco.evaluate's PROXIES itself; what it scores per cell is a
+    subset of them, and its synflow encoding is registered with the other encodings."""
+    import nasco.predictors as predictors
+    from nasco.evaluate._proxies import PROXIES
+
+    assert predictors.PROXIES is PROXIES
+    assert predictors.CELL_PROXIES.names() == ["synflow"] and set(predictors.CELL_PROXIES) <= set(PROXIES)
+    assert predictors.ENCODINGS.names() == ["onehot", "adjacency", "path", "zc", "synflow"]

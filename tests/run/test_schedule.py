@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasco.run import Ledger, run_search
-from nasco.run._executors import InProcessExecutor, Job, evaluate_job
+from nasco.run import Executor, Ledger, run_search
+from nasco.run._executors import InProcessExecutor
+from nasco.run._job import Job, evaluate_job
 from nasco.search import SEARCHERS, make_searcher
 from nasco.testing import default_space
 from nasco.testing.faults import FaultyEvaluator
@@ -19,13 +20,14 @@ OBJ = ("accuracy", "energy")
 VOLATILE = ("seconds", "started_at", "finished_at", "worker")
 
 
-class ShuffleExecutor:
+class ShuffleExecutor(Executor):
     """Holds every submitted job and finishes a random one (or two) per wait: evaluations
     that complete in any order, as on a cluster."""
 
     name = "shuffle"
 
     def __init__(self, slots: int, seed: int) -> None:
+        super().__init__()
         self.slots = slots
         self.rng = np.random.default_rng(seed)
         self.jobs: list[Job] = []
@@ -42,9 +44,6 @@ class ShuffleExecutor:
         k = min(len(self.jobs), int(self.rng.integers(1, 3)))
         picks = sorted(self.rng.choice(len(self.jobs), size=k, replace=False), reverse=True)
         return [evaluate_job(self.evaluator, self.objectives, self.jobs.pop(i)) for i in picks]
-
-    def close(self) -> None:
-        pass
 
     def describe(self) -> dict:
         return {"executor": self.name}
@@ -94,7 +93,8 @@ def test_out_of_order_completion_gives_the_in_order_ledger(space, tmp_path, sear
     """Every searcher: with 3 proposals out, evaluations finishing in a random order give
     exactly the ledger of the same window run in order."""
     if searcher == "predictor-guided":
-        pytest.skip("predictor-guided trains its predictor on a 1000-cell table space; covered by its own tests")
+        pytest.skip("predictor-guided trains its predictor on a 1000-cell table space; "
+                    "covered by its own tests")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pymoo/optuna chatter on toy spaces
         _run(space, tmp_path / "inorder", InProcessExecutor(), searcher=searcher, window=3)
@@ -161,8 +161,8 @@ def test_repeats_wait_for_the_running_evaluation(space, tmp_path):
 
     s = Stutter(space, OBJ, seed=1)
     ev = FaultyEvaluator(space, OBJ, log_dir=tmp_path)
-    run_search(space=space, evaluator=ev, searcher=s, budget=6, out_dir=tmp_path / "s", seed=1, progress=False,
-               executor=ShuffleExecutor(4, seed=0))
+    run_search(space=space, evaluator=ev, searcher=s, budget=6, out_dir=tmp_path / "s", seed=1,
+               progress=False, executor=ShuffleExecutor(4, seed=0))
     evaluated = (tmp_path / "evaluations.log").read_text().split()[::2]
     assert len(evaluated) == 6 == len(set(evaluated))
     # Six candidates, each proposed twice, all told; asking stops once the sixth is out, so

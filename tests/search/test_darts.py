@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasco.dsl import find_file, load_file, load_spec, resolve
+from nasco.dsl import load_spec, resolve
 from nasco.evaluate import load_dataset
 from nasco.evaluate._train import reset_states
 from nasco.nn import GraphNet, SuperNet, derive_cell, plan_network, plan_supernet
