@@ -1,5 +1,6 @@
-"""Rank agreement of nasco's latency with HW-NAS-Bench's simulated Eyeriss latency
-(``eyeriss_ms`` of the shipped nb201 table) on fixed samples of NB201 cells (experiments/nb201_hwnasbench.py does all 15,625).
+"""Rank agreement of nasco's latency with HW-NAS-Bench's simulated Eyeriss latency (``eyeriss_ms``
+of the shipped nb201 table) on fixed samples of NB201 cells (experiments/nb201_hwnasbench.py
+does all 15,625).
 
 nasco's own workload convention (dead branches pruned, pooling on the vector unit) caps the
 rank correlation: on the 300-cell sample (seed 0) the Eyeriss-like systolic_template measures
