@@ -8,8 +8,10 @@ evaluations ran.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +20,46 @@ from nasco.core import Result
 from nasco.space import Candidate, SearchSpace
 from nasco.testing.searcher_contract import toy_result
 
-__all__ = ["FAULTS", "FaultyEvaluator"]
+__all__ = ["FAULTS", "FAULT_ALIASES", "FaultyEvaluator"]
 
 # crash_once: the worker process kills itself (SIGKILL) on the candidate's first attempt
 #   only (a marker file in ``marker_dir`` remembers it across processes);
 # crash: it kills itself on every attempt; raise: a RuntimeError;
-# oom: a real allocation failure (MemoryError from numpy); hang: sleeps for an hour.
-FAULTS = ("crash_once", "crash", "raise", "oom", "hang")
+# memory_error: numpy is asked for 4 EiB, which no allocator grants: a MemoryError, with no
+#   memory pressure behind it;
+# memory_limit: the worker lowers its own soft address-space limit (RLIMIT_AS) to what it maps
+#   now plus MEMORY_LIMIT_HEADROOM and asks numpy for more than that headroom; the kernel refuses
+#   the mapping (ENOMEM), as under `ulimit -v` or a batch scheduler's per-process limit, and the
+#   MemoryError comes from that refusal. The limit is restored before the evaluation raises;
+# hang: sleeps for an hour.
+FAULTS = ("crash_once", "crash", "raise", "memory_error", "memory_limit", "hang")
+# Former names, accepted with a DeprecationWarning.
+FAULT_ALIASES = {"oom": "memory_error"}
+MEMORY_LIMIT_HEADROOM = 256 * 2**20  # bytes of address space left to the worker's other threads
+MEMORY_LIMIT_REQUEST = 1 * 2**30     # bytes the fault asks for: beyond the headroom, far below RAM
+
+
+def _mapped_bytes() -> int:
+    """The process's current virtual address-space size (VmSize in /proc/self/status)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")  # pragma: no cover - Linux only
+
+
+def exceed_memory_limit() -> None:
+    """Hit a real address-space limit: raises the MemoryError of a refused mapping (Linux)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _mapped_bytes() + MEMORY_LIMIT_HEADROOM
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        np.ones(MEMORY_LIMIT_REQUEST, dtype=np.uint8)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    raise RuntimeError(f"an allocation of {MEMORY_LIMIT_REQUEST} bytes succeeded under RLIMIT_AS={limit}")
 
 
 class FaultyEvaluator:
@@ -36,7 +71,13 @@ class FaultyEvaluator:
                  marker_dir: str | os.PathLike[str] | None = None, log_dir: str | os.PathLike[str] | None = None
                  ) -> None:
         self.space, self.objectives, self.sleep, self.busy = space, tuple(objectives), float(sleep), float(busy)
-        self.faults = dict(faults or {})
+        self.faults = {}
+        for cid, kind in (faults or {}).items():
+            if kind in FAULT_ALIASES:
+                warnings.warn(f"fault kind '{kind}' is now '{FAULT_ALIASES[kind]}'", DeprecationWarning,
+                              stacklevel=2)
+                kind = FAULT_ALIASES[kind]
+            self.faults[cid] = kind
         bad = sorted(set(self.faults.values()) - set(FAULTS))
         if bad:
             raise ValueError(f"unknown fault kinds {bad}; known: {FAULTS}")
@@ -61,8 +102,10 @@ class FaultyEvaluator:
             os.kill(os.getpid(), signal.SIGKILL)
         elif kind == "raise":
             raise RuntimeError(f"injected failure on {cand.id}")
-        elif kind == "oom":
+        elif kind == "memory_error":
             np.ones(2**62, dtype=np.uint8)  # raises MemoryError: far beyond any machine
+        elif kind == "memory_limit":
+            exceed_memory_limit()
         elif kind == "hang":
             time.sleep(3600)
         if self.sleep:

@@ -1,5 +1,6 @@
-"""Zero-cost proxies on nasco's real networks: hand-computed kernels and SOPs, agreement with the
-predictors' synflow, determinism, the evaluator in a search, and the CLI. A few seconds each."""
+"""Zero-cost proxies on nasco's real networks: hand-computed kernels, SOPs and gradient proxies
+(synflow, snip, grad_norm, jacob_cov on a two-layer net with hand-set weights), determinism, the
+evaluator in a search, and the CLI. A few seconds each."""
 from __future__ import annotations
 
 import json
@@ -140,16 +141,103 @@ def test_snn_proxies_flops_deterministic_and_bounded(snn, digits):
     assert all(math.isfinite(v) for v in s.values())
 
 
-def test_synflow_is_the_predictors_synflow_on_nb201():
-    from nasco.predictors import synflow
+# A two-layer ANN with hand-set weights: x (3 features as 3x1x1) -> 1x1 conv W1 (3 -> 2, no bias)
+# -> ReLU -> GAP -> linear W2 (2 -> 2 classes) + b. Every weight is a small dyadic fraction, so
+# the forward and backward passes are exact in binary floating point; the expected scores below
+# are written out with numpy from the closed forms, not from nasco's proxy code.
+W1 = np.array([[1.0, -2.0, 0.5], [-1.0, 1.0, 2.0]])
+W2 = np.array([[2.0, -1.0], [0.5, 3.0]])
+B2 = np.array([0.25, -0.5])
+# Sample 0 drives both hidden units (W1 x0 = [1.5, 1]); sample 1 only the first ([0.5, -3]).
+X = np.array([[1.0, 0.0, 1.0], [1.0, 0.0, -1.0]])
+Y = np.array([0, 1])
 
-    nb = SearchSpace(load_spec("nb201"))
-    arch, _ = nb.resolve(nb.from_index(0))
-    cell = ["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "nor_conv_3x3"]
-    data = SimpleNamespace(x_train=torch.zeros(4, 3, 32, 32), y_train=torch.zeros(4, dtype=torch.long),
-                           input_shape=(3, 32, 32), num_classes=10)
-    got = proxy_scores(arch, {"edges": cell}, data, ["synflow"], seed=4, batch_size=4)["synflow"]
-    assert got == synflow(nb, cell, seed=4) and got > 1e10
+
+def _hand_plan() -> Plan:
+    conv = dict(stride=1, dilation=1, groups=1)
+    nodes = (
+        Node("input", "input", (), (3, 1, 1)),
+        Node("encode", "encode", ("input",), (3, 1, 1), {"encoding": "direct"}),
+        Node("c1", "conv", ("encode",), (2, 1, 1), {"c_in": 3, "kernel": 1, "padding": 0, **conv}),
+        Node("r1", "relu", ("c1",), (2, 1, 1)),
+        Node("gap", "gap", ("r1",), (2, 1, 1)),
+        Node("fc", "linear", ("gap",), (2, 1, 1), {"c_in": 2}),
+    )
+    return Plan(nodes, "fc", False, 1, 2, (3, 1, 1))
+
+
+class _HandProbe(ProxyProbe):
+    """A probe whose every network carries the hand-set weights above."""
+
+    def make_net(self):
+        net = super().make_net()
+        with torch.no_grad():
+            net.module_of("c1").weight.copy_(torch.tensor(W1).reshape(2, 3, 1, 1))
+            net.module_of("fc").weight.copy_(torch.tensor(W2))
+            net.module_of("fc").bias.copy_(torch.tensor(B2))
+        return net
+
+
+@pytest.fixture
+def hand_probe():
+    ann = SearchSpace(load_spec("darts"))
+    arch, _ = ann.resolve(ann.make(ann.cells.sample(np.random.default_rng(0))))
+    x = torch.tensor(X, dtype=torch.float32).reshape(2, 3, 1, 1)
+    return _HandProbe(_hand_plan(), arch, x, torch.tensor(Y), seed=0)
+
+
+def test_synflow_of_a_hand_set_two_layer_net(hand_probe):
+    # Every parameter made positive, input all ones: h = |W1| 1, R = sum(|W2| h + |b|).
+    # dR/dW2[k, j] = h_j, dR/db_k = 1, dR/dW1[j, i] = sum_k |W2|[k, j] (h > 0), x_i = 1.
+    a1, a2, ab = np.abs(W1), np.abs(W2), np.abs(B2)
+    h = a1 @ np.ones(3)
+    want = (a2 * h[None, :]).sum() + ab.sum() + (a1 * a2.sum(0)[:, None]).sum()
+    assert want == 24.75 + 0.75 + 24.75
+    # Dyadic weights and sums of a few of their products: exact in float64, so exact equality.
+    assert hand_probe.score("synflow") == want
+
+
+def _hand_gradients():
+    """dL/dW1, dL/dW2 of the mean cross-entropy over the two samples, by the chain rule."""
+    z = X @ W1.T                                     # pre-activations [2, 2]
+    h = np.maximum(z, 0.0)
+    logits = h @ W2.T + B2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g = (p - np.eye(2)[Y]) / len(Y)                  # dL/dlogits
+    dz = (g @ W2) * (z > 0)
+    return dz.T @ X, g.T @ h
+
+
+def test_snip_and_grad_norm_of_a_hand_set_two_layer_net(hand_probe):
+    d1, d2 = _hand_gradients()
+    # snip: sum |W * dL/dW| over the conv and linear weights (biases are not scored).
+    snip = np.abs(W1 * d1).sum() + np.abs(W2 * d2).sum()
+    # grad_norm: sum over those layers of the Frobenius norm of dL/dW.
+    grad_norm = np.sqrt((d1 ** 2).sum()) + np.sqrt((d2 ** 2).sum())
+    # The network runs in float32 against this float64 reference: measured relative differences
+    # 6.3e-9 (snip) and 2.0e-8 (grad_norm); rel=1e-7 adds 8e-8, under one float32 epsilon
+    # (1.19e-7), for a different summation order in torch's kernels. A dropped term, a missing
+    # ReLU mask or a bias counted with the weights moves either score by more than 1 %.
+    assert hand_probe.score("snip") == pytest.approx(snip, rel=1e-7)
+    assert hand_probe.score("grad_norm") == pytest.approx(grad_norm, rel=1e-7)
+
+
+def test_jacob_cov_of_a_hand_set_two_layer_net(hand_probe):
+    # Per-sample input Jacobian of the summed logits: J_b = W1^T ((z_b > 0) * (W2^T 1)).
+    z = X @ W1.T
+    jac = ((z > 0) * (W2.T @ np.ones(2))[None, :]) @ W1
+    assert jac.tolist() == [[0.5, -3.0, 5.25], [2.5, -5.0, 1.25]]
+    # Two samples: the correlation matrix is [[1, r], [r, 1]], eigenvalues 1 - r and 1 + r.
+    c = jac - jac.mean(1, keepdims=True)
+    r = (c[0] @ c[1]) / np.sqrt((c[0] @ c[0]) * (c[1] @ c[1]))
+    k = 1e-5
+    want = -sum(math.log(lam + k) + 1.0 / (lam + k) for lam in (1 - r, 1 + r))
+    # The Jacobian is exact (dyadic); the correlation, eigen-solver and logs round in float64:
+    # measured relative difference 4.4e-16 (two ulps); rel=1e-13 leaves room for another LAPACK's
+    # eigvalsh rounding. k = 1e-4 instead of 1e-5 moves it by 2.3e-4 relative, a dropped
+    # 1/(lambda + k) term changes its sign.
+    assert hand_probe.score("jacob_cov") == pytest.approx(want, rel=1e-13)
 
 
 def test_every_proxy_is_an_objective_with_its_direction():

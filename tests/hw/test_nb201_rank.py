@@ -1,5 +1,6 @@
-"""Rank agreement of nasco's latency with HW-NAS-Bench's simulated Eyeriss latency
-(``eyeriss_ms``) on fixed samples of NB201 cells (experiments/nb201_hwnasbench.py does all 15,625).
+"""Rank agreement of nasco's latency with HW-NAS-Bench's simulated Eyeriss latency (``eyeriss_ms``
+of the shipped nb201 table) on fixed samples of NB201 cells (experiments/nb201_hwnasbench.py
+does all 15,625).
 
 nasco's own workload convention (dead branches pruned, pooling on the vector unit) caps the
 rank correlation: on the 300-cell sample (seed 0) the Eyeriss-like systolic_template measures
@@ -14,25 +15,18 @@ of the cost model at the time of writing; experiments/results/nb201_hwnasbench.m
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from nasco.dsl import builtin_names, load_energy_table, load_spec, resolve
+from nasco.dsl import load_energy_table, load_spec, resolve
 from nasco.dsl._vocab import OPS
 from nasco.hw import CostModel
 from nasco.nn import nb201_workloads, official_cells
 
-pd = pytest.importorskip("pandas")
-# The shared data folder sits beside the repository (as in CI); NASCO_NB201_DIR overrides it.
-DATA = Path(os.environ.get("NASCO_NB201_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nb201")) / "nb201_device_latency.csv.gz"
+import pandas as pd
 # Eyeriss-like: 12x14 PEs at 200 MHz (Chen et al., JSSC 2017), 32+64+16 KB buffers, 64-bit DRAM
 EYERISS = {"pe_array.rows": 12, "pe_array.cols": 14, "clock_mhz": 200, "buffers.ifmap_kb": 32,
            "buffers.filter_kb": 64, "buffers.ofmap_kb": 16, "bandwidth.dram_bytes_per_cycle": 8}
-
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"HW-NAS-Bench latencies not found at {DATA}")
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -47,19 +41,17 @@ def eyeriss_model(dataflow: str, template: str = "systolic_template") -> CostMod
     return CostModel(resolve(t, values), load_energy_table(t))
 
 
-# the row-stationary Eyeriss template, where this checkout has it
-EYERISS_LIKE = pytest.param("rs", "eyeriss_like", id="eyeriss_like", marks=pytest.mark.skipif(
-    "eyeriss_like" not in builtin_names("accelerator"), reason="no eyeriss_like template in search_spaces/"))
+# the row-stationary Eyeriss template (search_spaces/eyeriss_like.yaml)
+EYERISS_LIKE = pytest.param("rs", "eyeriss_like", id="eyeriss_like")
 
 
 @pytest.fixture(scope="module")
-def sample():
+def sample(nb201):
     idx = np.sort(np.random.default_rng(0).choice(15_625, 300, replace=False))
     arch = load_spec("nb201")
     cells = official_cells(arch)
     wls = nb201_workloads(arch, [cells[i] for i in idx])
-    ey = pd.read_csv(DATA, usecols=["index", "eyeriss_ms"]).set_index("index")["eyeriss_ms"]
-    return wls, ey.loc[idx].to_numpy()
+    return wls, nb201.query(idx, "eyeriss_ms")
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -71,15 +63,14 @@ def test_eyeriss_like_latency_ranks_like_hwnasbench(sample, dataflow):
 
 
 @pytest.fixture(scope="module")
-def conventions():
+def conventions(nb201):
     """500 seeded cells: their edge ops, workloads under both conventions, eyeriss_ms."""
     idx = np.sort(np.random.default_rng(1).choice(15_625, 500, replace=False))
     arch = load_spec("nb201")
     all_cells = official_cells(arch)
     cells = [all_cells[i] for i in idx]
-    ey = pd.read_csv(DATA, usecols=["index", "eyeriss_ms"]).set_index("index")["eyeriss_ms"]
     return (arch, cells, nb201_workloads(arch, cells), nb201_workloads(arch, cells, convention="hwnasbench"),
-            ey.loc[idx].to_numpy())
+            nb201.query(idx, "eyeriss_ms"))
 
 
 @pytest.mark.parametrize("dataflow,template", [("ws", "systolic_template"), ("os", "systolic_template"),

@@ -2,27 +2,21 @@
 the predictor-guided searcher on a synthetic objective."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
 from nasco.dsl import load_spec
 from nasco.core import Result
+from nasco.nn import official_cells
 from nasco.predictors import (
     BaggedGBT, Combination, GraphNetEnsemble, MLPEnsemble, RandomForest, adjacency_encoding, cell_feature_names,
     cell_features, encode_cells, onehot_encoding, path_encoding,
 )
 from nasco.search import PredictorGuided
 from nasco.space import SearchSpace
-from nasco.space._nb201 import arch_str_ops
 from nasco.testing.searcher_contract import linear_score_best
 
-# The shared data folder sits beside the repository (as in CI); NASCO_NB201_DIR overrides it.
-NB201_CSV = Path(os.environ.get("NASCO_NB201_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data"
-                                / "nb201")) / "nb201_accuracy.csv.gz"
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +65,14 @@ def test_encoding_is_vectorised(space):
 
 
 @pytest.fixture(scope="module")
-def nb201(space):
-    if not NB201_CSV.is_file():
-        pytest.skip(f"{NB201_CSV} not found (set NASCO_NB201_DIR)")
-    import pandas as pd
-    df = pd.read_csv(NB201_CSV, usecols=["arch_str", "c10valid_valid_200ep"])
+def nb201_split(space, nb201):
+    """200 training and 1,000 test cells of the shipped table (seeded), CIFAR-10-valid accuracy at
+    200 epochs as -log(100.5 - acc)."""
     pos = {op: i for i, op in enumerate(space.cells.ops)}
-    ops = np.array([[pos[o] for o in arch_str_ops(s)] for s in df["arch_str"]])
-    perm = np.random.default_rng(0).permutation(len(df))
-    y = -np.log(100.5 - df["c10valid_valid_200ep"].to_numpy())
+    cells = official_cells(load_spec("nb201"))
+    ops = np.array([[pos[o] for o in cells[i]] for i in nb201.index])
+    perm = np.random.default_rng(0).permutation(len(ops))
+    y = -np.log(100.5 - nb201.columns["c10valid_valid_200ep"])
     return ops[perm[:200]], y[perm[:200]], ops[perm[200:1200]], y[perm[200:1200]]
 
 
@@ -95,8 +88,8 @@ FAST = {
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
-def test_predictor_ranks_nb201_and_is_deterministic(name, space, nb201):
-    xtr, ytr, xte, yte = nb201
+def test_predictor_ranks_nb201_and_is_deterministic(name, space, nb201_split):
+    xtr, ytr, xte, yte = nb201_split
     enc, make = FAST[name]
     a, b = encode_cells(space, xtr, enc), encode_cells(space, xte, enc)
     mean, std = make(0).fit(a, ytr).predict(b)

@@ -86,7 +86,7 @@ def test_ray_failures_are_recorded_and_the_search_goes_on(space, baseline, ray_e
     # The first four proposals are evolution's random initial population: proposed whatever
     # their results, so the faults below are sure to be met.
     ids = [r["id"] for r in baseline[:4]]
-    faults = {ids[0]: "raise", ids[1]: "oom", ids[2]: "hang", ids[3]: "crash"}
+    faults = {ids[0]: "raise", ids[1]: "memory_error", ids[2]: "hang", ids[3]: "crash"}
     ex = RayExecutor(address=ray_env, workers=2, trial_timeout=2.0, max_retries=1)
     t0 = time.time()
     out = _run(space, tmp_path / "run", ex, faults=faults)

@@ -174,7 +174,7 @@ def test_inprocess_trial_timeout_and_memory_error(space, tmp_path):
     base = _run(space, tmp_path / "base", budget=6)
     ids = [r["id"] for r in _rows(tmp_path / "base")]
     _run(space, tmp_path / "t", InProcessExecutor(trial_timeout=0.5), budget=6,
-         faults={ids[1]: "hang", ids[2]: "oom", ids[3]: "raise"})
+         faults={ids[1]: "hang", ids[2]: "memory_error", ids[3]: "raise"})
     rows = {r["id"]: r for r in _rows(tmp_path / "t")}
     assert rows[ids[1]]["status"] == "failed" and rows[ids[1]]["reason"].startswith("timeout: ")
     assert rows[ids[2]]["reason"].startswith("out of memory: MemoryError")

@@ -78,7 +78,7 @@ def _first_ids(tmp_path: Path, n: int, seed: int = 3) -> list[str]:
 
 def test_tune_faults_retries_and_timeout(ray_env: str, tmp_path: Path) -> None:
     ids = _first_ids(tmp_path, 5)
-    kinds = dict(zip(ids, ("crash_once", "raise", "oom", "hang", "crash")))
+    kinds = dict(zip(ids, ("crash_once", "raise", "memory_error", "hang", "crash")))
     space = default_space()
     (tmp_path / "markers").mkdir()
     (tmp_path / "log").mkdir()
