@@ -564,8 +564,9 @@ class OptunaNSGA2(OptunaSearcher):
 
     def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0,
                  population_size: int = 20, storage: str | None = None) -> None:
-        if int(population_size) < 2:
-            raise ValueError(f"population_size must be >= 2, got {population_size}")
+        if isinstance(population_size, bool) or not isinstance(population_size, (int, np.integer)) \
+                or population_size < 2:
+            raise ValueError(f"population_size must be an integer >= 2, found {population_size!r}")
         self.population_size = int(population_size)
         super().__init__(space, objectives, seed=seed, storage=storage)
 
