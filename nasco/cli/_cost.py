@@ -49,8 +49,8 @@ def _workload_path(text: str) -> Path:
         return path
     if text == "example":
         return builtin_dir() / EXAMPLE_WORKLOAD
-    raise UsageError(f"--workload {text}: no such file; give a SCALE-Sim topology .csv, a run's pareto.csv or "
-                     "ledger.jsonl (with --id or --row), a candidate .json, or 'example'")
+    raise UsageError(f"--workload {text}: no such file; give a SCALE-Sim topology .csv, a run's pareto.csv "
+                     "or ledger.jsonl (with --id or --row), a candidate .json, or 'example'")
 
 
 def _is_scalesim(path: Path) -> bool:
@@ -68,7 +68,8 @@ def _json(text: str, file: str, where: str, expected: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise SpecError(expected, f"invalid JSON ({exc.msg} at column {exc.colno})", file=file,
-                        path=(where,) if where else (), hint="use the file nasco search wrote, unedited") from None
+                        path=(where,) if where else (),
+                        hint="use the file nasco search wrote, unedited") from None
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -107,7 +108,8 @@ def _pick_row(rows: list[dict], path: Path, args: argparse.Namespace) -> dict:
             if isinstance(r, dict) and str(r.get("id")) == args.id:
                 return r
         close = difflib.get_close_matches(args.id, ids, n=1, cutoff=0.5)
-        hint = f"did you mean '{close[0]}'?" if close else f"its ids: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}"
+        more = ", ..." if len(ids) > 5 else ""
+        hint = f"did you mean '{close[0]}'?" if close else f"its ids: {', '.join(ids[:5])}{more}"
         raise UsageError(f"--id {args.id}: {path} has no row with that id; {hint}")
     if args.row is not None:
         if not 0 <= args.row < len(rows):
@@ -189,7 +191,8 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     try:
         space.cells.check(cand.arch.get("cell"))
     except ValueError as exc:
-        raise SpecError(f"a cell of space '{space.arch_spec.name}'", str(exc), file=file, path=("arch", "cell")) from None
+        raise SpecError(f"a cell of space '{space.arch_spec.name}'", str(exc), file=file,
+                        path=("arch", "cell")) from None
     arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
     plan = plan_network(arch, cand.arch["cell"], _parse_shape(args.input_shape), args.classes)
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
@@ -315,13 +318,12 @@ def _print_table(out: dict) -> None:
     """Per-layer rows and the total in the fixed display units of ``_SHOW``."""
     lat_u, lat_k = _SHOW["latency"]
     en_u, en_k = _SHOW["energy"]
-    print(f"{'layer':<28} {'kind':<7} {'cycles':>10} {'latency_' + lat_u:>12} {'energy_' + en_u:>12} {'util':>6}")
-    for layer in out["layers"]:
-        print(f"{layer['name'][:28]:<28} {layer['kind']:<7} {layer['cycles']:>10} "
-              f"{layer['latency_s'] * lat_k:>12.5f} {layer['energy_j'] * en_k:>12.4f} {layer['utilization']:>6.2f}")
+    print(f"{'layer':<28} {'kind':<7} {'cycles':>10} {'latency_' + lat_u:>12} {'energy_' + en_u:>12} "
+          f"{'util':>6}")
     t = out["total"]
-    print(f"{'total':<28} {'':<7} {t['cycles']:>10} {t['latency_s'] * lat_k:>12.5f} {t['energy_j'] * en_k:>12.4f} "
-          f"{t['utilization']:>6.2f}")
+    for row in [*out["layers"], {**t, "name": "total", "kind": ""}]:
+        print(f"{row['name'][:28]:<28} {row['kind']:<7} {row['cycles']:>10} "
+              f"{row['latency_s'] * lat_k:>12.5f} {row['energy_j'] * en_k:>12.4f} {row['utilization']:>6.2f}")
     area_u, area_k = _SHOW["area"]
     print(f"energy ({en_u}): " + ", ".join(f"{k} {v * en_k:.4f}" for k, v in t["energy"].items())
           + f"; area {t['area_mm2'] * area_k:.4f} {area_u}")
@@ -341,9 +343,11 @@ def add_cost(sub) -> None:
                                    "names each design spec of the template the result exceeds.")
     p.add_argument("--hw",
                    help="accelerator template, or a set / multi-accelerator (its default member, or the one "
-                        "a candidate picked): built-in name or .yaml path; default for a run's row: the run's")
+                        "a candidate picked): built-in name or .yaml path; default for a run's row: the "
+                        "run's")
     p.add_argument("--workload", required=True, metavar="FILE",
-                   help="SCALE-Sim topology .csv, 'example', a run's pareto.csv / ledger.jsonl, or a candidate .json")
+                   help="SCALE-Sim topology .csv, 'example', a run's pareto.csv / ledger.jsonl, or a "
+                        "candidate .json")
     p.add_argument("--id", help="the candidate id of the row to cost (pareto.csv, ledger.jsonl)")
     p.add_argument("--row", type=int, help="the row to cost, counted from 0 (pareto.csv, ledger.jsonl)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

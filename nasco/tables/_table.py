@@ -319,8 +319,8 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
         bad = v.isna() | (v != np.floor(v))
         if bad.any():
             r = int(np.argmax(bad.to_numpy()))
-            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {_plain(s.iloc[r])!r}, not an integer "
-                             "index", file=file)
+            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {_plain(s.iloc[r])!r}, not an "
+                             "integer index", file=file)
         index = v.to_numpy(dtype=np.int64)
         out = (index < 0) | (index >= n_cells)
         if out.any():
@@ -356,7 +356,8 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
         bad = v.isna() & s.notna()
         if bad.any():
             r = int(np.argmax(bad.to_numpy()))
-            raise TableError(f"row {r + 1}: column '{c}' holds {_plain(s.iloc[r])!r}, not a number", file=file)
+            raise TableError(f"row {r + 1}: column '{c}' holds {_plain(s.iloc[r])!r}, not a number",
+                             file=file)
         columns[c] = v.to_numpy(dtype=np.float64, na_value=np.nan)[order]
     space = SearchSpace(arch, None)
     by_index = {i: a for a, i in official.items()}

@@ -64,7 +64,8 @@ def test_pareto_row_without_space_or_hw(run_dir, capsys):
 
 def test_ledger_row_json_keeps_base_units_and_the_runs_specs(run_dir, capsys):
     row = _ledger(run_dir)[1]
-    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--id", row["id"], "--json")
+    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--id", row["id"],
+                             "--json")
     assert code == 0, err
     rep = json.loads(out)
     # The ledger keeps spike rates to 6 digits: measured on this run, latency agrees exactly and

@@ -15,8 +15,10 @@ from nasco.cli import main
 from nasco.dsl import builtin_dir
 
 LEAKS = ("np.int64", "np.float64", "Traceback", "invalid literal")
-QUERY = ["table", "query", "nb201", "--metric", "accuracy", "--dataset", "c10", "--split", "test", "--fidelity", "200"]
-TOPOLOGY_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+QUERY = ["table", "query", "nb201", "--metric", "accuracy", "--dataset", "c10", "--split", "test",
+         "--fidelity", "200"]
+TOPOLOGY_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+                   "Num Filter, Strides,\n")
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +53,9 @@ def _table_with_index(tmp_path: Path, index_cell: str) -> Path:
     shutil.copy(builtin_dir() / "nb201_index.csv.gz", tmp_path / "nb201_index.csv.gz")
     (tmp_path / "t.csv").write_text(f"idx,acc\n{index_cell},80\n2,70\n")
     spec = tmp_path / "mine.yaml"
-    spec.write_text("schema: 1\nkind: lookup_table\nname: mine\nspace: nb201.yaml\ndata: t.csv\nkey: {index: idx}\n"
-                    "metrics:\n  acc: {metric: accuracy, dataset: c10, split: valid, fidelity: 5, unit: '%', "
-                    "direction: max}\n")
+    spec.write_text("schema: 1\nkind: lookup_table\nname: mine\nspace: nb201.yaml\ndata: t.csv\n"
+                    "key: {index: idx}\nmetrics:\n  acc: {metric: accuracy, dataset: c10, split: valid, "
+                    "fidelity: 5, unit: '%', direction: max}\n")
     return spec
 
 
