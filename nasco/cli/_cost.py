@@ -187,13 +187,20 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
             raise UsageError(f"--task {args.task}: the candidate has tasks 0..{len(tasks) - 1}")
         arch_data = tasks[args.task]
         hw = dict(subs[args.task]) if args.task < len(subs) else {}
+    elif args.task != 0:
+        raise UsageError(f"--task {args.task}: the candidate has one task (--task 0)")
     cand = Candidate.make(arch_data, {})
     try:
         space.cells.check(cand.arch.get("cell"))
     except ValueError as exc:
         raise SpecError(f"a cell of space '{space.arch_spec.name}'", str(exc), file=file,
                         path=("arch", "cell")) from None
-    arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
+    try:
+        arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
+    except ValueError as exc:
+        raise SpecError(f"choices of space '{space.arch_spec.name}'", str(exc), file=file,
+                        path=("arch", "hp"),
+                        hint="cost the row with the space it was searched in (--space)") from None
     plan = plan_network(arch, cand.arch["cell"], _parse_shape(args.input_shape), args.classes)
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
     rates = metrics.get("spike_rates") or {}
@@ -204,29 +211,29 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     return plan_workload(plan, name=str(data.get("id") or Path(file).stem)), hw, rates, metrics
 
 
-def _check_macs(workload: Any, metrics: dict, args: argparse.Namespace) -> None:
-    """Say so when the row's network had other MACs than this one (another input shape)."""
+def _macs_note(workload: Any, metrics: dict, args: argparse.Namespace) -> str | None:
+    """A note when the row's network had other MACs than this one (another input shape)."""
     recorded = metrics.get("macs")
     if isinstance(recorded, (int, float)) and int(recorded) != int(workload.macs):
-        print(f"note: the row's network had {int(recorded)} MACs, this one {int(workload.macs)}: give the "
-              f"run's --input-shape and --classes (now {args.input_shape}, {args.classes})", file=sys.stderr)
+        return (f"note: the row's network had {int(recorded)} MACs, this one {int(workload.macs)}: give the "
+                f"run's --input-shape and --classes (now {args.input_shape}, {args.classes})")
+    return None
 
 
 # ---------------------------------------------------------------------- the command
-def _cmd_cost(args: argparse.Namespace) -> int:
-    path = _workload_path(args.workload)
-    scalesim = path.suffix.lower() == ".csv" and _is_scalesim(path)
-    run = None if scalesim else _run_config(path.parent)
-    config, run_file = run if run else ({}, None)
-    multi = isinstance(config.get("space_files"), list)
-    run_space_over: dict = {}
-    run_hw_over: dict = {}
-    if config.get("set"):
-        if multi:
-            per, run_hw_over = split_task_overrides(config["set"], len(config["space_files"]))
-            run_space_over = per[args.task] if args.task < len(per) else {}
-        else:
-            run_space_over, run_hw_over = split_overrides(config["set"])
+def _run_overrides(config: dict, task: int) -> tuple[dict, dict]:
+    """The run's --set as (space overrides of ``task``, accelerator overrides)."""
+    if not config.get("set"):
+        return {}, {}
+    if isinstance(config.get("space_files"), list):
+        per, hw_over = split_task_overrides(config["set"], len(config["space_files"]))
+        return (per[task] if task < len(per) else {}), hw_over
+    return split_overrides(config["set"])
+
+
+def _accelerator(args: argparse.Namespace, path: Path, scalesim: bool, config: dict, run_file: Path | None,
+                 run_hw_over: dict) -> tuple[Any, str, dict]:
+    """(spec, its name, the overrides applied): --hw with --set, else the run's with its --set too."""
     hw_name = args.hw
     if hw_name is None:
         hw_name = _recorded(config, "hw", "", 0) if config else None
@@ -242,60 +249,88 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     hw_over = {**run_hw_over, **hw_over}
     spec = load_file(find_file(hw_name, what="accelerator template or set"), overrides=hw_over or None,
                      kind=HW_KINDS)
+    return spec, hw_name, hw_over
+
+
+def _row_workload(args: argparse.Namespace, path: Path, config: dict,
+                  run_space_over: dict) -> tuple[Any, dict, dict, dict]:
+    """(workload, hw choice values, spike rates, recorded metrics) of the picked row of ``path``."""
+    row = _pick_row(_read_rows(path), path, args)
+    space_name = args.space or (row.get("space") if isinstance(row, dict) else None)
+    space_over: dict = {}
+    if not space_name and config:
+        space_name = _recorded(config, "space", "space_files", args.task)
+        space_over = run_space_over
+    if not space_name:
+        raise UsageError(f"{path}: say which architecture space the candidate belongs to with --space "
+                         "(no run.json or summary.json next to it records one)")
+    if isinstance(row, dict) and "metrics" not in row and path.suffix.lower() == ".csv":
+        # pareto.csv keeps no metrics: the spike rates measured in the search are in the ledger
+        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("id") or ""))}
+    return _candidate_workload(row, str(path), space_name, space_over, args)
+
+
+def _member(spec: Any, cand_hw: dict, hw_over: dict, hw_name: str) -> tuple[Any, str | None]:
+    """The template to cost (a set's member the candidate picked, else its default) and a note."""
+    if not isinstance(spec, AcceleratorSet):
+        return spec, None
+    # A set (or a multi-accelerator's pool): the member the candidate picked, else the default.
+    picked = cand_hw.pop(TEMPLATE_KEY, None)
+    name = picked or spec.default_member
+    if name not in spec.templates:
+        raise UsageError(f"--hw {hw_name}: no member '{name}' (members: {', '.join(spec.templates)})")
+    where = f"member of {spec.kind} '{spec.name}'"
+    if picked:
+        note = f"the candidate's {where}"
+    elif (TEMPLATE_KEY,) in hw_over:
+        note = f"{where}, picked by --set template"
+    else:
+        note = f"the default {where}; --set template=NAME picks another"
+    return spec.member(name), f"template: {name} ({note})"
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    path = _workload_path(args.workload)
+    scalesim = path.suffix.lower() == ".csv" and _is_scalesim(path)
+    run = None if scalesim else _run_config(path.parent)
+    config, run_file = run if run else ({}, None)
+    run_space_over, run_hw_over = _run_overrides(config, args.task)
+    spec, hw_name, hw_over = _accelerator(args, path, scalesim, config, run_file, run_hw_over)
+    notes: list[str | None] = []  # printed once the cost is known, so an error stays one line
     if scalesim:
         workload, cand_hw, rates, metrics = read_scalesim_csv(path), {}, {}, {}
     else:
-        row = _pick_row(_read_rows(path), path, args)
-        space_name = args.space or (row.get("space") if isinstance(row, dict) else None)
-        space_over: dict = {}
-        if not space_name and config:
-            space_name = _recorded(config, "space", "space_files", args.task)
-            space_over = run_space_over
-        if not space_name:
-            raise UsageError(f"{path}: say which architecture space the candidate belongs to with --space "
-                             "(no run.json or summary.json next to it records one)")
-        if isinstance(row, dict) and "metrics" not in row and path.suffix.lower() == ".csv":
-            row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("id") or ""))}
-        workload, cand_hw, rates, metrics = _candidate_workload(row, str(path), space_name, space_over, args)
-        _check_macs(workload, metrics, args)
-    if run_file is not None and not args.json:
-        print(f"run config: {run_file} (space and hw from it unless --space/--hw; its --set re-applied)",
-              file=sys.stderr)
-    template = spec
-    if isinstance(spec, AcceleratorSet):
-        # A set (or a multi-accelerator's pool): the member the candidate picked, else the default.
-        picked = cand_hw.pop(TEMPLATE_KEY, None)
-        name = picked or spec.default_member
-        if name not in spec.templates:
-            raise UsageError(f"--hw {hw_name}: no member '{name}' (members: {', '.join(spec.templates)})")
-        template = spec.member(name)
-        where = f"member of {spec.kind} '{spec.name}'"
-        if picked:
-            note = f"the candidate's {where}"
-        elif (TEMPLATE_KEY,) in hw_over:
-            note = f"{where}, picked by --set template"
-        else:
-            note = f"the default {where}; --set template=NAME picks another"
-        print(f"template: {name} ({note})", file=sys.stderr)
+        workload, cand_hw, rates, metrics = _row_workload(args, path, config, run_space_over)
+        notes.append(_macs_note(workload, metrics, args))
+        if run_file is not None:
+            notes.append(f"run config: {run_file} (space and hw from it unless --space/--hw; its --set "
+                         "re-applied)")
+    template, note = _member(spec, cand_hw, hw_over, hw_name)
+    notes.append(note)
     dims = search_dimensions(template)
     values = defaults(template)
     taken = {k: v for k, v in values.items() if k not in cand_hw}
     values.update({k: v for k, v in cand_hw.items() if k in dims})
-    resolved = resolve(template, values)
+    try:
+        resolved = resolve(template, values)
+    except ValueError as exc:
+        raise SpecError(f"choices of template '{template.name}'", str(exc), file=str(path), path=("hw",),
+                        hint="cost the row with the accelerator it was searched on (--hw)") from None
     model = CostModel(resolved, load_energy_table(template))
     report = model.cost(workload, rates, default_rate=args.spike_rate)
     out = report.to_dict()
     out["assumptions"]["choices_taken"] = taken
     out["assumptions"]["hw"] = {k: v for k, v in to_data(resolved).items()
                                 if k not in ("schema", "kind", "description", "specs")}
-    t = out["total"]
     limits = template.limits()
-    violations = check_limits({m: t[key] for m, key in _TOTALS.items()}, limits)
     out["limits"] = limits
-    out["violations"] = violations
+    out["violations"] = check_limits({m: out["total"][key] for m, key in _TOTALS.items()}, limits)
     if isinstance(spec, MultiAccelerator) and spec.limits():
-        print(f"note: the specs of {spec.name} bound the whole system (all tasks together); one task is not "
-              "checked against them", file=sys.stderr)
+        notes.append(f"note: the specs of {spec.name} bound the whole system (all tasks together); one "
+                     "task is not checked against them")
+    for line in notes:
+        if line:
+            print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -307,7 +342,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         a = out["assumptions"]["spike_rate_assumed"]
         print(f"note: {len(a['layers'])} spiking layers had no measured spike rate; assumed {a['rate']} "
               "(set --spike-rate)", file=sys.stderr)
-    for metric, excess in violations.items():
+    for metric, excess in out["violations"].items():
         unit, scale = _SHOW[metric]
         limit = limits[metric]
         print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")

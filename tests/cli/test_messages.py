@@ -121,3 +121,33 @@ def test_cost_ledger_without_a_row_choice(tmp_path, nasco):
     line = _one_line_error(*nasco("cost", "--hw", "asic_template", "--workload", str(ledger),
                                    "--space", "darts_snn", "--id", "aa12"))
     assert "did you mean 'aa11'?" in line
+
+
+def _ledger_row(tmp_path: Path, hp: dict, hw: dict) -> Path:
+    """A one-row ledger of a darts_snn candidate with the given hp and hw choices."""
+    row = {"id": "r1", "arch": {"cell": {"normal": [["conv_3x3", 0], ["conv_3x3", 1]] * 4,
+                                         "reduce": [["conv_3x3", 0], ["conv_3x3", 1]] * 4}, "hp": hp}, "hw": hw}
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(json.dumps(row) + "\n")
+    return ledger
+
+
+def test_cost_row_with_a_choice_outside_the_space(tmp_path, nasco):
+    ledger = _ledger_row(tmp_path, {"timesteps": 3}, {})
+    line = _one_line_error(*nasco("cost", "--hw", "asic_template", "--workload", str(ledger), "--space",
+                                  "darts_snn"))
+    assert f"{ledger}: arch.hp: expected choices of space 'darts_snn', found timesteps=3 is not one of [2, 4]" in line
+
+
+def test_cost_row_with_a_choice_outside_the_template(tmp_path, nasco):
+    ledger = _ledger_row(tmp_path, {}, {"template": "eyeriss_like", "pe_array.rows": "abc"})
+    line = _one_line_error(*nasco("cost", "--hw", "asic_template", "--workload", str(ledger), "--space",
+                                  "darts_snn"))
+    assert f"{ledger}: hw: expected choices of template 'eyeriss_like', found pe_array.rows='abc'" in line
+
+
+def test_cost_task_of_a_single_task_row(tmp_path, nasco):
+    ledger = _ledger_row(tmp_path, {}, {})
+    line = _one_line_error(*nasco("cost", "--hw", "asic_template", "--workload", str(ledger), "--space",
+                                  "darts_snn", "--task", "1"))
+    assert "--task 1: the candidate has one task" in line
