@@ -1,20 +1,37 @@
-"""`nasco cost`: per-layer and total cost of a workload on an accelerator template."""
+"""`nasco cost`: per-layer and total cost of a workload on an accelerator template.
+
+The workload is a SCALE-Sim topology CSV, or a candidate: one row of a run's ``pareto.csv``
+or ``ledger.jsonl`` (picked by ``--id`` or ``--row``), or a single-row JSON file. A row read
+from a run directory takes its architecture space, accelerator and ``--set`` overrides from
+the run's recorded config (``run.json``, else ``summary.json``) unless ``--space`` / ``--hw``
+say otherwise.
+"""
 from __future__ import annotations
 
 import argparse
+import csv
+import difflib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from nasco.cli._common import UsageError, split_overrides
+from nasco.cli._common import UsageError, split_overrides, split_task_overrides
 from nasco.dsl import (
-    HW_KINDS, TEMPLATE_KEY, AcceleratorSet, SpecError, defaults, find_file, load_energy_table,
-    load_file, resolve, search_dimensions, to_data,
+    HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
+    load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
+from nasco.evaluate._joint import check_limits
 from nasco.hw import CostModel, read_scalesim_csv
 
 __all__ = ["add_cost"]
+
+# `--workload example`: a SCALE-Sim topology shipped with the built-in DSL files.
+EXAMPLE_WORKLOAD = "scalesim_example.csv"
+# Display units of the text table, fixed per column; the DSL's own unit names, so a limit
+# printed in a violation line can be pasted into --set 'hw.specs.latency.max=...'.
+_SHOW = {"latency": ("ms", 1e3), "energy": ("uJ", 1e6), "area": ("mm2", 1.0)}
+_TOTALS = {"latency": "latency_s", "energy": "energy_j", "area": "area_mm2"}
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -25,25 +42,143 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def _candidate_workload(path: Path, args: argparse.Namespace) -> tuple[Any, dict, dict]:
-    """(workload, hw choice values, spike rates) of a candidate JSON file."""
+# ---------------------------------------------------------------------- the file and its row
+def _workload_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_file():
+        return path
+    if text == "example":
+        return builtin_dir() / EXAMPLE_WORKLOAD
+    raise UsageError(f"--workload {text}: no such file; give a SCALE-Sim topology .csv, a run's pareto.csv "
+                     "or ledger.jsonl (with --id or --row), a candidate .json, or 'example'")
+
+
+def _is_scalesim(path: Path) -> bool:
+    """A .csv whose header starts with SCALE-Sim's 'Layer name' (else: a pareto.csv)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return True  # the SCALE-Sim reader names the problem
+    return not first or first[0].strip().lower() == "layer name" or "id" not in [c.strip() for c in first]
+
+
+def _json(text: str, file: str, where: str, expected: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpecError(expected, f"invalid JSON ({exc.msg} at column {exc.colno})", file=file,
+                        path=(where,) if where else (),
+                        hint="use the file nasco search wrote, unedited") from None
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """The candidate rows of a pareto.csv, ledger.jsonl or single-row JSON file."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("a readable candidate file", type(exc).__name__, file=file) from None
+    if path.suffix.lower() == ".csv":
+        rows = []
+        for n, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+            for key in ("arch", "hw"):  # pareto.csv keeps them as JSON text
+                if isinstance(row.get(key), str):
+                    row[key] = _json(row[key], f"{file}:{n}", key, "a JSON object")
+            rows.append(row)
+        return rows
+    if path.suffix.lower() == ".jsonl":
+        return [_json(line, f"{file}:{n}", "", "one JSON object per line (a ledger row)")
+                for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    data = _json(text, file, "", "a candidate JSON object with 'arch' and 'hw'")
+    if isinstance(data, dict):
+        for key in ("arch", "hw"):
+            if isinstance(data.get(key), str):  # a pareto.csv row converted to JSON
+                data[key] = _json(data[key], file, key, "a JSON object")
+    return [data]
+
+
+def _pick_row(rows: list[dict], path: Path, args: argparse.Namespace) -> dict:
+    """The row ``--id`` or ``--row`` names (the only one when the file holds one)."""
+    if args.id is not None and args.row is not None:
+        raise UsageError("give one of --id ID or --row N, not both")
+    ids = [str(r.get("id")) for r in rows if isinstance(r, dict)]
+    if args.id is not None:
+        for r in rows:
+            if isinstance(r, dict) and str(r.get("id")) == args.id:
+                return r
+        close = difflib.get_close_matches(args.id, ids, n=1, cutoff=0.5)
+        more = ", ..." if len(ids) > 5 else ""
+        hint = f"did you mean '{close[0]}'?" if close else f"its ids: {', '.join(ids[:5])}{more}"
+        raise UsageError(f"--id {args.id}: {path} has no row with that id; {hint}")
+    if args.row is not None:
+        if not 0 <= args.row < len(rows):
+            raise UsageError(f"--row {args.row}: {path} has rows 0..{len(rows) - 1}" if rows
+                             else f"--row {args.row}: {path} has no rows")
+        return rows[args.row]
+    if len(rows) != 1:
+        example = f" (e.g. --id {ids[0]})" if ids else ""
+        raise UsageError(f"--workload {path}: holds {len(rows)} rows; pick one with --id ID{example} "
+                         f"or --row N (0..{max(len(rows) - 1, 0)})")
+    return rows[0]
+
+
+def _run_config(folder: Path) -> tuple[dict, Path] | None:
+    """The search config a run directory records (run.json, else summary.json), and its file."""
+    for name in ("run.json", "summary.json"):
+        p = folder / name
+        if not p.is_file():
+            continue
+        try:
+            config = json.loads(p.read_text(encoding="utf-8")).get("config")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(config, dict):
+            return config, p
+    return None
+
+
+def _ledger_metrics(folder: Path, cid: str) -> dict:
+    """The metrics (spike rates, MACs, ...) of candidate ``cid`` in the run's ledger, if any."""
+    ledger = folder / "ledger.jsonl"
+    if not cid or not ledger.is_file():
+        return {}
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("id") == cid and isinstance(row.get("metrics"), dict):
+            return row["metrics"]
+    return {}
+
+
+def _recorded(config: dict, key: str, files_key: str, task: int) -> str | None:
+    """The run's recorded file (if it still exists) or built-in name of ``key``."""
+    files = config.get(files_key)
+    if isinstance(files, list) and task < len(files) and files[task] and Path(files[task]).is_file():
+        return files[task]
+    single = config.get(f"{key}_file")
+    if isinstance(single, str) and Path(single).is_file() and not isinstance(files, list):
+        return single
+    name = config.get(key)
+    if isinstance(name, str) and "+" in name and isinstance(files, list):  # a multi-task run's 'a+b'
+        parts = name.split("+")
+        return parts[task] if task < len(parts) else None
+    return name if isinstance(name, str) else None
+
+
+# ---------------------------------------------------------------------- a candidate's workload
+def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
+                        args: argparse.Namespace) -> tuple[Any, dict, dict, dict]:
+    """(workload, hw choice values, spike rates, recorded metrics) of one candidate row."""
     from nasco.nn import plan_network, plan_workload
     from nasco.space import Candidate, SearchSpace
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError("a candidate JSON object with 'arch' and 'hw'", type(exc).__name__, file=str(path)) from None
     if not isinstance(data, dict) or "arch" not in data:
-        raise SpecError("a candidate JSON object with 'arch' (and 'hw')", "no 'arch' key", file=str(path),
+        raise SpecError("a candidate JSON object with 'arch' (and 'hw')", "no 'arch' key", file=file,
                         hint="use a row of a ledger or pareto.csv, or Candidate.to_json()")
-    for key in ("arch", "hw"):
-        if isinstance(data.get(key), str):  # a pareto.csv row keeps them as JSON text
-            data[key] = json.loads(data[key])
-    space_name = args.space or data.get("space")
-    if not space_name:
-        raise UsageError(f"{path}: say which architecture space the candidate belongs to with --space")
-    space = SearchSpace(load_file(find_file(space_name), kind="arch_space"))
+    space = SearchSpace(load_file(find_file(space_name), kind="arch_space", overrides=space_over or None))
     hw = dict(data.get("hw") or {})
     arch_data = data["arch"]
     if isinstance(arch_data, dict) and "tasks" in arch_data:  # a multi-task candidate: one task of it
@@ -52,94 +187,210 @@ def _candidate_workload(path: Path, args: argparse.Namespace) -> tuple[Any, dict
             raise UsageError(f"--task {args.task}: the candidate has tasks 0..{len(tasks) - 1}")
         arch_data = tasks[args.task]
         hw = dict(subs[args.task]) if args.task < len(subs) else {}
+    elif args.task != 0:
+        raise UsageError(f"--task {args.task}: the candidate has one task (--task 0)")
     cand = Candidate.make(arch_data, {})
     try:
         space.cells.check(cand.arch.get("cell"))
     except ValueError as exc:
-        raise SpecError(f"a cell of space '{space.arch_spec.name}'", str(exc), file=str(path), path=("arch", "cell")) from None
-    arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
+        raise SpecError(f"a cell of space '{space.arch_spec.name}'", str(exc), file=file,
+                        path=("arch", "cell")) from None
+    try:
+        arch = resolve(space.arch_spec, cand.arch.get("hp", {}))
+    except ValueError as exc:
+        raise SpecError(f"choices of space '{space.arch_spec.name}'", str(exc), file=file,
+                        path=("arch", "hp"),
+                        hint="cost the row with the space it was searched in (--space)") from None
     plan = plan_network(arch, cand.arch["cell"], _parse_shape(args.input_shape), args.classes)
-    rates = (data.get("metrics") or {}).get("spike_rates") or {}
-    task_metrics = (data.get("metrics") or {}).get("tasks")
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    rates = metrics.get("spike_rates") or {}
+    task_metrics = metrics.get("tasks")
     if isinstance(task_metrics, list) and args.task < len(task_metrics):  # a multi-task ledger row
-        rates = (task_metrics[args.task] or {}).get("spike_rates") or {}
-    return plan_workload(plan, name=path.stem), hw, rates
+        metrics = task_metrics[args.task] or {}
+        rates = metrics.get("spike_rates") or {}
+    return plan_workload(plan, name=str(data.get("id") or Path(file).stem)), hw, rates, metrics
+
+
+def _macs_note(workload: Any, metrics: dict, args: argparse.Namespace) -> str | None:
+    """A note when the row's network had other MACs than this one (another input shape)."""
+    recorded = metrics.get("macs")
+    if isinstance(recorded, (int, float)) and int(recorded) != int(workload.macs):
+        return (f"note: the row's network had {int(recorded)} MACs, this one {int(workload.macs)}: give the "
+                f"run's --input-shape and --classes (now {args.input_shape}, {args.classes})")
+    return None
+
+
+# ---------------------------------------------------------------------- the command
+def _run_overrides(config: dict, task: int) -> tuple[dict, dict]:
+    """The run's --set as (space overrides of ``task``, accelerator overrides)."""
+    if not config.get("set"):
+        return {}, {}
+    if isinstance(config.get("space_files"), list):
+        per, hw_over = split_task_overrides(config["set"], len(config["space_files"]))
+        return (per[task] if task < len(per) else {}), hw_over
+    return split_overrides(config["set"])
+
+
+def _accelerator(args: argparse.Namespace, path: Path, scalesim: bool, config: dict, run_file: Path | None,
+                 run_hw_over: dict) -> tuple[Any, str, dict]:
+    """(spec, its name, the overrides applied): --hw with --set, else the run's with its --set too."""
+    hw_name = args.hw
+    if hw_name is None:
+        hw_name = _recorded(config, "hw", "", 0) if config else None
+        if hw_name is None:
+            if scalesim:
+                raise UsageError("--hw is needed to cost a SCALE-Sim topology, e.g. --hw asic_template")
+            why = (f"the run in {run_file.parent} was searched without an accelerator (config.hw is null in "
+                   f"{run_file.name})" if run_file else "no run.json or summary.json next to it says which")
+            raise UsageError(f"--workload {path}: {why}; give --hw, e.g. --hw asic_template")
+    else:
+        run_hw_over = {}  # the run's template overrides belong to the run's template
+    _space_over, hw_over = split_overrides([s if s.startswith("hw.") else "hw." + s for s in (args.set or [])])
+    hw_over = {**run_hw_over, **hw_over}
+    spec = load_file(find_file(hw_name, what="accelerator template or set"), overrides=hw_over or None,
+                     kind=HW_KINDS)
+    return spec, hw_name, hw_over
+
+
+def _row_workload(args: argparse.Namespace, path: Path, config: dict,
+                  run_space_over: dict) -> tuple[Any, dict, dict, dict]:
+    """(workload, hw choice values, spike rates, recorded metrics) of the picked row of ``path``."""
+    row = _pick_row(_read_rows(path), path, args)
+    space_name = args.space or (row.get("space") if isinstance(row, dict) else None)
+    space_over: dict = {}
+    if not space_name and config:
+        space_name = _recorded(config, "space", "space_files", args.task)
+        space_over = run_space_over
+    if not space_name:
+        raise UsageError(f"{path}: say which architecture space the candidate belongs to with --space "
+                         "(no run.json or summary.json next to it records one)")
+    if isinstance(row, dict) and "metrics" not in row and path.suffix.lower() == ".csv":
+        # pareto.csv keeps no metrics: the spike rates measured in the search are in the ledger
+        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("id") or ""))}
+    return _candidate_workload(row, str(path), space_name, space_over, args)
+
+
+def _member(spec: Any, cand_hw: dict, hw_over: dict, hw_name: str) -> tuple[Any, str | None]:
+    """The template to cost (a set's member the candidate picked, else its default) and a note."""
+    if not isinstance(spec, AcceleratorSet):
+        return spec, None
+    # A set (or a multi-accelerator's pool): the member the candidate picked, else the default.
+    picked = cand_hw.pop(TEMPLATE_KEY, None)
+    name = picked or spec.default_member
+    if name not in spec.templates:
+        raise UsageError(f"--hw {hw_name}: no member '{name}' (members: {', '.join(spec.templates)})")
+    where = f"member of {spec.kind} '{spec.name}'"
+    if picked:
+        note = f"the candidate's {where}"
+    elif (TEMPLATE_KEY,) in hw_over:
+        note = f"{where}, picked by --set template"
+    else:
+        note = f"the default {where}; --set template=NAME picks another"
+    return spec.member(name), f"template: {name} ({note})"
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
-    _space_over, hw_over = split_overrides([s if s.startswith("hw.") else "hw." + s for s in (args.set or [])])
-    spec = load_file(find_file(args.hw, what="accelerator template or set"), overrides=hw_over or None,
-                     kind=HW_KINDS)
-    path = Path(args.workload)
-    if not path.is_file():
-        raise UsageError(f"--workload {path}: no such file; give a SCALE-Sim topology .csv or a candidate .json")
-    if path.suffix.lower() == ".json":
-        workload, cand_hw, rates = _candidate_workload(path, args)
+    path = _workload_path(args.workload)
+    scalesim = path.suffix.lower() == ".csv" and _is_scalesim(path)
+    run = None if scalesim else _run_config(path.parent)
+    config, run_file = run if run else ({}, None)
+    run_space_over, run_hw_over = _run_overrides(config, args.task)
+    spec, hw_name, hw_over = _accelerator(args, path, scalesim, config, run_file, run_hw_over)
+    notes: list[str | None] = []  # printed once the cost is known, so an error stays one line
+    if scalesim:
+        workload, cand_hw, rates, metrics = read_scalesim_csv(path), {}, {}, {}
     else:
-        workload, cand_hw, rates = read_scalesim_csv(path), {}, {}
-    template = spec
-    if isinstance(spec, AcceleratorSet):
-        # A set (or a multi-accelerator's pool): the member the candidate picked, else the default.
-        picked = cand_hw.pop(TEMPLATE_KEY, None)
-        name = picked or spec.default_member
-        if name not in spec.templates:
-            raise UsageError(f"--hw {args.hw}: no member '{name}' (members: {', '.join(spec.templates)})")
-        template = spec.member(name)
-        where = f"member of {spec.kind} '{spec.name}'"
-        if picked:
-            note = f"the candidate's {where}"
-        elif (TEMPLATE_KEY,) in hw_over:
-            note = f"{where}, picked by --set template"
-        else:
-            note = f"the default {where}; --set template=NAME picks another"
-        print(f"template: {name} ({note})", file=sys.stderr)
+        workload, cand_hw, rates, metrics = _row_workload(args, path, config, run_space_over)
+        notes.append(_macs_note(workload, metrics, args))
+        if run_file is not None:
+            notes.append(f"run config: {run_file} (space and hw from it unless --space/--hw; its --set "
+                         "re-applied)")
+    template, note = _member(spec, cand_hw, hw_over, hw_name)
+    notes.append(note)
     dims = search_dimensions(template)
     values = defaults(template)
     taken = {k: v for k, v in values.items() if k not in cand_hw}
     values.update({k: v for k, v in cand_hw.items() if k in dims})
-    resolved = resolve(template, values)
+    try:
+        resolved = resolve(template, values)
+    except ValueError as exc:
+        raise SpecError(f"choices of template '{template.name}'", str(exc), file=str(path), path=("hw",),
+                        hint="cost the row with the accelerator it was searched on (--hw)") from None
     model = CostModel(resolved, load_energy_table(template))
     report = model.cost(workload, rates, default_rate=args.spike_rate)
     out = report.to_dict()
     out["assumptions"]["choices_taken"] = taken
     out["assumptions"]["hw"] = {k: v for k, v in to_data(resolved).items()
                                 if k not in ("schema", "kind", "description", "specs")}
+    limits = template.limits()
+    out["limits"] = limits
+    out["violations"] = check_limits({m: out["total"][key] for m, key in _TOTALS.items()}, limits)
+    if isinstance(spec, MultiAccelerator) and spec.limits():
+        notes.append(f"note: the specs of {spec.name} bound the whole system (all tasks together); one "
+                     "task is not checked against them")
+    for line in notes:
+        if line:
+            print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     if taken:
         print("defaults taken: " + ", ".join(f"{k}={v}" for k, v in taken.items())
               + " (fix any with --set KEY=VALUE)", file=sys.stderr)
-    print(f"{'layer':<28} {'kind':<7} {'cycles':>10} {'latency_s':>11} {'energy_j':>11} {'util':>6}")
-    for layer in out["layers"]:
-        print(f"{layer['name'][:28]:<28} {layer['kind']:<7} {layer['cycles']:>10} {layer['latency_s']:>11.4e} "
-              f"{layer['energy_j']:>11.4e} {layer['utilization']:>6.2f}")
-    t = out["total"]
-    print(f"{'total':<28} {'':<7} {t['cycles']:>10} {t['latency_s']:>11.4e} {t['energy_j']:>11.4e} "
-          f"{t['utilization']:>6.2f}")
-    print("energy: " + ", ".join(f"{k} {v:.3e} J" for k, v in t["energy"].items()) + f"; area {t['area_mm2']:.4f} mm2")
+    _print_table(out)
     if "spike_rate_assumed" in out["assumptions"]:
         a = out["assumptions"]["spike_rate_assumed"]
         print(f"note: {len(a['layers'])} spiking layers had no measured spike rate; assumed {a['rate']} "
               "(set --spike-rate)", file=sys.stderr)
+    for metric, excess in out["violations"].items():
+        unit, scale = _SHOW[metric]
+        limit = limits[metric]
+        print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")
     return 0
+
+
+def _print_table(out: dict) -> None:
+    """Per-layer rows and the total in the fixed display units of ``_SHOW``."""
+    lat_u, lat_k = _SHOW["latency"]
+    en_u, en_k = _SHOW["energy"]
+    print(f"{'layer':<28} {'kind':<7} {'cycles':>10} {'latency_' + lat_u:>12} {'energy_' + en_u:>12} "
+          f"{'util':>6}")
+    t = out["total"]
+    for row in [*out["layers"], {**t, "name": "total", "kind": ""}]:
+        print(f"{row['name'][:28]:<28} {row['kind']:<7} {row['cycles']:>10} "
+              f"{row['latency_s'] * lat_k:>12.5f} {row['energy_j'] * en_k:>12.4f} {row['utilization']:>6.2f}")
+    area_u, area_k = _SHOW["area"]
+    print(f"energy ({en_u}): " + ", ".join(f"{k} {v * en_k:.4f}" for k, v in t["energy"].items())
+          + f"; area {t['area_mm2'] * area_k:.4f} {area_u}")
 
 
 def add_cost(sub) -> None:
     p = sub.add_parser("cost", help="cost a workload on an accelerator template (cycles, latency, energy, area)",
                        description="Per-layer and total cost of a workload on an accelerator template. "
-                                   "FILE is a SCALE-Sim topology CSV or a candidate JSON (a ledger row, a "
-                                   "pareto.csv row as JSON, or Candidate.to_json()). Choices left open in "
-                                   "the template take their declared defaults unless the candidate or "
-                                   "--set fixes them.")
-    p.add_argument("--hw", required=True,
+                                   "FILE is a SCALE-Sim topology CSV ('example' names the one nasco ships), "
+                                   "a run's pareto.csv or ledger.jsonl (one row of it: --id or --row), or a "
+                                   "candidate JSON (a ledger row, a pareto.csv row as JSON, or "
+                                   "Candidate.to_json()). A row of a run directory takes the run's space, "
+                                   "accelerator and --set overrides from its run.json (or summary.json) "
+                                   "unless --space / --hw are given. Choices left open in the template take "
+                                   "their declared defaults unless the candidate or --set fixes them. The "
+                                   "table shows latency in ms, energy in uJ and area in mm2; a last line "
+                                   "names each design spec of the template the result exceeds.")
+    p.add_argument("--hw",
                    help="accelerator template, or a set / multi-accelerator (its default member, or the one "
-                        "a candidate picked): built-in name or .yaml path")
-    p.add_argument("--workload", required=True, metavar="FILE", help="SCALE-Sim topology .csv or candidate .json")
+                        "a candidate picked): built-in name or .yaml path; default for a run's row: the "
+                        "run's")
+    p.add_argument("--workload", required=True, metavar="FILE",
+                   help="SCALE-Sim topology .csv, 'example', a run's pareto.csv / ledger.jsonl, or a "
+                        "candidate .json")
+    p.add_argument("--id", help="the candidate id of the row to cost (pareto.csv, ledger.jsonl)")
+    p.add_argument("--row", type=int, help="the row to cost, counted from 0 (pareto.csv, ledger.jsonl)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="fix a template field, e.g. dataflow=os; for a set: template=NAME picks the member")
-    p.add_argument("--json", action="store_true", help="print {layers: [...], total: {...}} as JSON")
-    p.add_argument("--space", help="architecture space of a candidate JSON (if the file does not say)")
+    p.add_argument("--json", action="store_true",
+                   help="print {layers, total, limits, violations, assumptions} as JSON, in base units "
+                        "(s, J, mm2); violations: metric -> amount over its limit")
+    p.add_argument("--space", help="architecture space of a candidate (default: the file's, else the run's)")
     p.add_argument("--task", type=int, default=0,
                    help="a multi-task candidate: which task (and sub-accelerator) to cost (default 0)")
     p.add_argument("--spike-rate", type=float, default=None,

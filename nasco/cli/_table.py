@@ -66,7 +66,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
     try:
         values = t.query(keys, col)
     except KeyError as exc:
-        raise UsageError(str(exc.args[0])) from None
+        flag = "--index" if args.index is not None else "--arch"
+        raise UsageError(f"{flag}: {exc.args[0]}; 'nasco table info {args.name}' describes the "
+                         "table") from None
     shown = [int(k) for k in keys] if args.index is not None else [args.arch]
     if args.json:
         print(json.dumps({"table": t.name, "column": col, "unit": t.spec.metrics[col].unit,

@@ -49,15 +49,23 @@ than mixing two runs (inside the run directory it replaces the stale study); ``r
 reattaches. Passwords never leave the searcher:
 :func:`mask_url` hides them in its logs, errors and :attr:`OptunaSearcher.storage`.
 
+Two studies: the sampler works on an in-memory study (:attr:`OptunaSearcher.study`), and the
+study in the storage (:attr:`OptunaSearcher.stored`, the one optuna-dashboard opens) holds
+one trial per candidate the caller was asked to evaluate, in ask order: RUNNING while it is
+evaluated, then COMPLETE with its values and constraint, or FAIL for a failed evaluation.
+
 Repeats: when the sampler proposes a candidate whose result the study already holds (TPE
 does so for ~1 trial in 5 on NB201 at 100 trials, and for half of them with two objectives
-at 300), the searcher ends that trial as FAIL, marked ``nasco_repeat_of`` (the sampler's
-model keeps the one real observation, and a failed trial costs it nothing), and asks again
-with the next trial number, hence another seed; after ``SAMPLER_RETRIES`` repeats in a row
-it enqueues a random candidate not yet seen (``study.enqueue_trial``), so an ask never
-loops. The caller is not asked to evaluate a candidate twice. Retelling the repeats their
-result instead was tried first: the sampler then proposes the same cells again and again,
-the study grows by thousands of duplicate trials and each ask slows down with them.
+at 300), the searcher ends that trial as FAIL in the sampler's study, marked
+``nasco_repeat_of`` (the sampler's model keeps the one real observation, and a failed trial
+costs it nothing), and asks again with the next trial number, hence another seed; after
+``SAMPLER_RETRIES`` repeats in a row it enqueues a random candidate not yet seen
+(``study.enqueue_trial``), so an ask never loops. The caller is not asked to evaluate a
+candidate twice. The stored study does not show repeats as trials: the trial that follows
+them carries their count (user attribute ``nasco_repeats``) and, in its system attribute
+``nasco:repeats``, what the sampler's study holds of them, so that on resume the sampler's
+study is rebuilt trial for trial (same numbers, hence the same seeds and proposals). A study
+stored with repeats as FAIL trials of their own is resumed as it is.
 """
 from __future__ import annotations
 
@@ -92,6 +100,8 @@ STUDY_FILE = "optuna.journal"  # the study of a run directory made before DB_FIL
 _CANDIDATE_ATTR = "nasco_candidate"
 _CONSTRAINT = "violation"
 _REPEAT_ATTR = "nasco_repeat_of"  # on a trial dropped as a repeat: the number of the trial it repeats
+_REPEATS_ATTR = "nasco_repeats"   # stored study, user attr: repeats dropped just before this trial
+_HIDDEN_ATTR = "nasco:repeats"    # stored study, system attr: those repeat trials, to rebuild the sampler's
 # Sampler proposals tried per ask before a random unseen candidate is enqueued instead.
 SAMPLER_RETRIES = 10
 _STORABLE = (str, int, float, bool, type(None))
@@ -277,8 +287,9 @@ class OptunaSearcher(Searcher):
     ``storage``: where :meth:`attach_run_dir` keeps the study (see the module docstring):
     None for ``optuna.db`` in the run directory, a database URL, ``journal:PATH`` or a
     ``.journal`` / ``.log`` file. It is checked here (a ValueError for a bad string or a
-    missing database driver) and opened when the run directory is attached; until then,
-    and after :meth:`load_state_dict`, the study lives in memory."""
+    missing database driver) and opened when the run directory is attached. :attr:`study`
+    is the sampler's study, in memory, repeats included; :attr:`stored` is the study in the
+    storage (None until a run directory is attached, and after :meth:`load_state_dict`)."""
 
     name = "optuna"
 
@@ -307,22 +318,33 @@ class OptunaSearcher(Searcher):
     def _base_name(self) -> str:
         return f"nasco-{self.name}-seed{self.seed}"
 
+    def _directions(self) -> list[str]:
+        return ["maximize" if o.maximise else "minimize" for o in self.objective_defs]
+
     def _open(self, storage: Any) -> None:
-        self.study = optuna.create_study(
-            storage=storage, sampler=self._sampler(), study_name=self.study_name,
-            directions=["maximize" if o.maximise else "minimize" for o in self.objective_defs],
-            load_if_exists=True)
+        """A fresh in-memory study for the sampler; the stored study is ``storage``'s (None: none)."""
+        self.study = optuna.create_study(sampler=self._sampler(), study_name=self.study_name,
+                                         directions=self._directions())
+        self.stored: optuna.Study | None = None
+        if storage is not None:
+            # Its sampler never proposes: trials are written into it as the sampler's study gets them.
+            self.stored = optuna.create_study(storage=storage, sampler=RandomSampler(),
+                                              study_name=self.study_name, directions=self._directions(),
+                                              load_if_exists=True)
         self._live: dict[int, optuna.Trial] = {}
         self._pending: dict[str, list[int]] = {}
         self._replay: deque[tuple[int, Candidate]] = deque()
         self._done: dict[str, int] | None = None  # id -> number of a finished trial; built lazily
+        self._stored_id: dict[int, int] = {}  # sampler trial number -> stored trial id, until told
+        self._hidden: list[dict[str, Any]] = []  # repeats dropped since the last stored trial
+        self._study_attrs: dict[str, Any] = {}  # the sampler study's system attrs as last stored
 
     def attach_run_dir(self, out_dir: str | Path, *, resume: bool) -> None:
         """Keep the study in the storage (``out_dir/optuna.db`` by default; see the module
-        docstring). With ``resume``, an existing study is reattached and its trials are
-        asked again first; without, a stale study in the run directory is replaced (and
-        that is logged), and one of that name elsewhere that holds trials is an error
-        (:class:`~nasco.run.RunDirError`, a ValueError)."""
+        docstring). With ``resume``, an existing study is reattached, the sampler's study is
+        rebuilt from it and its trials are asked again first; without, a stale study in the
+        run directory is replaced (and that is logged), and one of that name elsewhere that
+        holds trials is an error (:class:`~nasco.run.RunDirError`, a ValueError)."""
         from nasco.run._rundir import RunDirError
 
         if self.n_told or self.study.trials:
@@ -361,14 +383,71 @@ class OptunaSearcher(Searcher):
         self.storage_path = spec.path
         self._open(storage)
         self._describe_run(run_dir, spec, resume)
-        for t in self.study.get_trials(deepcopy=False):
-            if _REPEAT_ATTR in t.user_attrs:
-                continue  # dropped as a repeat when it was asked: nothing to replay
-            cand = Candidate.from_json(t.user_attrs[_CANDIDATE_ATTR])
-            self._replay.append((t.number, cand))
+        self._rebuild()
         if self._replay:
             log.info("%s: reattached %d trials of study '%s' from %s", self.name, len(self._replay),
                      self.study_name, spec.shown)
+
+    def _rebuild(self) -> None:
+        """Fill the sampler's study from the stored one (each trial after the repeats it
+        records), and queue the stored trials' candidates for replay."""
+        assert self.stored is not None
+        for k, v in self.stored._storage.get_study_system_attrs(self.stored._study_id).items():
+            self.study._storage.set_study_system_attr(self.study._study_id, k, v)
+            self._study_attrs[k] = v
+        for t in self.stored.get_trials(deepcopy=False):
+            if _CANDIDATE_ATTR not in t.user_attrs:
+                continue  # not a trial this searcher wrote
+            for r in t.system_attrs.get(_HIDDEN_ATTR, []):
+                self._add(TrialState.FAIL, None, r)
+            system = {k: v for k, v in t.system_attrs.items() if k != _HIDDEN_ATTR}
+            user = {k: v for k, v in t.user_attrs.items() if k != _REPEATS_ATTR}
+            number = self._add(t.state, t.values, {"params": t.params, "user_attrs": user,
+                                                   "system_attrs": system, "distributions": t.distributions})
+            if _REPEAT_ATTR in user:
+                continue  # a repeat stored as a trial of its own: nothing to replay
+            if t.state == TrialState.RUNNING:
+                self._stored_id[number] = t._trial_id
+            self._replay.append((number, Candidate.from_json(user[_CANDIDATE_ATTR])))
+
+    def _add(self, state: TrialState, values: list[float] | None, t: dict[str, Any]) -> int:
+        """Add a trial to the sampler's study; its number."""
+        dists = {k: json_to_distribution(d) if isinstance(d, str) else d
+                 for k, d in t["distributions"].items()}
+        self.study.add_trial(create_trial(
+            state=state, values=values if state == TrialState.COMPLETE else None, params=t["params"],
+            distributions=dists, user_attrs=t["user_attrs"], system_attrs=t["system_attrs"]))
+        return len(self.study.get_trials(deepcopy=False)) - 1
+
+    # ---------------------------------------------------------------- the stored study
+    def _store_asked(self, number: int) -> None:
+        """Write trial ``number`` of the sampler's study into the stored study (RUNNING), with
+        the repeats dropped before it."""
+        hidden, self._hidden = self._hidden, []
+        if self.stored is None:
+            return
+        t = self.study.get_trials(deepcopy=False)[number]
+        self._stored_id[number] = self.stored._storage.create_new_trial(
+            self.stored._study_id, template_trial=create_trial(
+                state=TrialState.RUNNING, params=t.params, distributions=t.distributions,
+                user_attrs={**t.user_attrs, _REPEATS_ATTR: len(hidden)},
+                system_attrs={**t.system_attrs, _HIDDEN_ATTR: hidden}))
+
+    def _store_told(self, number: int) -> None:
+        """Finish trial ``number`` in the stored study as the sampler's study has it."""
+        tid = self._stored_id.pop(number, None)
+        if self.stored is None or tid is None:
+            return
+        storage = self.stored._storage
+        t = self.study.get_trials(deepcopy=False)[number]
+        for k, v in t.system_attrs.items():  # the constraint, and what the sampler keeps per trial
+            storage.set_trial_system_attr(tid, k, v)
+        storage.set_trial_state_values(tid, t.state, t.values)
+        # Optuna's NSGA-II keeps each generation's parents in the study's system attrs.
+        for k, v in self.study._storage.get_study_system_attrs(self.study._study_id).items():
+            if self._study_attrs.get(k, object()) != v:
+                storage.set_study_system_attr(self.stored._study_id, k, v)
+                self._study_attrs[k] = v
 
     def _run_dir_storage(self, run_dir: Path, resume: bool) -> _Storage:
         """The default storage: ``optuna.db`` in the run directory, or on resume the
@@ -387,7 +466,8 @@ class OptunaSearcher(Searcher):
 
     def _describe_run(self, run_dir: Path, spec: _Storage, resume: bool) -> None:
         """Say in the study which run it is (for a shared storage and optuna-dashboard)."""
-        attrs = self.study.user_attrs
+        assert self.stored is not None
+        attrs = self.stored.user_attrs
         here = str(run_dir.resolve())
         if resume and attrs.get("nasco_run_dir") not in (None, here):
             log.warning("%s: study '%s' in %s was made for run directory %s; reattaching it to %s",
@@ -396,7 +476,7 @@ class OptunaSearcher(Searcher):
                "nasco_objectives": list(self.objectives)}
         for k, v in new.items():
             if attrs.get(k) != v:
-                self.study.set_user_attr(k, v)
+                self.stored.set_user_attr(k, v)
 
     def _trial(self, number: int) -> optuna.Trial:
         trial = self._live.get(number)
@@ -421,6 +501,7 @@ class OptunaSearcher(Searcher):
                     number, cand = self._new_trial(enqueued=attempt == SAMPLER_RETRIES)
                     if attempt == SAMPLER_RETRIES or cand.id in picked or not self._drop_repeat(number, cand):
                         break
+                self._store_asked(number)
             self._pending.setdefault(cand.id, []).append(number)
             out.append(cand)
         return out
@@ -455,6 +536,10 @@ class OptunaSearcher(Searcher):
         self._trial(number).set_user_attr(_REPEAT_ATTR, src)
         self.study.tell(number, state=TrialState.FAIL)
         self._live.pop(number, None)
+        t = self.study.get_trials(deepcopy=False)[number]
+        dists = {k: distribution_to_json(d) for k, d in t.distributions.items()}
+        self._hidden.append({"params": dict(t.params), "user_attrs": dict(t.user_attrs),
+                             "system_attrs": dict(t.system_attrs), "distributions": dists})
         return True
 
     def _params(self, cand: Candidate) -> dict[str, Any]:
@@ -489,10 +574,11 @@ class OptunaSearcher(Searcher):
         self._finished().setdefault(candidate.id, number)
         if values is None:
             self.study.tell(number, state=TrialState.FAIL)
-            return
-        self._trial(number).set_constraint(_CONSTRAINT, self._violation(result))
-        self.study.tell(number, values)
+        else:
+            self._trial(number).set_constraint(_CONSTRAINT, self._violation(result))
+            self.study.tell(number, values)
         self._live.pop(number, None)
+        self._store_told(number)
 
     def _values(self, result: Result) -> list[float] | None:
         if result.status == "failed" or not all(o in result.objectives for o in self.objectives):
@@ -516,7 +602,10 @@ class OptunaSearcher(Searcher):
             params=params, distributions=dists,
             user_attrs={_CANDIDATE_ATTR: candidate.to_json()},
             constraints={_CONSTRAINT: self._violation(result)} if values is not None else None))
-        self._finished().setdefault(candidate.id, len(self.study.get_trials(deepcopy=False)) - 1)
+        number = len(self.study.get_trials(deepcopy=False)) - 1
+        self._finished().setdefault(candidate.id, number)
+        self._store_asked(number)
+        self._store_told(number)
 
     def _state(self) -> dict[str, Any]:
         trials = []
@@ -564,8 +653,9 @@ class OptunaNSGA2(OptunaSearcher):
 
     def __init__(self, space: SearchSpace, objectives: tuple[str, ...], *, seed: int = 0,
                  population_size: int = 20, storage: str | None = None) -> None:
-        if int(population_size) < 2:
-            raise ValueError(f"population_size must be >= 2, got {population_size}")
+        if isinstance(population_size, bool) or not isinstance(population_size, (int, np.integer)) \
+                or population_size < 2:
+            raise ValueError(f"population_size must be an integer >= 2, found {population_size!r}")
         self.population_size = int(population_size)
         super().__init__(space, objectives, seed=seed, storage=storage)
 

@@ -134,7 +134,11 @@ class Table:
             raise TypeError(f"table keys are official indices (int) or candidate ids (str), got {arr.dtype}")
         if (rows < 0).any():
             first = arr.ravel()[int(np.argmax((rows < 0).ravel()))]
-            raise KeyError(f"table '{self.name}' has no row for {first!r}")
+            if arr.dtype.kind in "iu":
+                raise KeyError(f"table '{self.name}' has no row for index {int(first)}; its official indices "
+                               f"run 0..{len(self._row_of) - 1}")
+            what = "arch string" if str(first).startswith("|") else "candidate id"
+            raise KeyError(f"table '{self.name}' has no row for {what} '{first}'")
         return rows
 
     def _row_of_text(self, key: str) -> int:
@@ -315,8 +319,8 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
         bad = v.isna() | (v != np.floor(v))
         if bad.any():
             r = int(np.argmax(bad.to_numpy()))
-            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {s.iloc[r]!r}, not an integer "
-                             "index", file=file)
+            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {_plain(s.iloc[r])!r}, not an "
+                             "integer index", file=file)
         index = v.to_numpy(dtype=np.int64)
         out = (index < 0) | (index >= n_cells)
         if out.any():
@@ -352,13 +356,19 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
         bad = v.isna() & s.notna()
         if bad.any():
             r = int(np.argmax(bad.to_numpy()))
-            raise TableError(f"row {r + 1}: column '{c}' holds {s.iloc[r]!r}, not a number", file=file)
+            raise TableError(f"row {r + 1}: column '{c}' holds {_plain(s.iloc[r])!r}, not a number",
+                             file=file)
         columns[c] = v.to_numpy(dtype=np.float64, na_value=np.nan)[order]
     space = SearchSpace(arch, None)
     by_index = {i: a for a, i in official.items()}
     ids = [space.make({"edges": list(arch_str_ops(by_index[int(i)]))}).id for i in sorted_idx]
     log.info("%s: parsed %d rows", file, len(sorted_idx))
     return sorted_idx, ids, columns
+
+
+def _plain(value: Any) -> Any:
+    """A cell as an error shows it: numpy scalars as the Python value (15, not np.int64(15))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _no_nan(s, col: str, file: str) -> None:

@@ -1,0 +1,135 @@
+"""`nasco cost` on a row of a real run directory, on the shipped example topology, units and specs."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from nasco.cli import main
+from nasco.cli._cost import EXAMPLE_WORKLOAD
+from nasco.dsl import builtin_dir
+from nasco.hw import read_scalesim_csv
+
+# The run's own --set: a space override (stem channels fixed at 16 where the space's default is 8)
+# and loose specs, so every row is feasible and pareto.csv holds rows.
+RUN_SET = ["--set", "macro.stem.channels=16", "--set", "hw.specs.latency.max=1 s", "--set",
+           "hw.specs.area.max=1000 mm2"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cost") / "run"
+    code = main(["search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "2", "--seed", "0",
+                 "--limit", "150", "--epochs", "1", "--quiet", "--out", str(out), *RUN_SET])
+    assert code == 0
+    return out
+
+
+def _ledger(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _total_line(out: str) -> list[str]:
+    lines = out.splitlines()
+    assert lines[0].split() == ["layer", "kind", "cycles", "latency_ms", "energy_uJ", "util"]
+    return next(line.split() for line in lines if line.startswith("total "))
+
+
+def test_pareto_row_without_space_or_hw(run_dir, capsys):
+    rows = list(csv.DictReader((run_dir / "pareto.csv").read_text().splitlines()))
+    assert rows, "the loose specs of RUN_SET leave every row feasible"
+    row = next(r for r in _ledger(run_dir) if r["id"] == rows[0]["id"])
+    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "pareto.csv"), "--id", row["id"])
+    assert code == 0, err
+    assert "run config: " in err and "note:" not in err  # measured spike rates, same MACs as the run
+    _, _, latency_ms, energy_uj, _ = _total_line(out)
+    # The row's own figures, written by the search's evaluator, in ms and uJ by hand.
+    assert latency_ms == f"{row['objectives']['latency'] * 1000:.5f}"
+    assert energy_uj == f"{row['objectives']['energy'] * 1e6:.4f}"
+    assert out.splitlines()[-1].endswith(f"area {row['objectives']['area']:.4f} mm2")
+    assert "spec violated" not in out
+    code, out2, _ = run_cli(capsys, "cost", "--workload", str(run_dir / "pareto.csv"), "--row", "0")
+    assert code == 0 and out2 == out
+
+
+def test_ledger_row_json_keeps_base_units_and_the_runs_specs(run_dir, capsys):
+    row = _ledger(run_dir)[1]
+    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--id", row["id"],
+                             "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    # The ledger keeps spike rates to 6 digits: measured on this run, latency agrees exactly and
+    # energy within 4.2e-9 relative; margin to 1e-8.
+    assert rep["total"]["latency_s"] == pytest.approx(row["objectives"]["latency"], rel=1e-8)
+    assert rep["total"]["energy_j"] == pytest.approx(row["objectives"]["energy"], rel=1e-8)
+    # The run's --set specs, not the template's 0.5 ms / 2.5 mm2.
+    assert rep["limits"] == {"latency": 1.0, "area": 1000.0}
+    assert rep["violations"] == {}
+
+
+def test_ledger_row_flags_a_violated_spec(run_dir, capsys):
+    row = _ledger(run_dir)[0]
+    lat = row["objectives"]["latency"]
+    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--row", "0",
+                             "--set", "specs.latency.max=1 us")
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"spec violated: latency {lat * 1000:.4g} ms > 0.001 ms"
+    code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--row", "0",
+                             "--set", "specs.latency.max=1 us", "--json")
+    rep = json.loads(out)
+    assert rep["limits"]["latency"] == 1e-6
+    assert rep["violations"] == {"latency": pytest.approx(lat - 1e-6, rel=1e-8)}  # as above
+
+
+def test_a_table_run_needs_hw(tmp_path, capsys):
+    out = tmp_path / "table_run"
+    assert main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--budget", "2",
+                 "--seed", "0", "--quiet", "--out", str(out)]) == 0
+    code, _, err = run_cli(capsys, "cost", "--workload", str(out / "ledger.jsonl"), "--row", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "searched without an accelerator" in err and "give --hw" in err
+
+
+def test_the_shipped_example_topology(capsys):
+    path = builtin_dir() / EXAMPLE_WORKLOAD
+    workload = read_scalesim_csv(path)
+    assert [layer.name for layer in workload.layers] == ["conv1", "conv2", "conv3_s2", "conv4", "conv5_s2",
+                                                         "conv6", "pw7", "fc"]
+    # Shapes chain: each layer's ofmap (SCALE-Sim's ceil rule) is the next one's unpadded ifmap.
+    # conv 32x32x3 -> 32 -> 32 (/2) -> 16x16x64 -> 64 (/2) -> 8x8x128 -> 128 -> 1x1 256 -> pool -> fc 10
+    macs = (32 * 32 * 27 * 32 + 32 * 32 * 288 * 32 + 16 * 16 * 288 * 64 + 16 * 16 * 576 * 64
+            + 8 * 8 * 576 * 128 + 8 * 8 * 1152 * 128 + 8 * 8 * 128 * 256 + 256 * 10)
+    assert workload.macs == macs
+    code, out, err = run_cli(capsys, "cost", "--hw", "asic_template", "--workload", "example", "--json")
+    assert code == 0, err
+    assert [layer["name"] for layer in json.loads(out)["layers"]] == [layer.name for layer in workload.layers]
+
+
+def test_each_task_of_a_multi_task_row_takes_its_own_space(tmp_path, capsys):
+    out = tmp_path / "multi"
+    assert main(["search", "--space", "darts_snn", "--space", "darts", "--hw", "hetero_2task", "--budget", "1",
+                 "--seed", "1", "--limit", "150", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    row = _ledger(out)[0]
+    assert row["status"] != "failed"
+    for task in (0, 1):
+        code, text, err = run_cli(capsys, "cost", "--workload", str(out / "ledger.jsonl"), "--row", "0",
+                                  "--task", str(task), "--json")
+        assert code == 0, err
+        figures = row["metrics"]["tasks"][task]
+        rep = json.loads(text)
+        # Measured: energy within 1.6e-10 relative (spike rates kept to 6 digits), latency exact.
+        assert rep["total"]["energy_j"] == pytest.approx(figures["energy"], rel=1e-8)
+        assert rep["total"]["latency_s"] == pytest.approx(figures["latency"], rel=1e-8)
+        assert f"template: {figures['template']} (the candidate's member" in err
+        assert "bound the whole system" in err and rep["limits"] == {}
