@@ -218,13 +218,24 @@ def _names(items) -> list[str]:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    if args.budget is not None and args.budget < 1:
+        raise UsageError(f"--budget must be >= 1, found {args.budget}")
+    if not args.quiet and sys.stderr.isatty():
+        # The imports and the evaluator's data take seconds before the run's first line. Off a
+        # terminal nothing is said, so a user mistake still reads as its one line.
+        print("nasco search: loading the libraries, the search space and the evaluator's data",
+              file=sys.stderr, flush=True)
+    return _search(args)
+
+
+def _search(args: argparse.Namespace) -> int:
     import nasco
+    from nasco.run._ledger import FILENAME
+    from nasco.run._outputs import OUTPUT_FILES
     from nasco.run._rundir import RUN_FILE
     from nasco.study import DEFAULT_SEARCHER
 
     out = _out_dir(args)
-    if args.budget is not None and args.budget < 1:
-        raise UsageError(f"--budget must be >= 1, found {args.budget}")
     if args.resume and out is not None and (out / RUN_FILE).exists():
         study = nasco.load_study(out)
         kind = (study._recorded.get("config") or {}).get("evaluator", "train")
@@ -254,7 +265,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                                    seed=args.seed if args.seed is not None else 0, sets=args.set or (),
                                    ref_point=_parse_ref_point(args.ref_point), load_if_exists=args.resume)
         if args.resume and (study.storage / RUN_FILE).exists():
-            return _cmd_search(_with_out(args, study.storage))
+            return _search(_with_out(args, study.storage))
         evaluator = study.make_evaluator(kind, **options)
     executor = _executor(args, study.searcher_name)
     try:
@@ -272,7 +283,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     else:
         print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
               f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
-    print(f"files: {out / 'ledger.jsonl'}, {out / 'pareto.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
+    print(f"files: {', '.join(str(out / name) for name in (FILENAME, *OUTPUT_FILES))}")
     return 0
 
 
@@ -287,7 +298,7 @@ def add_search(sub) -> None:
         "search", help="search architectures x accelerator configurations; writes ledger, front, plot, summary",
         description="Search a space (and an accelerator template, template set, or a multi-accelerator with "
                     "one space per task) with real training on a dataset and the analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
-                    "completes), DIR/pareto.csv, DIR/pareto.png and DIR/summary.json.")
+                    "completes), DIR/pareto.csv, DIR/pareto.png, DIR/history.png and DIR/summary.json.")
     p.add_argument("--space", action="append",
                    help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "
                         "task (k times) with a multi_accelerator --hw; not needed with --resume")

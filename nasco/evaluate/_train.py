@@ -39,19 +39,22 @@ __all__ = [
 
 _OPTIMIZERS = ("sgd", "adam")
 
-# Called after every training epoch with (epoch, metrics so far) when set; a context
-# variable, so it belongs to the thread (or task) that set it. Ray Tune's ASHA reads it.
-_EPOCH_REPORTER: ContextVar[Callable[[int, dict[str, float]], None] | None] = ContextVar(
+# (reporter, validate) called after every training epoch when set; a context variable, so
+# it belongs to the thread (or task) that set it. Ray Tune's ASHA and the driver's
+# progress read it.
+_EPOCH_REPORTER: ContextVar[tuple[Callable[[int, dict[str, float]], None], bool] | None] = ContextVar(
     "nasco_epoch_reporter", default=None)
 
 
 @contextmanager
-def epoch_reporter(fn: Callable[[int, dict[str, float]], None] | None) -> Iterator[None]:
+def epoch_reporter(fn: Callable[[int, dict[str, float]], None] | None, *,
+                   validate: bool = True) -> Iterator[None]:
     """Within the block, :func:`train_and_evaluate` calls ``fn(epoch, metrics)`` after each
-    training epoch (epoch counts from 1; metrics: ``train_loss`` and ``valid_accuracy``, the
-    latter measured only because a reporter is set). Training itself is unchanged: the
-    extra validation pass runs in eval mode and draws no random numbers."""
-    token = _EPOCH_REPORTER.set(fn)
+    training epoch (epoch counts from 1; metrics: ``epochs``, the planned number,
+    ``train_loss`` and, with ``validate``, ``valid_accuracy``, measured only because a
+    reporter asks for it). Training itself is unchanged: the extra validation pass runs in
+    eval mode and draws no random numbers."""
+    token = _EPOCH_REPORTER.set(None if fn is None else (fn, validate))
     try:
         yield
     finally:
@@ -342,10 +345,13 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
             loss_sum += value * len(idx)
             seen += len(idx)
         epoch_losses.append(loss_sum / max(seen, 1))
-        report = _EPOCH_REPORTER.get()
-        if report is not None:
-            valid = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
-            report(epoch + 1, {"train_loss": epoch_losses[-1], "valid_accuracy": valid})
+        hook = _EPOCH_REPORTER.get()
+        if hook is not None:
+            report, validate = hook
+            metrics = {"epochs": float(config.epochs), "train_loss": epoch_losses[-1]}
+            if validate:
+                metrics["valid_accuracy"] = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
+            report(epoch + 1, metrics)
         over_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
         if over_time and epoch + 1 < config.epochs:
             stopped_early = True

@@ -312,6 +312,10 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
     (base units; the evaluator applies its own constraints), else the objective's own
     bound; they are fixed in run.json on the first session and kept on resume.
 
+    ``progress`` (True: stderr, a stream: there, False: silent) shows a line as the run
+    starts, then a bar (:class:`nasco.run._progress.Progress`; one line per evaluation off a
+    terminal) that stays as the run's last line; the outcome is the caller's to report.
+
     ``timeout`` (seconds of this session) stops asking for new candidates once passed;
     what is in flight is finished. Each callback gets every new ledger row, as stored,
     right after it is written. ``enqueued`` candidates are evaluated first, in order, and
@@ -349,6 +353,9 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
     evaluated = 0
     sched: Schedule | None = None
     try:
+        have = f"{len(recorded)} of {budget} evaluations in the ledger" if recorded else f"budget {budget}"
+        prog.message(f"[{searcher.name}] {'resuming' if recorded else 'starting'} {out_dir}: {have}, "
+                     f"{executor.name} executor")
         if started:
             # Started before the window is fixed: how many evaluations fit at once may
             # depend on the cluster that the executor joins.
@@ -378,7 +385,6 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
             prog.record(row["status"], row.get("objectives"))
         sched = Schedule(searcher, recorded=recorded, budget=budget, window=int(window), seed=seed,
                          out_dir=out_dir, enqueued=enqueued)
-        t_new = time.perf_counter()  # start of the new evaluations, for the time-left estimate
         if len(sched.by_seq) >= budget:
             sched.stopped = "complete"
             if len(sched.by_seq) > budget:
@@ -396,7 +402,7 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                 prog.record(row["status"], row["objectives"])
                 stored.append(row)
             now = time.perf_counter()
-            prog.show(elapsed=now - t_start, new=evaluated, new_seconds=now - t_new)
+            prog.show()
             for row in stored:
                 for callback in callbacks:
                     callback(row)
@@ -408,11 +414,10 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
             return record_all([row])[0]
 
         def say() -> None:
-            nonlocal t_new
             for text in sched.messages:
                 prog.message(text)
-                t_new = time.perf_counter()
             sched.messages.clear()
+            prog.open()  # once, after what the replay said
 
         if executor.drives:
             # An executor with its own control loop (Ray Tune calls in for suggestions).
@@ -458,10 +463,6 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
     front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
-    hv = "n/a (an objective has no bound)" if rep.hypervolume is None else f"{rep.hypervolume:.4g}"
-    prog.message(f"[{searcher.name}] done: {rep.counts['total']} evaluations ({rep.counts['ok']} ok, "
-                 f"{rep.counts['infeasible']} infeasible, {rep.counts['failed']} failed), front of "
-                 f"{len(front)}, normalised hypervolume {hv}; files in {out_dir}")
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
                       evaluated=evaluated, replayed=sched.replayed if sched else 0, stopped=summary["stopped"])

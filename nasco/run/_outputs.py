@@ -1,6 +1,7 @@
-"""The files a run leaves next to its ledger: pareto.csv, pareto.png and summary.json.
+"""The files a run leaves next to its ledger: pareto.csv, pareto.png, history.png and
+summary.json.
 
-All three are derived from the ledger alone, so they can be rewritten at any time (the
+All four are derived from the ledger alone, so they can be rewritten at any time (the
 driver does so at the end of every session, resumed ones included).
 """
 from __future__ import annotations
@@ -17,15 +18,17 @@ import numpy as np
 import pandas as pd
 
 from nasco.core import Objective
-from nasco.pareto import normalised_hypervolume, pareto_front, plot_front
+from nasco.pareto import normalised_hypervolume, pareto_front, plot_front, plot_history
 from nasco.run._ledger import Ledger
 from nasco.run._rundir import atomic_write_text
 
-__all__ = ["FrontReport", "package_versions", "write_outputs"]
+__all__ = ["FrontReport", "OUTPUT_FILES", "package_versions", "write_outputs"]
 
 PARETO_CSV = "pareto.csv"
 PARETO_PNG = "pareto.png"
+HISTORY_PNG = "history.png"
 SUMMARY_JSON = "summary.json"
+OUTPUT_FILES = (PARETO_CSV, PARETO_PNG, HISTORY_PNG, SUMMARY_JSON)  # what write_outputs writes, in order
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,8 +80,13 @@ def _with_metrics(front: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
 def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ...],
                   limits: Mapping[str, float] | None, summary: dict[str, Any],
                   report_metrics: tuple[str, ...] = ()) -> FrontReport:
-    """Write pareto.csv, pareto.png and summary.json (``summary`` holds the run's
-    identity and session facts; the ledger-derived numbers are added here).
+    """Write pareto.csv, pareto.png, history.png and summary.json (``summary`` holds the
+    run's identity and session facts; the ledger-derived numbers are added here).
+
+    pareto.png shows the objectives in engineering units with the design-spec ``limits``
+    (base units, keyed by objective name) as dashed lines (:func:`nasco.pareto.plot_front`);
+    history.png the normalised hypervolume and best accuracy so far over the evaluations
+    (:func:`nasco.pareto.plot_history`).
 
     The hypervolume is normalised at the objectives' own ideal and bound (see
     :func:`nasco.pareto.normalised_hypervolume`), which the caller fixes once per run;
@@ -94,7 +102,8 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
     cols = ["id", *names, *report_metrics, "arch", "hw"]
     atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
-    plot_front(df, objectives, out_dir / PARETO_PNG)
+    plot_front(df, objectives, out_dir / PARETO_PNG, limits=limits)
+    plot_history(df, objectives, out_dir / HISTORY_PNG)
     full = {
         **summary,
         "versions": package_versions(),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +37,11 @@ def real_plot() -> None:
 def _cheap_plot(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rendering a PNG takes about half a second; most tests only need the run's logic.
     if "real_plot" not in request.fixturenames:
-        def stub(df, objectives, path):
+        def stub(df, objectives, path, **kw):
             Path(path).write_bytes(b"stub")
             return Path(path)
         monkeypatch.setattr(_outputs, "plot_front", stub)
+        monkeypatch.setattr(_outputs, "plot_history", stub)
 
 
 class ToyEvaluator:
@@ -288,24 +291,161 @@ def test_evaluator_errors_become_failed_rows(space, tmp_path):
     assert csv_columns == ["id", "accuracy", "energy", "arch", "hw"]
 
 
-def test_progress_lines(space, tmp_path):
-    stream = io.StringIO()
-    run_search(space=space, evaluator=ToyEvaluator(space), searcher=RandomSearch(space, OBJ, seed=5),
-               budget=5, out_dir=tmp_path / "p", seed=5, progress=stream)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 6 and "\r" not in stream.getvalue()  # not a tty: one line per evaluation
-    assert lines[0].startswith("[random] 1/5 | ok ") and "best accuracy" in lines[0] and "left" in lines[0]
-    assert lines[4].startswith("[random] 5/5") and lines[5].startswith("[random] done: 5 evaluations")
+class FakeClock:
+    """tqdm's clock, advanced only by the evaluators below: elapsed times, rates and ETAs
+    in the progress output are then exact."""
 
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    import tqdm
+    import tqdm.std
+
+    fake = FakeClock()
+    monkeypatch.setattr(tqdm.std, "time", fake)  # each bar takes its clock from here
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no monitor thread redrawing on the real clock
+    return fake
+
+
+class TimedEvaluator(ToyEvaluator):
+    """The toy evaluator, each call taking ``durations[k]`` seconds of the fake clock."""
+
+    def __init__(self, space: SearchSpace, clock: FakeClock, durations: list[float]) -> None:
+        super().__init__(space)
+        self.clock, self.durations = clock, durations
+
+    def evaluate(self, cand: Candidate, seed: int) -> Result:
+        self.clock.t += self.durations[len(self.calls)]
+        return super().evaluate(cand, seed)
+
+
+def _status_after_each(rows: list[dict]) -> list[str]:
+    """The counts and best accuracy after each ledger row, as the progress states them."""
+    counts = {"ok": 0, "failed": 0, "infeasible": 0}
+    best, out = None, []
+    for r in rows:
+        counts[r["status"]] += 1
+        if r["status"] == "ok":
+            best = max(best or 0.0, r["objectives"]["accuracy"])
+        shown = "-" if best is None else f"{100 * best:.4g} %"
+        out.append(f"ok {counts['ok']} failed {counts['failed']} infeasible {counts['infeasible']}, "
+                   f"best accuracy {shown}")
+    return out
+
+
+def test_progress_lines(space, tmp_path, clock):
+    stream = io.StringIO()
+    # Three slow evaluations, then fast ones: the ETA follows the recent rate.
+    ev = TimedEvaluator(space, clock, [10.0] * 3 + [1.0] * 7)
+    run_search(space=space, evaluator=ev, searcher=RandomSearch(space, OBJ, seed=5), budget=10,
+               out_dir=tmp_path / "p", seed=5, progress=stream)
+    text = stream.getvalue()
+    assert "\r" not in text  # not a terminal: plain lines
+    lines = text.splitlines()
+    status = _status_after_each(Ledger(tmp_path / "p").rows())
+    assert lines[:2] == [f"[random] starting {tmp_path / 'p'}: budget 10, inprocess executor",
+                         "[random] evaluation 1/10 starting"]
+    assert len(lines) == 12  # one line per evaluation, no summary of the driver's own
+    elapsed = [10, 20, 30, 31, 32, 33, 34, 35, 36, 37]
+    for k, line in enumerate(lines[2:]):
+        assert line.startswith(f"[random] {k + 1}/10, 00:{elapsed[k]:02d} elapsed, ~"), line
+        assert line.endswith(f"/eval, {status[k]}"), (line, status[k])
+    # Hand-computed: tqdm's rate is 1 / EMA(seconds per evaluation), smoothing 0.3 with bias
+    # correction. After 3 x 10 s and 3 x 1 s the EMA is 3.2986 s, so 4 left take 13.19 s;
+    # the plain average (33 s / 6) would say 22 s.
+    assert lines[2] == f"[random] 1/10, 00:10 elapsed, ~01:30 left, 10.00s/eval, {status[0]}"
+    assert lines[7] == f"[random] 6/10, 00:33 elapsed, ~00:13 left, 3.30s/eval, {status[5]}"
+
+    # Resumed: the replayed rows count as done, not towards the rate.
+    stream = io.StringIO()
+    run_search(space=space, evaluator=TimedEvaluator(space, clock, [1.0, 1.0]),
+               searcher=RandomSearch(space, OBJ, seed=5), budget=12, out_dir=tmp_path / "p", seed=5,
+               resume=True, progress=stream)
+    status = _status_after_each(Ledger(tmp_path / "p").rows())
+    assert stream.getvalue().splitlines() == [
+        f"[random] resuming {tmp_path / 'p'}: 10 of 12 evaluations in the ledger, inprocess executor",
+        f"[random] replayed 10 ledger rows from {tmp_path / 'p' / 'ledger.jsonl'}",
+        "[random] evaluation 11/12 starting",
+        f"[random] 11/12, 00:01 elapsed, ~00:01 left, 1.00eval/s, {status[10]}",
+        f"[random] 12/12, 00:02 elapsed, ~00:00 left, 1.00eval/s, {status[11]}"]
+
+
+def test_progress_bar_on_a_terminal(space, tmp_path, clock):
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
     tty = Tty()
-    run_search(space=space, evaluator=ToyEvaluator(space), searcher=RandomSearch(space, OBJ, seed=5),
-               budget=3, out_dir=tmp_path / "q", seed=5, progress=tty)
-    text = tty.getvalue()
-    assert text.count("\r") == 3 and text.count("\n") == 2  # one live line, closed, then "done"
+    run_search(space=space, evaluator=TimedEvaluator(space, clock, [10.0] * 3),
+               searcher=RandomSearch(space, OBJ, seed=5), budget=3, out_dir=tmp_path / "q", seed=5,
+               progress=tty)
+    status = _status_after_each(Ledger(tmp_path / "q").rows())
+    # One line as the run starts, then the bar redrawn in place, closed with a newline; no
+    # summary line of the driver's own.
+    assert [seg.rstrip(" ") for seg in tty.getvalue().split("\r")] == [
+        f"[random] starting {tmp_path / 'q'}: budget 3, inprocess executor\n",
+        "[random] 0/3 |            | 00:00<?, ?eval/s, ok 0 failed 0 infeasible 0, best accuracy -, "
+        "evaluation 1/3 starting",
+        f"[random] 1/3 |####        | 00:10<00:20, 10.00s/eval, {status[0]}",
+        f"[random] 2/3 |########    | 00:20<00:10, 10.00s/eval, {status[1]}",
+        f"[random] 3/3 |############| 00:30<00:00, 10.00s/eval, {status[2]}",
+        f"[random] 3/3 |############| 00:30<00:00, 10.00s/eval, {status[2]}\n",
+    ]
+
+
+def test_progress_bar_on_a_terminal_of_unknown_size(space, tmp_path, clock, monkeypatch):
+    # A fresh pseudo-terminal reports 0 x 0 (tqdm asks stderr for its size): the bar is
+    # still drawn, uncut.
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", encoding="utf-8") as tty:
+            assert tty.isatty() and os.get_terminal_size(tty.fileno()).columns == 0
+            with monkeypatch.context() as mp:
+                mp.setattr(sys, "stderr", tty)
+                run_search(space=space, evaluator=TimedEvaluator(space, clock, [10.0] * 3),
+                           searcher=RandomSearch(space, OBJ, seed=5), budget=3, out_dir=tmp_path / "u", seed=5,
+                           progress=True)
+        text = os.read(master, 1 << 16).decode("utf-8")
+    finally:
+        os.close(master)
+    status = _status_after_each(Ledger(tmp_path / "u").rows())
+    last = text.split("\r")[-2]  # the terminal turns the closing newline into \r\n
+    assert last == f"[random] 3/3 |{'█' * 12}| 00:30<00:00, 10.00s/eval, {status[2]}"
+
+
+def test_progress_shows_training_epochs(tmp_path):
+    from nasco.evaluate import TrainCostEvaluator
+    from nasco.evaluate._data import load_dataset
+
+    tiny = {("macro", "cells"): 1, ("macro", "stem", "channels"): 4, ("macro", "reductions"): []}
+    space = SearchSpace(load_spec("darts", overrides=tiny), load_spec("asic_template"))
+    data = load_dataset("digits", seed=0, limit=200)
+    ev = TrainCostEvaluator(space, data, objectives=OBJ, epochs=2, lr=0.1)
+    stream = io.StringIO()
+    run_search(space=space, evaluator=ev, searcher=RandomSearch(space, OBJ, seed=0), budget=2,
+               out_dir=tmp_path / "t", seed=0, progress=stream)
+    lines = stream.getvalue().splitlines()
+    rows = Ledger(tmp_path / "t").rows()
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    epochs = [line for line in lines if ": epoch " in line]
+    assert [line.split(", train loss")[0] for line in epochs] == [
+        "[random] evaluation 1/2: epoch 1/2", "[random] evaluation 1/2: epoch 2/2",
+        "[random] evaluation 2/2: epoch 1/2", "[random] evaluation 2/2: epoch 2/2"]
+    # The last epoch's loss is the one the evaluator records.
+    assert [epochs[1], epochs[3]] == [
+        f"[random] evaluation {k}/2: epoch 2/2, train loss {r['metrics']['train_loss']:.4g}"
+        for k, r in ((1, rows[0]), (2, rows[1]))]
+    # Each evaluation's epochs come before its line.
+    assert [line.split(",")[0] for line in lines if not line.startswith("[random] starting")] == [
+        "[random] evaluation 1/2 starting", "[random] evaluation 1/2: epoch 1/2",
+        "[random] evaluation 1/2: epoch 2/2", "[random] 1/2", "[random] evaluation 2/2: epoch 1/2",
+        "[random] evaluation 2/2: epoch 2/2", "[random] 2/2"]
 
 
 def test_replay_divergence_keeps_recorded_rows(space, tmp_path):

@@ -28,10 +28,11 @@ TIMING = ("seconds", "started_at", "finished_at", "worker")
 @pytest.fixture(autouse=True)
 def _cheap_plot(monkeypatch: pytest.MonkeyPatch) -> None:
     # Rendering pareto.png costs about half a second a run; tests/pareto covers it.
-    def stub(df, objectives, path):
+    def stub(df, objectives, path, **kw):
         Path(path).write_bytes(b"stub")
         return Path(path)
     monkeypatch.setattr(_outputs, "plot_front", stub)
+    monkeypatch.setattr(_outputs, "plot_history", stub)
 
 
 def _rows(out: Path) -> list[dict]:
