@@ -5,8 +5,8 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
-from nasco.dsl import SpecError, parse_overrides
 from nasco.core import NascoError
+from nasco.dsl import SpecError, parse_overrides
 
 __all__ = ["UsageError", "Parser", "split_overrides", "user_errors", "fail"]
 

@@ -3,10 +3,11 @@ protocol, the base error and the registry. This package imports nothing else fro
 from __future__ import annotations
 
 from nasco.core._candidate import Candidate, canonical_json
-from nasco.core._errors import NascoError
+from nasco.core._errors import NascoError, RunDirError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
 from nasco.core._registry import Registry
 from nasco.core._result import STATUSES, Evaluator, Result
 
 __all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "NascoError", "Objective",
-           "ObjectiveSpec", "Registry", "Result", "STATUSES", "canonical_json", "resolve_objectives"]
+           "ObjectiveSpec", "Registry", "Result", "RunDirError", "STATUSES", "canonical_json",
+           "resolve_objectives"]

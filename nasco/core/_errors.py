@@ -1,7 +1,7 @@
 """The base of every error nasco raises for a user's input."""
 from __future__ import annotations
 
-__all__ = ["NascoError"]
+__all__ = ["NascoError", "RunDirError"]
 
 
 class NascoError(ValueError):
@@ -11,3 +11,7 @@ class NascoError(ValueError):
     fix; the command line prints it without a traceback and exits 2. It derives from
     ``ValueError`` so that callers catching bad values keep working.
     """
+
+
+class RunDirError(NascoError):
+    """A run directory cannot be used as asked (it holds another run, or a different one)."""

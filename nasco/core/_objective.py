@@ -53,9 +53,9 @@ class Objective:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise NascoError(f"objective '{self.name}': {key} expected a finite number, found {v!r}")
                 object.__setattr__(self, key, float(v))
-        if self.ideal is not None and self.bound is not None and self.worse(self.ideal, self.bound) is not False:
-            raise NascoError(f"objective '{self.name}' ({self.direction}): ideal {self.ideal:g} must be better "
-                             f"than bound {self.bound:g}")
+        if self.ideal is not None and self.bound is not None and not self.worse(self.bound, self.ideal):
+            raise NascoError(f"objective '{self.name}' ({self.direction}): ideal {self.ideal:g} must be "
+                             f"better than bound {self.bound:g}")
 
     @property
     def maximise(self) -> bool:
@@ -92,7 +92,8 @@ class Objective:
                    d.get("description", ""))
 
 
-def _o(name: str, direction: str, unit: str, ideal: float | None, bound: float | None, text: str) -> Objective:
+def _o(name: str, direction: str, unit: str, ideal: float | None, bound: float | None,
+       text: str) -> Objective:
     return Objective(name, direction, unit, ideal, bound, text)
 
 
@@ -131,7 +132,8 @@ def _unknown(name: str, known: Mapping[str, Objective]) -> NascoError:
                       f"another with its direction, e.g. {{'{name}': 'min'}} or Objective('{name}', 'min')")
 
 
-def resolve_objectives(spec: ObjectiveSpec, known: Mapping[str, Objective] | None = None) -> tuple[Objective, ...]:
+def resolve_objectives(spec: ObjectiveSpec,
+                       known: Mapping[str, Objective] | None = None) -> tuple[Objective, ...]:
     """Objectives from what a user writes.
 
     ``spec`` is a name (``"accuracy"``), a comma-separated list (``"accuracy,energy"``), a

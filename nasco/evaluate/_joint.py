@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
 from nasco.core import Result
+from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
 from nasco.hw import CostModel
 from nasco.nn import plan_network, plan_workload
 from nasco.space import Candidate, SearchSpace

@@ -46,9 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasco.core import Registry
+from nasco.core import BUILTIN_OBJECTIVES, Registry, Result
 from nasco.evaluate._joint import EnergyTableCache, check_limits
-from nasco.core import BUILTIN_OBJECTIVES, Result
 from nasco.evaluate._train import reset_states
 from nasco.hw import CostModel
 from nasco.nn import Plan, plan_network, plan_workload

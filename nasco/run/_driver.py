@@ -32,6 +32,7 @@ import pandas as pd
 
 import nasco
 from nasco.core import Candidate, Evaluator, Objective, Result
+from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
 from nasco.run._job import Job
@@ -40,7 +41,6 @@ from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
 from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, run_meta, write_run_json
 from nasco.search._base import Searcher
-from nasco.pareto import fix_bounds
 from nasco.space import SearchSpace
 
 __all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "run_bounds", "run_search"]

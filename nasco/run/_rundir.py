@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nasco.core import RunDirError
 from nasco.search._base import Searcher
 from nasco.space import SearchSpace
 
@@ -16,8 +17,6 @@ RUN_FILE = "run.json"
 RUN_FORMAT = 1
 
 
-class RunDirError(ValueError):
-    """The output directory cannot be used as asked (an existing run, or a different one)."""
 
 
 def utc_now() -> str:

@@ -44,7 +44,7 @@ the name ``nasco-{searcher}-seed{seed}``; one outside it may be shared by severa
 (or watched by optuna-dashboard), so its name adds the run directory's name,
 ``nasco-{searcher}-seed{seed}-{run dir name}``, and the study's user attributes say which
 run it is (run directory, searcher, seed, objectives). A fresh run that finds its study
-already holding trials there raises :class:`~nasco.run.RunDirError` (a ValueError) rather
+already holding trials there raises :class:`~nasco.core.RunDirError` (a ValueError) rather
 than mixing two runs (inside the run directory it replaces the stale study); ``resume``
 reattaches. Passwords never leave the searcher:
 :func:`mask_url` hides them in its logs, errors and :attr:`OptunaSearcher.storage`.
@@ -85,7 +85,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
-from nasco.core import Result
+from nasco.core import Result, RunDirError
 from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
 from nasco.space import Candidate, SearchSpace
@@ -344,8 +344,7 @@ class OptunaSearcher(Searcher):
         docstring). With ``resume``, an existing study is reattached, the sampler's study is
         rebuilt from it and its trials are asked again first; without, a stale study in the
         run directory is replaced (and that is logged), and one of that name elsewhere that
-        holds trials is an error (:class:`~nasco.run.RunDirError`, a ValueError)."""
-        from nasco.run._rundir import RunDirError
+        holds trials is an error (:class:`~nasco.core.RunDirError`, a ValueError)."""
 
         if self.n_told or self.study.trials:
             raise ValueError(f"{self.name}: attach the run directory before the first ask")

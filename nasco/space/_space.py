@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from nasco.dsl import AcceleratorTemplate, ArchSpace, Choice, resolve, search_dimensions
 from nasco.core import Candidate
+from nasco.dsl import AcceleratorTemplate, ArchSpace, Choice, resolve, search_dimensions
 from nasco.space._cells import CellFamily, DenseCell, cell_family
 from nasco.space._hw import HwSpace, MultiAcceleratorSpace, hw_space, pick
 from nasco.space._nb201 import arch_str_ops, index_table_of

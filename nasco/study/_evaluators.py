@@ -88,7 +88,8 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     loaded: dict[str, Any] = {}
     for name in datasets:
         if name not in loaded:
-            loaded[name] = load_dataset(name, seed=seed, trust_pickle=opts["trust_pickle"], limit=opts["limit"])
+            loaded[name] = load_dataset(name, seed=seed, trust_pickle=opts["trust_pickle"],
+                                        limit=opts["limit"])
     data = [loaded[name] for name in datasets]
     recorded = {**opts, "device": device, "dataset": datasets[0] if len(datasets) == 1 else datasets}
     facts: dict[str, Any] = {"evaluator": kind, "evaluator_options": recorded, "dataset": datasets[0],
@@ -127,7 +128,8 @@ def _table(space: SearchSpace, names: tuple[str, ...], opts: dict[str, Any]) -> 
     table = load_table(opts["table"])
     arch_name = space.tasks[0].spec.name
     if arch_name != load_file(table.where.space_file, kind="arch_space").name:
-        raise NascoError(f"table {opts['table']}: holds cells of space '{table.spec.space}', not '{arch_name}'")
+        raise NascoError(f"table {opts['table']}: holds cells of space '{table.spec.space}', "
+                         f"not '{arch_name}'")
     ev = TableEvaluator(table, names, dataset=opts["table_dataset"], fidelity=opts["table_fidelity"],
                         split=opts["table_split"])
     return ev, {"evaluator": "table", "evaluator_options": dict(opts), **ev.describe()}

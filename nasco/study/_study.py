@@ -16,12 +16,12 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
-from nasco.run import Ledger, RunOutcome, Schedule, eval_seed, run_search
+from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import run_bounds
-from nasco.run._job import Job, evaluate_job
+from nasco.run._job import evaluate_job
 from nasco.run._ledger import FILENAME, to_json_line
-from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
 from nasco.run._outputs import SUMMARY_JSON
+from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
 from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
 from nasco.space import SearchSpace
 from nasco.study._evaluators import FunctionEvaluator, SpecChecked, make_evaluator
@@ -71,8 +71,8 @@ class Study:
         """The study's objectives with their directions and hypervolume bounds."""
         if self._objectives is None:
             if self._objective_spec is None:
-                raise NascoError("objectives: not known yet; give create_study(objectives=...) or let optimize() "
-                                 "take the evaluator's")
+                raise NascoError("objectives: not known yet; give create_study(objectives=...) or let "
+                                 "optimize() take the evaluator's")
             self._objectives = resolve_objectives(self._objective_spec)
         return self._objectives
 
@@ -163,7 +163,8 @@ class Study:
                 raise NascoError("optimize(function): expected the study's objectives (create_study("
                                  "objectives={'name': 'max' or 'min', ...})), found none")
             evaluator = FunctionEvaluator(evaluator, names)
-            facts = {"evaluator": "function", "evaluator_function": getattr(evaluator.fn, "__qualname__", "?")}
+            facts = {"evaluator": "function",
+                     "evaluator_function": getattr(evaluator.fn, "__qualname__", "?")}
         else:
             facts = dict(getattr(evaluator, "_nasco_facts", None) or
                          {"evaluator": type(evaluator).__name__})
@@ -177,8 +178,8 @@ class Study:
                      "device": device or facts.get("device", "cpu"), "log": log}
         if (self.searcher_options.get("hw_search") == "enumerate" and self.space.hw is not None
                 and budget > self.space.hw.size()):
-            raise NascoError(f"budget {budget}: expected at most the {self.space.hw.size()} configurations of "
-                             f"'{self.space.hw.name}' that hw_search=enumerate can search, found more")
+            raise NascoError(f"budget {budget}: expected at most the {self.space.hw.size()} configurations "
+                             f"of '{self.space.hw.name}' that hw_search=enumerate can search, found more")
         searcher = self._searcher(extra)
         hw = self.space.hw
         limits = getattr(evaluator, "limits", None)
@@ -186,8 +187,9 @@ class Study:
             limits = hw.limits() if hw is not None else {}
         resume = (self.storage / FILENAME).exists()
         cbs = [lambda row, cb=cb: cb(self, row) for cb in callbacks]
-        outcome = run_search(space=self.space, evaluator=SpecChecked(evaluator, self.space), searcher=searcher,
-                             budget=int(budget), out_dir=self.storage, seed=self.seed, resume=resume,
+        outcome = run_search(space=self.space, evaluator=SpecChecked(evaluator, self.space),
+                             searcher=searcher, budget=int(budget), out_dir=self.storage, seed=self.seed,
+                             resume=resume,
                              config=self._config(facts, int(budget)), progress=progress, limits=limits,
                              executor=executor, window=window, ref_point=self.ref_point or None,
                              timeout=timeout, callbacks=cbs, enqueued=self._enqueued)
@@ -245,7 +247,8 @@ class Study:
             else:
                 defs = run_bounds(self.objectives, self.storage, limits=self.space.hw.limits()
                                   if self.space.hw is not None else {}, ref_point=self.ref_point or None)
-                meta.update(window=1, objective_bounds={o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs},
+                meta.update(window=1,
+                            objective_bounds={o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs},
                             objective_defs=[o.to_dict() for o in defs])
                 if self._enqueued:
                     meta["enqueued"] = [json.loads(c.to_json()) for c in self._enqueued]
@@ -263,7 +266,8 @@ class Study:
         and :meth:`tell` its result before asking again."""
         searcher, sched, ledger, waiting = self._ask_tell_loop()
         if waiting is not None:
-            raise NascoError(f"ask(): candidate {waiting.cand.id} was asked and not told yet; tell() it first")
+            raise NascoError(f"ask(): candidate {waiting.cand.id} was asked and not told yet; "
+                             f"tell() it first")
         jobs = sched.advance()
         while not jobs:  # the searcher proposed a repeat: served from the ledger, told, asked again
             if sched.done():
@@ -335,7 +339,8 @@ class Study:
         defs = {o.name: o for o in self.objectives}
         name = objective or next(iter(defs))
         if name not in defs:
-            raise NascoError(f"best(): expected one of the study's objectives ({', '.join(defs)}), found '{name}'")
+            raise NascoError(f"best(): expected one of the study's objectives ({', '.join(defs)}), "
+                             f"found '{name}'")
         df = self.trials_dataframe()
         ok = df[(df["status"] == "ok") & df[name].notna()] if len(df) else df
         if ok.empty:
@@ -377,7 +382,8 @@ def create_study(*, space: str | Sequence[str] | SearchSpace, hw: str | None = N
                                "hw": space.hw.name if space.hw is not None else None, "hw_file": None,
                                "set": list(sets)}
         if sets:
-            raise NascoError("sets: overrides apply to spaces given by name or path, not to a built SearchSpace")
+            raise NascoError("sets: overrides apply to spaces given by name or path, not to a built "
+                             "SearchSpace")
     else:
         joint, facts = build_space(space, hw, sets)
     if storage is None:
@@ -404,8 +410,8 @@ def _check_same(study: Study, facts: Mapping[str, Any], searcher: str, options: 
                            ("hw", facts.get("hw"), study._space_facts.get("hw")),
                            ("searcher", searcher, study.searcher_name), ("seed", seed, study.seed)):
         if new != was:
-            raise NascoError(f"storage {study.storage}: holds a study with {what} {was!r}, not {new!r}; load it "
-                             f"as it is or choose another path")
+            raise NascoError(f"storage {study.storage}: holds a study with {what} {was!r}, not {new!r}; "
+                             f"load it as it is or choose another path")
 
 
 def load_study(storage: str | Path) -> Study:
@@ -442,5 +448,6 @@ def load_study(storage: str | Path) -> Study:
         warnings.warn(f"{path}: searcher '{searcher}' is not registered in this nasco; only reading works",
                       RuntimeWarning, stacklevel=2)
     return Study(storage=storage, space=joint, space_facts=facts, objectives=objectives,
-                 searcher=cfg.get("searcher", searcher), searcher_options=options, seed=int(meta.get("seed", 0)),
+                 searcher=cfg.get("searcher", searcher), searcher_options=options,
+                 seed=int(meta.get("seed", 0)),
                  ref_point=cfg.get("ref_point"), recorded=meta)

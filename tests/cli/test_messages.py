@@ -125,8 +125,8 @@ def test_cost_ledger_without_a_row_choice(tmp_path, nasco):
 
 def _ledger_row(tmp_path: Path, hp: dict, hw: dict) -> Path:
     """A one-row ledger of a darts_snn candidate with the given hp and hw choices."""
-    row = {"id": "r1", "arch": {"cell": {"normal": [["conv_3x3", 0], ["conv_3x3", 1]] * 4,
-                                         "reduce": [["conv_3x3", 0], ["conv_3x3", 1]] * 4}, "hp": hp}, "hw": hw}
+    cell = [["conv_3x3", 0], ["conv_3x3", 1]] * 4
+    row = {"id": "r1", "arch": {"cell": {"normal": cell, "reduce": cell}, "hp": hp}, "hw": hw}
     ledger = tmp_path / "ledger.jsonl"
     ledger.write_text(json.dumps(row) + "\n")
     return ledger
@@ -136,7 +136,8 @@ def test_cost_row_with_a_choice_outside_the_space(tmp_path, nasco):
     ledger = _ledger_row(tmp_path, {"timesteps": 3}, {})
     line = _one_line_error(*nasco("cost", "--hw", "asic_template", "--workload", str(ledger), "--space",
                                   "darts_snn"))
-    assert f"{ledger}: arch.hp: expected choices of space 'darts_snn', found timesteps=3 is not one of [2, 4]" in line
+    assert (f"{ledger}: arch.hp: expected choices of space 'darts_snn', found timesteps=3 is not one of "
+            f"[2, 4]") in line
 
 
 def test_cost_row_with_a_choice_outside_the_template(tmp_path, nasco):

@@ -16,6 +16,7 @@ of the cost model at the time of writing; experiments/results/nb201_hwnasbench.m
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nasco.dsl import load_energy_table, load_spec, resolve
@@ -23,7 +24,6 @@ from nasco.dsl._vocab import OPS
 from nasco.hw import CostModel
 from nasco.nn import nb201_workloads, official_cells
 
-import pandas as pd
 # Eyeriss-like: 12x14 PEs at 200 MHz (Chen et al., JSSC 2017), 32+64+16 KB buffers, 64-bit DRAM
 EYERISS = {"pe_array.rows": 12, "pe_array.cols": 14, "clock_mhz": 200, "buffers.ifmap_kb": 32,
            "buffers.filter_kb": 64, "buffers.ofmap_kb": 16, "bandwidth.dram_bytes_per_cycle": 8}

@@ -8,8 +8,14 @@ import pandas as pd
 import pytest
 
 from nasco.core import BUILTIN_OBJECTIVES, Objective
-from nasco.pareto import (fix_bounds, hypervolume, nondominated_mask, normalised_hypervolume, pareto_front,
-                          plot_front)
+from nasco.pareto import (
+    fix_bounds,
+    hypervolume,
+    nondominated_mask,
+    normalised_hypervolume,
+    pareto_front,
+    plot_front,
+)
 
 
 def _brute_nondominated(F: np.ndarray) -> np.ndarray:

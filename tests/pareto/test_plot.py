@@ -10,8 +10,15 @@ import pytest
 from matplotlib.markers import MarkerStyle
 
 from nasco.core import BUILTIN_OBJECTIVES, NascoError, Objective
-from nasco.pareto import (axis_label, front_figure, history_figure, hypervolume_history, plot_front,
-                          plot_history, template_colours)
+from nasco.pareto import (
+    axis_label,
+    front_figure,
+    history_figure,
+    hypervolume_history,
+    plot_front,
+    plot_history,
+    template_colours,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 OBJ3 = tuple(BUILTIN_OBJECTIVES[n] for n in ("accuracy", "energy", "latency"))

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasco.dsl import load_spec
 from nasco.core import Result
+from nasco.dsl import load_spec
 from nasco.pareto import hypervolume
 from nasco.run import Ledger, RunDirError, RunOutcome, _outputs, eval_seed, run_search
 from nasco.search import RandomSearch, RegularizedEvolution, Searcher

@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from nasco.cli import main
-from nasco.dsl import load_spec
 from nasco.core import Result
+from nasco.dsl import load_spec
 from nasco.run import Ledger, RunDirError, run_search
 from nasco.search import make_searcher
 from nasco.search._optuna import DB_FILE, STUDY_FILE, check_storage, mask_url

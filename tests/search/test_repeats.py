@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasco.dsl import load_spec
 from nasco.core import Result
+from nasco.dsl import load_spec
 from nasco.search import PredictorGuided, make_searcher
 from nasco.space import SearchSpace
 

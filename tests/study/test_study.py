@@ -4,7 +4,6 @@ evaluators with the design specs applied, and reading old run directories."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +40,8 @@ def _cut(run: Path, keep: int) -> None:
 
 def test_quick_start_writes_the_cli_ledger(tmp_path):
     cli = tmp_path / "cli"
-    assert main(["search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "3", "--out", str(cli),
-                 "--quiet", *TINY]) == 0
+    assert main(["search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "3",
+                 "--out", str(cli), "--quiet", *TINY]) == 0
     study = nasco.create_study(space="darts_snn", hw="asic_template", storage=tmp_path / "api", seed=0)
     study.optimize(study.make_evaluator("train", limit=150, epochs=1), budget=3, progress=False)
     api_rows, cli_rows = _ledger(tmp_path / "api"), _ledger(cli)
@@ -76,7 +75,8 @@ def test_resume_alone_continues_every_evaluator_kind(kind, tmp_path):
         "train": ["--space", "darts_snn", "--hw", "asic_template", "--budget", "3", *TINY],
         "proxy": ["--space", "darts_snn", "--hw", "asic_template", "--evaluator", "proxy", "--limit", "150",
                   "--budget", "3"],
-        "multi_task": ["--space", "darts_snn", "--space", "darts", "--hw", "hetero_2task", "--budget", "3", *TINY],
+        "multi_task": ["--space", "darts_snn", "--space", "darts", "--hw", "hetero_2task", "--budget", "3",
+                       *TINY],
         "darts": ["--space", "darts_snn", "--hw", "asic_template", "--searcher", "darts", "--limit", "60",
                   "--set", "macro.stem.channels=4", "--set", "timesteps=2", "--searcher-opt", "epochs=1",
                   "--searcher-opt", "warmup_epochs=1", "--searcher-opt", "batch_size=16", "--budget", "2"],
@@ -91,7 +91,8 @@ def test_resume_alone_continues_every_evaluator_kind(kind, tmp_path):
 
 def test_resume_refuses_a_contradicting_flag(tmp_path, capsys):
     run = tmp_path / "run"
-    base = ["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--budget", "4", "--quiet"]
+    base = ["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--budget", "4",
+            "--quiet"]
     assert main(base + ["--out", str(run)]) == 0
     capsys.readouterr()
     for flag, shown in ((["--seed", "1"], "--seed 1 (the run has 0)"),
@@ -186,7 +187,8 @@ def test_load_study_reads_a_run_made_before_objective_definitions(tmp_path):
     meta["config"].pop("evaluator_options")
     (run / "run.json").write_text(json.dumps(meta))
     study = nasco.load_study(run)
-    assert [(o.name, o.direction) for o in study.objectives] == [("accuracy", "max"), ("eyeriss_latency", "min")]
+    assert [(o.name, o.direction) for o in study.objectives] == [("accuracy", "max"),
+                                                                 ("eyeriss_latency", "min")]
     assert study.front["id"].tolist() == pd.read_csv(run / "pareto.csv")["id"].tolist()
     assert len(study.trials_dataframe()) == 5
     assert main(["search", "--out", str(run), "--resume", "--budget", "7", "--quiet"]) == 0

@@ -51,7 +51,8 @@ def test_memory_limit_fails_one_row_and_the_pool_worker_lives_on(space, tmp_path
     assert rows[ids[1]]["status"] == "failed"
     assert rows[ids[1]]["reason"].startswith("out of memory: MemoryError: Unable to allocate")
     for i in ids[:1] + ids[2:]:  # the other rows as without the fault (the toy rejects some)
-        assert (rows[i]["status"], rows[i]["objectives"]) == (base_rows[i]["status"], base_rows[i]["objectives"])
+        assert (rows[i]["status"], rows[i]["objectives"]) == \
+            (base_rows[i]["status"], base_rows[i]["objectives"])
     log = (tmp_path / "evaluations.log").read_text().split()
     assert sorted(log[::2]) == sorted(ids) and len(set(log[1::2])) == 1  # once each, one worker pid
 
