@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasco.cli._common import UsageError, split_overrides, split_task_overrides
+from nasco.cli._common import UsageError, split_overrides
+from nasco.study._spaces import split_task_overrides
 from nasco.dsl import (
     HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
     load_energy_table, load_file, resolve, search_dimensions, to_data,

@@ -251,8 +251,9 @@ def _check_args(space: SearchSpace, evaluator: Evaluator, searcher: Searcher, bu
     return objectives
 
 
-class _Interrupted(Exception):
-    """SIGTERM, turned into an exception so that the run writes its outputs before it ends."""
+class _Interrupted(BaseException):
+    """SIGTERM, turned into an exception so that the run writes its outputs before it ends.
+    A BaseException, like KeyboardInterrupt, so that no evaluation records it as its failure."""
 
 
 def _on_sigterm() -> Callable[[], None]:

@@ -17,7 +17,7 @@ from nasco.space import SearchSpace
 __all__ = ["DIFFERENTIABLE", "DartsConfig", "DartsFit", "DartsSearcher", "NSGA2Searcher", "NSGA3Searcher",
            "OptunaNSGA2", "OptunaRandom", "OptunaTPE", "PredictorGuided", "RandomSearch",
            "RegularizedEvolution", "SEARCHERS", "Searcher", "collapse_report", "cosine_power", "fit_darts",
-           "make_searcher", "searcher_class"]
+           "check_searcher_options", "make_searcher", "searcher_class"]
 
 # Name -> class; the CLI and configs pick searchers by these names, and the contract tests
 # in nasco.testing run over every entry.
@@ -44,7 +44,46 @@ def searcher_class(name: str) -> type[Searcher]:
     return every.get(name)
 
 
-def make_searcher(name: str, space: SearchSpace, objectives: tuple[str, ...], seed: int,
-                  **kw: Any) -> Searcher:
-    """The searcher registered as ``name``; ``kw`` go to its constructor."""
-    return searcher_class(name)(space, tuple(objectives), seed=seed, **kw)
+def _kind_of(default: Any, annotation: Any) -> type | None:
+    """The scalar type a constructor setting takes: its default's, else the one its
+    annotation names (``int | None`` -> int); None when it is not a plain scalar."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, (int, float, str)):
+        return type(default)
+    words = str(annotation).replace("|", " ").replace(",", " ").split()
+    for kind in (bool, int, float):
+        if kind.__name__ in words and "Sequence" not in str(annotation) and "dict" not in str(annotation):
+            return kind
+    return None
+
+
+def check_searcher_options(name: str, options: dict[str, Any]) -> None:
+    """Raise NascoError (one line) for a setting of searcher ``name`` whose value is not of
+    the type the constructor takes: a number for a number, true/false for a flag."""
+    import inspect
+
+    from nasco.core import NascoError
+
+    params = inspect.signature(searcher_class(name).__init__).parameters
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    for key, value in options.items():
+        p = params.get(key)
+        if p is None or value is None:
+            continue
+        kind = _kind_of(p.default, p.annotation)
+        ok = (kind is None or (kind is bool and isinstance(value, bool))
+              or (kind is int and isinstance(value, int) and not isinstance(value, bool))
+              or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+              or (kind is str and isinstance(value, str)))
+        if not ok:
+            raise NascoError(f"searcher {name}: option {key}: expected {words[kind]} (default "
+                             f"{p.default!r}), found {value!r}")
+
+
+def make_searcher(name: str, space: SearchSpace, objectives: Any, seed: int, **kw: Any) -> Searcher:
+    """The searcher registered as ``name``; ``kw`` go to its constructor, after a check of
+    their types (:func:`check_searcher_options`). ``objectives``: names of built-in
+    objectives, a ``{name: direction}`` mapping or :class:`~nasco.core.Objective` s."""
+    check_searcher_options(name, {k: v for k, v in kw.items() if k not in ("data", "device", "log")})
+    return searcher_class(name)(space, objectives, seed=seed, **kw)

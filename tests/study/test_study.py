@@ -208,3 +208,34 @@ def test_study_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="direction expected 'max' or 'min'"):
         Objective("power", "up")
     assert Result  # the core names are importable from nasco.core
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stopped_run_writes_its_outputs_and_resumes(sig, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "nasco", "search", "--space", "darts_snn", "--hw", "asic_template",
+            "--budget", "6", "--out", str(run), "--quiet", *TINY]
+    proc = subprocess.Popen(argv, env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+    ledger = run / "ledger.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (ledger.exists() and ledger.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    alive = proc.poll() is None
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert alive, "the run finished before it could be stopped"
+    assert proc.returncode == 130, err
+    rows = ledger.read_text().splitlines()
+    assert 2 <= len(rows) < 6
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted" and summary["counts"]["total"] == len(rows)
+    assert (run / "pareto.csv").exists() and "rerun with --resume" in err
+    assert main(["search", "--out", str(run), "--resume", "--quiet"]) == 0
+    assert len(_ledger(run)) == 6
+    assert json.loads((run / "summary.json").read_text())["stopped"] == "budget"
