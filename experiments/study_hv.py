@@ -40,7 +40,8 @@ def recompute(run: Path) -> float:
     ideal, ref = summary["ideal_point"], summary["reference_point"]
     front = pd.read_csv(run / "pareto.csv")
     acc = (ideal["accuracy"] - front["accuracy"]) / (ideal["accuracy"] - ref["accuracy"])
-    lat = (front["eyeriss_latency"] - ideal["eyeriss_latency"]) / (ref["eyeriss_latency"] - ideal["eyeriss_latency"])
+    lo, hi = ideal["eyeriss_latency"], ref["eyeriss_latency"]
+    lat = (front["eyeriss_latency"] - lo) / (hi - lo)
     return staircase_hv(list(zip(acc.tolist(), lat.tolist())))
 
 
@@ -64,9 +65,10 @@ def main() -> None:
     bounds = study.summary
     lines = [f"# Normalised hypervolume across searchers (nb201, accuracy x eyeriss_latency, "
              f"{args.budget} queries, seed {args.seed})", "",
-             f"Command: `OMP_NUM_THREADS=1 python experiments/study_hv.py --budget {args.budget} --seed {args.seed}`",
-             "", f"Ideal point {bounds['ideal_point']}, reference point {bounds['reference_point']} (the table's "
-             f"best and worst value of each column; accuracy as a fraction, latency in ms).", "",
+             "Command: `OMP_NUM_THREADS=1 python experiments/study_hv.py "
+             f"--budget {args.budget} --seed {args.seed}`",
+             "", f"Ideal point {bounds['ideal_point']}, reference point {bounds['reference_point']} "
+             "(the table's best and worst value of each column; accuracy as a fraction, latency in ms).", "",
              "| searcher | front size | HV (summary.json) | HV recomputed from pareto.csv | |difference| |",
              "|---|---|---|---|---|"]
     for r in rows:

@@ -1,8 +1,8 @@
 """Workloads of many dense-cell (NAS-Bench-201) networks at once.
 
-``plan_workload(plan_network(...))`` takes 5-10 ms per NB201 network on one core, so all
-15,625 cells take over a minute; assembled as below they take about 1.5 s
-(experiments/bench_cost_model.py). This works because in an ANN with dense cells an edge's
+Planning every network on its own (``plan_workload(plan_network(...))``) is slow for all
+15,625 cells; this assembles them from a few planned networks instead (timings in the README,
+"Validation and benchmarks"). This works because in an ANN with dense cells an edge's
 layers depend only on its op and on the stage it sits in (every state of a cell has the
 cell's shape, every edge has stride 1), and which edges are live depends only on which edges
 are 'none' (the pruning of :func:`nasco.space.cell_graph`); a cell node's add layer (the sum of
@@ -25,17 +25,12 @@ Workload conventions (:class:`CellConvention`, by name ``convention="nasco"`` or
 * ``"hwnasbench"`` costs the networks the way HW-NAS-Bench's simulated latencies (Li et al.,
   ICLR 2021) behave: every non-'none' edge is computed, live or not, and an avg_pool_3x3 edge
   is costed as a 3x3 conv with the same input and output channels (nor_conv_3x3's conv).
-  This is inferred from HW-NAS-Bench's data, not from its code (the README of its repository,
-  GATECH-EIC/HW-NAS-Bench, lists the API and network definitions, not the simulator): over all
-  15,625 NB201 cells its ``eyeriss_ms`` (CIFAR-10, via ../shared/data/nb201) is exactly linear in
-  the number of edges carrying each op, counted over all six edges whether live or not (least
-  squares, R^2 = 1.0): 0.2458 ms per nor_conv_1x1 edge, 1.4746 ms per nor_conv_3x3 edge and
-  the same 1.4746 ms per avg_pool_3x3 edge, 0 per skip_connect, plus a constant 1.6795 ms
-  (experiments/nb201_hwnasbench.py recomputes the fit). Pruning dead edges or costing pooling
-  as pooling cannot reproduce such a fit, and either one alone caps the rank correlation with
-  ``eyeriss_ms`` well below 0.9 (experiments/results/nb201_hwnasbench.md). Only the cells' edge
-  ops change; the reduction blocks' 2x2 shortcut pool, the same in every network, keeps
-  nasco's costing.
+  This is inferred from HW-NAS-Bench's data, not from its code: its ``eyeriss_ms`` is exactly
+  linear in the number of edges carrying each op, counted over all six edges whether live or
+  not, with avg_pool_3x3 and nor_conv_3x3 edges costing the same (the fit and what it rules
+  out are in the README and experiments/results/nb201_hwnasbench.md). Only the cells' edge ops
+  change; the reduction blocks' 2x2 shortcut pool, the same in every network, keeps nasco's
+  costing.
 
 Under both conventions each assembled workload equals :meth:`DenseCellWorkloads.planned`, the
 workload of ``plan_network(..., prune_dead=convention.prune_dead)`` with the convention's

@@ -216,12 +216,9 @@ def default_window(executor: Executor) -> int:
     """Proposals out at once unless the caller says: one in-process; with workers, a batch
     running on each worker plus one waiting. Results are told in proposal order, so with
     exactly one job per worker a worker that finishes before an older proposal's worker
-    idles until that one is told; the waiting job keeps it busy. The more evaluation times
-    spread, the more that matters; on 2 cores with candidates of similar cost it is within
-    the noise (2 Ray workers: 1.65x the in-process throughput with 2 proposals out and
-    1.71x with 4 in one run, 2.03x and 2.09x in another; experiments/bench_executors.py).
-    The searcher then proposes with up to this many results outstanding, which evolution
-    and NSGA-II take in their stride.
+    idles until that one is told; the waiting job keeps it busy (the more evaluation times
+    spread, the more that matters; the README's executor figures compare both windows).
+    The searcher then proposes with up to this many results outstanding.
     """
     slots, batch = int(executor.slots), int(executor.batch)
     return 1 if slots <= 1 and batch <= 1 else slots * (batch + 1)

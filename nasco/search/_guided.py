@@ -50,9 +50,8 @@ class PredictorGuided(Searcher):
     objectives: the greatest hypervolume improvement over the front of the ok results so far,
     of the confidence bounds (``"ucb"``) or of the predicted means (``"ei"``), chosen
     greedily for a batch; pool points that add nothing are ranked by non-dominated rank and
-    crowding. On NB201 CIFAR-10 (``experiments/nb201_harness.py``) UCB with kappa 0.5 found
-    better cells than EI at 50 and 100 queries (94.18 / 94.34 % test accuracy over seeds
-    0-19, against 94.07 / 94.21 over seeds 0-9), hence the default.
+    crowding. The default (UCB, kappa 0.5) was chosen on NB201 CIFAR-10 (the README's
+    searcher table and experiments/results/nb201_harness.md).
 
     The predictor (``predictor``: a name of ``nasco.predictors.PREDICTORS``, default a small
     bagged GBT so that a refit takes a fraction of a second) is refit from the whole history

@@ -64,6 +64,7 @@ class Study:
         self._objectives: tuple[Objective, ...] | None = (
             tuple(Objective.from_dict(d) for d in defs) if defs else None)
         self._loop: tuple[Searcher, Schedule, Ledger, Any] | None = None
+        self._asked: list[Job] = []
 
     # ------------------------------------------------------------------ objectives
     @property
@@ -268,7 +269,10 @@ class Study:
         if waiting is not None:
             raise NascoError(f"ask(): candidate {waiting.cand.id} was asked and not told yet; "
                              f"tell() it first")
-        jobs = sched.advance()
+        # The last tell() already asked the next proposal (the schedule asks as it tells).
+        jobs, self._asked = self._asked, []
+        if not jobs:
+            jobs = sched.advance()
         while not jobs:  # the searcher proposed a repeat: served from the ledger, told, asked again
             if sched.done():
                 raise NascoError(f"ask(): the searcher stopped proposing new candidates ({sched.stopped})")
@@ -290,7 +294,7 @@ class Study:
         ledger.extend([row])
         stored = sched.complete(json.loads(to_json_line(row)))
         self._loop = (searcher, sched, ledger, None)
-        sched.advance()  # tells the searcher
+        self._asked = sched.advance()  # tells the searcher, and asks the next proposal
         return stored
 
     # ------------------------------------------------------------------ reading

@@ -16,8 +16,8 @@ EVERY = sorted([*SEARCHERS.names(), *DIFFERENTIABLE.names()])
 def _int_option(name: str) -> str | None:
     params = inspect.signature(searcher_class(name).__init__).parameters
     for key, p in params.items():
-        if p.kind == p.KEYWORD_ONLY and key != "seed" and (
-                (isinstance(p.default, int) and not isinstance(p.default, bool)) or "int" in str(p.annotation)):
+        whole = isinstance(p.default, int) and not isinstance(p.default, bool)
+        if p.kind == p.KEYWORD_ONLY and key != "seed" and (whole or "int" in str(p.annotation)):
             return key
     return None
 

@@ -221,7 +221,8 @@ def test_a_stopped_run_writes_its_outputs_and_resumes(sig, tmp_path):
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "nasco", "search", "--space", "darts_snn", "--hw", "asic_template",
             "--budget", "6", "--out", str(run), "--quiet", *TINY]
-    proc = subprocess.Popen(argv, env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.PIPE,
+                            text=True)
     ledger = run / "ledger.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (ledger.exists() and ledger.read_text().count("\n") >= 2):
