@@ -82,8 +82,7 @@ def _strip_timings(row: dict) -> dict:
 
 
 @pytest.mark.parametrize("kept", [3, 2])
-def test_multi_task_resume_replays_the_ledger_and_evaluates_only_the_missing(multi_run, files, tmp_path, capsys,
-                                                                             kept):
+def test_multi_task_resume_evaluates_only_the_missing(multi_run, files, tmp_path, capsys, kept):
     """A resume of the finished run (all 3 rows kept) evaluates nothing; of a run cut after
     2 rows, it evaluates seq 2 alone, and gets the row the uninterrupted run got."""
     out = tmp_path / "multi"
@@ -99,8 +98,8 @@ def test_multi_task_resume_replays_the_ledger_and_evaluates_only_the_missing(mul
     summary = json.loads((out / "summary.json").read_text())
     # A complete ledger has nothing to evaluate: the searcher is not even replayed.
     replayed, stopped = (0, "complete") if kept == 3 else (kept, "budget")
-    assert (summary["replayed"], summary["evaluated_this_session"], summary["stopped"]) == (replayed, 3 - kept,
-                                                                                            stopped)
+    counts = (summary["replayed"], summary["evaluated_this_session"], summary["stopped"])
+    assert counts == (replayed, 3 - kept, stopped)
     new = [json.loads(line) for line in after[kept:]]
     assert [r["seq"] for r in new] == list(range(kept, 3))
     assert [_strip_timings(r) for r in new] == [_strip_timings(json.loads(line)) for line in full[kept:]]
