@@ -18,7 +18,7 @@ import pandas as pd
 from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import run_bounds
-from nasco.run._job import evaluate_job
+from nasco.run._job import Job, evaluate_job
 from nasco.run._ledger import FILENAME, to_json_line
 from nasco.run._outputs import SUMMARY_JSON
 from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json

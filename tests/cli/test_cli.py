@@ -171,28 +171,45 @@ def test_same_seed_same_ledger_and_resume(tiny_run, tmp_path):
     assert _ledger(again) == _ledger(tiny_run)
 
 
+def _lines(path: Path) -> list[bytes]:
+    """The complete lines of a file (a torn last line left by a kill is not one)."""
+    data = path.read_bytes()
+    return data[:data.rfind(b"\n") + 1].splitlines(keepends=True)
+
+
 def test_search_killed_then_resumed_completes_without_duplicates(tiny_run, tmp_path):
+    """`nasco search` killed with SIGKILL while it runs, then `--resume`: the rows written
+    before the kill stay byte for byte, the resume evaluates exactly the missing seqs, and
+    the ledger equals an uninterrupted run's."""
+    budget = 4
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "nasco", "search", "--space", "darts_snn", "--hw", "asic_template",
-           "--budget", "4", "--seed", "3", "--out", str(out), *TINY]
+           "--budget", str(budget), "--seed", "3", "--out", str(out), *TINY]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ledger = out / "ledger.jsonl"
     deadline = time.time() + 240
-    while time.time() < deadline:
-        if ledger.exists() and len(ledger.read_text().splitlines()) >= 2:
+    while time.time() < deadline and proc.poll() is None:
+        if ledger.exists() and len(_lines(ledger)) >= 2:
             break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(ledger.read_text().splitlines())
-    assert 1 <= n_before <= 4
+    before = _lines(ledger)
+    assert 2 <= len(before) < budget  # killed mid-run, not after the last row
+    seqs_before = [json.loads(line)["seq"] for line in before]
+    missing = sorted(set(range(budget)) - set(seqs_before))
     res = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+    after = _lines(ledger)
+    assert after[:len(before)] == before
+    assert sorted(json.loads(line)["seq"] for line in after[len(before):]) == missing
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] is True
+    assert (summary["replayed"], summary["evaluated_this_session"]) == (len(before), len(missing))
     rows = _ledger(out)
-    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    assert len(rows) == budget and len({r["id"] for r in rows}) == budget
     assert rows == _ledger(tiny_run)
 
 

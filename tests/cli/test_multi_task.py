@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -70,11 +71,38 @@ def test_multi_task_run_writes_outputs_with_per_task_figures(multi_run):
     assert run["space"]["arch"] == "darts_snn+darts"
 
 
-def test_multi_task_resume_replays_the_ledger(multi_run, files, capsys):
-    code, out, _ = run_cli(capsys, "search", "--space", "darts_snn", "--space", "darts", "--hw",
-                           str(files["toy_multi"]), "--budget", "3", "--seed", "1", "--out", str(multi_run),
-                           "--resume", *TINY)
-    assert code == 0 and "3 evaluations" in out
+def _strip_timings(row: dict) -> dict:
+    """A ledger row without what differs from run to run: wall clocks and the worker."""
+    row = {k: v for k, v in row.items() if k not in ("seconds", "started_at", "finished_at", "worker")}
+    drop = ("train_seconds", "evaluator_seconds")
+    metrics = {k: v for k, v in row["metrics"].items() if k not in drop}
+    if "tasks" in metrics:
+        metrics["tasks"] = [{k: v for k, v in t.items() if k not in drop} for t in metrics["tasks"]]
+    return row | {"metrics": metrics}
+
+
+@pytest.mark.parametrize("kept", [3, 2])
+def test_multi_task_resume_evaluates_only_the_missing(multi_run, files, tmp_path, capsys, kept):
+    """A resume of the finished run (all 3 rows kept) evaluates nothing; of a run cut after
+    2 rows, it evaluates seq 2 alone, and gets the row the uninterrupted run got."""
+    out = tmp_path / "multi"
+    shutil.copytree(multi_run, out)
+    full = (multi_run / "ledger.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "ledger.jsonl").write_bytes(b"".join(full[:kept]))
+    code, text, _ = run_cli(capsys, "search", "--space", "darts_snn", "--space", "darts", "--hw",
+                            str(files["toy_multi"]), "--budget", "3", "--seed", "1", "--out", str(out),
+                            "--resume", *TINY)
+    assert code == 0 and "3 evaluations" in text
+    after = (out / "ledger.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(after) == 3 and after[:kept] == full[:kept]  # the rows kept, byte for byte
+    summary = json.loads((out / "summary.json").read_text())
+    # A complete ledger has nothing to evaluate: the searcher is not even replayed.
+    replayed, stopped = (0, "complete") if kept == 3 else (kept, "budget")
+    counts = (summary["replayed"], summary["evaluated_this_session"], summary["stopped"])
+    assert counts == (replayed, 3 - kept, stopped)
+    new = [json.loads(line) for line in after[kept:]]
+    assert [r["seq"] for r in new] == list(range(kept, 3))
+    assert [_strip_timings(r) for r in new] == [_strip_timings(json.loads(line)) for line in full[kept:]]
 
 
 def test_cost_one_task_of_a_multi_task_candidate(multi_run, files, tmp_path, capsys):

@@ -194,9 +194,25 @@ def test_unavailable_cuda_rejected(digits: DataSplits) -> None:
         train_and_evaluate(make_ann(), digits, TrainConfig(device="cuda"))
 
 
-def test_set_torch_threads_idempotent() -> None:
-    set_torch_threads(1)
-    set_torch_threads(1)
-    assert torch.get_num_threads() == 1
-    with pytest.raises(ValueError):
-        set_torch_threads(0)
+def test_set_torch_threads_sets_the_count_and_skips_an_equal_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite runs with one thread (conftest), so start from a different count: a
+    # set_torch_threads that did nothing would leave it there.
+    try:
+        torch.set_num_threads(2)
+        set_torch_threads(1)
+        assert torch.get_num_threads() == 1
+        set_torch_threads(3)
+        assert torch.get_num_threads() == 3
+        # Equal to the current count: torch is not called at all.
+        calls: list[int] = []
+        real = torch.set_num_threads
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n) or real(n))
+        set_torch_threads(3)
+        assert calls == [] and torch.get_num_threads() == 3
+        set_torch_threads(2)
+        assert calls == [2] and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="thread count must be >= 1, got 0"):
+            set_torch_threads(0)
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(1)

@@ -64,6 +64,8 @@ def _run(space, out: Path, executor=None, *, searcher="evolution", budget=14, wi
     kw = {"population_size": 4, "sample_size": 2} if searcher == "evolution" else {}
     if searcher in ("nsga2", "nsga3", "optuna-nsga2"):
         kw = {"population_size": 4}
+    if searcher == "predictor-guided":  # past its initial batch by the fifth proposal, small pools
+        kw = {"n_initial": 4, "pool_size": 12}
     s = make_searcher(searcher, space, OBJ, 7, **kw)
     ev = FaultyEvaluator(space, OBJ, faults=faults)
     return run_search(space=space, evaluator=ev, searcher=s, budget=budget, out_dir=out, seed=7,
@@ -79,11 +81,17 @@ def test_default_windows():
     assert default_window(RayExecutor(workers=2, batch=8)) == 18
 
 
-def test_window_one_is_the_plain_loop_and_windows_change_proposals(space, tmp_path):
-    one = _run(space, tmp_path / "w1")
+# Evolution, and predictor-guided search past its initial batch (a predictor refit on what
+# it was told, so its proposals depend on the order and timing of the tells).
+SCHEDULED = ["evolution", "predictor-guided"]
+
+
+@pytest.mark.parametrize("searcher", SCHEDULED)
+def test_window_one_is_the_plain_loop_and_windows_change_proposals(space, tmp_path, searcher):
+    one = _run(space, tmp_path / "w1", searcher=searcher)
     assert json.loads((tmp_path / "w1" / "run.json").read_text())["window"] == 1
     assert [r["seq"] for r in _rows(tmp_path / "w1")] == list(range(14)) and one.evaluated == 14
-    _run(space, tmp_path / "w3", window=3)
+    _run(space, tmp_path / "w3", searcher=searcher, window=3)
     # With three proposals out, the searcher proposes before seeing the last two results.
     assert _rows(tmp_path / "w3") != _rows(tmp_path / "w1")
 
@@ -92,9 +100,6 @@ def test_window_one_is_the_plain_loop_and_windows_change_proposals(space, tmp_pa
 def test_out_of_order_completion_gives_the_in_order_ledger(space, tmp_path, searcher):
     """Every searcher: with 3 proposals out, evaluations finishing in a random order give
     exactly the ledger of the same window run in order."""
-    if searcher == "predictor-guided":
-        pytest.skip("predictor-guided trains its predictor on a 1000-cell table space; "
-                    "covered by its own tests")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pymoo/optuna chatter on toy spaces
         _run(space, tmp_path / "inorder", InProcessExecutor(), searcher=searcher, window=3)
@@ -107,12 +112,13 @@ def test_out_of_order_completion_gives_the_in_order_ledger(space, tmp_path, sear
     assert sorted(seqs) == list(range(14))
 
 
-def test_resume_after_lost_evaluations_fills_the_gaps(space, tmp_path):
+@pytest.mark.parametrize("searcher", SCHEDULED)
+def test_resume_after_lost_evaluations_fills_the_gaps(space, tmp_path, searcher):
     """A driver that died with evaluations in flight leaves a ledger with gaps (seq 5 and 8
     lost, 6, 7, 9 finished): the resume evaluates exactly the lost ones, and the ledger
     ends equal to an uninterrupted run's."""
     full = tmp_path / "full"
-    _run(space, full, ShuffleExecutor(3, seed=2))
+    _run(space, full, ShuffleExecutor(3, seed=2), searcher=searcher)
     cut = tmp_path / "cut"
     cut.mkdir()
     (cut / "run.json").write_text((full / "run.json").read_text())
@@ -120,7 +126,7 @@ def test_resume_after_lost_evaluations_fills_the_gaps(space, tmp_path):
     led = Ledger(cut / "ledger.jsonl")
     for r in keep:
         led.append(r)
-    out = _run(space, cut, ShuffleExecutor(3, seed=3), resume=True)
+    out = _run(space, cut, ShuffleExecutor(3, seed=3), searcher=searcher, resume=True)
     assert out.evaluated == 14 - len(keep) == 6
     assert out.replayed == len(keep)
     assert _rows(cut) == _rows(full)
@@ -128,12 +134,13 @@ def test_resume_after_lost_evaluations_fills_the_gaps(space, tmp_path):
     assert json.loads((cut / "run.json").read_text())["window"] == 6
 
 
-def test_resume_keeps_the_recorded_window(space, tmp_path):
+@pytest.mark.parametrize("searcher", SCHEDULED)
+def test_resume_keeps_the_recorded_window(space, tmp_path, searcher):
     out = tmp_path / "r"
-    _run(space, out, ShuffleExecutor(2, seed=0), budget=6)
+    _run(space, out, ShuffleExecutor(2, seed=0), searcher=searcher, budget=6)
     with pytest.warns(RuntimeWarning, match="recorded window 4"):
-        _run(space, out, InProcessExecutor(), budget=10, window=3, resume=True)
-    _run(space, tmp_path / "ref", ShuffleExecutor(2, seed=5), budget=10)
+        _run(space, out, InProcessExecutor(), searcher=searcher, budget=10, window=3, resume=True)
+    _run(space, tmp_path / "ref", ShuffleExecutor(2, seed=5), searcher=searcher, budget=10)
     assert _rows(out) == _rows(tmp_path / "ref")
 
 
