@@ -59,7 +59,7 @@ def test_a_built_wheel_finds_its_spaces_and_searches_the_shipped_table(tmp_path)
     with zipfile.ZipFile(wheel) as zf:
         shipped = {n.split("/", 2)[2] for n in zf.namelist() if n.startswith("nasco/search_spaces/")}
     want = {p.name for p in (ROOT / "search_spaces").iterdir()
-            if p.suffix in (".yaml", ".md", ".py") or p.name.endswith(".csv.gz")}
+            if p.suffix in (".yaml", ".md", ".py", ".csv") or p.name.endswith(".csv.gz")}
     assert shipped == want
 
     site = tmp_path / "site"

@@ -94,7 +94,7 @@ def test_optuna_population_not_an_integer(tmp_path, nasco):
     line = _one_line_error(*nasco("search", "--space", "nb201", "--evaluator", "table", "--table", "nb201",
                                    "--searcher", "optuna-nsga2", "--searcher-opt", "population_size=abc",
                                    "--budget", "2", "--out", str(tmp_path / "run"), "--quiet"))
-    assert "population_size must be an integer >= 2, found 'abc'" in line
+    assert "option population_size: expected an integer (default 20), found 'abc'" in line
 
 
 def test_cost_topology_with_a_non_integer_field(tmp_path, nasco):
