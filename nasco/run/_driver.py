@@ -36,6 +36,7 @@ from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
 from nasco.run._job import Job
+from nasco.run._lock import RunLock
 from nasco.run._ledger import FILENAME, Ledger, to_json_line
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
@@ -290,13 +291,13 @@ def run_bounds(objectives: Sequence[Objective], out_dir: Path, *, limits: Mappin
     return fix_bounds(objectives, limits=limits, ref_point=ref_point)
 
 
-def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, budget: int,
-               out_dir: str | Path, seed: int, resume: bool = False, config: dict[str, Any] | None = None,
-               progress: bool | TextIO = True, limits: dict[str, float] | None = None,
-               executor: Executor | None = None, window: int | None = None,
-               ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
-               callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
-               enqueued: Sequence[Candidate] = ()) -> RunOutcome:
+def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, budget: int,
+                out_dir: str | Path, seed: int, resume: bool = False, config: dict[str, Any] | None = None,
+                progress: bool | TextIO = True, limits: dict[str, float] | None = None,
+                executor: Executor | None = None, window: int | None = None,
+                ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
+                callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+                enqueued: Sequence[Candidate] = ()) -> RunOutcome:
     """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations.
 
     ``executor`` runs the evaluations (default: in this process, one at a time; see
@@ -321,6 +322,9 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
 
     SIGTERM and Ctrl-C stop the run after writing pareto.csv and summary.json for what
     finished, then raise KeyboardInterrupt; the ledger resumes as after any interruption.
+    The run holds an OS lock on ``out_dir`` (:class:`~nasco.run._lock.RunLock`) from before
+    it reads the ledger until it returns: a second driver on the same directory gets a
+    RunDirError naming the holder, and a killed run's lock never blocks its resume.
     Raises :class:`RunDirError` if ``out_dir`` holds a ledger and ``resume`` is False, or
     if ``resume`` is True and run.json records a different seed, searcher, space or
     objectives.
@@ -464,3 +468,11 @@ def run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher, 
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
                       evaluated=evaluated, replayed=sched.replayed if sched else 0, stopped=summary["stopped"])
+
+
+def run_search(*, out_dir: str | Path, **kw: Any) -> RunOutcome:
+    with RunLock(out_dir):
+        return _run_search(out_dir=out_dir, **kw)
+
+
+run_search.__doc__ = _run_search.__doc__

@@ -19,6 +19,7 @@ from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Res
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import run_bounds
 from nasco.run._job import Job, evaluate_job
+from nasco.run._lock import RunLock
 from nasco.run._ledger import FILENAME, to_json_line
 from nasco.run._outputs import SUMMARY_JSON
 from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
@@ -65,6 +66,7 @@ class Study:
             tuple(Objective.from_dict(d) for d in defs) if defs else None)
         self._loop: tuple[Searcher, Schedule, Ledger, Any] | None = None
         self._asked: list[Job] = []
+        self._lock: RunLock | None = None
 
     # ------------------------------------------------------------------ objectives
     @property
@@ -186,6 +188,7 @@ class Study:
         limits = getattr(evaluator, "limits", None)
         if limits is None:
             limits = hw.limits() if hw is not None else {}
+        self.close()  # an ask/tell loop of this object: optimize() continues its ledger
         resume = (self.storage / FILENAME).exists()
         cbs = [lambda row, cb=cb: cb(self, row) for cb in callbacks]
         outcome = run_search(space=self.space, evaluator=SpecChecked(evaluator, self.space),
@@ -238,6 +241,8 @@ class Study:
 
     def _ask_tell_loop(self) -> tuple[Searcher, Schedule, Ledger, Any]:
         if self._loop is None:
+            # Held while this object drives the study by ask/tell (optimize() lets it go).
+            self._lock = RunLock(self.storage).acquire()
             searcher = self._searcher()
             ledger = Ledger(self.storage / FILENAME)
             rows = ledger.rows() if ledger.path.exists() else []
@@ -262,9 +267,17 @@ class Study:
             self._loop = (searcher, sched, ledger, None)
         return self._loop
 
+    def close(self) -> None:
+        """Let go of the run directory after an ask/tell loop (its lock; another process or
+        study object may then drive it). Asking again takes it back."""
+        if self._lock is not None:
+            self._lock.release()
+        self._lock, self._loop, self._asked = None, None, []
+
     def ask(self) -> Candidate:
         """The next candidate to evaluate (replaying the ledger first, once). Evaluate it
-        and :meth:`tell` its result before asking again."""
+        and :meth:`tell` its result before asking again. The loop holds the run directory's
+        lock until :meth:`close` (or the process ends)."""
         searcher, sched, ledger, waiting = self._ask_tell_loop()
         if waiting is not None:
             raise NascoError(f"ask(): candidate {waiting.cand.id} was asked and not told yet; "

@@ -128,6 +128,7 @@ def test_ask_tell_replays_and_continues(tmp_path):
     for _ in range(4):
         cand = part.ask()
         part.tell(cand, ev.evaluate(cand, 0))
+    part.close()  # as the end of that process would
     again = nasco.load_study(tmp_path / "part")
     for _ in range(2):
         cand = again.ask()
@@ -244,3 +245,34 @@ def test_a_stopped_run_writes_its_outputs_and_resumes(sig, tmp_path):
     assert main(["search", "--out", str(run), "--resume", "--quiet"]) == 0
     assert len(_ledger(run)) == 6
     assert json.loads((run / "summary.json").read_text())["stopped"] == "budget"
+
+
+def test_one_driver_per_run_directory(tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from nasco.run._lock import RunLock; "
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+                               str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        base = ["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--budget", "3",
+                "--out", str(run), "--quiet"]
+        with pytest.raises(SystemExit) as e:
+            main(base)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+        assert f"is in use by another nasco run (pid {holder.pid} on {os.uname().nodename})" in err
+        assert not (run / "ledger.jsonl").exists()
+        # An ask/tell loop holds the lock too.
+        study = nasco.create_study(space="nb201", objectives="accuracy", storage=tmp_path / "loop")
+        study.ask()
+        with pytest.raises(ValueError, match="in use by another nasco run"):
+            nasco.load_study(tmp_path / "loop").ask()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder was killed: its lock went with it, and the run starts.
+    assert main(base) == 0 and len(_ledger(run)) == 3
