@@ -36,8 +36,8 @@ from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
 from nasco.run._job import Job
-from nasco.run._lock import RunLock
 from nasco.run._ledger import FILENAME, Ledger, to_json_line
+from nasco.run._lock import RunLock
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
 from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, run_meta, write_run_json

@@ -19,8 +19,8 @@ from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Res
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import run_bounds
 from nasco.run._job import Job, evaluate_job
-from nasco.run._lock import RunLock
 from nasco.run._ledger import FILENAME, to_json_line
+from nasco.run._lock import RunLock
 from nasco.run._outputs import SUMMARY_JSON
 from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
 from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
