@@ -138,8 +138,8 @@ def test_a_study_with_repeats_as_fail_trials_resumes(tmp_path):
 def test_trials_running_when_a_run_stops_are_finished_on_resume(tmp_path):
     """Asked and not told (the driver died mid-window): RUNNING in the stored study, replayed
     first on resume, and finished there with their values."""
+    from nasco.core import Result
     from nasco.dsl import load_spec
-    from nasco.evaluate._result import Result
     from nasco.search import make_searcher
     from nasco.space import SearchSpace
 
