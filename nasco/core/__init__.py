@@ -7,12 +7,12 @@ from nasco.core._errors import NascoError, RunDirError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
 from nasco.core._registry import Registry
 from nasco.core._result import (
-           OPTIONAL_EVALUATOR_ATTRS,
-           STATUSES,
-           Evaluator,
-           EvaluatorBase,
-           Result,
-           evaluator_attr,
+    OPTIONAL_EVALUATOR_ATTRS,
+    STATUSES,
+    Evaluator,
+    EvaluatorBase,
+    Result,
+    evaluator_attr,
 )
 
 __all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "EvaluatorBase", "NascoError",
