@@ -6,8 +6,15 @@ from nasco.core._candidate import Candidate, canonical_json
 from nasco.core._errors import NascoError, RunDirError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
 from nasco.core._registry import Registry
-from nasco.core._result import STATUSES, Evaluator, Result
+from nasco.core._result import (
+    OPTIONAL_EVALUATOR_ATTRS,
+    STATUSES,
+    Evaluator,
+    EvaluatorBase,
+    Result,
+    evaluator_attr,
+)
 
-__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "NascoError", "Objective",
-           "ObjectiveSpec", "Registry", "Result", "RunDirError", "STATUSES", "canonical_json",
-           "resolve_objectives"]
+__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "EvaluatorBase", "NascoError",
+           "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec", "Registry", "Result", "RunDirError",
+           "STATUSES", "canonical_json", "evaluator_attr", "resolve_objectives"]

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from nasco.core._candidate import Candidate
+from nasco.core._objective import Objective
 
-__all__ = ["STATUSES", "Evaluator", "Result"]
+__all__ = ["OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator", "EvaluatorBase", "Result", "evaluator_attr"]
 
 STATUSES = ("ok", "failed", "infeasible")
 
@@ -55,8 +56,52 @@ class Result:
 
 
 class Evaluator(Protocol):
-    """Scores a candidate. It never knows which searcher asked."""
+    """Scores a candidate. It never knows which searcher asked.
+
+    Required: ``objectives`` (the names it scores, in order) and ``evaluate``, which returns
+    a :class:`Result` whose ``objectives`` hold a value for each name when it is ok.
+
+    Optional (read with :func:`evaluator_attr`, which gives the default of
+    :class:`EvaluatorBase` when an evaluator lacks one):
+
+    * ``report_metrics`` (default ``()``): ledger metrics that the run's pareto.csv and
+      summary.json report beside the objectives for every front member;
+    * ``limits`` (default None: the space's own design specs): the design-spec limits,
+      ``{name: limit}`` in base units, that fix the run's hypervolume bounds;
+    * ``objective_defs`` (default ``()``): :class:`~nasco.core.Objective` s for objective
+      names that the built-in objectives do not know (a table metric's direction and range).
+    """
 
     objectives: tuple[str, ...]
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result: ...
+
+
+class EvaluatorBase:
+    """The base of nasco's evaluators: every optional attribute of :class:`Evaluator`, with its
+    default. A subclass sets ``objectives`` and implements ``evaluate``, and overrides what it
+    has (a class attribute, an instance attribute or a property). Inheriting it is not
+    required: an object with ``objectives`` and ``evaluate`` is an evaluator too."""
+
+    objectives: tuple[str, ...]  # annotation only: a default here would become a dataclass subclass's
+    report_metrics: tuple[str, ...] = ()
+    limits: Mapping[str, float] | None = None
+    objective_defs: tuple[Objective, ...] = ()
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        raise NotImplementedError(f"{type(self).__name__} implements no evaluate()")
+
+
+# The optional attributes of an evaluator; their defaults are EvaluatorBase's.
+OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs")
+
+
+def evaluator_attr(evaluator: Any, name: str) -> Any:
+    """The optional attribute ``name`` (one of :data:`OPTIONAL_EVALUATOR_ATTRS`) of
+    ``evaluator``, or :class:`EvaluatorBase`'s default when the evaluator lacks it."""
+    if name not in OPTIONAL_EVALUATOR_ATTRS:
+        raise ValueError(f"'{name}' is not an optional evaluator attribute; they are "
+                         f"{', '.join(OPTIONAL_EVALUATOR_ATTRS)}")
+    # Evaluators are duck-typed: a user's object with objectives and evaluate() need not
+    # inherit EvaluatorBase, so this is the one place that reads these attributes with a default.
+    return getattr(evaluator, name, getattr(EvaluatorBase, name))

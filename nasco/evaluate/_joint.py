@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from nasco.core import Result
+from nasco.core import EvaluatorBase, Result
 from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
 from nasco.hw import CostModel
 from nasco.nn import plan_network, plan_workload
@@ -61,7 +61,7 @@ class EnergyTableCache:
 
 
 @dataclass
-class TrainCostEvaluator(EnergyTableCache):
+class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     """Scores a joint candidate: trains its network on ``data`` (validation accuracy is the
     objective, test accuracy a metric), measures each layer's input spike rate during the
     validation pass, and costs the workload on the candidate's accelerator with those

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasco.core import BUILTIN_OBJECTIVES, Registry, Result
+from nasco.core import BUILTIN_OBJECTIVES, EvaluatorBase, Registry, Result
 from nasco.evaluate._joint import EnergyTableCache, check_limits
 from nasco.evaluate._train import reset_states
 from nasco.hw import CostModel
@@ -397,7 +397,7 @@ def proxy_scores(arch: Any, cell: Any, data: Any, names: Sequence[str], *, seed:
 
 # ------------------------------------------------------------------ the evaluator
 @dataclass
-class ProxyEvaluator(EnergyTableCache):
+class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
     """Scores a candidate without training: zero-cost proxies plus the cost model.
 
     ``objectives`` are proxy names (:data:`PROXIES`), ``macs`` and, with an accelerator in the

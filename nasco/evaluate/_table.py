@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from nasco.core import Objective, Result
+from nasco.core import EvaluatorBase, Objective, Result
 from nasco.space import Candidate
 
 __all__ = ["TableEvaluator"]
 
 
-class TableEvaluator:
+class TableEvaluator(EvaluatorBase):
     """Scores candidates of a table's space by lookup; one evaluation is one query.
 
     ``accuracy`` is the table's ``accuracy`` metric on (dataset, split, fidelity), as a

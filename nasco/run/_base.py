@@ -33,6 +33,10 @@ class Executor(ABC):
     batch: int = 1
     # True: the executor runs its own control loop (drive) instead of submit/wait.
     drives: ClassVar[bool] = False
+    # True: evaluations run in the driver's own process, so a death during one is the driver's
+    # (the ledger keeps every finished row, and resume evaluates the lost one again) and there
+    # is no worker to retry on; False: in worker processes, whose deaths ``retry`` handles.
+    in_driver_process: ClassVar[bool] = False
 
     def __init__(self, *, max_retries: int = DEFAULT_RETRIES, trial_timeout: float | None = None) -> None:
         self.retry = RetryPolicy(max_retries)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import nasco
-from nasco.core import Candidate, Evaluator, Objective, Result
+from nasco.core import Candidate, Evaluator, Objective, Result, evaluator_attr
 from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
@@ -122,7 +122,7 @@ class Schedule:
         self.repeats, self.repeat_limit = 0, REPEAT_FACTOR * budget
         self.stopped = "budget"
         self._halt = False
-        self._info = getattr(searcher, "candidate_info", None)
+        self._info = searcher.candidate_info
         self.messages: list[str] = []
         # Candidates the user asked for first: proposed before the searcher is asked, and
         # told to it like any result (a warm start).
@@ -204,7 +204,7 @@ class Schedule:
             self._end_replay()
         self.assigned += 1
         self.repeats = 0
-        info = self._info(cand) if callable(self._info) else None
+        info = self._info(cand)
         # A searcher that could not finish the search proposing it (a diverged supernet):
         # a failed row with that reason, nothing to evaluate.
         failed = f"search failed: {info['search_failed']}" if info and info.get("search_failed") else None
@@ -377,11 +377,9 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
             if enqueued:
                 meta["enqueued"] = [json.loads(c.to_json()) for c in enqueued]
             write_run_json(out_dir, meta)
-        attach = getattr(searcher, "attach_run_dir", None)
-        if callable(attach):
-            # A searcher that keeps files of its own (an Optuna study) keeps them in the run
-            # directory; on resume it reattaches to them.
-            attach(out_dir, resume=bool(recorded))
+        # A searcher that keeps files of its own (an Optuna study) keeps them in the run
+        # directory; on resume it reattaches to them.
+        searcher.attach_run_dir(out_dir, resume=bool(recorded))
 
         for row in recorded:
             prog.record(row["status"], row.get("objectives"))
@@ -459,7 +457,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         "space": space.describe(),
     }
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
-                        report_metrics=tuple(getattr(evaluator, "report_metrics", ())))
+                        report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
     if interrupted is not None:
         prog.message(f"[{searcher.name}] interrupted after {rep.counts['total']} evaluations; pareto.csv and "
                      f"summary.json written for them; resume with --resume (resume=True)")

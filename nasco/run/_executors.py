@@ -29,6 +29,7 @@ class InProcessExecutor(Executor):
     here outlives a death of the process, so there is nothing to retry."""
 
     name = "inprocess"
+    in_driver_process = True
 
     def __init__(self, *, trial_timeout: float | None = None) -> None:
         super().__init__(max_retries=0, trial_timeout=trial_timeout)

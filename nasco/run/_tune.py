@@ -106,8 +106,8 @@ from nasco.core import Evaluator
 from nasco.run._base import Executor
 from nasco.run._job import DEFAULT_RETRIES, Job, RetryPolicy, failed_row
 from nasco.run._ray import join
-from nasco.run._tune_optuna import TuneOptunaSearcher
 from nasco.run._tune_trial import _EPOCH, _ROW, _death_reason, _job_config, _trial
+from nasco.search._optuna_tune import TuneOptunaSearcher
 
 __all__ = ["ASHA_DEFAULTS", "TuneExecutor", "TuneOptunaSearcher"]
 

@@ -1,6 +1,7 @@
 """The Searcher protocol: ask / tell / state_dict / load_state_dict (the optuna/pymoo shape)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -86,6 +87,20 @@ class Searcher:
         """An ok result's objective values in this searcher's objective order, each in
         'smaller is better' form (maximised objectives negated)."""
         return [o.to_min(float(result.objectives[o.name])) for o in self.objective_defs]
+
+    # ---------------------------------------------------------------- optional hooks
+    def attach_run_dir(self, out_dir: str | Path, *, resume: bool) -> None:
+        """Called by the driver once the run directory ``out_dir`` exists, before the first
+        ask: a searcher that keeps files of its own (an Optuna study, supernet checkpoints)
+        keeps them there, and with ``resume`` reattaches to those an earlier session left.
+        The default keeps nothing."""
+
+    def candidate_info(self, candidate: Candidate) -> dict[str, Any] | None:
+        """JSON data on how this searcher proposed ``candidate`` (asked for once per new
+        candidate, right after it was proposed); the ledger keeps it in the row's
+        ``metrics["search"]``. A ``search_failed`` entry (a reason) makes the row a failed
+        one without an evaluation. The default records nothing (None)."""
+        return None
 
     def _require_objectives(self, candidate: Candidate, result: Result) -> None:
         """For subclasses that rank by objective values: an ok result must carry them all."""

@@ -20,7 +20,8 @@ the stored trials' candidates are asked again first, in their order (the driver'
 tells them their ledger results, which are not told twice), and new trials continue
 exactly where an uninterrupted run would.
 
-Storage (the ``storage`` keyword, ``--optuna-storage`` on the command line):
+Storage (the ``storage`` keyword, ``--optuna-storage`` on the command line; the strings are
+parsed and checked in :mod:`nasco.search._optuna_storage`):
 
 * ``None`` (the default): SQLite in the run directory, ``sqlite:///RUN/optuna.db``
   (``RDBStorage``), which ``optuna-dashboard sqlite:///RUN/optuna.db`` opens. A run
@@ -70,9 +71,7 @@ stored with repeats as FAIL trials of their own is resumed as it is.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +80,12 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState, create_trial
 
 from nasco.core import Result, RunDirError
 from nasco.search._base import Searcher
 from nasco.search._codec import SpaceCodec
+from nasco.search._optuna_storage import Storage, check_storage, journal_file, mask_url, sqlite_file
 from nasco.space import Candidate, SearchSpace
 
 __all__ = ["DB_FILE", "OptunaNSGA2", "OptunaRandom", "OptunaSearcher", "OptunaTPE", "STUDY_FILE", "check_storage",
@@ -138,139 +136,6 @@ def _reseed(sampler: BaseSampler, seed: int, number: int) -> None:
     seeds = np.random.SeedSequence([seed, number]).generate_state(max(len(states), 1))
     for st, s in zip(states, seeds):
         (st.rng if isinstance(st, LazyRandomState) else st).seed(int(s))
-
-
-# ---------------------------------------------------------------- storage
-# The pip package of each SQLAlchemy driver (dialect.driver) an Optuna storage may need.
-_DRIVER_PACKAGES = {
-    "psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
-    "pymysql": "PyMySQL", "mysqldb": "mysqlclient", "mysqlconnector": "mysql-connector-python",
-    "mariadbconnector": "mariadb", "oracledb": "oracledb", "cx_oracle": "cx_Oracle", "pyodbc": "pyodbc",
-    "pymssql": "pymssql",
-}
-_STORAGE_FORMS = ("a database URL (sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://...), "
-                  "journal:PATH, or a PATH ending in .journal or .log")
-_SECRET_KEYS = {"password", "passwd", "pwd", "sslpassword"}
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (and any password= query parameter) shown as ``***``;
-    anything that is not a URL (a journal path) as it is."""
-    if "://" not in str(url):
-        return str(url)
-    from sqlalchemy.engine import make_url
-
-    try:
-        u = make_url(str(url))
-    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask what looks like user:password@
-        import re
-
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
-    secret = {k: "***" for k in u.query if k.lower() in _SECRET_KEYS}
-    if secret:
-        u = u.update_query_dict(secret)
-    return u.render_as_string(hide_password=True)
-
-
-@dataclass(frozen=True)
-class _Storage:
-    """A parsed storage: an RDB URL (``url``) or a journal file; ``path`` is the file
-    holding the study (None for a server database or an in-memory SQLite)."""
-
-    url: str | None
-    path: Path | None
-    shown: str  # what logs and errors say (password masked)
-    # SQLite without fsync (PRAGMA synchronous=OFF): for the run directory's own study, a
-    # mirror of the fsynced ledger. Optuna commits ~27 times per trial; syncing each made a
-    # 100-query table search 3x slower. A killed process loses nothing; a study lost with the
-    # machine is rebuilt on resume, as the replay asks the same trials again.
-    unsynced: bool = False
-
-    def open(self) -> BaseStorage:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.url is None:
-            return JournalStorage(JournalFileBackend(str(self.path)))
-        # SQLite: wait for another run writing the same file rather than fail after pysqlite's
-        # 5 s; a server database: check pooled connections before use (a long run outlives them).
-        kwargs = ({"connect_args": {"timeout": 60}} if self.url.startswith("sqlite")
-                  else {"pool_pre_ping": True})
-        storage = RDBStorage(self.url, engine_kwargs=kwargs)
-        if self.unsynced:
-            import sqlalchemy
-
-            def no_sync(dbapi_conn: Any, _record: Any) -> None:
-                dbapi_conn.execute("PRAGMA synchronous=OFF")
-
-            sqlalchemy.event.listen(storage.engine, "connect", no_sync)
-            storage.engine.dispose()  # the connections made so far reconnect, with the pragma
-        return storage
-
-
-def _journal(path: str, text: str) -> _Storage:
-    if not path.strip():
-        raise ValueError(f"storage {text!r}: the journal needs a file path (journal:PATH)")
-    p = Path(os.path.abspath(Path(path).expanduser()))
-    return _Storage(None, p, str(p))
-
-
-def _rdb(url: str) -> _Storage:
-    from sqlalchemy.engine import make_url
-
-    shown = mask_url(url)
-    try:
-        u = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - ArgumentError and the like: one line
-        raise ValueError(f"storage {shown!r} is not a database URL SQLAlchemy can read ({mask_url(str(exc))}); give "
-                         f"{_STORAGE_FORMS}") from None
-    try:
-        dialect = u.get_dialect()
-    except Exception:  # noqa: BLE001 - NoSuchModuleError
-        raise ValueError(f"storage {shown!r}: unknown database kind '{u.drivername}'; give {_STORAGE_FORMS}") from None
-    if getattr(dialect, "is_async", False):
-        raise ValueError(f"storage {shown!r}: '{u.drivername}' is an asyncio driver, which Optuna cannot use; "
-                         f"name a synchronous one (e.g. postgresql+psycopg2://)")
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        driver = getattr(dialect, "driver", "") or u.get_driver_name()
-        package = _DRIVER_PACKAGES.get(driver.lower(), getattr(exc, "name", None) or driver)
-        other = (" (or name psycopg2 in the URL, postgresql+psycopg2://..., and pip install psycopg2-binary)"
-                 if u.get_backend_name() == "postgresql" and driver.lower() != "psycopg2" else "")
-        raise ValueError(f"storage {shown}: SQLAlchemy cannot load the {u.get_backend_name()} driver '{driver}' "
-                         f"({exc}); install it with: pip install '{package}'{other}") from None
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
-            and not u.database.startswith("file:"):
-        return _sqlite_file(Path(u.database), u)
-    # Rendered again, the URL's parts are escaped (Optuna fills in '{...}' templates).
-    return _Storage(u.render_as_string(hide_password=False), None, shown)
-
-
-def _sqlite_file(path: Path, url: Any = None, *, unsynced: bool = False) -> _Storage:
-    """SQLite in the file ``path`` (absolute from the current directory), keeping the other
-    parts (the driver, query options) of ``url``."""
-    from sqlalchemy.engine import URL
-
-    path = Path(os.path.abspath(path.expanduser()))
-    u = (url if url is not None else URL.create("sqlite")).set(database=str(path))
-    text = u.render_as_string(hide_password=False)  # escapes '?', '%', '{' of the path
-    return _Storage(text, path, mask_url(text), unsynced)
-
-
-def check_storage(storage: str) -> _Storage:
-    """Parse an Optuna storage string (see the module docstring) without opening it.
-    Raises ValueError (one line, no password) for anything else, or for a database whose
-    driver is not installed."""
-    if not isinstance(storage, str) or not storage.strip():
-        raise ValueError(f"storage must be a non-empty string: {_STORAGE_FORMS}; got {storage!r}")
-    text = storage.strip()
-    if text.startswith("journal:"):
-        return _journal(text[len("journal:"):], text)
-    if "://" in text:
-        return _rdb(text)
-    if text.endswith((".journal", ".log")):
-        return _journal(text, text)
-    raise ValueError(f"storage {text!r} is not understood; give {_STORAGE_FORMS}")
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -448,7 +313,7 @@ class OptunaSearcher(Searcher):
                 storage.set_study_system_attr(self.stored._study_id, k, v)
                 self._study_attrs[k] = v
 
-    def _run_dir_storage(self, run_dir: Path, resume: bool) -> _Storage:
+    def _run_dir_storage(self, run_dir: Path, resume: bool) -> Storage:
         """The default storage: ``optuna.db`` in the run directory, or on resume the
         ``optuna.journal`` of a run made before it."""
         db, journal = run_dir / DB_FILE, run_dir / STUDY_FILE
@@ -460,10 +325,10 @@ class OptunaSearcher(Searcher):
                         log.warning("%s: %s holds a study but the run starts afresh; replacing it", self.name, path)
                     path.unlink()
         elif journal.exists() and not db.exists():
-            return _journal(str(journal), str(journal))
-        return _sqlite_file(db, unsynced=True)
+            return journal_file(str(journal), str(journal))
+        return sqlite_file(db, unsynced=True)
 
-    def _describe_run(self, run_dir: Path, spec: _Storage, resume: bool) -> None:
+    def _describe_run(self, run_dir: Path, spec: Storage, resume: bool) -> None:
         """Say in the study which run it is (for a shared storage and optuna-dashboard)."""
         assert self.stored is not None
         attrs = self.stored.user_attrs

@@ -7,7 +7,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from nasco.core import Candidate, NascoError, Result, resolve_objectives
+from nasco.core import (
+    Candidate,
+    EvaluatorBase,
+    NascoError,
+    Objective,
+    Result,
+    evaluator_attr,
+    resolve_objectives,
+)
 from nasco.space import SearchSpace
 
 __all__ = ["EVALUATOR_KINDS", "FunctionEvaluator", "SpecChecked", "default_objectives", "make_evaluator"]
@@ -141,10 +149,11 @@ def _numeric(d: Mapping[str, Any]) -> dict[str, float]:
 
 
 @dataclass(eq=False)
-class SpecChecked:
+class SpecChecked(EvaluatorBase):
     """An evaluator whose ok results are checked against the space's design specs: a value
     (objective or numeric metric, base units) over its limit makes the result infeasible,
-    with ``violations`` = value - limit. Results already infeasible or failed pass as they are."""
+    with ``violations`` = value - limit. Results already infeasible or failed pass as they are.
+    Every other attribute is the inner evaluator's."""
 
     inner: Any
     space: SearchSpace
@@ -152,6 +161,20 @@ class SpecChecked:
     @property
     def objectives(self) -> tuple[str, ...]:
         return tuple(self.inner.objectives)
+
+    # EvaluatorBase's defaults would hide the inner evaluator's optional attributes from
+    # __getattr__: they are passed on explicitly.
+    @property
+    def report_metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(evaluator_attr(self.inner, "report_metrics"))
+
+    @property
+    def limits(self) -> Mapping[str, float] | None:  # type: ignore[override]
+        return evaluator_attr(self.inner, "limits")
+
+    @property
+    def objective_defs(self) -> tuple[Objective, ...]:  # type: ignore[override]
+        return tuple(evaluator_attr(self.inner, "objective_defs"))
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)
@@ -172,7 +195,7 @@ class SpecChecked:
 
 
 @dataclass(eq=False)
-class FunctionEvaluator:
+class FunctionEvaluator(EvaluatorBase):
     """A plain function as an evaluator: ``fn(candidate)`` or ``fn(candidate, seed)``
     returns a dict of objective values (status ok), or a dict with ``status`` and the
     fields of :class:`~nasco.core.Result`, or a Result."""

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
+from nasco.core._result import evaluator_attr
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import run_bounds
 from nasco.run._job import Job, evaluate_job
@@ -98,7 +99,7 @@ class Study:
         directions and ranges) resolve names the built-ins do not know."""
         names = tuple(getattr(evaluator, "objectives", ()))
         if self._objectives is None:
-            known = {**BUILTIN_OBJECTIVES, **{o.name: o for o in getattr(evaluator, "objective_defs", ())}}
+            known = {**BUILTIN_OBJECTIVES, **{o.name: o for o in evaluator_attr(evaluator, "objective_defs")}}
             spec = self._objective_spec if self._objective_spec is not None else names
             self._objectives = resolve_objectives(spec, known)
         mine = tuple(o.name for o in self._objectives)
@@ -185,7 +186,7 @@ class Study:
                              f"of '{self.space.hw.name}' that hw_search=enumerate can search, found more")
         searcher = self._searcher(extra)
         hw = self.space.hw
-        limits = getattr(evaluator, "limits", None)
+        limits = evaluator_attr(evaluator, "limits")
         if limits is None:
             limits = hw.limits() if hw is not None else {}
         self.close()  # an ask/tell loop of this object: optimize() continues its ledger
@@ -259,9 +260,7 @@ class Study:
                 if self._enqueued:
                     meta["enqueued"] = [json.loads(c.to_json()) for c in self._enqueued]
                 write_run_json(self.storage, meta)
-            attach = getattr(searcher, "attach_run_dir", None)
-            if callable(attach):
-                attach(self.storage, resume=bool(rows))
+            searcher.attach_run_dir(self.storage, resume=bool(rows))
             sched = Schedule(searcher, recorded=rows, budget=10 ** 12, window=1, seed=self.seed,
                              out_dir=self.storage, enqueued=self._enqueued)
             self._loop = (searcher, sched, ledger, None)

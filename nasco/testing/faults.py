@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasco.core import Result
+from nasco.core import EvaluatorBase, Result
 from nasco.space import Candidate, SearchSpace
 from nasco.testing.searcher_contract import toy_result
 
@@ -31,7 +31,7 @@ __all__ = ["FAULTS", "FAULT_ALIASES", "FaultyEvaluator"]
 #   now plus MEMORY_LIMIT_HEADROOM and asks numpy for more than that headroom; the kernel refuses
 #   the mapping (ENOMEM), as under `ulimit -v` or a batch scheduler's per-process limit, and the
 #   MemoryError comes from that refusal. The limit is restored before the evaluation raises;
-# hang: sleeps for an hour.
+# hang: sleeps for ``hang_seconds`` (an hour unless told), then scores as usual.
 FAULTS = ("crash_once", "crash", "raise", "memory_error", "memory_limit", "hang")
 # Former names, accepted with a DeprecationWarning.
 FAULT_ALIASES = {"oom": "memory_error"}
@@ -62,14 +62,14 @@ def exceed_memory_limit() -> None:
     raise RuntimeError(f"an allocation of {MEMORY_LIMIT_REQUEST} bytes succeeded under RLIMIT_AS={limit}")
 
 
-class FaultyEvaluator:
+class FaultyEvaluator(EvaluatorBase):
     """``toy_result`` after ``sleep`` seconds idle and ``busy`` seconds of CPU work, with
-    ``faults`` {candidate id: kind} injected."""
+    ``faults`` {candidate id: kind} injected; a ``hang`` lasts ``hang_seconds``."""
 
     def __init__(self, space: SearchSpace, objectives: tuple[str, ...] = ("accuracy", "energy"), *,
                  sleep: float = 0.0, busy: float = 0.0, faults: dict[str, str] | None = None,
-                 marker_dir: str | os.PathLike[str] | None = None, log_dir: str | os.PathLike[str] | None = None
-                 ) -> None:
+                 marker_dir: str | os.PathLike[str] | None = None, log_dir: str | os.PathLike[str] | None = None,
+                 hang_seconds: float = 3600.0) -> None:
         self.space, self.objectives, self.sleep, self.busy = space, tuple(objectives), float(sleep), float(busy)
         self.faults = {}
         for cid, kind in (faults or {}).items():
@@ -86,6 +86,7 @@ class FaultyEvaluator:
         self.marker_dir = Path(marker_dir) if marker_dir is not None else None
         # Every evaluation started appends "id pid" here: tests count evaluations per candidate.
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.hang_seconds = float(hang_seconds)
 
     def evaluate(self, cand: Candidate, seed: int) -> Result:
         if self.log_dir is not None:
@@ -107,7 +108,7 @@ class FaultyEvaluator:
         elif kind == "memory_limit":
             exceed_memory_limit()
         elif kind == "hang":
-            time.sleep(3600)
+            time.sleep(self.hang_seconds)
         if self.sleep:
             time.sleep(self.sleep)
         if self.busy:

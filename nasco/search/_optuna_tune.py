@@ -1,12 +1,14 @@
 """Optuna inside Ray Tune: a nasco searcher whose proposals come from Tune's ``OptunaSearch``
 (``TuneExecutor(optuna=True)``, ``nasco search --executor tune --tune-optuna``); see
-:mod:`nasco.run._tune` for why it is a searcher adapter rather than Tune's search algorithm."""
+:mod:`nasco.run._tune` for why it is a searcher adapter rather than Tune's search algorithm.
+Ray is imported when such a searcher is made, not with this module."""
 from __future__ import annotations
 
 from typing import Any
 
 from nasco.core import Result
 from nasco.search._base import Searcher as NascoSearcher
+from nasco.search._optuna import SAMPLER_RETRIES, OptunaSearcher
 from nasco.space import Candidate
 
 __all__ = ["TuneOptunaSearcher"]
@@ -23,8 +25,6 @@ class TuneOptunaSearcher(NascoSearcher):
     trials) and asked again, at most ``SAMPLER_RETRIES`` times."""
 
     def __init__(self, source: NascoSearcher) -> None:
-        from nasco.search._optuna import OptunaSearcher
-
         if not isinstance(source, OptunaSearcher):
             raise ValueError(f"optuna=True runs nasco's Optuna searchers (optuna-tpe, optuna-nsga2, "
                              f"optuna-random) through Tune's OptunaSearch; the search uses '{source.name}'")
@@ -54,8 +54,6 @@ class TuneOptunaSearcher(NascoSearcher):
         return {"nasco_candidate": cand.to_json()}
 
     def _ask(self, n: int) -> list[Candidate]:
-        from nasco.search._optuna import SAMPLER_RETRIES
-
         out: list[Candidate] = []
         for _ in range(n):
             picked = {c.id for c in out}

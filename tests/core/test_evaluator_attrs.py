@@ -1,0 +1,59 @@
+"""The evaluator's optional attributes: declared defaults on EvaluatorBase, read with
+evaluator_attr for duck-typed evaluators, passed on by the design-spec wrapper, pickled."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from nasco.core import Candidate, EvaluatorBase, Objective, Result, evaluator_attr
+from nasco.study._evaluators import FunctionEvaluator, SpecChecked
+from nasco.testing import default_space
+
+
+class Plain:
+    """A user's evaluator that inherits nothing."""
+
+    objectives = ("accuracy",)
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        return Result("ok", {"accuracy": 0.5})
+
+
+class Declared(EvaluatorBase):
+    objectives = ("accuracy", "cells")
+    report_metrics = ("test_accuracy",)
+    limits = {"latency": 1e-3}
+    objective_defs = (Objective("cells", "min", "count"),)
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        return Result("ok", {"accuracy": 0.5, "cells": 3.0})
+
+
+def _score(cand: Candidate) -> dict[str, float]:
+    return {"accuracy": 0.25}
+
+
+def test_defaults_for_duck_typed_and_base_evaluators() -> None:
+    for ev in (Plain(), FunctionEvaluator(_score, ("accuracy",))):
+        assert evaluator_attr(ev, "report_metrics") == ()
+        assert evaluator_attr(ev, "limits") is None
+        assert evaluator_attr(ev, "objective_defs") == ()
+    with pytest.raises(ValueError, match="not an optional evaluator attribute"):
+        evaluator_attr(Plain(), "objectivs")
+
+
+def test_spec_checked_passes_on_the_inner_attributes_and_pickles() -> None:
+    space = default_space()
+    wrapped = SpecChecked(Declared(), space)
+    assert evaluator_attr(wrapped, "report_metrics") == ("test_accuracy",)
+    assert evaluator_attr(wrapped, "limits") == {"latency": 1e-3}
+    assert [o.name for o in evaluator_attr(wrapped, "objective_defs")] == ["cells"]
+    plain = SpecChecked(Plain(), space)
+    assert evaluator_attr(plain, "report_metrics") == () and evaluator_attr(plain, "limits") is None
+    # The pool and Ray ship evaluators to their workers pickled.
+    back = pickle.loads(pickle.dumps(SpecChecked(FunctionEvaluator(_score, ("accuracy",)), space)))
+    cand = space.sample(np.random.default_rng(0))
+    assert back.objectives == ("accuracy",) and back.inner.evaluate(cand, 0).objectives == {"accuracy": 0.25}
+    assert evaluator_attr(pickle.loads(pickle.dumps(wrapped)), "report_metrics") == ("test_accuracy",)
