@@ -257,19 +257,13 @@ class ExecutorContract:
     def test_same_ledger_as_in_process(self, executor_factory: ExecutorFactory, tmp_path: Path) -> None:
         check_same_ledger(executor_factory, tmp_path)
 
-    def test_worker_death_is_retried(self, executor_factory: ExecutorFactory, tmp_path: Path) -> None:
+    def test_worker_death_or_in_process(self, executor_factory: ExecutorFactory, tmp_path: Path) -> None:
+        """A worker's death is retried; an executor that evaluates in the driver's own process
+        (where a death ends the driver) keeps that promise instead."""
         if executor_factory().in_driver_process:
-            import pytest
-
-            pytest.skip(DEATH_NOT_APPLICABLE)
-        check_worker_death_retried(executor_factory, tmp_path)
-
-    def test_in_driver_process(self, executor_factory: ExecutorFactory, tmp_path: Path) -> None:
-        if not executor_factory().in_driver_process:
-            import pytest
-
-            pytest.skip("evaluates in worker processes: test_worker_death_is_retried holds it")
-        check_in_driver_process(executor_factory, tmp_path)
+            check_in_driver_process(executor_factory, tmp_path)
+        else:
+            check_worker_death_retried(executor_factory, tmp_path)
 
     def test_trial_timeout_fails_the_row(self, executor_factory: ExecutorFactory, tmp_path: Path) -> None:
         check_trial_timeout(executor_factory, tmp_path)
