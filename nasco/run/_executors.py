@@ -14,6 +14,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import pickle
+import signal
+import sys
 from collections import deque
 from typing import Any
 
@@ -62,7 +64,22 @@ class InProcessExecutor(Executor):
 _POOL_STATE: dict[str, Any] = {}
 
 
-def _pool_init(payload: bytes, threads: int) -> None:
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the driver that started it dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing), so a killed driver leaves no worker behind; a
+    driver already gone ends the worker at once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # No library wraps prctl; PR_SET_PDEATHSIG is option 1 (linux/prctl.h).
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _pool_init(payload: bytes, threads: int, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with(parent)
     # Each worker unpickles the evaluator once, not once per job.
     _POOL_STATE["evaluator"], _POOL_STATE["objectives"] = pickle.loads(payload)
     _POOL_STATE["threads"] = threads
@@ -106,7 +123,8 @@ class PoolExecutor(Executor):
 
     def _new_pool(self) -> None:
         self._pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_pool_init, initargs=(self._payload, self.threads))
+                                            initializer=_pool_init,
+                                            initargs=(self._payload, self.threads, os.getpid()))
 
     def submit(self, job: Job) -> None:
         assert self._pool is not None, "start() first"
