@@ -39,9 +39,9 @@ def _descendants(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
 def test_killed_pool_driver_leaves_no_process(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "nasco", "search", "--space", "darts_snn", "--hw",
-                             "asic_template", "--executor", "pool", "--workers", "2", "--budget", "8", "--limit",
-                             "150", "--epochs", "1", "--out", str(run), "--quiet"],
+    argv = ["search", "--space", "darts_snn", "--hw", "asic_template", "--executor", "pool", "--workers", "2",
+            "--budget", "8", "--limit", "150", "--epochs", "1", "--out", str(run), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "nasco", *argv],
                             env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
     ledger = run / "ledger.jsonl"
     deadline = time.monotonic() + 240
