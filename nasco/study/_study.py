@@ -129,8 +129,8 @@ class Study:
             raise NascoError(f"searcher {self.searcher_name} with options {shown}: {exc}") from None
 
     def default_budget(self) -> int:
-        """Evaluations a run makes unless told: 10 (the default run fits in about 5 minutes on 2
-        cores; README), 2 for a differentiable searcher (each one is a supernet search)."""
+        """Evaluations a run makes unless told: 10, 2 for a differentiable searcher (each one is
+        a supernet search); the README gives the default run's wall time."""
         return 2 if self.searcher_name in DIFFERENTIABLE else 10
 
     def make_evaluator(self, kind: str = "train", **options: Any) -> Any:
