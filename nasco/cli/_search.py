@@ -299,6 +299,16 @@ def add_search(sub) -> None:
         description="Search a space (and an accelerator template, template set, or a multi-accelerator with "
                     "one space per task) with real training on a dataset and the analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
                     "completes), DIR/pareto.csv, DIR/pareto.png, DIR/history.png and DIR/summary.json.")
+    _add_problem(p)
+    _add_searcher(p)
+    _add_evaluator(p)
+    _add_run(p)
+    _add_executors(p)
+    p.set_defaults(func=_cmd_search)
+
+
+def _add_problem(p) -> None:
+    """What is searched: the spaces, the accelerator, the budget and the seed."""
     p.add_argument("--space", action="append",
                    help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "
                         "task (k times) with a multi_accelerator --hw; not needed with --resume")
@@ -309,6 +319,10 @@ def add_search(sub) -> None:
                         "supernet search on one accelerator configuration; with --resume the recorded budget)")
     p.add_argument("--seed", type=int, default=None, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
+
+
+def _add_searcher(p) -> None:
+    """Who proposes, and what it ranks by."""
     p.add_argument("--searcher", default=None,
                    help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
                         "optuna-nsga2, optuna-random, predictor-guided, darts (differentiable: DARTS / DARTS-PT "
@@ -337,6 +351,10 @@ def add_search(sub) -> None:
                         "count did, bigger cells training better, see experiments/results/proxy_tau.md); with "
                         "--evaluator table: accuracy and any metric of the table, e.g. accuracy,eyeriss_latency "
                         "(default accuracy)")
+
+
+def _add_evaluator(p) -> None:
+    """How a candidate is scored: training, proxies or a lookup table."""
     p.add_argument("--evaluator", choices=("train", "table", "proxy"), default=None,
                    help="train: real training plus the cost model (default); table: look every candidate up "
                         "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
@@ -356,6 +374,15 @@ def add_search(sub) -> None:
     p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
     p.add_argument("--epochs", type=int, default=None, help="override the space's training epochs")
+    p.add_argument("--device", default=None,
+                   help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
+                        "cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
+
+
+def _add_run(p) -> None:
+    """The run directory: overrides, hypervolume bounds, resume and output."""
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field before the search. Spaces: macro.cells=3 (every --space), "
                         "task1.macro.cells=3 (the second --space only). Accelerator, prefixed hw.: a "
@@ -373,6 +400,11 @@ def add_search(sub) -> None:
                         "and a flag that contradicts them is an error) (after an interruption, a killed driver, or with a larger "
                         "--budget): the ledger's evaluations are replayed to the searcher, not re-run; "
                         "evaluations lost with the driver are run again")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _add_executors(p) -> None:
+    """Where evaluations run."""
     g = p.add_argument_group("where evaluations run (executors)")
     g.add_argument("--executor", choices=("inprocess", "pool", "ray", "tune"), default=None,
                    help="inprocess: one at a time in this process (the default); pool: a local pool of "
@@ -414,10 +446,3 @@ def add_search(sub) -> None:
     g.add_argument("--tune-optuna", action="store_true",
                    help="--executor tune with an optuna-* --searcher: Tune's OptunaSearch makes the proposals, "
                         "with the searcher's sampler, seed and objectives (resume such a run with the flag too)")
-    p.add_argument("--device", default=None,
-                   help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
-                        "cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
-    p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.set_defaults(func=_cmd_search)

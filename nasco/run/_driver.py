@@ -44,7 +44,8 @@ from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, run_meta, w
 from nasco.search._base import Searcher
 from nasco.space import SearchSpace
 
-__all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "run_bounds", "run_search"]
+__all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "record_run", "run_bounds",
+           "run_search"]
 
 log = logging.getLogger("nasco.run")
 
@@ -352,8 +353,8 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     prog = Progress(progress, budget=budget, objective=defs[0], label=searcher.name)
     interrupted: BaseException | None = None
     restore = _on_sigterm()
-    evaluated = 0
     sched: Schedule | None = None
+    rec: _Recorder | None = None
     try:
         have = f"{len(recorded)} of {budget} evaluations in the ledger" if recorded else f"budget {budget}"
         prog.message(f"[{searcher.name}] {'resuming' if recorded else 'starting'} {out_dir}: {have}, "
@@ -362,25 +363,14 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
             # Started before the window is fixed: how many evaluations fit at once may
             # depend on the cluster that the executor joins.
             executor.start(evaluator, objectives)
-        if recorded and (out_dir / RUN_FILE).exists():
-            was = json.loads((out_dir / RUN_FILE).read_text(encoding="utf-8")).get("window", 1)
-            if window is not None and window != was:
-                warnings.warn(f"{out_dir}: resuming with the recorded window {was} (proposals out at once), "
-                              f"not {window}: the window shapes the searcher's trajectory",
-                              RuntimeWarning, stacklevel=2)
-            window = was
-        if not recorded:
+        if recorded:
+            window = _recorded_window(out_dir, window)
+        else:
             window = int(window or default_window(executor))
-            meta["window"] = window
-            meta["objective_bounds"] = {o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs}
-            meta["objective_defs"] = [o.to_dict() for o in defs]
-            if enqueued:
-                meta["enqueued"] = [json.loads(c.to_json()) for c in enqueued]
-            write_run_json(out_dir, meta)
+            record_run(out_dir, meta, defs, window=window, enqueued=enqueued)
         # A searcher that keeps files of its own (an Optuna study) keeps them in the run
         # directory; on resume it reattaches to them.
         searcher.attach_run_dir(out_dir, resume=bool(recorded))
-
         for row in recorded:
             prog.record(row["status"], row.get("objectives"))
         sched = Schedule(searcher, recorded=recorded, budget=budget, window=int(window), seed=seed,
@@ -390,48 +380,9 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
             if len(sched.by_seq) > budget:
                 warnings.warn(f"{out_dir}: the ledger already holds {len(sched.by_seq)} evaluations, more than "
                               f"the budget {budget}; nothing to evaluate", RuntimeWarning, stacklevel=2)
-
-        def record_all(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            """Finished evaluations: into the ledger first (one fsync), then to the schedule."""
-            nonlocal evaluated
-            ledger.extend(rows)
-            stored = []
-            for row in rows:
-                row = sched.complete(json.loads(to_json_line(row)))  # exactly what a replay reads back
-                evaluated += 1
-                prog.record(row["status"], row["objectives"])
-                stored.append(row)
-            now = time.perf_counter()
-            prog.show()
-            for row in stored:
-                for callback in callbacks:
-                    callback(row)
-            if timeout is not None and now - t_start > timeout and not sched._halt:
-                sched.halt("timeout")
-            return stored
-
-        def record(row: dict[str, Any]) -> dict[str, Any]:
-            return record_all([row])[0]
-
-        def say() -> None:
-            for text in sched.messages:
-                prog.message(text)
-            sched.messages.clear()
-            prog.open()  # once, after what the replay said
-
-        if executor.drives:
-            # An executor with its own control loop (Ray Tune calls in for suggestions).
-            executor.drive(sched, record, say)
-        else:
-            jobs = sched.advance()
-            while True:
-                say()
-                for job in jobs:
-                    executor.submit(job)
-                if sched.done():
-                    break
-                record_all(executor.wait())
-                jobs = sched.advance()
+        rec = _Recorder(ledger, sched, prog, callbacks,
+                        deadline=None if timeout is None else t_start + timeout)
+        _drive(executor, sched, rec)
     except (KeyboardInterrupt, _Interrupted) as exc:
         interrupted = exc
     finally:
@@ -440,6 +391,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
             executor.close()
         prog.close()
 
+    evaluated, replayed = (rec.evaluated if rec else 0), (sched.replayed if sched else 0)
     summary = {
         "nasco_version": nasco.__version__,
         "seed": seed,
@@ -448,11 +400,11 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         "config": config,
         "budget": budget,
         "resumed": bool(recorded),
-        "replayed": sched.replayed if sched else 0,
+        "replayed": replayed,
         "window": window,
         "executor": executor.describe(),
         "evaluated_this_session": evaluated,
-        "stopped": "interrupted" if interrupted is not None else (sched.stopped if sched else "interrupted"),
+        "stopped": "interrupted" if interrupted is not None or sched is None else sched.stopped,
         "wall_seconds": time.perf_counter() - t_start,
         "space": space.describe(),
     }
@@ -465,7 +417,83 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
-                      evaluated=evaluated, replayed=sched.replayed if sched else 0, stopped=summary["stopped"])
+                      evaluated=evaluated, replayed=replayed, stopped=summary["stopped"])
+
+
+def record_run(out_dir: Path, meta: dict[str, Any], objectives: Sequence[Objective], *, window: int,
+               enqueued: Sequence[Candidate] = ()) -> None:
+    """Write a new run's run.json: ``meta`` (:func:`run_meta`) with the window, the
+    objectives and their hypervolume bounds, and the enqueued candidates."""
+    meta.update(window=int(window),
+                objective_bounds={o.name: {"ideal": o.ideal, "bound": o.bound} for o in objectives},
+                objective_defs=[o.to_dict() for o in objectives])
+    if enqueued:
+        meta["enqueued"] = [json.loads(c.to_json()) for c in enqueued]
+    write_run_json(out_dir, meta)
+
+
+def _recorded_window(out_dir: Path, asked: int | None) -> int:
+    """The window run.json records (a resumed run keeps it, with a warning if asked for another)."""
+    was = 1
+    if (out_dir / RUN_FILE).exists():
+        was = json.loads((out_dir / RUN_FILE).read_text(encoding="utf-8")).get("window", 1)
+    if asked is not None and asked != was:
+        warnings.warn(f"{out_dir}: resuming with the recorded window {was} (proposals out at once), "
+                      f"not {asked}: the window shapes the searcher's trajectory", RuntimeWarning, stacklevel=4)
+    return int(was)
+
+
+class _Recorder:
+    """Finished evaluations: into the ledger first (one fsync per batch), then to the
+    schedule, the progress display and the callbacks; past ``deadline`` it halts the asking."""
+
+    def __init__(self, ledger: Ledger, sched: Schedule, prog: Progress,
+                 callbacks: Sequence[Callable[[dict[str, Any]], None]], *, deadline: float | None) -> None:
+        self.ledger, self.sched, self.prog, self.callbacks = ledger, sched, prog, callbacks
+        self.deadline = deadline
+        self.evaluated = 0
+
+    def all(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.ledger.extend(rows)
+        stored = []
+        for row in rows:
+            row = self.sched.complete(json.loads(to_json_line(row)))  # exactly what a replay reads back
+            self.evaluated += 1
+            self.prog.record(row["status"], row["objectives"])
+            stored.append(row)
+        self.prog.show()
+        for row in stored:
+            for callback in self.callbacks:
+                callback(row)
+        if self.deadline is not None and time.perf_counter() > self.deadline and not self.sched._halt:
+            self.sched.halt("timeout")
+        return stored
+
+    def one(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.all([row])[0]
+
+    def say(self) -> None:
+        for text in self.sched.messages:
+            self.prog.message(text)
+        self.sched.messages.clear()
+        self.prog.open()  # once, after what the replay said
+
+
+def _drive(executor: Executor, sched: Schedule, rec: _Recorder) -> None:
+    """Ask, submit, wait and record until the schedule is done."""
+    if executor.drives:
+        # An executor with its own control loop (Ray Tune calls in for suggestions).
+        executor.drive(sched, rec.one, rec.say)
+        return
+    jobs = sched.advance()
+    while True:
+        rec.say()
+        for job in jobs:
+            executor.submit(job)
+        if sched.done():
+            return
+        rec.all(executor.wait())
+        jobs = sched.advance()
 
 
 def run_search(*, out_dir: str | Path, **kw: Any) -> RunOutcome:

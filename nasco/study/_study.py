@@ -18,12 +18,12 @@ import pandas as pd
 from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
 from nasco.core._result import evaluator_attr
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
-from nasco.run._driver import run_bounds
+from nasco.run._driver import record_run, run_bounds
 from nasco.run._job import Job, evaluate_job
 from nasco.run._ledger import FILENAME, to_json_line
 from nasco.run._lock import RunLock
 from nasco.run._outputs import SUMMARY_JSON
-from nasco.run._rundir import RUN_FILE, check_run_json, run_meta, write_run_json
+from nasco.run._rundir import RUN_FILE, check_run_json, run_meta
 from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
 from nasco.space import SearchSpace
 from nasco.study._evaluators import FunctionEvaluator, SpecChecked, make_evaluator
@@ -208,14 +208,12 @@ class Study:
             raise NascoError(f"{self.storage}: the run was scored by a {kind} evaluator, which nasco cannot "
                              f"rebuild; pass it to optimize()")
         opts = cfg.get("evaluator_options")
-        if opts is None:  # a run recorded before evaluator_options: its flat settings
-            keys = {"train": ("dataset", "epochs", "limit", "device", "threads"),
-                    "proxy": ("dataset", "limit", "device", "threads"),
-                    "table": ("table", "dataset", "fidelity", "split")}[kind]
-            opts = {k: cfg.get(k) for k in keys}
-            if kind == "table":
-                opts = {"table": cfg.get("table"), "table_dataset": cfg.get("dataset"),
-                        "table_fidelity": cfg.get("fidelity"), "table_split": cfg.get("split")}
+        if opts is None:  # a run recorded before evaluator_options: its flat settings, renamed
+            names = ({"table": "table", "table_dataset": "dataset", "table_fidelity": "fidelity",
+                      "table_split": "split"} if kind == "table" else
+                     {k: k for k in ("dataset", "limit", "device", "threads")} | (
+                         {"epochs": "epochs"} if kind == "train" else {}))
+            opts = {option: cfg.get(key) for option, key in names.items()}
             if kind != "table" and cfg.get("datasets"):
                 opts["dataset"] = cfg["datasets"]
         return self.make_evaluator(kind, **{k: v for k, v in opts.items() if v is not None})
@@ -254,12 +252,7 @@ class Study:
             else:
                 defs = run_bounds(self.objectives, self.storage, limits=self.space.hw.limits()
                                   if self.space.hw is not None else {}, ref_point=self.ref_point or None)
-                meta.update(window=1,
-                            objective_bounds={o.name: {"ideal": o.ideal, "bound": o.bound} for o in defs},
-                            objective_defs=[o.to_dict() for o in defs])
-                if self._enqueued:
-                    meta["enqueued"] = [json.loads(c.to_json()) for c in self._enqueued]
-                write_run_json(self.storage, meta)
+                record_run(self.storage, meta, defs, window=1, enqueued=self._enqueued)
             searcher.attach_run_dir(self.storage, resume=bool(rows))
             sched = Schedule(searcher, recorded=rows, budget=10 ** 12, window=1, seed=self.seed,
                              out_dir=self.storage, enqueued=self._enqueued)
