@@ -80,7 +80,6 @@ def front_figure(df: pd.DataFrame, objectives: Sequence[str | Objective], *,
     ``infeasible:T`` per template ``T``, and ``limit:NAME``.
     """
     from matplotlib.figure import Figure  # imported here: matplotlib is slow to import
-    from matplotlib.lines import Line2D
 
     defs = resolve_objectives(list(objectives))
     by_name = {o.name: o for o in defs}
@@ -117,17 +116,7 @@ def front_figure(df: pd.DataFrame, objectives: Sequence[str | Objective], *,
         xs, ys = column(x), column(y)
         if not np.isfinite(ys).any():
             ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
-        has = np.isfinite(xs) & np.isfinite(ys)
-        for t, member in groups:
-            sel = ok & member & has & ~on_front
-            ax.scatter(xs[sel], ys[sel], s=14, color=colours[t], alpha=0.6, linewidths=0, zorder=2,
-                       gid=f"ok:{t}")
-            sel = member & has & on_front
-            ax.scatter(xs[sel], ys[sel], s=46, color=colours[t], edgecolors="k", linewidths=1.0, zorder=4,
-                       gid=f"front:{t}")
-            sel = bad & member & has
-            ax.scatter(xs[sel], ys[sel], s=22, marker="x", color=colours[t], linewidths=0.9, zorder=1,
-                       gid=f"infeasible:{t}")
+        _scatter(ax, xs, ys, groups, colours, ok=ok, bad=bad, on_front=on_front)
         for axis, name in (("x", x), ("y", y)):
             shown = column(name)
             if name in limits:
@@ -142,17 +131,41 @@ def front_figure(df: pd.DataFrame, objectives: Sequence[str | Objective], *,
         ax.set_ylabel(axis_label(by_name[y]))
         ax.grid(True, alpha=0.3)
 
+    _legend(fig, groups, colours, infeasible=bool(bad.any()), limits=limits, by_name=by_name,
+            titled=bool(named))
+    return fig
+
+
+def _scatter(ax: Any, xs: np.ndarray, ys: np.ndarray, groups: list, colours: Mapping[str, Any], *,
+             ok: np.ndarray, bad: np.ndarray, on_front: np.ndarray) -> None:
+    """One panel's points: per template, ok dots, front points on top, infeasible crosses."""
+    has = np.isfinite(xs) & np.isfinite(ys)
+    for t, member in groups:
+        sel = ok & member & has & ~on_front
+        ax.scatter(xs[sel], ys[sel], s=14, color=colours[t], alpha=0.6, linewidths=0, zorder=2, gid=f"ok:{t}")
+        sel = member & has & on_front
+        ax.scatter(xs[sel], ys[sel], s=46, color=colours[t], edgecolors="k", linewidths=1.0, zorder=4,
+                   gid=f"front:{t}")
+        sel = bad & member & has
+        ax.scatter(xs[sel], ys[sel], s=22, marker="x", color=colours[t], linewidths=0.9, zorder=1,
+                   gid=f"infeasible:{t}")
+
+
+def _legend(fig: Any, groups: list, colours: Mapping[str, Any], *, infeasible: bool,
+            limits: Mapping[str, float], by_name: Mapping[str, Objective], titled: bool) -> None:
+    """One legend for the figure: templates, the front, infeasible points, spec limits."""
+    from matplotlib.lines import Line2D
+
     handles = [Line2D([], [], ls="", marker="o", ms=5, color=colours[t], label=t) for t, _ in groups]
     handles.append(Line2D([], [], ls="", marker="o", ms=7, markerfacecolor="0.8", markeredgecolor="k",
                           label="Pareto front"))
-    if bad.any():
+    if infeasible:
         handles.append(Line2D([], [], ls="", marker="x", color="0.45", label="infeasible"))
     for name, v in limits.items():
         unit, factor = display_unit(by_name[name])
         handles.append(Line2D([], [], label=f"{name} limit {factor * v:g} {unit}".rstrip(), **LIMIT_STYLE))
     fig.legend(handles=handles, loc="outside right center", fontsize=7,
-               title="template" if named else None, title_fontsize=7)
-    return fig
+               title="template" if titled else None, title_fontsize=7)
 
 
 def plot_front(df: pd.DataFrame, objectives: Sequence[str | Objective], path: str | Path, *,
