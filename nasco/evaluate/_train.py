@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -289,12 +289,7 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameters")
-    if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
-
+    opt = _optimizer(trainable, config)
     n = len(data.y_train)
     steps_per_epoch = len(_batch_slices(n, config.batch_size))
     total_steps = max(1, steps_per_epoch * config.epochs)
@@ -331,44 +326,65 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
                 raise TrainingDiverged(
                     f"training diverged: loss is {value} at epoch {epoch + 1}/{config.epochs}, "
                     f"batch {b + 1}/{steps_per_epoch}", epoch=epoch + 1, batch=b + 1)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+            _step(loss, opt, scaler)
             sched.step()
             # Reset after backward: the graph still references the pre-reset state.
             reset_states(model)
             loss_sum += value * len(idx)
             seen += len(idx)
         epoch_losses.append(loss_sum / max(seen, 1))
-        hook = _EPOCH_REPORTER.get()
-        if hook is not None:
-            report, validate = hook
-            metrics = {"epochs": float(config.epochs), "train_loss": epoch_losses[-1]}
-            if validate:
-                metrics["valid_accuracy"] = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
-            report(epoch + 1, metrics)
+        _report_epoch(model, data, config, epoch, epoch_losses[-1], eval_kw)
         over_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
         if over_time and epoch + 1 < config.epochs:
             stopped_early = True
             break
 
-    spike_rates: dict[str, float] = {}
-    if isinstance(model, SpikeRateSource) and callable(getattr(model, "spike_rate_recorder", None)):
-        recorder = model.spike_rate_recorder()
-        with recorder:  # use the returned object: __enter__ need not return it
-            valid_acc = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
-        spike_rates = {str(k): float(v) for k, v in recorder.rates().items()}
-    else:
-        valid_acc = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
+    valid_acc, spike_rates = _validate(model, data, eval_kw)
     test_acc = evaluate_accuracy(model, data.x_test, data.y_test, **eval_kw)
-
     return TrainResult(
         valid_accuracy=valid_acc, test_accuracy=test_acc, train_loss=epoch_losses[-1],
         epochs_run=len(epoch_losses), seconds=time.perf_counter() - start,
         spike_rates=spike_rates, params=params, stopped_early=stopped_early,
         epoch_losses=tuple(epoch_losses))
+
+
+def _optimizer(trainable: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: Any) -> None:
+    """One optimiser step on ``loss`` (through the fp16 loss scaler when there is one)."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+
+
+def _report_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch: int, loss: float,
+                  eval_kw: dict[str, Any]) -> None:
+    """Tell the epoch hook (:func:`epoch_reporter`), if one is set, how epoch ``epoch`` went."""
+    hook = _EPOCH_REPORTER.get()
+    if hook is None:
+        return
+    report, validate = hook
+    metrics = {"epochs": float(config.epochs), "train_loss": loss}
+    if validate:
+        metrics["valid_accuracy"] = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
+    report(epoch + 1, metrics)
+
+
+def _validate(model: nn.Module, data: DataSplits, eval_kw: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """Validation accuracy, and the spike rates measured on that pass for a spiking model."""
+    if isinstance(model, SpikeRateSource) and callable(getattr(model, "spike_rate_recorder", None)):
+        recorder = model.spike_rate_recorder()
+        with recorder:  # use the returned object: __enter__ need not return it
+            valid_acc = evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw)
+        return valid_acc, {str(k): float(v) for k, v in recorder.rates().items()}
+    return evaluate_accuracy(model, data.x_valid, data.y_valid, **eval_kw), {}
