@@ -5,8 +5,8 @@ import argparse
 import json
 
 from nasco.dsl import (
-    AcceleratorSet, AcceleratorTemplate, ArchSpace, EnergyTable, MultiAccelerator, builtin_names, find_file,
-    load_energy_table, load_file, search_dimensions,
+    AcceleratorSet, AcceleratorTemplate, ArchSpace, EnergyTable, LookupTableSpec, MultiAccelerator, builtin_names,
+    find_file, load_energy_table, load_file, search_dimensions,
 )
 from nasco.cli._common import split_overrides
 from nasco.space import SearchSpace, hw_space
@@ -120,6 +120,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         path = find_file(item)
         spec = load_file(path, overrides=space_over or hw_over or None)
         extra = ""
+        if isinstance(spec, ArchSpace) and spec.official_index:
+            from nasco.space._nb201 import index_table_of
+
+            extra = f", official index of {len(index_table_of(spec)):,} cells"
+        if isinstance(spec, LookupTableSpec):
+            from nasco.tables import load_table
+
+            extra = f", {len(load_table(path)):,} rows"
         if isinstance(spec, AcceleratorTemplate):
             table = load_energy_table(spec)
             extra = f", energy table '{table.name}'"
@@ -140,9 +148,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def add_validate(sub) -> None:
     p = sub.add_parser("validate", help="check DSL files; exit 2 with a one-line error on the first fault",
                        description="Load and validate DSL files (architecture spaces, accelerator templates, "
-                                   "accelerator sets, multi-accelerators, energy tables); a set's member files "
-                                   "are validated with it. Errors name the file, line, key path, what was expected, "
-                                   "what was found and a hint.")
+                                   "accelerator sets, multi-accelerators, energy tables, lookup tables); a set's "
+                                   "member files are validated with it, a space's official index file and a "
+                                   "lookup table's data are read and checked. Errors name the file, line, key "
+                                   "path, what was expected, what was found and a hint.")
     p.add_argument("files", nargs="+", metavar="FILE", help="paths or built-in names")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field before validating (as for search: macro.cells=4, hw.template=nvdla_like, "

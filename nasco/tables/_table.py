@@ -4,11 +4,16 @@
 built from it before (pyarrow only: no pandas on this path, which keeps a cold load fast
 and small) or, the first time, the data file itself: parsed with pandas, checked row by
 row against the space, and written to the cache. Every check runs before anything is
-cached or returned, so a faulty file is never half-loaded.
+cached or returned, so a faulty file is never half-loaded: a row with more or fewer fields
+than the header, a key that is not a cell of the space, and a metric value that is not
+finite or lies outside its metric's range (see ``nasco.tables._bounds``) are each a
+:class:`TableError`. A cache is served only when its recorded source hash and key match
+the data and DSL files (see ``nasco.tables._cache``); any other is rebuilt with a warning.
 """
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +23,17 @@ import numpy as np
 
 from nasco.dsl import LookupTableSpec, builtin_dir, find_file, load_file
 from nasco.dsl._errors import close_matches
-from nasco.tables._cache import atomic_write_parquet, cache_dir, cache_key
+from nasco.tables._bounds import bounds_of
+from nasco.tables._cache import (
+    atomic_write_parquet,
+    cache_dir,
+    cache_key,
+    source_digest,
+    stamp,
+    stamp_mismatch,
+)
 from nasco.tables._errors import TableError
+from nasco.tables._source import Frame, raw_cell, read_frame
 
 __all__ = ["STATS", "Table", "find_table", "load_table"]
 
@@ -215,19 +229,24 @@ def load_table(name_or_path: str | Path, *, cache: Path | str | None = None, reb
     space_file = find_file(spec.space, relative_to=spec_file.parent, what="architecture space", kind="arch_space")
     where = _Where(spec_file, source, space_file)
     folder = Path(cache) if cache is not None else cache_dir()
-    path = folder / f"{spec.name}-{cache_key(spec_file, space_file, source)}.parquet"
+    digest = source_digest(source)
+    key = cache_key(spec_file, space_file, digest)
+    path = folder / f"{spec.name}-{key[:20]}.parquet"
     if path.is_file() and not rebuild:
         try:
-            table = _read_cache(spec, path, where)
+            table = _read_cache(spec, path, where, key, digest)
             STATS["cache_hits"] += 1
             return table
+        except _ForeignCache as exc:
+            warnings.warn(f"{path}: not the cache of {spec_file.name}: {exc}; rebuilding it from {source}",
+                          RuntimeWarning, stacklevel=2)
         except Exception as exc:  # noqa: BLE001 - our own cache: rebuild it, and say so
             warnings.warn(f"{path}: unreadable cache ({type(exc).__name__}: {exc}); rebuilding it from "
                           f"{source}", RuntimeWarning, stacklevel=2)
     index, ids, columns = _parse_source(spec, where)
     table = Table(spec, columns, index, ids, where, None)
     try:
-        _write_cache(table, path)
+        _write_cache(table, path, stamp(key, digest))
         table.cache_path = path
     except OSError as exc:
         warnings.warn(f"{path}: cannot write the table cache ({exc}); the table stays in memory only",
@@ -235,16 +254,26 @@ def load_table(name_or_path: str | Path, *, cache: Path | str | None = None, reb
     return table
 
 
-def _read_cache(spec: LookupTableSpec, path: Path, where: _Where) -> Table:
+class _ForeignCache(ValueError):
+    """A readable cache file that was built from other data or for another table."""
+
+
+def _read_cache(spec: LookupTableSpec, path: Path, where: _Where, key: str, digest: str) -> Table:
     import pyarrow.parquet as pq
 
-    pa_table = pq.ParquetFile(path, memory_map=True, pre_buffer=False).read(use_threads=False)
+    pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
+    why = stamp_mismatch(pf.schema_arrow.metadata, key, digest)
+    if why:
+        raise _ForeignCache(why)
+    pa_table = pf.read(use_threads=False)
     names = set(pa_table.column_names)
     missing = ({_INDEX, _ID} | set(spec.metrics)) - names
     if missing:
         raise ValueError(f"cache lacks columns {sorted(missing)}")
     columns = {c: _numpy(pa_table.column(c), np.float64) for c in spec.metrics}
     index = _numpy(pa_table.column(_INDEX), np.int64)
+    if len(index) and (index[0] < 0 or (np.diff(index) <= 0).any()):
+        raise ValueError("cache index is not ascending and non-negative")
     return Table(spec, columns, index, pa_table.column(_ID), where, path)
 
 
@@ -260,31 +289,12 @@ def _numpy(col: Any, dtype: Any) -> np.ndarray:
     return out
 
 
-def _write_cache(table: Table, path: Path) -> None:
+def _write_cache(table: Table, path: Path, metadata: dict[bytes, bytes]) -> None:
     import pyarrow as pa
 
     data = {_INDEX: pa.array(table.index, pa.int64()), _ID: pa.array(table.ids(), pa.string())}
     data.update({c: pa.array(v, pa.float64()) for c, v in table.columns.items()})
-    atomic_write_parquet(pa.table(data), path)
-
-
-def _read_frame(source: Path, file: str):
-    import pandas as pd
-
-    name = source.name.lower()
-    try:
-        if name.endswith(".parquet") or name.endswith(".pq"):
-            return pd.read_parquet(source)
-        if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst")):
-            return pd.read_csv(source, dtype_backend="numpy_nullable")
-        if name.endswith((".tsv", ".tsv.gz")):
-            return pd.read_csv(source, sep="\t", dtype_backend="numpy_nullable")
-    except Exception as exc:  # noqa: BLE001 - any parser failure is a corrupt or truncated file
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TableError(f"cannot read the data file {source} ({type(exc).__name__}: {msg}); "
-                         "it is corrupt, truncated or not in the format its name says", file=file) from None
-    raise TableError(f"data file '{source.name}': unknown format", file=file,
-                     hint="use .csv, .csv.gz, .tsv or .parquet")
+    atomic_write_parquet(pa.table(data), path, metadata)
 
 
 def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
@@ -294,7 +304,8 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
     from nasco.space._nb201 import arch_str_ops, index_table_of
 
     file = str(where.source)
-    df = _read_frame(where.source, file)
+    frame = read_frame(where.source, file)
+    df = frame.data
     STATS["parsed"] += 1
     if len(df) == 0:
         raise TableError("no data rows", file=file)
@@ -358,7 +369,9 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
             r = int(np.argmax(bad.to_numpy()))
             raise TableError(f"row {r + 1}: column '{c}' holds {_plain(s.iloc[r])!r}, not a number",
                              file=file)
-        columns[c] = v.to_numpy(dtype=np.float64, na_value=np.nan)[order]
+        values = v.to_numpy(dtype=np.float64, na_value=np.nan)
+        _check_bounds(values, c, spec, frame, int(df.columns.get_loc(c)), file)
+        columns[c] = values[order]
     space = SearchSpace(arch, None)
     by_index = {i: a for a, i in official.items()}
     ids = [space.make({"edges": list(arch_str_ops(by_index[int(i)]))}).id for i in sorted_idx]
@@ -376,3 +389,25 @@ def _no_nan(s, col: str, file: str) -> None:
     if na.any():
         raise TableError(f"row {int(np.argmax(na)) + 1}: key column '{col}' is empty (NaN) in {int(na.sum())} "
                          f"row{'s' if na.sum() > 1 else ''}", file=file)
+
+
+def _check_bounds(values: np.ndarray, col: str, spec: LookupTableSpec, frame: Frame, position: int,
+                  file: str) -> None:
+    """Raise TableError at the first value of ``col`` that is infinite or outside its metric's
+    range; NaN (an empty cell) is a missing value and passes."""
+    b = bounds_of(spec.metrics[col])
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (values < b.lo) | (values > b.hi)
+    if not bad.any():
+        return
+    r = int(np.argmax(bad))
+    value = float(values[r])
+    shown, where = repr(value), f"row {r + 1}"
+    if frame.lines is not None and frame.sep is not None:
+        line = int(frame.lines[r])
+        where += f" (line {line})"
+        text = (raw_cell(Path(file), frame.sep, line, position) or "").strip()
+        if text and text.lower().lstrip("+-") not in ("inf", "infinity"):
+            shown = text + (f" (read as {value!r})" if math.isinf(value) else "")
+    raise TableError(f"{where}: column '{col}' holds {shown}, expected {b.describe()}", file=file,
+                     hint="correct the value, or the column's unit in the table's DSL file")
