@@ -34,10 +34,6 @@ class Bounds:
     hi: float
     why: str
 
-    def holds(self, value: float) -> bool:
-        """Whether a present (non-NaN) value is allowed."""
-        return math.isfinite(value) and self.lo <= value <= self.hi
-
     def describe(self) -> str:
         if self.lo == -math.inf and self.hi == math.inf:
             return "a finite number"

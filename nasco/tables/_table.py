@@ -261,11 +261,12 @@ class _ForeignCache(ValueError):
 def _read_cache(spec: LookupTableSpec, path: Path, where: _Where, key: str, digest: str) -> Table:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
-    why = stamp_mismatch(pf.schema_arrow.metadata, key, digest)
+    # The footer alone first: a foreign cache is never read. (Holding the memory-mapped file
+    # open across both steps would add its size to the load's peak RSS.)
+    why = stamp_mismatch(pq.read_schema(path).metadata, key, digest)
     if why:
         raise _ForeignCache(why)
-    pa_table = pf.read(use_threads=False)
+    pa_table = pq.ParquetFile(path, memory_map=True, pre_buffer=False).read(use_threads=False)
     names = set(pa_table.column_names)
     missing = ({_INDEX, _ID} | set(spec.metrics)) - names
     if missing:

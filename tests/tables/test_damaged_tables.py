@@ -80,9 +80,9 @@ def test_csv_cut_mid_row_inside_an_intact_gzip(tmp_path, cache, lines):
 
 
 def test_short_row_after_a_blank_line(tmp_path, cache, lines):
-    # A blank line (line 3) holds no row, so data row 100 starts on line 102.
+    # A blank line (line 101, just before it) holds no row, so data row 100 starts on line 102.
     short = ",".join(lines[100].split(",")[:41]) + "\n"
-    text = "".join(lines[:2]) + "\n" + "".join(lines[2:100]) + short + "".join(lines[101:200])
+    text = "".join(lines[:100]) + "\n" + short + "".join(lines[101:200])
     msg = _error(_table(tmp_path, text), cache)
     data = tmp_path / "t.csv.gz"
     assert msg == f"{data}: line 102 (row 100): 41 fields, expected 44 as in the header; {SHORT_HINT}"
@@ -135,6 +135,24 @@ def test_infinite_and_out_of_range_metrics(tmp_path, cache, lines, column, value
     assert _error(_table(tmp_path, text), cache) == (
         f"{tmp_path / 't.csv.gz'}: row 5 (line 6): column '{column}' holds {found}, expected {expected}; "
         f"{RANGE_HINT}")
+
+
+def test_a_range_error_after_a_blank_line_names_the_rows_line(tmp_path, cache, lines):
+    # Blank lines 2 and 7 (just before it) hold no rows, so data row 5 starts on line 8.
+    text = lines[0] + "\n" + "".join(lines[1:5]) + "\r\n" + _with_field(lines[5], "eyeriss_ms", "-3") \
+        + "".join(lines[6:20])
+    assert _error(_table(tmp_path, text), cache) == (
+        f"{tmp_path / 't.csv.gz'}: row 5 (line 8): column 'eyeriss_ms' holds -3, expected a finite number "
+        f">= 0 ({LATENCY}); {RANGE_HINT}")
+
+
+def test_a_negative_value_in_a_physical_unit(tmp_path, cache, lines):
+    # A metric whose name says nothing of its kind, measured in ms: the unit alone bounds it.
+    text = "".join(lines[:3]) + _with_field(lines[3], "fpga_ms", "-0.25") + "".join(lines[4:20])
+    spec = _table(tmp_path, text, dsl_edit=lambda s: s.replace("metric: fpga_latency,", "metric: fpga_t,"))
+    assert _error(spec, cache) == (
+        f"{tmp_path / 't.csv.gz'}: row 3 (line 4): column 'fpga_ms' holds -0.25, expected a finite number "
+        f">= 0 (a quantity in ms is never negative); {RANGE_HINT}")
 
 
 def test_range_edges_are_accepted(tmp_path, cache, lines):
