@@ -36,10 +36,11 @@ def _flag_before_command(parser: Parser, argv: list[str]) -> None:
     if not argv or not argv[0].startswith("-") or argv[0] == "-":
         return
     flag = argv[0].partition("=")[0]
-    if flag in parser._option_string_actions:
+    if any(known.startswith(flag) for known in parser._option_string_actions):  # argparse takes prefixes
         return
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    takers = [name for name, p in sub.choices.items() if flag in p._option_string_actions]
+    takers = [name for name, p in sub.choices.items()
+              if any(known.startswith(flag) for known in p._option_string_actions)]
     if takers:
         also = f" (and {', '.join(takers[1:])})" if takers[1:] else ""
         fail(f"{flag} is a flag of 'nasco {takers[0]}'{also}; put the command first, e.g. "

@@ -78,6 +78,7 @@ def run_cli(capsys, argv: list[str]) -> tuple[int, str]:
      "see 'nasco search --help'"),
     (["--budget", "3"],
      "--budget is a flag of 'nasco search'; put the command first, e.g. 'nasco search --budget 3'"),
+    (["--bud", "3"], "--bud is a flag of 'nasco search'; put the command first, e.g. 'nasco search --bud 3'"),
     (["--bogus"],
      "--bogus: not a flag of nasco; give a command first (search, searchers, cost, spaces, validate, table); "
      "see 'nasco --help'"),
@@ -87,6 +88,15 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(capsys, tmp_path, monkeypa
     code, err = run_cli(capsys, argv)
     assert (code, err) == (2, f"nasco: error: {line}\n")
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_nascos_own_flags_and_their_prefixes_still_work(capsys):
+    import nasco
+
+    for argv in (["--version"], ["--vers"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert (e.value.code, capsys.readouterr().out) == (0, f"nasco {nasco.__version__}\n")
 
 
 @pytest.mark.parametrize("parse,text,value", [
