@@ -1,6 +1,7 @@
 """The nasco command line: a thin layer over the Python API."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -30,10 +31,28 @@ def build_parser() -> Parser:
     return p
 
 
+def _flag_before_command(parser: Parser, argv: list[str]) -> None:
+    """One line when the first word is a command's flag, not nasco's own (``nasco --budget 3``)."""
+    if not argv or not argv[0].startswith("-") or argv[0] == "-":
+        return
+    flag = argv[0].partition("=")[0]
+    if any(known.startswith(flag) for known in parser._option_string_actions):  # argparse takes prefixes
+        return
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    takers = [name for name, p in sub.choices.items()
+              if any(known.startswith(flag) for known in p._option_string_actions)]
+    if takers:
+        also = f" (and {', '.join(takers[1:])})" if takers[1:] else ""
+        fail(f"{flag} is a flag of 'nasco {takers[0]}'{also}; put the command first, e.g. "
+             f"'nasco {takers[0]} {' '.join(argv)}'")
+    fail(f"{flag}: not a flag of nasco; give a command first ({', '.join(sub.choices)}); see 'nasco --help'")
+
+
 def main(argv: list[str] | None = None) -> int:
     # One thread by default: two OpenMP threads on a busy 2-core machine can run far slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = build_parser()
+    _flag_before_command(parser, sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

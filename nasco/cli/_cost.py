@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasco.cli._common import UsageError, split_overrides
+from nasco.cli._common import UsageError, float_in, int_in, key_value, split_overrides
 from nasco.study._spaces import split_task_overrides
 from nasco.dsl import (
     HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
@@ -35,11 +35,20 @@ _SHOW = {"latency": ("ms", 1e3), "energy": ("uJ", 1e6), "area": ("mm2", 1.0)}
 _TOTALS = {"latency": "latency_s", "energy": "energy_j", "area": "area_mm2"}
 
 
+# The largest input side and channel count --input-shape takes: far above any image a network
+# here is costed on, and small enough that the layer arithmetic stays within int64.
+MAX_INPUT_SIDE = 65536
+
+
 def _parse_shape(text: str) -> tuple[int, int, int]:
+    """``--input-shape C,H,W``: three integers in [1, MAX_INPUT_SIDE] (an argparse type)."""
+    rule = f"C,H,W, three integers in [1, {MAX_INPUT_SIDE}], such as 1,8,8"
     try:
         c, h, w = (int(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"--input-shape expects C,H,W such as 1,8,8; found '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected {rule}, found '{text}'") from None
+    if not all(1 <= v <= MAX_INPUT_SIDE for v in (c, h, w)):
+        raise argparse.ArgumentTypeError(f"expected {rule}, found '{text}'")
     return c, h, w
 
 
@@ -70,6 +79,9 @@ def _json(text: str, file: str, where: str, expected: str) -> Any:
     except ValueError as exc:
         raise SpecError(expected, f"invalid JSON ({exc.msg} at column {exc.colno})", file=file,
                         path=(where,) if where else (),
+                        hint="use the file nasco search wrote, unedited") from None
+    except RecursionError:
+        raise SpecError(expected, "JSON nested too deep to read", file=file, path=(where,) if where else (),
                         hint="use the file nasco search wrote, unedited") from None
 
 
@@ -180,16 +192,27 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
         raise SpecError("a candidate JSON object with 'arch' (and 'hw')", "no 'arch' key", file=file,
                         hint="use a row of a ledger or pareto.csv, or Candidate.to_json()")
     space = SearchSpace(load_file(find_file(space_name), kind="arch_space", overrides=space_over or None))
-    hw = dict(data.get("hw") or {})
-    arch_data = data["arch"]
-    if isinstance(arch_data, dict) and "tasks" in arch_data:  # a multi-task candidate: one task of it
-        tasks, subs = arch_data["tasks"], hw.get("sub_accelerators") or []
+    hw = _object(data.get("hw"), file, ("hw",), "an object of accelerator choices (dotted key: value)")
+    arch_data = _object(data["arch"], file, ("arch",), "an object with 'cell' and 'hp'", required=True)
+    if "tasks" in arch_data:  # a multi-task candidate: one task of it
+        tasks = arch_data["tasks"]
+        if not isinstance(tasks, list):
+            raise SpecError("a list of per-task architectures", _kind(tasks), file=file, path=("arch", "tasks"))
+        subs = hw.get("sub_accelerators") or []
         if not 0 <= args.task < len(tasks):
             raise UsageError(f"--task {args.task}: the candidate has tasks 0..{len(tasks) - 1}")
-        arch_data = tasks[args.task]
-        hw = dict(subs[args.task]) if args.task < len(subs) else {}
+        where = ("arch", "tasks", args.task)
+        arch_data = _object(tasks[args.task], file, where, "an object with 'cell' and 'hp'", required=True)
+        hw = (_object(subs[args.task], file, ("hw", "sub_accelerators", args.task), "an object of accelerator "
+                      "choices") if isinstance(subs, list) and args.task < len(subs) else {})
     elif args.task != 0:
         raise UsageError(f"--task {args.task}: the candidate has one task (--task 0)")
+    else:
+        where = ("arch",)
+    hp = _object(arch_data.get("hp"), file, (*where, "hp"), "an object of the space's choices (dotted key: value)")
+    _known_keys(hp, list(search_dimensions(space.arch_spec)), file, (*where, "hp"),
+                f"a choice of space '{space.arch_spec.name}'", "cost the row with the space it was searched in "
+                "(--space)")
     cand = Candidate.make(arch_data, {})
     try:
         space.cells.check(cand.arch.get("cell"))
@@ -202,7 +225,7 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
         raise SpecError(f"choices of space '{space.arch_spec.name}'", str(exc), file=file,
                         path=("arch", "hp"),
                         hint="cost the row with the space it was searched in (--space)") from None
-    plan = plan_network(arch, cand.arch["cell"], _parse_shape(args.input_shape), args.classes)
+    plan = plan_network(arch, cand.arch["cell"], args.input_shape, args.classes)
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
     rates = metrics.get("spike_rates") or {}
     task_metrics = metrics.get("tasks")
@@ -212,12 +235,42 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     return plan_workload(plan, name=str(data.get("id") or Path(file).stem)), hw, rates, metrics
 
 
+def _kind(value: Any) -> str:
+    """How a JSON value reads in an error: its JSON type, and the value when it is short."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    text = json.dumps(value, allow_nan=True)
+    if value is None:
+        return "null"
+    return f"{names.get(type(value), 'a number')} {text}" if len(text) <= 40 else names.get(type(value), "a number")
+
+
+def _object(value: Any, file: str, path: tuple, expected: str, *, required: bool = False) -> dict:
+    """``value`` when it is a JSON object (absent or null: an empty one, unless ``required``); else a
+    SpecError at ``path``."""
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(expected, _kind(value), file=file, path=path,
+                        hint="use a row of a ledger or pareto.csv, or Candidate.to_json()")
+    return dict(value)
+
+
+def _known_keys(values: dict, known: list[str], file: str, path: tuple, expected: str, hint: str) -> None:
+    """A SpecError at the first key of ``values`` that is not in ``known``."""
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            listed = f"known: {', '.join(known)}" if known else "it has no such choices"
+            raise SpecError(expected, f"unknown key '{key}'", file=file, path=(*path, key),
+                            hint=f"did you mean '{close[0]}'?" if close else f"{listed}; {hint}")
+
+
 def _macs_note(workload: Any, metrics: dict, args: argparse.Namespace) -> str | None:
     """A note when the row's network had other MACs than this one (another input shape)."""
     recorded = metrics.get("macs")
     if isinstance(recorded, (int, float)) and int(recorded) != int(workload.macs):
         return (f"note: the row's network had {int(recorded)} MACs, this one {int(workload.macs)}: give the "
-                f"run's --input-shape and --classes (now {args.input_shape}, {args.classes})")
+                f"run's --input-shape and --classes (now {','.join(map(str, args.input_shape))}, {args.classes})")
     return None
 
 
@@ -309,6 +362,9 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     template, note = _member(spec, cand_hw, hw_over, hw_name)
     notes.append(note)
     dims = search_dimensions(template)
+    if not scalesim:
+        _known_keys(cand_hw, list(dims), str(path), ("hw",), f"a choice of template '{template.name}'",
+                    "cost the row with the accelerator it was searched on (--hw)")
     values = defaults(template)
     taken = {k: v for k, v in values.items() if k not in cand_hw}
     values.update({k: v for k, v in cand_hw.items() if k in dims})
@@ -386,7 +442,7 @@ def add_cost(sub) -> None:
                         "candidate .json")
     p.add_argument("--id", help="the candidate id of the row to cost (pareto.csv, ledger.jsonl)")
     p.add_argument("--row", type=int, help="the row to cost, counted from 0 (pareto.csv, ledger.jsonl)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", type=key_value,
                    help="fix a template field, e.g. dataflow=os; for a set: template=NAME picks the member")
     p.add_argument("--json", action="store_true",
                    help="print {layers, total, limits, violations, assumptions} as JSON, in base units "
@@ -394,8 +450,9 @@ def add_cost(sub) -> None:
     p.add_argument("--space", help="architecture space of a candidate (default: the file's, else the run's)")
     p.add_argument("--task", type=int, default=0,
                    help="a multi-task candidate: which task (and sub-accelerator) to cost (default 0)")
-    p.add_argument("--spike-rate", type=float, default=None,
+    p.add_argument("--spike-rate", type=float_in(0.0, 1.0), default=None,
                    help="input spike rate for spiking layers without a measured one (default 1.0: an upper bound)")
-    p.add_argument("--input-shape", default="1,8,8", help="C,H,W of the network input for a candidate (default 1,8,8)")
-    p.add_argument("--classes", type=int, default=10, help="classes of the network output for a candidate")
+    p.add_argument("--input-shape", default=(1, 8, 8), type=_parse_shape,
+                   help=f"C,H,W of the network input for a candidate, each 1..{MAX_INPUT_SIDE} (default 1,8,8)")
+    p.add_argument("--classes", type=int_in(1), default=10, help="classes of the network output for a candidate")
     p.set_defaults(func=_cmd_cost)

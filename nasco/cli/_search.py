@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
+import re
 import sys
 from pathlib import Path
 
-from nasco.cli._common import UsageError
+from nasco.cli._common import UsageError, float_in, int_in, key_value, nonempty
 
 __all__ = ["add_search"]
 
@@ -91,9 +94,9 @@ def _executor(args: argparse.Namespace, searcher: str):
                          f"--searcher, not '{searcher}'")
     for flag, value in (("--workers", args.workers), ("--batch", args.batch), ("--window", args.window),
                         ("--cpus-per-trial", args.cpus_per_trial), ("--trial-timeout", args.trial_timeout)):
-        if value is not None and value <= 0:
+        if value is not None and not (value > 0 and math.isfinite(value)):  # NaN compares false
             raise UsageError(f"{flag} must be > 0, found {value:g}")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+    if args.gpus_per_trial is not None and not (args.gpus_per_trial >= 0 and math.isfinite(args.gpus_per_trial)):
         raise UsageError(f"--gpus-per-trial must be >= 0, found {args.gpus_per_trial:g}")
     if args.max_retries < 0:
         raise UsageError(f"--max-retries must be >= 0, found {args.max_retries}")
@@ -116,28 +119,88 @@ def _executor(args: argparse.Namespace, searcher: str):
 
 def _out_dir(args: argparse.Namespace) -> Path | None:
     """--out, under --storage when given and relative (None: the study's default)."""
+    if args.storage and Path(args.storage).exists() and not Path(args.storage).is_dir():
+        raise UsageError(f"--storage {args.storage}: a file, not a folder; give a directory every node can "
+                         "read and write")
     if not args.out:
         return None
     out = Path(args.out)
     if args.storage and not out.is_absolute():
         out = Path(args.storage) / out
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise UsageError(f"--out {out}: {folder} is a file, not a folder; choose a run directory "
+                                 "outside it")
+            break
     return out
 
 
 def _parse_ref_point(text: str | None) -> dict | None:
-    """``--ref-point energy=1e-4,latency=5e-4`` (natural units) -> a dict."""
+    """``--ref-point energy=1e-4,latency=5e-4`` (natural units) -> a dict of finite numbers."""
     if not text:
         return None
     out: dict = {}
     for item in text.split(","):
         key, eq, raw = item.partition("=")
         try:
-            out[key.strip()] = float(raw)
+            value = float(raw)
         except ValueError:
-            raise UsageError(f"--ref-point: expected NAME=NUMBER[,NAME=NUMBER...], found '{item}'") from None
-        if not eq or not key.strip():
-            raise UsageError(f"--ref-point: expected NAME=NUMBER[,NAME=NUMBER...], found '{item}'")
+            value = math.nan
+        if not eq or not key.strip() or not math.isfinite(value):
+            raise UsageError(f"--ref-point: expected NAME=NUMBER[,NAME=NUMBER...] with finite numbers, found "
+                             f"'{item}'")
+        out[key.strip()] = value
     return out
+
+
+def _ref_point_text(text: str) -> str:
+    """The argparse type of --ref-point: the text, once it parses (kept as text: a resume compares it)."""
+    try:
+        _parse_ref_point(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--ref-point: ")) from None
+    return text
+
+
+def _check_ref_point(args: argparse.Namespace, evaluator) -> None:
+    """Every objective --ref-point names is one the evaluator scores."""
+    ref = _parse_ref_point(args.ref_point) or {}
+    names = list(getattr(evaluator, "objectives", ()))
+    stray = [k for k in ref if k not in names]
+    if stray:
+        close = difflib.get_close_matches(stray[0], names, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "bound only the searched objectives (--objectives)"
+        raise UsageError(f"--ref-point {stray[0]}: not an objective of this search ({', '.join(names)}); {hint}")
+
+
+# The devices --device takes: torch's names for what nasco trains on.
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _device(text: str) -> str:
+    """The argparse type of --device: auto, cpu, cuda or cuda:N."""
+    if not _DEVICE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, found '{text}'")
+    return text.strip()
+
+
+def _check_gpu(args: argparse.Namespace) -> None:
+    """A cuda --device for evaluations in this process or its pool: the GPU must be there.
+
+    On Ray the evaluations run on workers, which may hold GPUs the driver lacks: not checked."""
+    name = args.executor or ("ray" if args.ray_address else "inprocess")
+    if not args.device or not args.device.startswith("cuda") or name in ("ray", "tune"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    n = int(args.device.partition(":")[2] or 0)
+    if n >= count:
+        have = f"torch sees {count} GPU{'s' if count != 1 else ''} (cuda:0..cuda:{count - 1})" if count else \
+            "torch sees no GPU on this machine"
+        raise UsageError(f"--device {args.device}: {have}; use --device auto or cpu, or run on a machine "
+                         "with that GPU (--executor ray with --gpus-per-trial)")
 
 
 def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
@@ -146,7 +209,7 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
         given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
                  "table_split": args.table_split}
         for flag, v in (("--dataset", args.dataset), ("--epochs", args.epochs), ("--limit", args.limit),
-                        ("--max-train-seconds", args.max_train_seconds)):
+                        ("--max-train-seconds", args.max_train_seconds), ("--device", args.device)):
             if v is not None:
                 raise UsageError(f"{flag} applies to --evaluator train or proxy, not table")
         return given
@@ -154,6 +217,7 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
                     ("--table-fidelity", args.table_fidelity), ("--table-split", args.table_split)):
         if v is not None:
             raise UsageError(f"{flag} applies to --evaluator table only")
+    _check_gpu(args)
     given = {"dataset": (args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset),
              "limit": args.limit, "trust_pickle": args.trust_pickle or None,
              # --gpus-per-trial: evaluations run on workers that hold a GPU the driver may lack.
@@ -267,6 +331,7 @@ def _search(args: argparse.Namespace) -> int:
         if args.resume and (study.storage / RUN_FILE).exists():
             return _search(_with_out(args, study.storage))
         evaluator = study.make_evaluator(kind, **options)
+        _check_ref_point(args, evaluator)
     executor = _executor(args, study.searcher_name)
     try:
         outcome = study.optimize(evaluator, budget=args.budget, executor=executor, window=args.window,
@@ -309,7 +374,7 @@ def add_search(sub) -> None:
 
 def _add_problem(p) -> None:
     """What is searched: the spaces, the accelerator, the budget and the seed."""
-    p.add_argument("--space", action="append",
+    p.add_argument("--space", action="append", type=nonempty("a built-in space name or a .yaml path"),
                    help="architecture space: built-in name (darts_snn, darts, nb201) or .yaml; give it once per "
                         "task (k times) with a multi_accelerator --hw; not needed with --resume")
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
@@ -323,7 +388,7 @@ def _add_problem(p) -> None:
 
 def _add_searcher(p) -> None:
     """Who proposes, and what it ranks by."""
-    p.add_argument("--searcher", default=None,
+    p.add_argument("--searcher", default=None, type=nonempty("a searcher name (see 'nasco searchers')"),
                    help="evolution (regularized evolution), random, nsga2 / nsga3 (pymoo), optuna-tpe, "
                         "optuna-nsga2, optuna-random, predictor-guided, darts (differentiable: DARTS / DARTS-PT "
                         "with a hardware-aware loss per accelerator configuration; the derived cell is retrained) "
@@ -373,24 +438,24 @@ def _add_evaluator(p) -> None:
                         "python folder; once for every task, or once per --space")
     p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
-    p.add_argument("--epochs", type=int, default=None, help="override the space's training epochs")
-    p.add_argument("--device", default=None,
+    p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs")
+    p.add_argument("--device", default=None, type=_device,
                    help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
                         "cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
-    p.add_argument("--max-train-seconds", type=float, default=None, help="cap each candidate's training time")
+    p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
 
 
 def _add_run(p) -> None:
     """The run directory: overrides, hypervolume bounds, resume and output."""
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", type=key_value,
                    help="override a field before the search. Spaces: macro.cells=3 (every --space), "
                         "task1.macro.cells=3 (the second --space only). Accelerator, prefixed hw.: a "
                         "template's field (hw.dataflow=ws); for a set or multi_accelerator its own keys "
                         "(hw.specs.latency.max='1 ms', hw.budget.pes=512), hw.template=NAME or "
                         "hw.template='{choice: [A, B]}' to keep only those members, hw.NAME.KEY=V for "
                         "member NAME, hw.KEY=V with a template field for every member (hw.clock_mhz=200)")
-    p.add_argument("--ref-point", default=None, metavar="NAME=VALUE,...",
+    p.add_argument("--ref-point", default=None, metavar="NAME=VALUE,...", type=_ref_point_text,
                    help="hypervolume bounds, natural units (energy=1e-4,latency=5e-4): the worst value of each "
                         "objective that counts; default the design-spec limit, else the objective's documented "
                         "bound (accuracy 0, energy 1 mJ, latency 10 ms, area 10 mm2; a table's worst value). "

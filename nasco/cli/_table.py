@@ -10,6 +10,19 @@ from nasco.cli._common import UsageError
 __all__ = ["add_table"]
 
 
+def _index(text: str) -> int:
+    """The argparse type of --index: an integer that fits the tables' int64 index (a negative one
+    or one past the table's last is reported by the table, with its range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an official index (an integer), found '{text}'") from None
+    if not -2**63 <= value < 2**63:
+        raise argparse.ArgumentTypeError("expected an official index, an integer in int64 range (below 2**63), "
+                                         f"found '{text}'")
+    return value
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     if args.format:
         try:
@@ -108,7 +121,7 @@ def add_table(sub) -> None:
     q.add_argument("--dataset", help="c10, c100, in16")
     q.add_argument("--split", help="train, valid, test, valtest")
     q.add_argument("--fidelity", type=int, help="training epochs (12, 200)")
-    q.add_argument("--index", type=int, nargs="+", action="extend",
+    q.add_argument("--index", type=_index, nargs="+", action="extend",
                    help="official indices (several may follow one --index, and --index may repeat)")
     q.add_argument("--arch", help="NB201 arch string |op~0|+|op~0|op~1|+...")
     q.add_argument("--json", action="store_true", help="print JSON")

@@ -25,7 +25,7 @@ import numpy as np
 
 from nasco.tables._errors import TableError
 
-__all__ = ["Frame", "raw_cell", "read_frame"]
+__all__ = ["Frame", "known_format", "raw_cell", "read_frame", "read_header"]
 
 _DELIMITED = {".csv": ",", ".tsv": "\t"}
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
@@ -64,6 +64,26 @@ def read_frame(source: Path, file: str) -> Frame:
     # Both readers skip blank lines, so they see the same rows; if they ever differ, rows are
     # named without their line rather than with a wrong one.
     return Frame(df, lines if len(lines) == len(df) else None, sep)
+
+
+def known_format(source: Path) -> bool:
+    """Whether ``source``'s name is that of a format :func:`read_frame` reads."""
+    return _separator(source) is not None or source.name.lower().endswith((".parquet", ".pq"))
+
+
+def read_header(source: Path) -> list[str] | None:
+    """The column names of ``source``, read without its rows; None when they cannot be read
+    (then :func:`read_frame` names the fault)."""
+    sep = _separator(source)
+    try:
+        if sep is None:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(source).names)
+        with _open_text(source) as fh:
+            return next(csv.reader(fh, delimiter=sep), None)
+    except Exception:  # noqa: BLE001 - a damaged file: read_frame reports it with its details
+        return None
 
 
 def raw_cell(source: Path, sep: str, line: int, position: int) -> str | None:

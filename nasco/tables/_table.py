@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nasco.dsl import LookupTableSpec, builtin_dir, find_file, load_file
+from nasco.dsl import LookupTableSpec, SpecError, builtin_dir, find_file, load_file
 from nasco.dsl._errors import close_matches
 from nasco.tables._bounds import bounds_of
 from nasco.tables._cache import (
@@ -33,7 +33,7 @@ from nasco.tables._cache import (
     stamp_mismatch,
 )
 from nasco.tables._errors import TableError
-from nasco.tables._source import Frame, raw_cell, read_frame
+from nasco.tables._source import Frame, known_format, raw_cell, read_frame, read_header
 
 __all__ = ["STATS", "Table", "find_table", "load_table"]
 
@@ -226,7 +226,14 @@ def load_table(name_or_path: str | Path, *, cache: Path | str | None = None, reb
     source = spec_file.parent / spec.data
     if not source.is_file():
         raise TableError(f"data '{spec.data}': no such file ({source})", file=str(spec_file))
-    space_file = find_file(spec.space, relative_to=spec_file.parent, what="architecture space", kind="arch_space")
+    if not known_format(source):
+        raise TableError(f"data '{spec.data}': not a table file, the format of '{source.name}' is unknown "
+                         f"({source})", file=str(spec_file), hint="use .csv, .csv.gz, .tsv or .parquet")
+    try:
+        space_file = find_file(spec.space, relative_to=spec_file.parent, what="architecture space",
+                               kind="arch_space")
+    except SpecError as exc:
+        raise TableError(f"space '{spec.space}': {exc}", file=str(spec_file)) from None
     where = _Where(spec_file, source, space_file)
     folder = Path(cache) if cache is not None else cache_dir()
     digest = source_digest(source)
@@ -305,22 +312,24 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
     from nasco.space._nb201 import arch_str_ops, index_table_of
 
     file = str(where.source)
+    # The space and the declared columns first: a table that cannot match its data fails
+    # before the data file is parsed.
+    try:
+        arch = load_file(where.space_file, kind="arch_space")
+    except SpecError as exc:
+        raise TableError(f"space '{spec.space}': {exc}", file=str(where.spec_file)) from None
+    if not getattr(arch, "official_index", None):
+        raise TableError(f"space: '{arch.name}' has no official index; tables key their rows by it",
+                         file=str(where.spec_file), hint="use a space with official_index, such as nb201")
+    header = read_header(where.source)
+    if header is not None:
+        _check_columns(spec, header, where)
     frame = read_frame(where.source, file)
     df = frame.data
     STATS["parsed"] += 1
     if len(df) == 0:
         raise TableError("no data rows", file=file)
-    need = [c for c in (spec.key.index, spec.key.arch_str) if c] + list(spec.metrics)
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise TableError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} "
-                         f"(declared in {where.spec_file.name})", file=file,
-                         hint=close_matches(missing[0], [str(c) for c in df.columns])
-                         or f"columns: {', '.join(map(str, df.columns[:12]))}")
-    arch = load_file(where.space_file, kind="arch_space")
-    if not getattr(arch, "official_index", None):
-        raise TableError(f"space '{arch.name}' has no official index; tables key their rows by it",
-                         file=str(where.spec_file))
+    _check_columns(spec, [str(c) for c in df.columns], where)
     official = index_table_of(arch)     # arch_str -> index
     n_cells = len(official)
     index: np.ndarray | None = None
@@ -378,6 +387,17 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
     ids = [space.make({"edges": list(arch_str_ops(by_index[int(i)]))}).id for i in sorted_idx]
     log.info("%s: parsed %d rows", file, len(sorted_idx))
     return sorted_idx, ids, columns
+
+
+def _check_columns(spec: LookupTableSpec, columns: list[str], where: _Where) -> None:
+    """A TableError naming the DSL file and key of the first declared column the data lacks."""
+    declared = [(("key", "index"), spec.key.index), (("key", "arch_str"), spec.key.arch_str)]
+    declared += [(("metrics", c), c) for c in spec.metrics]
+    for path, col in declared:
+        if col and col not in columns:
+            raise TableError(f"{'.'.join(path)}: column '{col}' is not in the data file {where.source}",
+                             file=str(where.spec_file),
+                             hint=close_matches(col, columns) or f"its columns: {', '.join(columns[:12])}")
 
 
 def _plain(value: Any) -> Any:

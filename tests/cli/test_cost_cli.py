@@ -134,3 +134,45 @@ def test_each_task_of_a_multi_task_row_takes_its_own_space(tmp_path, capsys):
         assert rep["total"]["latency_s"] == pytest.approx(figures["latency"], rel=1e-8)
         assert f"template: {figures['template']} (the candidate's member" in err
         assert "bound the whole system" in err and rep["limits"] == {}
+
+
+# ---------------------------------------------------------------------- a candidate file's shape
+NB201_EDGES = ["nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none", "avg_pool_3x3"]
+FROM_A_RUN = "use a row of a ledger or pareto.csv, or Candidate.to_json()"
+
+
+@pytest.mark.parametrize("text,where,expected,found,hint", [
+    ('{"arch": [1, 2, 3], "hw": {}}', "arch", "an object with 'cell' and 'hp'", "a list [1, 2, 3]",
+     FROM_A_RUN),
+    ('{"arch": null, "hw": {}}', "arch", "an object with 'cell' and 'hp'", "null", FROM_A_RUN),
+    ('{"arch": NaN, "hw": {}}', "arch", "an object with 'cell' and 'hp'", "a number NaN", FROM_A_RUN),
+    ('{"arch": {"cell": {"edges": %s}}, "hw": [16, 16]}' % json.dumps(NB201_EDGES), "hw",
+     "an object of accelerator choices (dotted key: value)", "a list [16, 16]", FROM_A_RUN),
+    ('{"arch": {"cell": {"edges": %s}, "hp": 3}}' % json.dumps(NB201_EDGES), "arch.hp",
+     "an object of the space's choices (dotted key: value)", "a number 3", FROM_A_RUN),
+    ('{"arch": {"cell": {"edges": %s}, "hp": {"cells": 99}}}' % json.dumps(NB201_EDGES), "arch.hp.cells",
+     "a choice of space 'nb201'", "unknown key 'cells'",
+     "it has no such choices; cost the row with the space it was searched in (--space)"),
+    ('{"arch": {"cell": {"edges": %s}}, "hw": {"pe_arrays.rows": 16}}' % json.dumps(NB201_EDGES),
+     "hw.pe_arrays.rows", "a choice of template 'systolic_template'", "unknown key 'pe_arrays.rows'",
+     "did you mean 'pe_array.rows'?"),
+    ("[" * 100_000 + "]" * 100_000, "", "a candidate JSON object with 'arch' and 'hw'",
+     "JSON nested too deep to read", "use the file nasco search wrote, unedited"),
+])
+def test_a_candidate_file_of_the_wrong_shape(tmp_path, capsys, text, where, expected, found, hint):
+    f = tmp_path / "cand.json"
+    f.write_text(text)
+    code, out, err = run_cli(capsys, "cost", "--space", "nb201", "--hw", "systolic_template", "--workload",
+                             str(f))
+    place = f"{f}: {where}: " if where else f"{f}: "
+    assert (code, out, err) == (2, "", f"nasco: error: {place}expected {expected}, found {found}; {hint}\n")
+
+
+def test_a_well_formed_candidate_file_is_costed(tmp_path, capsys):
+    """The control of the shape checks: the same file, right, is costed with the template's choice."""
+    f = tmp_path / "cand.json"
+    f.write_text(json.dumps({"arch": {"cell": {"edges": NB201_EDGES}, "hp": {}}, "hw": {"pe_array.rows": 8}}))
+    code, out, err = run_cli(capsys, "cost", "--space", "nb201", "--hw", "systolic_template", "--workload",
+                             str(f), "--json")
+    assert code == 0, err
+    assert json.loads(out)["assumptions"]["hw"]["pe_array"]["rows"] == 8

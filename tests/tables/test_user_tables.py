@@ -51,7 +51,6 @@ def test_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("csv,message", [
-    ("arch,acc,test\n" + ARCH[0] + ",1,2\n", "t.csv: missing column 'lat' (declared in mine.yaml); columns: arch, acc, test"),
     (GOOD + ARCH[0] + ",1,2,3\n", "t.csv: duplicate key: index 1 appears in rows 1 and 3"),
     (GOOD + "|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|,1,2,3\n",
      "t.csv: row 3: arch_str '|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|' is not a cell of space 'nb201'"),
@@ -66,6 +65,50 @@ def test_mis_schemad_tables(tmp_path, csv, message):
     assert str(e.value) == f"{tmp_path / 't.csv'}: {message[len('t.csv: '):]}"
     assert "\n" not in str(e.value)
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("header,key", [("test,lat,x", "key.arch_str: column 'arch'"),
+                                        ("arch,acc,test", "metrics.lat: column 'lat'")])
+def test_a_declared_column_the_data_lacks_names_the_dsl_key_before_parsing(tmp_path, monkeypatch, header, key):
+    """The DSL file and its key are at fault, and the rows are never parsed (a large table would
+    take seconds to read only to be refused)."""
+    f = _write(tmp_path, header + "\n" + "this row is never read\n")
+    import nasco.tables._table as table_module
+    monkeypatch.setattr(table_module, "read_frame", lambda *a: pytest.fail("the data rows were parsed"))
+    with pytest.raises(TableError) as e:
+        load_table(f, cache=tmp_path / "cache")
+    assert str(e.value) == (f"{f}: {key} is not in the data file {tmp_path / 't.csv'}; its columns: "
+                            f"{header.replace(',', ', ')}")
+
+
+def test_a_data_file_of_unknown_format_names_the_dsl_file(tmp_path):
+    f = _write(tmp_path, "root:x:0:0:root:/root:/bin/bash\n", name="passwd")
+    with pytest.raises(TableError) as e:
+        load_table(f, cache=tmp_path / "cache")
+    assert str(e.value) == (f"{f}: data 'passwd': not a table file, the format of 'passwd' is unknown "
+                            f"({tmp_path / 'passwd'}); use .csv, .csv.gz, .tsv or .parquet")
+
+
+@pytest.mark.parametrize("space,found", [("systolic_template", "kind 'accelerator'"),
+                                         ("nb_201", "no such built-in")])
+def test_a_space_that_is_not_an_architecture_space_names_the_dsl_file(tmp_path, space, found):
+    f = _write(tmp_path, GOOD)
+    f.write_text(DSL.format(space=space, data="t.csv"))
+    with pytest.raises(TableError) as e:
+        load_table(f, cache=tmp_path / "cache")
+    assert str(e.value).startswith(f"{f}: space '{space}': ")
+    assert found in str(e.value)
+
+
+def test_a_space_without_official_index_fails_before_parsing(tmp_path, monkeypatch):
+    f = _write(tmp_path, GOOD)
+    f.write_text(DSL.format(space="darts_snn", data="t.csv"))
+    import nasco.tables._table as table_module
+    monkeypatch.setattr(table_module, "read_frame", lambda *a: pytest.fail("the data rows were parsed"))
+    with pytest.raises(TableError) as e:
+        load_table(f, cache=tmp_path / "cache")
+    assert str(e.value) == (f"{f}: space: 'darts_snn' has no official index; tables key their rows by it; "
+                            "use a space with official_index, such as nb201")
 
 
 def test_truncated_gzip_and_corrupt_parquet(tmp_path):
