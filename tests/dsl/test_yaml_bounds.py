@@ -165,3 +165,14 @@ def test_long_string_values_are_capped_in_messages():
     with pytest.raises(SpecError) as info:
         parse_overrides([f"hw.dataflow{long}"])  # no '=': the whole item is shown, capped
     assert len(str(info.value)) < 2 * MAX_SHOWN + 200
+
+
+def test_searcher_opt_values_go_through_the_bounded_loader():
+    import argparse
+
+    from nasco.cli._search import _parse_searcher_opts
+
+    args = argparse.Namespace(searcher_opt=[f"population_size={_flow_bomb()}"])
+    err, seconds, peak = _measure(lambda: _parse_searcher_opts(args, "evolution"))
+    assert err is not None and seconds < 1.0 and peak < 200 * 2**20
+    assert str(err).startswith("--searcher-opt population_size: [0][0][0]: expected a value that expands")
