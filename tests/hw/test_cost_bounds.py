@@ -195,3 +195,22 @@ def test_to_dict_does_work_linear_in_the_layers():
         assert len(out["layers"]) == n
         work.append(_Counted.produced)
     assert work[1] > work[0] > 0 and work[2] - work[1] == 10 * (work[1] - work[0])
+
+
+def test_in_a_search_a_cost_error_is_a_failed_candidate_with_its_reason():
+    from nasco.core import Result
+    from nasco.run._job import Job, evaluate_job
+    from nasco.space import Candidate
+
+    model = CostModel(_unchecked(clock_mhz=1.0e-320), _TABLE)
+
+    class Costing:
+        def evaluate(self, candidate, seed):
+            total = model.cost(Workload((CONV,), name=candidate.id)).total()
+            return Result("ok", {"latency": total["latency_s"]})
+
+    cand = Candidate.make({"cell": [0]}, {})
+    row = evaluate_job(Costing(), ("latency",), Job(seq=0, cand=cand, seed=0))
+    assert row["status"] == "failed"
+    reason = f"CostError: systolic_template: layer 'c' of '{cand.id}': latency_s is inf"
+    assert row["reason"].startswith(reason)
