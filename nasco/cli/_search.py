@@ -50,9 +50,8 @@ def _searcher_options(args: argparse.Namespace, searcher: str) -> dict:
 
 def _parse_searcher_opts(args: argparse.Namespace, searcher: str) -> dict:
     """``--searcher-opt KEY=VALUE``: VALUE is read as YAML (1000, 0.5, synflow, null, {a: 1})."""
-    import yaml
-
     from nasco.cli._searchers import searcher_options
+    from nasco.dsl import VALID_YAML, SpecError, capped, load_value
     from nasco.search import DIFFERENTIABLE, SEARCHERS
 
     known = [k for k, _ in searcher_options({**SEARCHERS, **DIFFERENTIABLE}[searcher])]
@@ -65,10 +64,13 @@ def _parse_searcher_opts(args: argparse.Namespace, searcher: str) -> dict:
         if key not in known:
             raise UsageError(f"--searcher-opt {key}: '{searcher}' has no option '{key}'; its options: "
                              f"{', '.join(known) or 'none'}")
-        try:
-            out[key] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"--searcher-opt {key}: value '{raw}' is not valid YAML ({exc.problem})") from None
+        try:  # the DSL's bounded loader: aliases cannot blow the value up
+            out[key] = load_value(raw, f"--searcher-opt {key}")
+        except SpecError as err:
+            if err.expected != VALID_YAML:
+                raise
+            raise UsageError(f"--searcher-opt {key}: value {capped(raw)} is not valid YAML: "
+                             f"{err.found}") from None
     return out
 
 

@@ -14,7 +14,7 @@ import typing
 from typing import Any
 
 from nasco.dsl._choice import Choice, is_choice_mapping, parse_choice
-from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._errors import SpecError, clip, close_matches, shown
 
 __all__ = ["spec_field", "build", "check_value", "to_data"]
 
@@ -31,15 +31,17 @@ def spec_field(
     enum: tuple[str, ...] | None = None,
     searchable: bool = False,
     hint: str | None = None,
+    why: str | None = None,
 ) -> Any:
     """A dataclass field with its DSL rules.
 
     ``searchable`` fields accept ``{choice: [...]}`` / ``{range: [...]}`` and then hold a
     :class:`Choice`; every option is checked against the same rules. ``hint`` is added to
-    an error about the field's value that has no hint of its own.
+    an error about the field's value that has no hint of its own. ``why`` says where the
+    bounds ``min`` / ``max`` / ``gt`` come from; a value out of them names it.
     """
     meta = {"doc": doc, "min": min, "max": max, "gt": gt, "enum": enum, "searchable": searchable,
-            "hint": hint}
+            "hint": hint, "why": why}
     if isinstance(default, (list, dict)):
         raise TypeError("use a tuple or None for mutable defaults")
     return dataclasses.field(default=default, metadata=meta)
@@ -115,17 +117,18 @@ def check_value(value: Any, tp: Any, meta: dict, path: tuple) -> Any:
         enum = meta.get("enum")
         if enum and value not in enum:
             raise SpecError(
-                "one of " + ", ".join(enum), f"'{value}'", path=path,
+                "one of " + ", ".join(enum), shown(value), path=path,
                 hint=close_matches(value, enum),
             )
         return value
     lo, hi, gt = meta.get("min"), meta.get("max"), meta.get("gt")
+    why = f" ({meta['why']})" if meta.get("why") else ""
     if lo is not None and value < lo:
-        raise SpecError(f"a value >= {lo}", value, path=path)
+        raise SpecError(f"a value >= {lo}{why}", value, path=path)
     if gt is not None and value <= gt:
-        raise SpecError(f"a value > {gt}", value, path=path)
+        raise SpecError(f"a value > {gt}{why}", value, path=path)
     if hi is not None and value > hi:
-        raise SpecError(f"a value <= {hi}", value, path=path)
+        raise SpecError(f"a value <= {hi}{why}", value, path=path)
     return value
 
 
@@ -139,7 +142,7 @@ def build(cls: type, data: Any, path: tuple = ()) -> Any:
     for key in data:
         if key not in fields:
             raise SpecError(
-                "one of the keys " + ", ".join(fields), f"unknown key '{key}'",
+                "one of the keys " + ", ".join(fields), f"unknown key '{clip(str(key))}'",
                 path=path + (str(key),), hint=close_matches(key, fields),
             )
     kwargs: dict[str, Any] = {}

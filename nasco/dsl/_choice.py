@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._errors import SpecError, capped, clip, close_matches, shown
 
 __all__ = ["Choice", "parse_choice", "is_choice_mapping"]
 
@@ -50,7 +50,7 @@ def parse_choice(value: dict, path: tuple) -> Choice:
         key = sorted(unknown)[0]
         raise SpecError(
             "a choice with keys choice|range, default, step",
-            f"unknown key '{key}'",
+            f"unknown key '{clip(str(key))}'",
             path=path + (key,),
             hint=close_matches(key, sorted(_CHOICE_KEYS))
             or "write {choice: [a, b], default: a} or {range: [lo, hi], step: 1}",
@@ -93,6 +93,6 @@ def parse_choice(value: dict, path: tuple) -> Choice:
     default = value.get("default", options[0])
     # ``true in [1, 2]`` holds in Python; a bool default must not pick the option 1.
     if not any(o == default and isinstance(o, bool) == isinstance(default, bool) for o in options):
-        raise SpecError(f"a default among {list(options)}", shown(default), path=path + ("default",),
+        raise SpecError(f"a default among {capped(list(options))}", shown(default), path=path + ("default",),
                         hint="make the default one of the options")
     return Choice(options, default)

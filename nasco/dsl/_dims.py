@@ -5,6 +5,7 @@ import dataclasses
 from typing import Any
 
 from nasco.dsl._choice import Choice
+from nasco.dsl._errors import capped
 
 __all__ = ["search_dimensions", "resolve", "defaults"]
 
@@ -41,7 +42,7 @@ def resolve(spec: Any, values: dict[str, Any], prefix: str = "") -> Any:
         if isinstance(value, Choice):
             picked = values.get(key, value.default)
             if picked not in value.options:
-                raise ValueError(f"{key}={picked!r} is not one of {list(value.options)}")
+                raise ValueError(f"{key}={capped(picked)} is not one of {capped(list(value.options))}")
             changes[name] = picked
         elif dataclasses.is_dataclass(value):
             changes[name] = resolve(value, values, key + ".")

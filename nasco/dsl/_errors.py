@@ -2,9 +2,34 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
-__all__ = ["SpecError", "close_matches", "format_path", "shown"]
+__all__ = ["MAX_SHOWN", "SpecError", "capped", "clip", "close_matches", "format_path", "shown"]
+
+# The most characters of a user's value an error message shows: enough to recognise the value,
+# and a message stays one readable line however large the value is.
+MAX_SHOWN = 200
+
+# Depth and items reprlib shows before '...': at most 8 items on each of 3 levels, so the
+# repr itself stays small (reprlib never builds the full repr of what it leaves out).
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 8
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_SHOWN
+
+
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with '...' and the full length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def capped(value: object) -> str:
+    """The repr of a user's value as messages show it: a few items per level, a few levels,
+    at most :data:`MAX_SHOWN` characters (plus the cut mark)."""
+    return clip(_REPR.repr(value))
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -19,13 +44,15 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 def shown(value: object) -> object:
-    """A found value as an error shows it: strings quoted, so ``"16"`` reads '16', not 16."""
-    return repr(value) if isinstance(value, str) else value
+    """A found value as an error shows it: strings quoted (and capped), so ``"16"`` reads '16',
+    not 16; other values are capped when the message is rendered."""
+    return capped(value) if isinstance(value, str) else value
 
 
 def close_matches(word: object, candidates: Iterable[str]) -> str | None:
     """A 'did you mean' hint listing up to three close names, or None."""
-    found = difflib.get_close_matches(str(word), list(candidates), n=3, cutoff=0.5)
+    text = word if isinstance(word, str) else capped(word)
+    found = difflib.get_close_matches(text, list(candidates), n=3, cutoff=0.5)
     if not found:
         return None
     return "did you mean " + " or ".join(repr(f) for f in found) + "?"
@@ -71,7 +98,8 @@ class SpecError(ValueError):
         where = self.file or ""
         if self.file and self.line is not None:
             where += f":{self.line}"
-        found = self.found if isinstance(self.found, str) else repr(self.found)
+        # Found values come from the user: capped, so a huge value cannot make a huge message.
+        found = clip(self.found, 2 * MAX_SHOWN) if isinstance(self.found, str) else capped(self.found)
         parts = [p for p in (where, format_path(self.path) if self.path else "") if p]
         text = ": ".join(parts + [f"expected {self.expected}, found {found}"])
         if self.hint:

@@ -17,7 +17,7 @@ from nasco.dsl._errors import SpecError, close_matches, shown
 from nasco.dsl._hwsets import TEMPLATE_KEY, AcceleratorSet, MultiAccelerator
 from nasco.dsl._lookup import LookupTableSpec
 from nasco.dsl._specs import SCHEMA_VERSION, AcceleratorTemplate, ArchSpace, EnergyTable
-from nasco.dsl._yaml import _SafeLoader, load_yaml_text
+from nasco.dsl._yaml import VALID_YAML, _SafeLoader, load_value, load_yaml_text
 
 __all__ = ["HW_KINDS", "KINDS", "builtin_dir", "builtin_names", "find_file", "load_file", "load_spec",
            "load_energy_table", "parse_overrides"]
@@ -90,13 +90,17 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[tuple[str, ...],
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError("--set KEY.PATH=VALUE", f"'{item}'", hint="e.g. --set macro.cells=4")
+            raise SpecError("--set KEY.PATH=VALUE", shown(item), hint="e.g. --set macro.cells=4")
+        path = tuple(key.strip().split("."))
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise SpecError("a YAML value after '='", f"'{raw}'", path=tuple(key.split(".")),
+            value = load_value(raw, "--set")
+        except SpecError as err:
+            if err.expected != VALID_YAML:  # e.g. aliases that expand past the bound
+                raise SpecError(err.expected, err.found, file=err.file, path=path + err.path,
+                                hint=err.hint) from None
+            raise SpecError("a YAML value after '='", shown(raw), path=path,
                             hint="quote strings with spaces, e.g. --set 'specs.latency.max=2 ms'") from None
-        out[tuple(key.strip().split("."))] = value
+        out[path] = value
     return out
 
 

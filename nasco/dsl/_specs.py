@@ -151,11 +151,26 @@ class ArchSpace:
 DATAFLOWS = ("os", "ws", "is", "rs")
 PE_TYPES = ("mac", "sop")
 
+# Physical ranges of the template's numbers. Each is wide enough for any real design and
+# keeps the cost model's arithmetic finite: a clock of 1e-320 MHz or a bandwidth of 1e-300
+# bytes/cycle would give infinite latencies.
+_WHY_CLOCK = ("a clock of 1 kHz to 100 GHz: no digital accelerator runs slower, CMOS logic tops out near "
+              "10 GHz")
+_WHY_BUFFER = ("at least a byte and at most 64 GiB: more SRAM than the largest chip holds "
+               "(Cerebras WSE-3, 44 GB on a wafer)")
+_WHY_DRAM = ("1e-3 to 1e6 bytes/cycle: a 16-bit LPDDR channel (0.4 GB/s) at 100 GHz still gives 4e-3; "
+             "eight HBM3e stacks (10 TB/s) at 10 MHz give 1e6")
+_WHY_ARRAY = "1 to 4096 PEs a side: 16.7 million PEs, 256 times the TPU v1's 256 x 256 array"
+_WHY_RF = "1 to 65,536 words a PE: Eyeriss's scratchpads hold 12 to 224"
+_WHY_BITS = "1 to 64 bits: from spikes to the widest integer and float datapaths"
+_WHY_NOC = ("1e-3 to 1e9 bytes/cycle: every PE of a 4096 x 4096 array fed a 64-bit word per cycle "
+            "takes 1.3e8")
+
 
 @dataclass(frozen=True, kw_only=True)
 class PEArraySpec:
-    rows: int | Choice = F(doc="PE rows", min=1, max=4096, searchable=True)
-    cols: int | Choice = F(doc="PE columns", min=1, max=4096, searchable=True)
+    rows: int | Choice = F(doc="PE rows", min=1, max=4096, why=_WHY_ARRAY, searchable=True)
+    cols: int | Choice = F(doc="PE columns", min=1, max=4096, why=_WHY_ARRAY, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,34 +192,43 @@ class PESpec:
 class RFSpec:
     """Register files inside each PE, in words (Eyeriss: 12 ifmap, 224 filter, 24 psum)."""
 
-    ifmap_words: int | Choice = F(doc="ifmap scratchpad per PE", min=1, max=65536, searchable=True)
-    filter_words: int | Choice = F(doc="filter scratchpad per PE", min=1, max=65536, searchable=True)
-    psum_words: int | Choice = F(doc="psum scratchpad per PE", min=1, max=65536, searchable=True)
+    ifmap_words: int | Choice = F(doc="ifmap scratchpad per PE", min=1, max=65536, why=_WHY_RF,
+                                  searchable=True)
+    filter_words: int | Choice = F(doc="filter scratchpad per PE", min=1, max=65536, why=_WHY_RF,
+                                   searchable=True)
+    psum_words: int | Choice = F(doc="psum scratchpad per PE", min=1, max=65536, why=_WHY_RF,
+                                 searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BufferSpec:
-    ifmap_kb: float | Choice = F(doc="ifmap SRAM (KiB)", gt=0, searchable=True)
-    filter_kb: float | Choice = F(doc="filter SRAM (KiB)", gt=0, searchable=True)
-    ofmap_kb: float | Choice = F(doc="ofmap SRAM (KiB)", gt=0, searchable=True)
+    ifmap_kb: float | Choice = F(doc="ifmap SRAM (KiB)", min=0.001, max=67_108_864, why=_WHY_BUFFER,
+                                 searchable=True)
+    filter_kb: float | Choice = F(doc="filter SRAM (KiB)", min=0.001, max=67_108_864, why=_WHY_BUFFER,
+                                  searchable=True)
+    ofmap_kb: float | Choice = F(doc="ofmap SRAM (KiB)", min=0.001, max=67_108_864, why=_WHY_BUFFER,
+                                 searchable=True)
     membrane_kb: float | Choice | None = F(
-        None, doc="membrane SRAM (KiB) of sop PEs; null: in the ofmap SRAM", gt=0, searchable=True)
+        None, doc="membrane SRAM (KiB) of sop PEs; null: in the ofmap SRAM", min=0.001, max=67_108_864,
+        why=_WHY_BUFFER, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BandwidthSpec:
-    dram_bytes_per_cycle: float | Choice = F(doc="DRAM bandwidth", gt=0, searchable=True)
+    dram_bytes_per_cycle: float | Choice = F(doc="DRAM bandwidth", min=1e-3, max=1e6, why=_WHY_DRAM,
+                                             searchable=True)
     noc_bytes_per_cycle: float | Choice | None = F(
-        None, doc="buffer <-> PE network bandwidth; null: never the bottleneck", gt=0, searchable=True)
+        None, doc="buffer <-> PE network bandwidth; null: never the bottleneck", min=1e-3, max=1e9,
+        why=_WHY_NOC, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BitsSpec:
-    weight: int | Choice = F(8, min=1, max=64, searchable=True)
-    activation: int | Choice = F(8, min=1, max=64, searchable=True)
-    accumulator: int = F(32, min=1, max=64)
+    weight: int | Choice = F(8, min=1, max=64, why=_WHY_BITS, searchable=True)
+    activation: int | Choice = F(8, min=1, max=64, why=_WHY_BITS, searchable=True)
+    accumulator: int = F(32, min=1, max=64, why=_WHY_BITS)
     membrane: int | Choice = F(16, doc="membrane potential width of spiking layers", min=1, max=64,
-                               searchable=True)
+                               why=_WHY_BITS, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,7 +264,8 @@ class AcceleratorTemplate:
     rf: RFSpec | None = F(None, doc="register files per PE (needed by rs)")
     buffers: BufferSpec = F()
     bandwidth: BandwidthSpec = F()
-    clock_mhz: float | Choice = F(doc="clock frequency (MHz)", gt=0, searchable=True)
+    clock_mhz: float | Choice = F(doc="clock frequency (MHz)", min=1e-3, max=1e5, why=_WHY_CLOCK,
+                                  searchable=True)
     bits: BitsSpec = F(BitsSpec())
     technology: str = F(doc="name or path of an energy_table file")
     specs: dict[str, Constraint] | None = F(None, doc="design specs (latency, energy, area, power)")
@@ -251,6 +276,13 @@ class AcceleratorTemplate:
             raise SpecError("an 'rf:' section for the row-stationary dataflow", "it missing",
                             path=path + ("rf",),
                             hint="Eyeriss: rf: {ifmap_words: 12, filter_words: 224, psum_words: 24}")
+        if ("os" in _options(self.dataflow) and 1 in _options(self.pe_array.rows)
+                and 1 in _options(self.pe_array.cols)):
+            # SCALE-Sim's fold of F * (T + R + C - 2) - 1 cycles is then a cycle short of the T
+            # MACs a fold's single PE does, so repeated folds would beat one MAC per cycle.
+            raise SpecError("an output-stationary array of at least 2 PEs (rows + cols >= 3)",
+                            "rows 1 and cols 1 among the options", path=path + ("pe_array",),
+                            hint="allow at least 2 rows or 2 columns, or pick ws or is for a single PE")
         if "sop" in _options(self.pe.type) and "rs" in _options(self.dataflow):
             raise SpecError("a systolic dataflow (os, ws, is) for sop PEs", "'rs'", path=path + ("dataflow",),
                             hint="spiking PEs are modelled on systolic arrays (SATA)")
@@ -292,6 +324,13 @@ class AcceleratorTemplate:
 
 # ------------------------------------------------------------------ technology
 _WIDTH_KEY = re.compile(r"^(mac|mult|add)_(\d+)b$")
+
+# Ceilings on one entry of an energy table, in base units: they catch a wrong unit or exponent
+# before it turns into absurd or infinite costs. Horowitz (ISSCC 2014, 45 nm) puts the costliest
+# operation, a 64-bit DRAM access, at 1.3-2.6 nJ (about 40 pJ a bit) and the largest unit, a
+# 32-bit float multiplier, at 7,700 um2: a microjoule and a square millimetre are far above both.
+MAX_ENTRY_ENERGY_J = 1e-6
+MAX_ENTRY_AREA_MM2 = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,6 +397,7 @@ class EnergyTable:
                     raise SpecError(f"an {qty} unit (" + ", ".join(UNITS[qty]) + ")", f"'{c.unit}'",
                                     path=path + (section, key, "unit"),
                                     hint=f"'{c.unit}' is an {other} unit; this entry is under '{section}:'")
+        self._check_ceilings(path)
         uses_mac = any(c.unit == "MAC" for c in self.energy.values())
         if uses_mac and self.mac_reference is None:
             raise SpecError("a 'mac_reference' for entries in unit MAC", "it missing",
@@ -366,6 +406,32 @@ class EnergyTable:
         if self.mac_reference is not None and self.mac_reference.unit not in UNITS["energy"]:
             raise SpecError("an absolute energy unit (" + ", ".join(UNITS["energy"]) + ")",
                             f"'{self.mac_reference.unit}'", path=path + ("mac_reference", "unit"))
+
+    def _check_ceilings(self, path: tuple) -> None:
+        """Every entry at most MAX_ENTRY_ENERGY_J / MAX_ENTRY_AREA_MM2 once in base units."""
+        ref = self.mac_reference
+        if ref is not None and ref.unit in UNITS["energy"] and ref.value * UNITS["energy"][ref.unit] > \
+                MAX_ENTRY_ENERGY_J:
+            raise SpecError("a mac_reference of at most 1 uJ (a 64-bit DRAM access takes 2.6 nJ)",
+                            f"{ref.value:g} {ref.unit}", path=path + ("mac_reference", "value"),
+                            hint="check the unit and the exponent")
+        for section, ceiling, what in (("energy", MAX_ENTRY_ENERGY_J, "1 uJ per op or bit (a 64-bit DRAM "
+                                        "access takes 2.6 nJ)"),
+                                       ("area", MAX_ENTRY_AREA_MM2, "1 mm2 per unit (a 32-bit float "
+                                        "multiplier takes 0.0077 mm2)")):
+            for key, c in getattr(self, section).items():
+                if c.unit == "MAC" and section == "energy":
+                    if ref is None or ref.unit not in UNITS["energy"]:
+                        continue  # the missing or bad reference is reported below
+                    base = c.value * ref.value * UNITS["energy"][ref.unit]
+                elif c.unit in UNITS[section]:
+                    base = c.value * UNITS[section][c.unit]
+                else:
+                    continue  # a unit of the wrong kind: reported above
+                if base > ceiling:
+                    raise SpecError(f"at most {what}", f"{c.value:g} {c.unit}",
+                                    path=path + (section, key, "value"),
+                                    hint="check the unit and the exponent")
 
     def energy_j(self, key: str) -> float:
         c = self.energy[key]

@@ -1,6 +1,7 @@
 """Quantities with units in design specs and energy tables ("2 ms", "0.23 pJ")."""
 from __future__ import annotations
 
+import math
 import re
 
 from nasco.dsl._errors import SpecError, close_matches, shown
@@ -27,14 +28,16 @@ def parse_quantity(text: object, quantity: str, path: tuple) -> float:
                         path=path, hint="quote the number and its unit: \"2 ms\"")
     m = _QTY.match(text)
     if not m:
-        raise SpecError(f"'<number> <unit>' for {quantity}", f"'{text}'", path=path,
+        raise SpecError(f"'<number> <unit>' for {quantity}", shown(text), path=path,
                         hint="units: " + ", ".join(units))
     value, unit = float(m.group(1)), m.group(2)
     if unit not in units:
         raise SpecError(
-            f"a {quantity} unit (" + ", ".join(units) + ")", f"'{unit}'", path=path,
+            f"a {quantity} unit (" + ", ".join(units) + ")", shown(unit), path=path,
             hint=close_matches(unit, units) or "convert the value to one of these units",
         )
     if value < 0:
-        raise SpecError(f"a non-negative {quantity}", f"'{text}'", path=path)
+        raise SpecError(f"a non-negative {quantity}", shown(text), path=path)
+    if not math.isfinite(value):  # e.g. '1e999 ms' reads as infinity
+        raise SpecError(f"a finite {quantity}", shown(text), path=path, hint="check the exponent")
     return value * units[unit]

@@ -18,19 +18,32 @@ from typing import Any
 
 import numpy as np
 
+from nasco.core import NascoError
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
 from nasco.hw._rowstationary import rs_layer_core
 from nasco.hw._sop import sop_traffic
 from nasco.hw._systolic import systolic_layer_core
 from nasco.hw._workload import COLUMNS, Workload
 
-__all__ = ["CostModel", "CostReport", "ENERGY_PARTS", "MappingError"]
+__all__ = ["CostError", "CostModel", "CostReport", "ENERGY_PARTS", "MAX_CYCLES", "MappingError"]
 
 
 class MappingError(ValueError):
     """A layer that the template's dataflow cannot map; the message names it and says why."""
 
+
+class CostError(NascoError):
+    """A cost the model cannot stand behind: infinite, negative, or a utilisation outside [0, 1].
+
+    The DSL's ranges and the workload's size bounds keep real templates and networks clear of
+    it; the message names the template, the layer and the quantity."""
+
+
 ENERGY_PARTS = ("compute", "register", "noc", "sram", "dram", "neuron")
+
+# The most cycles a layer or a workload may take: they are counted in int64, and 2**62 leaves a
+# factor of two for sums (4.6e18 cycles: 146 years at 1 GHz).
+MAX_CYCLES = 2**62
 
 
 # ---------------------------------------------------------------------- the stages' results
@@ -69,6 +82,7 @@ class _Work:
     vec_binary: np.ndarray    # a pool of binary spikes
     macs: np.ndarray
     ops: np.ndarray
+    busy: np.ndarray          # MAC positions the array steps through (utilisation's numerator)
     cycles: np.ndarray        # compute cycles of all timesteps (float64)
     e_compute: np.ndarray
 
@@ -117,6 +131,9 @@ class CostReport:
     ops: np.ndarray  # array ops: MACs (ANN), spike-gated accumulates (spiking); 0 for neuron/pool/add
     area_mm2: float
     assumptions: dict[str, Any] = field(default_factory=dict)
+    # MAC positions the array stepped through: the MACs, or on an array that skips zero spikes
+    # the spike-gated accumulates of its spiking layers (None: the MACs).
+    busy: np.ndarray | None = None
 
     @property
     def energy_j(self) -> np.ndarray:
@@ -124,7 +141,7 @@ class CostReport:
 
     def total(self) -> dict[str, Any]:
         cycles = int(self.cycles.sum())
-        busy = self.macs.sum()
+        busy = (self.macs if self.busy is None else self.busy).sum()
         pes = self.assumptions.get("pes", 1)
         return {
             "cycles": cycles,
@@ -139,21 +156,28 @@ class CostReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``nasco cost --json``: ``layers`` (in order) and ``total``."""
+        """The JSON shape of ``nasco cost --json``: ``layers`` (in order) and ``total``.
+
+        Linear in the layers: every per-layer column is converted to Python numbers once."""
+        energy_j = self.energy_j.tolist()  # the parts summed once, not once per layer
+        parts = {k: v.tolist() for k, v in self.energy.items()}
+        cycles, compute = self.cycles.tolist(), self.compute_cycles.tolist()
+        latency, util = self.latency_s.tolist(), self.utilization.tolist()
+        macs, ops = self.macs.tolist(), self.ops.tolist()
         layers = []
         for i, name in enumerate(self.names):
             layers.append({
                 "name": name,
                 "kind": self.kinds[i],
-                "cycles": int(self.cycles[i]),
-                "compute_cycles": int(self.compute_cycles[i]),
-                "latency_s": float(self.latency_s[i]),
-                "energy_j": float(self.energy_j[i]),
-                "energy": {k: float(v[i]) for k, v in self.energy.items()},
+                "cycles": int(cycles[i]),
+                "compute_cycles": int(compute[i]),
+                "latency_s": float(latency[i]),
+                "energy_j": float(energy_j[i]),
+                "energy": {k: float(v[i]) for k, v in parts.items()},
                 "area_mm2": self.area_mm2,
-                "utilization": float(self.utilization[i]),
-                "macs": int(self.macs[i]),
-                "ops": float(self.ops[i]),
+                "utilization": float(util[i]),
+                "macs": int(macs[i]),
+                "ops": float(ops[i]),
             })
         return {"layers": layers, "total": self.total(), "assumptions": dict(self.assumptions)}
 
@@ -250,6 +274,9 @@ class CostModel:
         rates = np.ones(len(workload))
         missing = _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), spike_rates, default_rate)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
+        area = self.area_mm2(bool(cols[_NEURON].any()))
+        self._check_results(r, area, lambda i: (workload.name, workload.layers[i].name),
+                            np.array([0, len(workload)], dtype=np.int64))
         pes = self.rows * self.cols
         assumptions: dict[str, Any] = {"pes": pes, "dataflow": self.t.dataflow, **self.assumed}
         if missing:
@@ -265,8 +292,9 @@ class CostModel:
             utilization=r["utilization"],
             macs=r["macs"],
             ops=r["ops"],
-            area_mm2=self.area_mm2(bool(cols[_NEURON].any())),
+            area_mm2=area,
             assumptions=assumptions,
+            busy=r["busy"],
         )
 
     def cost_many(self, workloads: Sequence[Workload], spike_rates: Sequence[dict | None] | None = None,
@@ -300,9 +328,18 @@ class CostModel:
                  for k0, k1 in zip(cuts[:-1], cuts[1:])] or [self._cost_batch([], offsets[:1], None, None)]
         out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         pes = self.rows * self.cols
-        busy = out["cycles"] * pes
-        out["utilization"] = np.where(busy > 0, out["macs"] / np.maximum(busy, 1), 0.0)
+        pe_cycles = out["cycles"] * pes
+        busy = out.pop("busy")
+        out["utilization"] = np.where(pe_cycles > 0, busy / np.maximum(pe_cycles, 1), 0.0)
         area = {flag: self.area_mm2(flag) for flag in (False, True)}
+        for value in area.values():
+            if not (np.isfinite(value) and value >= 0):
+                self._fail("the template", "area_mm2", value, "a finite, non-negative area")
+        bad = np.flatnonzero(~((out["utilization"] >= 0) & (out["utilization"] <= 1)))
+        if bad.size:
+            k = int(bad[0])
+            self._fail(f"workload {workloads[k].name!r}", "utilization", float(out["utilization"][k]),
+                       "a utilisation in [0, 1]")
         out["area_mm2"] = np.where(out.pop("has_neuron") > 0, area[True], area[False])
         return out
 
@@ -331,6 +368,7 @@ class CostModel:
                                       default_rate, base=int(offsets[k]))
                 assumed[k] = len(missing)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0), utilization=False)
+        self._check_results(r, None, locate, offsets)
         r["energy_j"] = sum(r["energy_" + k] for k in ENERGY_PARTS)
         del r["utilization"]
         r["has_neuron"] = cols[_NEURON]
@@ -344,6 +382,43 @@ class CostModel:
             out[key] = total
         out["rate_assumed_layers"] = assumed
         return out
+
+    def _fail(self, where: str, key: str, value: float, expected: str) -> None:
+        raise CostError(f"{self.t.name}: {where}: {key} is {value:.6g}, expected {expected}; the "
+                        "template's numbers or the workload's sizes are outside what the cost model can "
+                        "cost (see the ranges of the accelerator DSL and nasco.hw.Layer's size bounds)")
+
+    def _check_results(self, r: dict[str, np.ndarray | None], area: float | None, locate,
+                       offsets: np.ndarray) -> None:
+        """Check the per-layer results of :meth:`_layer_costs` (and the area) and turn the cycle
+        counts into int64, in place: energies, latency, MACs and ops finite and non-negative,
+        cycles in [0, MAX_CYCLES] per layer and per workload (``offsets``: where each workload's
+        layers start, as in :meth:`cost_many`), utilisation in [0, 1]. ``locate(i)`` gives
+        (workload name, layer name) of layer ``i``. Raises :class:`CostError`."""
+        if area is not None and not (np.isfinite(area) and area >= 0):
+            self._fail("the template", "area_mm2", area, "a finite, non-negative area")
+        for key, value in r.items():
+            if value is None:
+                continue
+            if key in ("cycles", "compute_cycles"):
+                ok, expected = (value >= 0) & (value <= MAX_CYCLES), f"a count in [0, {MAX_CYCLES:.3g}]"
+            elif key == "utilization":
+                ok, expected = (value >= 0) & (value <= 1), "a utilisation in [0, 1]"
+            else:
+                ok, expected = np.isfinite(value) & (value >= 0), "a finite, non-negative value"
+            if not ok.all():  # NaN fails every comparison
+                i = int(np.flatnonzero(~ok)[0])
+                wname, lname = locate(i)
+                self._fail(f"layer {lname!r} of {wname!r}", key, float(value[i]), expected)
+        starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+        for key in ("cycles", "compute_cycles"):
+            if starts.size:
+                totals = np.add.reduceat(r[key], starts)
+                if (totals > MAX_CYCLES).any():
+                    k = int(np.flatnonzero(totals > MAX_CYCLES)[0])
+                    self._fail(f"workload {locate(int(starts[k]))[0]!r}", f"{key} (all layers)",
+                               float(totals[k]), f"a count in [0, {MAX_CYCLES:.3g}]")
+            r[key] = r[key].astype(np.int64)
 
     def _check_mappable(self, cols: np.ndarray, locate) -> None:
         """Raise :class:`MappingError` for the first layer the dataflow cannot map.
@@ -448,8 +523,10 @@ class CostModel:
         else:
             ops = macs
             cyc_pass = core["cycles"].astype(np.float64)
+        busy = macs
         if self.skip_zero:  # zero spikes skip their cycles: an event-driven array does the AC work only
             cyc_pass = np.where(spiking, np.ceil(cyc_pass * rates), cyc_pass)
+            busy = np.where(spiking, ops, macs)  # ... so it steps through the spiking positions only
 
         # Neuron layers: one LIF unit per column updates `cols` neurons per cycle. A fused LIF
         # takes the currents as they leave the array's columns, one per column per cycle, so its
@@ -474,8 +551,8 @@ class CostModel:
             e_compute = ops * e_op + vec_ops * steps * e_vec_op
         else:
             e_compute = ops * self.e_mac + vec_ops * steps * self.e_add_act
-        return _Work(snn=snn, serial=serial, vec_binary=vec_binary, macs=macs, ops=ops, cycles=cycles,
-                     e_compute=e_compute)
+        return _Work(snn=snn, serial=serial, vec_binary=vec_binary, macs=macs, ops=ops, busy=busy,
+                     cycles=cycles, e_compute=e_compute)
 
     def _buffers(self, geo: _Geometry, core: dict[str, Any], work: _Work) -> _Buffers:
         """Register-file, SRAM and NoC traffic and their energy."""
@@ -593,18 +670,18 @@ class CostModel:
         total_cycles = np.maximum(cycles + fill_cycles, dram_cycles)
         if self.noc_bpc is not None:
             total_cycles = np.maximum(total_cycles, np.ceil(buf.noc_bits / 8.0 / self.noc_bpc))
-        total_cycles = total_cycles.astype(np.int64)
         pes = self.rows * self.cols
-        macs = work.macs
+        busy = work.busy
         return {
             "cycles": total_cycles,
-            "compute_cycles": cycles.astype(np.int64),
+            "compute_cycles": cycles,
             "latency_s": total_cycles / self.clock_hz,
             "energy_compute": work.e_compute, "energy_register": buf.e_register, "energy_noc": buf.e_noc,
             "energy_sram": buf.e_sram, "energy_dram": dram.e_dram, "energy_neuron": dram.e_neuron,
-            "utilization": (np.where(total_cycles > 0, macs / np.maximum(total_cycles * pes, 1), 0.0)
+            "utilization": (np.where(total_cycles > 0, busy / np.maximum(total_cycles * pes, 1), 0.0)
                             if utilization else None),
-            "macs": np.asarray(macs, dtype=np.float64),
+            "busy": np.asarray(busy, dtype=np.float64),
+            "macs": np.asarray(work.macs, dtype=np.float64),
             "ops": np.asarray(work.ops, dtype=np.float64),
         }
 

@@ -14,11 +14,52 @@ import numpy as np
 
 from nasco.dsl import SpecError
 
-__all__ = ["COLUMNS", "KINDS", "Layer", "Workload", "read_scalesim_csv", "stack_columns",
-           "write_scalesim_csv"]
+__all__ = ["COLUMNS", "KINDS", "Layer", "MAX_ELEMENTS", "MAX_MACS", "MAX_SIDE", "MAX_STEP", "Workload",
+           "read_scalesim_csv", "stack_columns", "write_scalesim_csv"]
 
 
 KINDS = ("conv", "linear", "neuron", "pool", "add")
+
+# Size bounds of one layer. The cost model counts in int64; within these bounds none of its
+# products comes near 2**63 (the largest, row-stationary ifmap reads, stay below about
+# MACs x 2 x (stride + dilation) <= 2**60), and each bound is far above real networks:
+# a side of 2**20 is a million pixels or channels (ImageNet layers: 224 pixels, 4096 channels);
+# 2**40 elements (1.1e12) is a thousand times a 4K image's 64-channel feature map;
+# 2**48 MACs (2.8e14) per layer and timestep is a hundred times GPT-3's largest matrix product.
+MAX_SIDE = 2**20      # ifmap and filter sides, channels, filters, groups, timesteps
+MAX_STEP = 2**10      # stride, dilation, operands of an add
+MAX_ELEMENTS = 2**40  # a layer's ifmap, ofmap, weights or elements
+MAX_MACS = 2**48      # a layer's MACs per sample and timestep
+_SIDES = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "groups", "timesteps")
+_STEPS = ("stride", "dilation", "operands")
+
+
+def _side_problem(layer: Layer) -> str | None:
+    """Which size field of ``layer`` is outside its bound (None when none is)."""
+    for name, bound in [(n, MAX_SIDE) for n in _SIDES] + [(n, MAX_STEP) for n in _STEPS]:
+        v = getattr(layer, name)
+        if v > bound or (v < 1 and name != "operands"):  # operands < 1 has its own message
+            return f"{name} {v:,} is outside 1..{bound:,}"
+    if layer.elements > MAX_ELEMENTS:
+        return f"elements {layer.elements:,} is over {MAX_ELEMENTS:,} (2**40)"
+    if layer.output_bits > 64:
+        return f"output_bits {layer.output_bits} is over 64"
+    return None
+
+
+def _product_problem(layer: Layer) -> str | None:
+    """Which of the ifmap, weights, ofmap and MACs of a checked ``layer`` is over its bound."""
+    if layer.kind not in ("conv", "linear", "pool"):
+        return None
+    counts = [("ifmap elements", layer.ifmap_h * layer.ifmap_w * layer.channels, MAX_ELEMENTS, "2**40")]
+    if layer.kind != "pool":
+        counts += [("weights", layer.params, MAX_ELEMENTS, "2**40"),
+                   ("ofmap elements", layer.ofmap_elements, MAX_ELEMENTS, "2**40"),
+                   ("MACs per timestep", layer.macs, MAX_MACS, "2**48")]
+    for what, n, bound, power in counts:
+        if n > bound:
+            return f"its {n:,} {what} are over {bound:,} ({power})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -68,6 +109,9 @@ class Layer:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"layer {self.name}: unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+        problem = _side_problem(self)
+        if problem:
+            raise ValueError(f"layer {self.name}: {problem}, the bound of nasco.hw's cost model")
         if self.output_bits < 0 or (self.kind == "neuron" and self.output_bits not in (0, 1)):
             raise ValueError(f"layer {self.name}: output_bits must be 0 (the activation width) or a positive "
                              f"width (a neuron's output is 1-bit spikes: 0 or 1), got {self.output_bits}")
@@ -93,6 +137,9 @@ class Layer:
             elif self.elements != out:
                 raise ValueError(f"layer {self.name}: elements {self.elements} != the pool's "
                                  f"{out} output elements")
+        problem = _product_problem(self)
+        if problem:
+            raise ValueError(f"layer {self.name}: {problem}, the bound of nasco.hw's cost model")
 
     @property
     def ofmap_h(self) -> int:
@@ -259,6 +306,12 @@ def read_scalesim_csv(path: str | Path) -> Workload:
             raise SpecError("integers in columns 2-8", ", ".join(cells[1:8]), file=file, line=i) from None
         if min(ih, iw, fh, fw, ch, nf, st) < 1:
             raise SpecError("positive sizes", ", ".join(cells[1:8]), file=file, line=i)
+        for col, v in zip(_SCALESIM_COLS[1:], (ih, iw, fh, fw, ch, nf, st)):
+            bound = MAX_STEP if col == "Strides" else MAX_SIDE
+            if v > bound:
+                raise SpecError(f"{col} of at most {bound:,} (nasco.hw's bound on a layer's sizes)", f"{v:,}",
+                                file=file, line=i, hint="check the row: a million pixels a side or channels "
+                                "is far beyond any network")
         if fh > ih or fw > iw:
             raise SpecError("a filter no larger than the ifmap", f"filter {fh}x{fw} on ifmap {ih}x{iw}",
                             file=file, line=i, hint="SCALE-Sim ifmaps include padding")
@@ -266,7 +319,15 @@ def read_scalesim_csv(path: str | Path) -> Workload:
         # Extending the ifmap to (ofmap - 1) * stride + filter gives that ofmap with the usual
         # floor rule, so the layer means what SCALE-Sim means by it.
         oh, ow = -(-(ih - fh) // st) + 1, -(-(iw - fw) // st) + 1
-        layers.append(Layer(cells[0], "conv", (oh - 1) * st + fh, (ow - 1) * st + fw, fh, fw, ch, nf, st))
+        try:
+            layers.append(Layer(cells[0], "conv", (oh - 1) * st + fh, (ow - 1) * st + fw, fh, fw, ch, nf, st))
+        except ValueError as exc:  # e.g. more MACs than the cost model counts
+            raise SpecError("a layer within nasco.hw's size bounds", str(exc), file=file, line=i,
+                            hint="check the row's sizes") from None
+    if not layers:
+        raise SpecError("at least one layer row after the header", "only the header", file=file,
+                        line=rows[0][0], hint="add a row per layer: name, IFMAP height and width, filter "
+                        "height and width, channels, filters, stride")
     return Workload(tuple(layers), name=path.stem)
 
 

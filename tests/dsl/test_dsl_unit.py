@@ -270,9 +270,9 @@ def test_yaml_aliases():
     loaded = load_yaml_text("a: &x {b: 1}\nc: *x\n", "t.yaml")
     assert loaded.data == {"a": {"b": 1}, "c": {"b": 1}}
     assert loaded.line_of(("c",)) == 2 and loaded.line_of(("c", "b")) == 2
-    # nested aliases are walked once per node, not once per path (no blow-up)
+    # nested aliases are walked once per node, not once per path (no blow-up): 9**5 values
     text = "l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
-        f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+        f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 5))
     assert len(load_yaml_text(text, "t.yaml").lines) < 200
     with pytest.raises(SpecError, match=r"t\.yaml:1: a\[1\]: expected no value that contains itself"):
         load_yaml_text("a: &r [1, *r]\n", "t.yaml")
