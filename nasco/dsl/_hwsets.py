@@ -151,8 +151,10 @@ class AcceleratorSet:
 
 @dataclass(frozen=True, kw_only=True)
 class BudgetSpec:
-    pes: int = F(doc="PEs of all sub-accelerators together (sum of rows x cols)", min=1)
-    dram_bytes_per_cycle: float = F(doc="DRAM bandwidth of all sub-accelerators together (sum)", gt=0)
+    pes: int = F(doc="PEs of all sub-accelerators together (sum of rows x cols)", min=1, max=16 * 4096 * 4096,
+                 why="at most 16 sub-accelerators of 4096 x 4096 PEs each")
+    dram_bytes_per_cycle: float = F(doc="DRAM bandwidth of all sub-accelerators together (sum)", min=1e-3,
+                                    max=16 * 1e6, why="at most 16 sub-accelerators of 1e6 bytes/cycle each")
 
 
 @dataclass(frozen=True, kw_only=True)

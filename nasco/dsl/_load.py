@@ -13,7 +13,7 @@ import yaml
 from nasco.core import Registry
 from nasco.dsl._build import build
 from nasco.dsl._choice import is_choice_mapping, parse_choice
-from nasco.dsl._errors import SpecError, close_matches, shown
+from nasco.dsl._errors import SpecError, clip, close_matches, shown
 from nasco.dsl._hwsets import TEMPLATE_KEY, AcceleratorSet, MultiAccelerator
 from nasco.dsl._lookup import LookupTableSpec
 from nasco.dsl._specs import SCHEMA_VERSION, AcceleratorTemplate, ArchSpace, EnergyTable
@@ -132,6 +132,12 @@ def _split(overrides: Mapping[tuple[str, ...], Any] | None, own: tuple[str, ...]
     return mine, rest
 
 
+def _not_a_spec(entry: str, err: SpecError) -> str:
+    """What a referenced file that is no DSL file at all was found to be (its whole-file error)."""
+    where = f"{err.file}:{err.line}" if err.line is not None else str(err.file)
+    return f"'{entry}' ({where}: not a DSL file: {err.expected}, found {clip(str(err.found), 60)})"
+
+
 def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
     try:
         path = find_file(entry, relative_to=base, what="accelerator template or set", kind="accelerator")
@@ -142,7 +148,13 @@ def _load_member(entry: str, base: Path, i: int, overrides: dict | None) -> Any:
     if resolved in _LINKING:
         raise SpecError("members that do not contain this set", f"'{entry}' (a set that lists it back)",
                         path=("members", i), hint="remove the cycle")
-    spec = load_file(path, overrides=overrides or None)
+    try:
+        spec = load_file(path, overrides=overrides or None)
+    except SpecError as err:
+        if err.path:
+            raise  # a fault inside a member file names that file and key
+        raise SpecError("an accelerator template or set file", _not_a_spec(entry, err), path=("members", i),
+                        hint="list files of kind 'accelerator' or 'accelerator_set'") from None
     if not isinstance(spec, (AcceleratorTemplate, AcceleratorSet)) or isinstance(spec, MultiAccelerator):
         kind = getattr(spec, "kind", type(spec).__name__)
         raise SpecError("an accelerator template or an accelerator set",
@@ -326,8 +338,16 @@ def load_energy_table(template: AcceleratorTemplate) -> EnergyTable:
     except SpecError as err:
         raise _technology_error(template, err.expected, f"'{template.technology}' ({err.found})",
                                 err.hint) from None
-    # Errors inside the table itself name the table's file.
-    table = load_file(path)
+    # Errors inside the table itself name the table's file; a file that is no DSL file at all
+    # is reported at the template's key.
+    try:
+        table = load_file(path)
+    except SpecError as err:
+        if err.path:
+            raise
+        tables = ", ".join(builtin_names("energy_table"))
+        raise _technology_error(template, "the name or path of an energy_table file",
+                                _not_a_spec(template.technology, err), hint=f"energy tables: {tables}") from None
     if not isinstance(table, EnergyTable):
         kind = next(k for k, cls in KINDS.items() if isinstance(table, cls))
         raise _technology_error(template, "the name or path of an energy_table file",

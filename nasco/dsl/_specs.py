@@ -1,12 +1,13 @@
 """The spec objects of the DSL: architecture spaces, accelerator templates, energy tables."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from nasco.dsl._build import spec_field as F
 from nasco.dsl._choice import Choice
-from nasco.dsl._errors import SpecError, close_matches
+from nasco.dsl._errors import SpecError, close_matches, shown
 from nasco.dsl._units import UNITS, parse_quantity
 from nasco.dsl._vocab import OPS
 
@@ -107,7 +108,9 @@ class NeuronSpec:
 class TrainingSpec:
     epochs: int | Choice = F(3, doc="training epochs per candidate", min=1, max=10000, searchable=True)
     batch_size: int = F(64, min=1, max=65536)
-    lr: float = F(0.05, gt=0.0)
+    lr: float = F(0.05, min=1e-10, max=100.0,
+                  why="a step below 1e-10 cannot move a float32 weight (their spacing near 0.01 is 9.3e-10); "
+                      "one above 100 is a slip of the exponent")
     optimizer: str = F("sgd", enum=("sgd", "adam"))
     weight_decay: float = F(5e-4, min=0.0)
 
@@ -237,12 +240,27 @@ class Constraint:
                  hint="quote the number and its unit: \"2 ms\"")
 
 
+# The least spec (base units) a design could meet; below it a spec is a unit or exponent slip.
+SPEC_FLOORS: dict[str, tuple[float, str]] = {
+    "latency": (1e-11, "10 ps: one cycle of the fastest clock a template may declare (100 GHz)"),
+    # Horowitz, ISSCC 2014 (45 nm): an 8-bit add takes 0.03 pJ, the cheapest operation listed.
+    "energy": (1e-15, "1 fJ: below a single 8-bit add (0.03 pJ at 45 nm)"),
+    # Horowitz, ISSCC 2014 (45 nm): an 8-bit adder takes 36 um2.
+    "area": (1e-6, "1 um2: smaller than a single 8-bit adder (36 um2 at 45 nm)"),
+    "power": (1e-9, "1 nW: a spec in W, mW or uW below a nanowatt is a slip of the unit or exponent"),
+}
+
+
 def _check_specs(specs: dict[str, Constraint] | None, path: tuple) -> None:
     for metric, c in (specs or {}).items():
         if metric not in UNITS:
             raise SpecError("a spec on " + ", ".join(UNITS), f"'{metric}'",
                             path=path + ("specs", metric), hint=close_matches(metric, UNITS))
-        parse_quantity(c.max, metric, path + ("specs", metric, "max"))
+        value = parse_quantity(c.max, metric, path + ("specs", metric, "max"))
+        floor, why = SPEC_FLOORS[metric]
+        if not value >= floor:  # NaN fails too
+            raise SpecError(f"a spec of at least {why}", shown(c.max),
+                            path=path + ("specs", metric, "max"), hint="check the unit and the exponent")
 
 
 def _limits(specs: dict[str, Constraint] | None) -> dict[str, float]:
@@ -331,6 +349,10 @@ _WIDTH_KEY = re.compile(r"^(mac|mult|add)_(\d+)b$")
 # 32-bit float multiplier, at 7,700 um2: a microjoule and a square millimetre are far above both.
 MAX_ENTRY_ENERGY_J = 1e-6
 MAX_ENTRY_AREA_MM2 = 1.0
+# The floor of a non-zero energy entry: Landauer's bound kT ln 2 at 300 K (R. Landauer, "Irreversibility
+# and heat generation in the computing process", IBM J. Res. Dev. 5(3), 1961), 1.380649e-23 J/K x 300 K x
+# ln 2 = 2.87e-21 J. A value below it is a unit or exponent slip.
+MIN_ENTRY_ENERGY_J = 1.380649e-23 * 300 * math.log(2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,6 +454,11 @@ class EnergyTable:
                     raise SpecError(f"at most {what}", f"{c.value:g} {c.unit}",
                                     path=path + (section, key, "value"),
                                     hint="check the unit and the exponent")
+                # c.value, not base, tells zero apart: base may underflow to 0.
+                if section == "energy" and c.value > 0 and base < MIN_ENTRY_ENERGY_J:
+                    raise SpecError("zero or at least 2.87e-21 J (kT ln 2 at 300 K, the least energy erasing a bit "
+                                    "dissipates)", f"{c.value:g} {c.unit}",
+                                    path=path + (section, key, "value"), hint="check the unit and the exponent")
 
     def energy_j(self, key: str) -> float:
         c = self.energy[key]

@@ -26,7 +26,13 @@ SCORED = ("accuracy", "energy", "latency", "area", "params", "macs")
 
 
 def check_limits(values: dict[str, float], limits: dict[str, float]) -> dict[str, float]:
-    """value - limit for every design spec a candidate exceeds (base units)."""
+    """value - limit for every design spec a candidate exceeds (base units).
+
+    A ``power`` spec is checked against the mean power of one inference, energy / latency
+    (W), where both are known."""
+    values = dict(values)
+    if "power" not in values and values.get("latency", 0) > 0 and "energy" in values:
+        values["power"] = values["energy"] / values["latency"]
     return {k: float(values[k] - lim) for k, lim in limits.items() if k in values and values[k] > lim}
 
 
