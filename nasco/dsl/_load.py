@@ -346,8 +346,9 @@ def load_energy_table(template: AcceleratorTemplate) -> EnergyTable:
         if err.path:
             raise
         tables = ", ".join(builtin_names("energy_table"))
-        raise _technology_error(template, "the name or path of an energy_table file",
-                                _not_a_spec(template.technology, err), hint=f"energy tables: {tables}") from None
+        found = _not_a_spec(template.technology, err)
+        raise _technology_error(template, "the name or path of an energy_table file", found,
+                                hint=f"energy tables: {tables}") from None
     if not isinstance(table, EnergyTable):
         kind = next(k for k, cls in KINDS.items() if isinstance(table, cls))
         raise _technology_error(template, "the name or path of an energy_table file",

@@ -456,9 +456,10 @@ class EnergyTable:
                                     hint="check the unit and the exponent")
                 # c.value, not base, tells zero apart: base may underflow to 0.
                 if section == "energy" and c.value > 0 and base < MIN_ENTRY_ENERGY_J:
-                    raise SpecError("zero or at least 2.87e-21 J (kT ln 2 at 300 K, the least energy erasing a bit "
-                                    "dissipates)", f"{c.value:g} {c.unit}",
-                                    path=path + (section, key, "value"), hint="check the unit and the exponent")
+                    raise SpecError("zero or at least 2.87e-21 J (kT ln 2 at 300 K, the least energy "
+                                    "erasing a bit dissipates)", f"{c.value:g} {c.unit}",
+                                    path=path + (section, key, "value"),
+                                    hint="check the unit and the exponent")
 
     def energy_j(self, key: str) -> float:
         c = self.energy[key]
