@@ -172,7 +172,12 @@ class Study:
         ``f(candidate) -> {objective: value}``, or None for the evaluator the study's run
         recorded (a loaded study). Design specs of the space apply to every evaluator's
         results. Each callback gets ``(study, row)`` for every new ledger row. A study with
-        a ledger continues it: the ledger's rows are replayed to the searcher, not re-run.
+        a ledger continues it: the ledger's rows are replayed to the searcher, not re-run,
+        and an evaluator whose kind or settings give rows another meaning than the recorded
+        ones (another table, dataset, split, fidelity, epochs, limit; see
+        :func:`~nasco.run._rundir.row_settings`) is a RunDirError that names the setting and
+        both values. The run stops early, ``stopped == "exhausted"``, once every distinct
+        candidate of the space is in the ledger.
         """
         facts: dict[str, Any]
         if evaluator is None:

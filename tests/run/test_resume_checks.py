@@ -13,7 +13,7 @@ from nasco.core import Candidate, NascoError, Result
 from nasco.dsl import load_spec
 from nasco.run import Ledger, LedgerError, RunDirError, run_search
 from nasco.run._driver import REPEAT_FACTOR, Schedule
-from nasco.search import RandomSearch
+from nasco.search import SEARCHERS, RandomSearch
 from nasco.space import SearchSpace
 
 # NB201 with two ops: 2 ** 6 edges = 64 distinct cells.
@@ -242,3 +242,20 @@ def test_fresh_reaches_what_is_left_of_the_space(small):
     assert left > 0
     got = s._fresh(lambda: seen)
     assert got.id not in s._seen
+
+
+@pytest.mark.parametrize("name", sorted(SEARCHERS))
+def test_every_searcher_stops_when_the_space_is_exhausted(name, tmp_path):
+    import warnings
+
+    import nasco
+
+    opts = {"population_size": 4} if name in ("evolution", "nsga2", "nsga3", "optuna-nsga2") else {}
+    study = nasco.create_study(space="nb201", sets=SMALL, objectives="accuracy", searcher=name,
+                               searcher_options=opts, storage=tmp_path / name, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # searchers that fall back to random samples say so
+        out = study.optimize(lambda c: {"accuracy": c.arch["cell"]["edges"].count("skip_connect") / 6},
+                             budget=10 ** 20, progress=False)
+    assert out.stopped == "exhausted" and out.counts["total"] == 64
+    assert len(set(study.trials_dataframe()["id"])) == 64
