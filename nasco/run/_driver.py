@@ -76,9 +76,11 @@ def eval_seed(seed: int, seq: int) -> int:
 
 
 def _told(row: dict[str, Any]) -> Result:
-    """The Result a ledger row stands for."""
-    return Result.from_dict({k: row.get(k) for k in ("status", "objectives", "metrics", "violations",
-                                                     "reason", "seconds")})
+    """The Result a ledger row stands for (a failed row written without a reason: that said)."""
+    d = {k: row.get(k) for k in ("status", "objectives", "metrics", "violations", "reason", "seconds")}
+    if d["status"] == "failed" and not d["reason"]:
+        d["reason"] = "no reason recorded"
+    return Result.from_dict(d)
 
 
 @dataclass(eq=False)

@@ -251,7 +251,7 @@ def test_load_study_reads_a_run_made_before_objective_definitions(tmp_path):
     # What an older nasco wrote: run.json without objective definitions, bounds or evaluator
     # settings; summary.json with the directions.
     meta = json.loads((run / "run.json").read_text())
-    for key in ("objective_defs", "objective_bounds"):
+    for key in ("objective_defs", "objective_bounds", "settings", "design_specs"):
         meta.pop(key)
     meta["config"].pop("evaluator_options")
     (run / "run.json").write_text(json.dumps(meta))
