@@ -61,9 +61,9 @@ _F_WORST = 1e30
 _CV_UNKNOWN = 1e12
 _CV_FAILED = 1e15
 # Generations asked in a row that bring nothing new before falling back to random samples.
-# Once that happened, the next generation is bred only when a population's worth of new
-# results is in (near an exhausted space every ask would otherwise breed 20 generations of
-# repeats, seconds each).
+# Once that happened, for the rest of the run a generation is bred only when a population's
+# worth of new results is in, and random samples fill the asks between (near an exhausted
+# space every ask would otherwise breed 20 generations of repeats, seconds each).
 _MAX_EMPTY_GENERATIONS = 20
 
 
@@ -162,7 +162,7 @@ class PymooSearcher(Searcher):
         self._done: list[Individual] = []
         self._asked: set[str] = set()
         self._log: list[list[Any]] = []
-        self._stalled = False  # the last refill fell back to a random sample
+        self._stalled = False  # a refill fell back to a random sample
 
     def _decode(self, X: dict[str, Any]) -> Candidate:
         key = tuple(int(X[n]) for n in self._vars)
@@ -201,7 +201,6 @@ class PymooSearcher(Searcher):
                 self._queue.append((ind, cand))
                 queued.add(cand.id)
             if self._queue:
-                self._stalled = False
                 return
         if not self._stalled:
             warnings.warn(f"{self.name}: {_MAX_EMPTY_GENERATIONS} generations brought no candidate not asked "
