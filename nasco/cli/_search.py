@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from nasco.cli._common import UsageError, float_in, int_in, key_value, nonempty
@@ -234,8 +235,9 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
     return given
 
 
-# Flags that define what a run is: on --resume each must agree with the recorded run.
-def _check_resume_flags(args: argparse.Namespace, study, kind: str, options: dict) -> None:
+# Flags that define what a run is: on --resume each must agree with the recorded run. (The
+# evaluator's settings are the library's to check: Study._recorded_evaluator.)
+def _check_resume_flags(args: argparse.Namespace, study) -> None:
     cfg = study._recorded.get("config") or {}
     was_kind = cfg.get("evaluator", "train")
     clashes = []
@@ -260,13 +262,6 @@ def _check_resume_flags(args: argparse.Namespace, study, kind: str, options: dic
         clash("--objectives", args.objectives, ",".join(o.name for o in study.objectives))
     if args.ref_point is not None and _parse_ref_point(args.ref_point) != (cfg.get("ref_point") or None):
         clash("--ref-point", args.ref_point, cfg.get("ref_point"))
-    rec_opts = cfg.get("evaluator_options") or {}
-    for key, value in options.items():
-        if value is None or key in ("device", "threads"):
-            continue  # where evaluations run, not what they mean
-        was = rec_opts.get(key, cfg.get(key))
-        if was != value:
-            clash("--" + key.replace("_", "-").replace("max-seconds", "max-train-seconds"), value, was)
     if args.population is not None or args.searcher_opt:
         given = _searcher_options(args, study.searcher_name)
         rec = dict(study.searcher_options)
@@ -276,6 +271,19 @@ def _check_resume_flags(args: argparse.Namespace, study, kind: str, options: dic
     if clashes:
         raise UsageError(f"--resume {study.storage}: {'; '.join(clashes)}; drop the flag (the recorded run "
                          f"sets it) or choose another --out")
+
+
+def _budget(text: str) -> int:
+    """``--budget``: a whole number of evaluations, also in exponent form (1e4)."""
+    try:
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or value in (float("inf"), float("-inf")) or value != int(value) \
+            or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of evaluations (10, 1e4), "
+                                         f"found '{text}'")
+    return int(value)
 
 
 def _names(items) -> list[str]:
@@ -303,13 +311,15 @@ def _search(args: argparse.Namespace) -> int:
 
     out = _out_dir(args)
     if args.resume and out is not None and (out / RUN_FILE).exists():
-        study = nasco.load_study(out)
+        with warnings.catch_warnings():  # resuming it fails with one line of its own
+            warnings.filterwarnings("ignore", message=".*is not registered in this nasco", category=RuntimeWarning)
+            study = nasco.load_study(out)
         kind = (study._recorded.get("config") or {}).get("evaluator", "train")
         options = _evaluator_options(args, args.evaluator or kind)
-        _check_resume_flags(args, study, kind, options)
+        _check_resume_flags(args, study)
         if args.optuna_storage:
             study.searcher_options["storage"] = args.optuna_storage
-        evaluator = study._recorded_evaluator()
+        evaluator = study._recorded_evaluator(args.evaluator, **options)
     else:
         if not args.space:
             raise UsageError("--space is required (e.g. --space darts_snn), unless --resume continues the run "
@@ -350,6 +360,9 @@ def _search(args: argparse.Namespace) -> int:
     else:
         print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
               f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
+    if outcome.stopped == "exhausted":
+        print(f"stopped early: the space is exhausted (all its {c['total']} distinct candidates are evaluated, "
+              f"fewer than the budget)")
     print(f"files: {', '.join(str(out / name) for name in (FILENAME, *OUTPUT_FILES))}")
     return 0
 
@@ -381,7 +394,7 @@ def _add_problem(p) -> None:
                         "task (k times) with a multi_accelerator --hw; not needed with --resume")
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
                                 "(hetero_2task): built-in name or .yaml")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--budget", type=_budget, default=None,
                    help="number of distinct evaluations (default 10; 2 for --searcher darts, where each one is a "
                         "supernet search on one accelerator configuration; with --resume the recorded budget)")
     p.add_argument("--seed", type=int, default=None, help="run seed: data split, searcher and training (default 0)")

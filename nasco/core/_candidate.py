@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasco.core._errors import NascoError
+
 __all__ = ["Candidate", "canonical_json"]
 
 
@@ -21,7 +23,8 @@ class Candidate:
     ``arch`` holds the cell genotype (``cell``) and the values picked for the space's
     choices (``hp``); for NAS-Bench-201 also ``index`` and ``arch_str``. ``hw`` maps each
     accelerator choice (dotted key path) to its value. Both are stored as canonical JSON,
-    so a candidate cannot be changed in place and its ``id`` is stable everywhere.
+    so a candidate cannot be changed in place and its ``id`` is stable everywhere. Either
+    part that is not a JSON object is a :class:`~nasco.core.NascoError`.
     """
 
     arch_json: str
@@ -29,8 +32,14 @@ class Candidate:
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        arch = canonical_json(json.loads(self.arch_json))
-        hw = canonical_json(json.loads(self.hw_json))
+        parts = {"arch": json.loads(self.arch_json), "hw": json.loads(self.hw_json)}
+        for key, value in parts.items():
+            if not isinstance(value, dict):
+                raise NascoError(f"candidate: key '{key}': expected a JSON object ("
+                                 f"{'the genotype' if key == 'arch' else 'the accelerator choices'}), found "
+                                 f"{json.dumps(value)[:40]}; give a row of a ledger or pareto.csv, or "
+                                 f"Candidate.to_json()")
+        arch, hw = canonical_json(parts["arch"]), canonical_json(parts["hw"])
         object.__setattr__(self, "arch_json", arch)
         object.__setattr__(self, "hw_json", hw)
         digest = hashlib.sha256(f"{arch}|{hw}".encode()).hexdigest()

@@ -40,7 +40,7 @@ from nasco.run._ledger import FILENAME, Ledger, to_json_line
 from nasco.run._lock import RunLock
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
-from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, run_meta, write_run_json
+from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, read_run_json, run_meta, write_run_json
 from nasco.search._base import Searcher
 from nasco.space import SearchSpace
 
@@ -49,8 +49,9 @@ __all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_se
 
 log = logging.getLogger("nasco.run")
 
-# The driver gives up after this many x budget proposals in a row that are all already
-# in the ledger: the searcher has converged (or the space is nearly exhausted).
+# The driver gives up after this many x budget (or x the space's size, when smaller)
+# proposals in a row that are all already in the ledger: the searcher has converged (or the
+# space is nearly exhausted).
 REPEAT_FACTOR = 50
 
 
@@ -66,7 +67,7 @@ class RunOutcome:
     wall_seconds: float             # this call only
     evaluated: int                  # evaluations run by this call
     replayed: int                   # ledger rows replayed to the searcher on resume
-    stopped: str                    # "budget", "repeats", "complete", "timeout" or "interrupted"
+    stopped: str                    # "budget", "exhausted", "repeats", "complete", "timeout" or "interrupted"
 
 
 def eval_seed(seed: int, seq: int) -> int:
@@ -75,9 +76,11 @@ def eval_seed(seed: int, seq: int) -> int:
 
 
 def _told(row: dict[str, Any]) -> Result:
-    """The Result a ledger row stands for."""
-    return Result.from_dict({k: row.get(k) for k in ("status", "objectives", "metrics", "violations",
-                                                     "reason", "seconds")})
+    """The Result a ledger row stands for (a failed row written without a reason: that said)."""
+    d = {k: row.get(k) for k in ("status", "objectives", "metrics", "violations", "reason", "seconds")}
+    if d["status"] == "failed" and not d["reason"]:
+        d["reason"] = "no reason recorded"
+    return Result.from_dict(d)
 
 
 @dataclass(eq=False)
@@ -106,12 +109,20 @@ class Schedule:
     where evaluations were lost with the driver) is replayed by seq: a new candidate whose
     seq is recorded under the same id is told that row; one whose seq is missing is
     evaluated (the evaluation that was lost).
+
+    Exhaustion: ``space_size`` is how many distinct candidates the space holds (default:
+    the searcher's space's :meth:`~nasco.space.SearchSpace.size`). Every evaluation is of a
+    distinct candidate, so once that many are in the ledger or being evaluated no new one
+    can be proposed: nothing more is asked, and ``stopped`` is ``"exhausted"`` (with a
+    message) when the budget asked for more.
     """
 
     def __init__(self, searcher: Searcher, *, recorded: list[dict[str, Any]], budget: int, window: int,
-                 seed: int, out_dir: Path, enqueued: Sequence[Candidate] = ()) -> None:
+                 seed: int, out_dir: Path, enqueued: Sequence[Candidate] = (),
+                 space_size: int | None = None) -> None:
         self.searcher, self.budget, self.window, self.seed = searcher, budget, int(window), seed
         self.out_dir = out_dir
+        self.space_size = int(space_size if space_size is not None else searcher.space.size().total)
         self.by_seq = {int(r["seq"]): r for r in recorded}
         self.assigned = len(self.by_seq)   # rows in the ledger or being evaluated
         self.next_seq = 0
@@ -120,7 +131,7 @@ class Schedule:
         self.pending: deque[_Proposal] = deque()
         self.replaying = bool(self.by_seq)
         self.replayed = 0
-        self.repeats, self.repeat_limit = 0, REPEAT_FACTOR * budget
+        self.repeats, self.repeat_limit = 0, REPEAT_FACTOR * min(budget, self.space_size)
         self.stopped = "budget"
         self._halt = False
         self._info = searcher.candidate_info
@@ -130,7 +141,15 @@ class Schedule:
         self.enqueued: deque[Candidate] = deque(enqueued)
 
     def can_ask(self) -> bool:
-        return not self._halt and self.assigned < self.budget and len(self.pending) < self.window
+        if self._halt or self.assigned >= self.budget or len(self.pending) >= self.window:
+            return False
+        if self.assigned >= self.space_size:
+            self.halt("exhausted")
+            self.messages.append(f"[{self.searcher.name}] the space is exhausted: all {self.space_size} "
+                                 f"distinct candidates are in {self.out_dir / FILENAME} or being evaluated; "
+                                 f"stopping at {self.assigned} of the budget {self.budget}")
+            return False
+        return True
 
     def done(self) -> bool:
         return not self.pending and not self.can_ask()
@@ -279,14 +298,11 @@ def run_bounds(objectives: Sequence[Objective], out_dir: Path, *, limits: Mappin
     from ``ref_point``, the design-spec ``limits`` and the objectives' own bounds."""
     path = out_dir / RUN_FILE
     if path.exists():
-        try:
-            recorded = json.loads(path.read_text(encoding="utf-8")).get("objective_bounds")
-        except ValueError:
-            recorded = None
+        recorded = read_run_json(out_dir).get("objective_bounds")
         if isinstance(recorded, dict) and set(recorded) == {o.name for o in objectives}:
             out = []
             for o in objectives:
-                b = recorded[o.name] or {}
+                b = recorded[o.name] if isinstance(recorded[o.name], dict) else {}
                 out.append(Objective(o.name, o.direction, o.unit, b.get("ideal"), b.get("bound"), o.description))
             return tuple(out)
     return fix_bounds(objectives, limits=limits, ref_point=ref_point)
@@ -327,8 +343,14 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     it reads the ledger until it returns: a second driver on the same directory gets a
     RunDirError naming the holder, and a killed run's lock never blocks its resume.
     Raises :class:`RunDirError` if ``out_dir`` holds a ledger and ``resume`` is False, or
-    if ``resume`` is True and run.json records a different seed, searcher, space or
-    objectives.
+    if ``resume`` is True and run.json records a different seed, searcher, space, design
+    specs, objectives or evaluator setting (``config["evaluator"]`` and
+    ``config["evaluator_options"]``, see :func:`~nasco.run._rundir.row_settings`; without
+    them, the evaluator's class name), or if run.json or the ledger is damaged (a line
+    other than a torn last one that is not a valid, distinct row).
+
+    The run also ends, with ``stopped`` = ``"exhausted"``, once every distinct candidate of
+    the space is in the ledger (see :class:`Schedule`), whatever the budget.
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -339,7 +361,9 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     seed, budget = int(seed), int(budget)
     ledger = Ledger(out_dir / FILENAME)
     recorded = ledger.rows() if ledger.path.exists() else []
-    meta = run_meta(space=space, searcher=searcher, objectives=objectives, seed=seed, config=config)
+    # What scored the rows, for the resume check, when the config does not say (a Study's does).
+    meta = run_meta(space=space, searcher=searcher, objectives=objectives, seed=seed, config=config,
+                    evaluator=type(getattr(evaluator, "inner", evaluator)).__name__)
     if recorded and not resume:
         raise RunDirError(f"{out_dir} already holds a run ({len(recorded)} evaluations in {FILENAME}); "
                           f"pass --resume (resume=True) to continue it, or choose another --out")
@@ -436,7 +460,7 @@ def _recorded_window(out_dir: Path, asked: int | None) -> int:
     """The window run.json records (a resumed run keeps it, with a warning if asked for another)."""
     was = 1
     if (out_dir / RUN_FILE).exists():
-        was = json.loads((out_dir / RUN_FILE).read_text(encoding="utf-8")).get("window", 1)
+        was = read_run_json(out_dir).get("window", 1)
     if asked is not None and asked != was:
         warnings.warn(f"{out_dir}: resuming with the recorded window {was} (proposals out at once), "
                       f"not {asked}: the window shapes the searcher's trajectory", RuntimeWarning, stacklevel=4)

@@ -4,6 +4,14 @@ A row is written with one ``write`` of a whole line, then flushed and fsync'ed b
 the driver moves on, so after a crash the file holds every finished evaluation and at
 most one torn (partial) last line. Readers skip that line with a warning, and the next
 ``append`` cuts it off, so the file is again a clean sequence of lines.
+
+Any other damage is a :class:`LedgerError` that names the file and the line: a line before
+the last that is not UTF-8 JSON, a row without a non-negative integer ``seq``, a string
+``id``, a known ``status`` and numeric objectives (NaN is not one), and a row whose ``seq``
+or ``id`` an earlier line already holds. The driver writes every
+evaluation once, so a repeated row (even a byte-identical copy) means the file was edited
+or two files were joined; it is refused rather than dropped, since which copy is right
+cannot be told from the file.
 """
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from nasco.core import STATUSES, NascoError
+
 __all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerError", "to_json_line"]
 
 FILENAME = "ledger.jsonl"
@@ -26,8 +36,42 @@ LEDGER_COLUMNS = ("seq", "id", "status", "reason", "seed", "seconds", "started_a
 _JSON_COLUMNS = ("arch", "hw", "violations", "metrics")
 
 
-class LedgerError(ValueError):
-    """A ledger line other than the last one cannot be read."""
+class LedgerError(NascoError):
+    """A ledger line other than the last one cannot be read, or a row is not a valid,
+    distinct evaluation."""
+
+
+def _line_error(raw: bytes) -> str | None:
+    """Why ``raw`` is not one ledger line of JSON (None: it is a JSON object)."""
+    if not raw.strip():
+        return "an empty line"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+    try:
+        row = json.loads(text)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    return None if isinstance(row, dict) else f"a JSON {type(row).__name__}, expected an object"
+
+
+def _row_error(row: dict[str, Any]) -> str | None:
+    """Why ``row`` is not a ledger row (None: it is one)."""
+    seq = row.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return f"key 'seq': expected a non-negative integer, found {json.dumps(seq)}"
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        return f"key 'id': expected the candidate's id (a string), found {json.dumps(row.get('id'))}"
+    for key in ("objectives", "metrics", "violations"):
+        if row.get(key) is not None and not isinstance(row[key], dict):
+            return f"key '{key}': expected an object, found {json.dumps(row[key])[:40]}"
+    if row.get("status") not in STATUSES:
+        return f"key 'status': expected one of {', '.join(STATUSES)}, found {json.dumps(row.get('status'))}"
+    for name, value in (row.get("objectives") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return f"key 'objectives.{name}': expected a number, found {json.dumps(value)}"
+    return None
 
 
 def _default(obj: Any) -> Any:
@@ -65,28 +109,36 @@ class Ledger:
             return [], 0, b""
         data = self.path.read_bytes()
         rows: list[dict[str, Any]] = []
+        seen: dict[tuple[str, Any], int] = {}  # ("seq", seq) and ("id", id) -> line number
         pos = 0
         lines = data.split(b"\n")
         for i, raw in enumerate(lines):
             last = i == len(lines) - 1
             if last and raw == b"":  # the file ends with a newline: nothing torn
                 break
-            try:
-                if not raw.strip():
-                    raise ValueError("empty line")
-                row = json.loads(raw)
-                if not isinstance(row, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
+            why = _line_error(raw)
+            if why is not None:
                 # Only the final line can be torn by a crash (a write cut short, or a block of
                 # zeros some file systems leave); anything earlier is real corruption.
                 tail_is_last = last or all(not x.strip(b"\x00 \t\r") for x in lines[i + 1:])
                 if tail_is_last:
                     return rows, pos, data[pos:]
-                raise LedgerError(f"{self.path}:{i + 1}: cannot read ledger line ({exc}); "
-                                  f"the file was edited or corrupted, not torn by a crash") from None
+                raise LedgerError(f"{self.path}:{i + 1}: cannot read ledger line ({why}); "
+                                  f"the file was edited or corrupted, not torn by a crash; restore it or "
+                                  f"remove the line") from None
             if last:  # parsed, but no newline after it: the write may have been cut short
                 return rows, pos, data[pos:]
+            row = json.loads(raw.decode("utf-8"))
+            why = _row_error(row)
+            if why is None:
+                first = seen.get(("seq", row["seq"])) or seen.get(("id", row["id"]))
+                if first is not None:
+                    why = (f"row seq {row['seq']} (id {row['id']}) repeats line {first}: a ledger records "
+                           f"each evaluation once")
+            if why is not None:
+                raise LedgerError(f"{self.path}:{i + 1}: {why}; the file was edited or corrupted; restore it "
+                                  f"or remove the line")
+            seen[("seq", row["seq"])] = seen[("id", row["id"])] = i + 1
             rows.append(row)
             pos += len(raw) + 1
         return rows, pos, b""

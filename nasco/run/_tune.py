@@ -124,6 +124,12 @@ ASHA_DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "max_t": 100, "bracke
 _TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
 
 
+def _trial_dirname(trial: Any) -> str:
+    """The name (and directory name) nasco gives a trial: ``SEQ_ID`` of its candidate."""
+    c = trial.config
+    return f"{int(c.get('seq', 0)):05d}_{c.get('candidate', {}).get('id', trial.trial_id)}"
+
+
 class _Bridge:
     """What the searcher, the scheduler and the callback that nasco gives Tune share:
     the schedule and the driver's hooks, the jobs by trial id, and what happened to each
@@ -141,6 +147,7 @@ class _Bridge:
         self.stopped: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self.error: BaseException | None = None  # raised by the driver's hooks: ends the run
         self.recorded = 0
+        self.experiment: str | None = None  # this session's Tune experiment directory (storage side)
 
     def __reduce__(self) -> tuple:
         return (_Bridge.__new__, (_Bridge,))  # Tune pickles its config (tuner.pkl): nothing of ours
@@ -162,20 +169,46 @@ class _Bridge:
 
     def error_of(self, trial_id: str) -> BaseException | None:
         """The exception that ended the trial's latest attempt, as Tune saved it (in the
-        trial's local staging directory; it reaches the storage path only when synced)."""
+        trial's local staging directory; it reaches the storage path only when synced).
+
+        The file is a pickle, and unpickling runs code: it is loaded only for a trial this
+        session suggested, and only from that trial's own directory (:meth:`own_error_file`),
+        never from elsewhere in a shared ``storage``."""
         trial = self.trials.get(trial_id)
         if trial is None:
             return None
+        path = self.own_error_file(trial)
+        if path is None:
+            return None
         try:
-            path = trial.pickled_error_file
-            if path and os.path.exists(path):
-                import ray.cloudpickle as cloudpickle
+            import ray.cloudpickle as cloudpickle
 
-                with open(path, "rb") as fh:
-                    return cloudpickle.load(fh)
-            return trial.get_pickled_error()
+            with open(path, "rb") as fh:
+                return cloudpickle.load(fh)
         except Exception:  # noqa: BLE001 - an unreadable error file: the reason says Tune recorded none
             return None
+
+    def own_error_file(self, trial: Any) -> Path | None:
+        """The pickled error file of ``trial`` when it is a regular file (no link) named
+        by Tune, directly inside the directory nasco named for this trial
+        (:func:`_trial_dirname`) in this session's experiment: the storage's
+        ``EXPERIMENT/TRIAL`` or the driver's staging ``EXPERIMENT/driver_artifacts/TRIAL``.
+        None otherwise."""
+        name = getattr(getattr(trial, "run_metadata", None), "pickled_error_filename", None)
+        if not self.experiment or not name or Path(name).name != name or name in (".", ".."):
+            return None
+        experiment, dirname = Path(self.experiment), _trial_dirname(trial)
+        own = [experiment / dirname]
+        staging = Path(trial.local_path) if getattr(trial, "local_path", None) else None
+        if staging is not None and staging.name == dirname and staging.parent.name == "driver_artifacts" \
+                and staging.parent.parent.name == experiment.name:
+            own.insert(0, staging)
+        for folder in own:
+            path = folder / name
+            if path.is_file() and not path.is_symlink() and \
+                    os.path.realpath(path) == os.path.join(os.path.realpath(folder), name):
+                return path
+        return None
 
     def row(self, trial_id: str, job: Job, result: dict[str, Any] | None, error: bool) -> dict[str, Any]:
         self.started.pop(trial_id, None)
@@ -505,14 +538,10 @@ class TuneExecutor(Executor):
         storage = storage.expanduser().resolve()
         storage.mkdir(parents=True, exist_ok=True)
         name = f"nasco-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.experiment = str(storage / name)
+        self.experiment = bridge.experiment = str(storage / name)
         run = {"key": self._key, "boxed": [self._ref], "threads": self.threads, "asha_metric": asha_metric}
         trainable = tune.with_resources(tune.with_parameters(_trial, run=run),
                                         {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
-
-        def trial_name(trial: Any) -> str:
-            c = trial.config
-            return f"{int(c.get('seq', 0)):05d}_{c.get('candidate', {}).get('id', trial.trial_id)}"
 
         with _quiet_tune():
             tuner = tune.Tuner(
@@ -520,7 +549,7 @@ class TuneExecutor(Executor):
                 tune_config=tune.TuneConfig(
                     search_alg=_make_searcher(bridge), scheduler=_make_scheduler(bridge, inner, asha_metric),
                     num_samples=-1, max_concurrent_trials=int(sched.window), reuse_actors=self.reuse_actors,
-                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                    trial_name_creator=_trial_dirname, trial_dirname_creator=_trial_dirname),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(storage), verbose=0, log_to_file=False,
                     failure_config=tune.FailureConfig(max_failures=self.max_retries),

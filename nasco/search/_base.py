@@ -74,13 +74,27 @@ class Searcher:
 
     def _fresh(self, draw: Callable[[], Candidate], also: set[str] | None = None) -> Candidate:
         """``draw()`` until it gives an id neither seen nor in ``also`` (ids already picked in
-        this ask); after :data:`FRESH_TRIES` draws, the last one even if seen."""
+        this ask). After :data:`FRESH_TRIES` draws that all gave seen ids (every neighbour of a
+        converged population taken, a nearly exhausted space), up to :data:`FRESH_TRIES`
+        uniform samples of the space, which reach whatever is left; if none is new either,
+        the last draw even if seen. So a searcher keeps proposing new candidates until the
+        space is exhausted, with a bounded cost per ask."""
         also = also or set()
+
+        def new(c: Candidate) -> bool:
+            return c.id not in self._seen and c.id not in also
+
         cand = draw()
         for _ in range(FRESH_TRIES - 1):
-            if cand.id not in self._seen and cand.id not in also:
-                break
+            if new(cand):
+                return cand
             cand = draw()
+        if new(cand):
+            return cand
+        for _ in range(FRESH_TRIES):
+            sample = self.space.sample(self.rng)
+            if new(sample):
+                return sample
         return cand
 
     def minimisation_form(self, result: Result) -> list[float]:

@@ -37,12 +37,14 @@ _DRIVER_PACKAGES = {
 STORAGE_FORMS = ("a database URL (sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB, "
                  "mysql+pymysql://...), "
                   "journal:PATH, or a PATH ending in .journal or .log")
-_SECRET_KEYS = {"password", "passwd", "pwd", "sslpassword"}
+# A query parameter is a secret when its name holds one of these (password=, passphrase=,
+# sslpassword=, ssl_key_passphrase=, secret=, token=, pwd=).
+_SECRET_PARTS = ("pass", "pwd", "secret", "token")
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (and any password= query parameter) shown as ``***``;
-    anything that is not a URL (a journal path) as it is."""
+    """``url`` with its password and every secret query parameter (password=, passphrase=,
+    token=, ...) shown as ``***``; anything that is not a URL (a journal path) as it is."""
     if "://" not in str(url):
         return str(url)
     from sqlalchemy.engine import make_url
@@ -52,8 +54,9 @@ def mask_url(url: str) -> str:
     except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: mask what looks like user:password@
         import re
 
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
-    secret = {k: "***" for k in u.query if k.lower() in _SECRET_KEYS}
+        text = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        return re.sub(r"([?&][^=&]*(?:pass|pwd|secret|token)[^=&]*=)[^&]*", r"\1***", text, flags=re.I)
+    secret = {k: "***" for k in u.query if any(part in k.lower() for part in _SECRET_PARTS)}
     if secret:
         u = u.update_query_dict(secret)
     return u.render_as_string(hide_password=True)

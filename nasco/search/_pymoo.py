@@ -61,6 +61,9 @@ _F_WORST = 1e30
 _CV_UNKNOWN = 1e12
 _CV_FAILED = 1e15
 # Generations asked in a row that bring nothing new before falling back to random samples.
+# Once that happened, for the rest of the run a generation is bred only when a population's
+# worth of new results is in, and random samples fill the asks between (near an exhausted
+# space every ask would otherwise breed 20 generations of repeats, seconds each).
 _MAX_EMPTY_GENERATIONS = 20
 
 
@@ -101,9 +104,9 @@ class _SameCandidate(DuplicateElimination):
     def _do(self, pop: Population, other: Population | None, is_duplicate: np.ndarray) -> np.ndarray:
         ids = [self.searcher._decode(ind.X).id for ind in pop]
         if other is None:
-            seen = set(self.searcher._asked)
+            asked, seen = self.searcher._asked, set()  # no copy of asked: it grows with the run
             for i, cid in enumerate(ids):
-                if cid in seen:
+                if cid in asked or cid in seen:
                     is_duplicate[i] = True
                 seen.add(cid)
         else:
@@ -159,6 +162,7 @@ class PymooSearcher(Searcher):
         self._done: list[Individual] = []
         self._asked: set[str] = set()
         self._log: list[list[Any]] = []
+        self._stalled = False  # a refill fell back to a random sample
 
     def _decode(self, X: dict[str, Any]) -> Candidate:
         key = tuple(int(X[n]) for n in self._vars)
@@ -180,7 +184,10 @@ class PymooSearcher(Searcher):
         return out
 
     def _refill(self) -> None:
-        for _ in range(_MAX_EMPTY_GENERATIONS):
+        generations = _MAX_EMPTY_GENERATIONS
+        if self._stalled:
+            generations = 1 if len(self._done) >= self.population_size else 0
+        for _ in range(generations):
             if self._done:
                 self._algo.tell(infills=Population.create(*self._done))
                 self._done = []
@@ -195,8 +202,10 @@ class PymooSearcher(Searcher):
                 queued.add(cand.id)
             if self._queue:
                 return
-        warnings.warn(f"{self.name}: {_MAX_EMPTY_GENERATIONS} generations brought no candidate not asked "
-                      f"before; asking a random sample", RuntimeWarning, stacklevel=4)
+        if not self._stalled:
+            warnings.warn(f"{self.name}: {_MAX_EMPTY_GENERATIONS} generations brought no candidate not asked "
+                          f"before; asking random samples until one does", RuntimeWarning, stacklevel=4)
+        self._stalled = True
         for _ in range(1000):
             cand = self.space.sample(self.rng)
             if cand.id not in self._asked:

@@ -18,7 +18,8 @@ from nasco.core import (
 )
 from nasco.space import SearchSpace
 
-__all__ = ["EVALUATOR_KINDS", "FunctionEvaluator", "SpecChecked", "default_objectives", "make_evaluator"]
+__all__ = ["EVALUATOR_KINDS", "FunctionEvaluator", "SpecChecked", "default_objectives", "evaluator_options",
+           "make_evaluator"]
 
 EVALUATOR_KINDS = ("train", "proxy", "table")
 
@@ -42,7 +43,8 @@ def default_objectives(kind: str, space: SearchSpace) -> tuple[str, ...]:
     return ("accuracy", "energy", "latency", "area") if space.hw is not None else ("accuracy",)
 
 
-def _options(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
+def evaluator_options(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of an evaluator of ``kind``: ``given`` (None: the default) over the defaults."""
     if kind not in _DEFAULTS:
         raise NascoError(f"evaluator: expected one of {', '.join(EVALUATOR_KINDS)}, found '{kind}'")
     unknown = sorted(set(given) - set(_DEFAULTS[kind]))
@@ -62,7 +64,7 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
     """
-    opts = _options(kind, options)
+    opts = evaluator_options(kind, options)
     names = tuple(objectives) if objectives else default_objectives(kind, space)
     if kind == "table":
         return _table(space, names, opts)

@@ -23,10 +23,18 @@ from nasco.run._job import Job, evaluate_job
 from nasco.run._ledger import FILENAME, to_json_line
 from nasco.run._lock import RunLock
 from nasco.run._outputs import SUMMARY_JSON
-from nasco.run._rundir import RUN_FILE, check_run_json, run_meta
+from nasco.run._rundir import (
+    RUN_FILE,
+    check_run_json,
+    check_settings,
+    read_run_json,
+    recorded_evaluator,
+    row_settings,
+    run_meta,
+)
 from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
 from nasco.space import SearchSpace
-from nasco.study._evaluators import FunctionEvaluator, SpecChecked, make_evaluator
+from nasco.study._evaluators import FunctionEvaluator, SpecChecked, evaluator_options, make_evaluator
 from nasco.study._spaces import build_space
 
 __all__ = ["DEFAULT_SEARCHER", "Study", "create_study", "load_study"]
@@ -60,8 +68,12 @@ class Study:
         self._space_facts = space_facts
         self._objective_spec = objectives
         self._recorded = recorded or {}
-        self._enqueued: list[Candidate] = [Candidate.make(c["arch"], c.get("hw")) for c in
-                                           self._recorded.get("enqueued", [])]
+        self._enqueued: list[Candidate] = []
+        for i, c in enumerate(self._recorded.get("enqueued", [])):
+            try:
+                self._enqueued.append(Candidate.make(c.get("arch"), c.get("hw")))
+            except NascoError as exc:
+                raise NascoError(f"{self.storage / RUN_FILE}: key 'enqueued[{i}]': {exc}") from None
         defs = self._recorded.get("objective_defs")
         self._objectives: tuple[Objective, ...] | None = (
             tuple(Objective.from_dict(d) for d in defs) if defs else None)
@@ -119,6 +131,12 @@ class Study:
                 "searcher_options": options, "budget": budget, "ref_point": self.ref_point or None}
 
     def _searcher(self, extra: Mapping[str, Any] | None = None) -> Searcher:
+        if self._recorded:
+            try:
+                _known_searcher(self.searcher_name)
+            except NascoError as exc:
+                raise NascoError(f"{self.storage / RUN_FILE}: key 'searcher.name': {exc}; this nasco cannot "
+                                 f"continue the run (reading it works)") from None
         opts = {**self.searcher_options, **(extra or {})}
         try:
             return make_searcher(self.searcher_name, self.space, self.objectives, self.seed, **opts)
@@ -154,7 +172,12 @@ class Study:
         ``f(candidate) -> {objective: value}``, or None for the evaluator the study's run
         recorded (a loaded study). Design specs of the space apply to every evaluator's
         results. Each callback gets ``(study, row)`` for every new ledger row. A study with
-        a ledger continues it: the ledger's rows are replayed to the searcher, not re-run.
+        a ledger continues it: the ledger's rows are replayed to the searcher, not re-run,
+        and an evaluator whose kind or settings give rows another meaning than the recorded
+        ones (another table, dataset, split, fidelity, epochs, limit; see
+        :func:`~nasco.run._rundir.row_settings`) is a RunDirError that names the setting and
+        both values. The run stops early, ``stopped == "exhausted"``, once every distinct
+        candidate of the space is in the ledger.
         """
         facts: dict[str, Any]
         if evaluator is None:
@@ -201,27 +224,29 @@ class Study:
         self._reload_recorded()
         return outcome
 
-    def _recorded_evaluator(self) -> Any:
+    def _recorded_evaluator(self, kind: str | None = None, **given: Any) -> Any:
+        """The evaluator the run recorded, with the settings in ``given`` (None: recorded)
+        in place of the recorded ones: a RunDirError names a kind or setting that would give
+        the ledger's rows another meaning (:func:`~nasco.run._rundir.check_settings`), before
+        any data is loaded."""
         cfg = self._recorded.get("config") or {}
-        kind = cfg.get("evaluator", "train")
+        was, opts = recorded_evaluator(cfg)
+        kind = kind or was
+        if kind != was:
+            check_settings(self.storage, {"evaluator": kind}, {"evaluator": was})
         if kind not in ("train", "proxy", "table"):
             raise NascoError(f"{self.storage}: the run was scored by a {kind} evaluator, which nasco cannot "
                              f"rebuild; pass it to optimize()")
-        opts = cfg.get("evaluator_options")
-        if opts is None:  # a run recorded before evaluator_options: its flat settings, renamed
-            names = ({"table": "table", "table_dataset": "dataset", "table_fidelity": "fidelity",
-                      "table_split": "split"} if kind == "table" else
-                     {k: k for k in ("dataset", "limit", "device", "threads")} | (
-                         {"epochs": "epochs"} if kind == "train" else {}))
-            opts = {option: cfg.get(key) for option, key in names.items()}
-            if kind != "table" and cfg.get("datasets"):
-                opts["dataset"] = cfg["datasets"]
-        return self.make_evaluator(kind, **{k: v for k, v in opts.items() if v is not None})
+        opts = {k: v for k, v in {**opts, **{k: v for k, v in given.items() if v is not None}}.items()
+                if v is not None}
+        check_settings(self.storage, row_settings({**cfg, "evaluator": kind, "evaluator_options":
+                                                   evaluator_options(kind, opts)}),
+                       self._recorded.get("settings") or row_settings(cfg))
+        return self.make_evaluator(kind, **opts)
 
     def _reload_recorded(self) -> None:
-        path = self.storage / RUN_FILE
-        if path.exists():
-            self._recorded = json.loads(path.read_text(encoding="utf-8"))
+        if (self.storage / RUN_FILE).exists():
+            self._recorded = read_run_json(self.storage)
 
     # ------------------------------------------------------------------ ask / tell
     def enqueue(self, arch: Mapping[str, Any], hw: Mapping[str, Any] | None = None) -> Candidate:
@@ -230,6 +255,9 @@ class Study:
         belong to the space."""
         if (self.storage / FILENAME).exists() or self._loop is not None:
             raise NascoError(f"{self.storage}: enqueue() before the first evaluation; this study has started")
+        if not isinstance(arch, Mapping) or not isinstance(hw, (Mapping, type(None))):
+            raise NascoError(f"enqueue: expected arch (and hw) as mappings, a candidate's genotype and "
+                             f"accelerator choices, found {type(arch).__name__} (and {type(hw).__name__})")
         cand = Candidate.make(dict(arch), dict(hw or {}))
         try:
             self.space.check(cand)
@@ -417,6 +445,7 @@ def _check_same(study: Study, facts: Mapping[str, Any], searcher: str, options: 
                 seed: int) -> None:
     for what, new, was in (("space", facts.get("space"), study._space_facts.get("space")),
                            ("hw", facts.get("hw"), study._space_facts.get("hw")),
+                           ("sets", list(facts.get("set") or []), list(study._space_facts.get("set") or [])),
                            ("searcher", searcher, study.searcher_name), ("seed", seed, study.seed)):
         if new != was:
             raise NascoError(f"storage {study.storage}: holds a study with {what} {was!r}, not {new!r}; "
@@ -432,13 +461,9 @@ def load_study(storage: str | Path) -> Study:
         raise NascoError(f"{storage}: expected a run directory with {RUN_FILE}, found "
                          + ("no such directory" if not storage.exists() else f"no {RUN_FILE}")
                          + "; give the --out of an earlier nasco search")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        cfg = meta["config"]
-        searcher = meta["searcher"]["name"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise NascoError(f"{path}: expected nasco's run.json (config, searcher), found something else "
-                         f"({type(exc).__name__}: {exc}); choose another directory") from None
+    meta = read_run_json(storage)
+    cfg = meta["config"]
+    searcher = meta["searcher"]["name"]
     spaces = [p for p in (cfg.get("space_files") or [cfg.get("space_file")]) if p] or [cfg.get("space")]
     joint, facts = build_space(spaces if len(spaces) > 1 else spaces[0], cfg.get("hw_file") or cfg.get("hw"),
                                cfg.get("set") or ())

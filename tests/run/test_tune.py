@@ -237,3 +237,51 @@ def test_tune_driver_error_ends_the_run(ray_env: str, tmp_path: Path, monkeypatc
     with pytest.raises(OSError, match="disk full"):
         _run(tmp_path / "run", executor=TuneExecutor(address=ray_env, workers=2), budget=6)
     assert len(_rows(tmp_path / "run")) == 1 and len(calls) == 2  # nothing recorded after the error
+
+
+def test_error_files_are_unpickled_only_from_the_trials_own_directory(tmp_path):
+    """Tune's error pickles run code when loaded: only a trial's own file in this session's
+    experiment is read; a file elsewhere, a link, or a name with a path is not."""
+    import pickle
+    from types import SimpleNamespace
+
+    from nasco.run._tune import _Bridge
+
+    bridge = _Bridge(None, lambda row: row, lambda: None, None, None)
+    exp = tmp_path / "storage" / "nasco-20260101-000000-abcdef"
+    bridge.experiment = str(exp)
+    staging = tmp_path / "staging" / exp.name / "driver_artifacts"
+
+    def trial(seq, local=None, name="error.pkl"):
+        t = SimpleNamespace(trial_id=f"t{seq}", config={"seq": seq, "candidate": {"id": f"c{seq}"}},
+                            run_metadata=SimpleNamespace(pickled_error_filename=name),
+                            local_path=str(local) if local else None)
+        bridge.trials[t.trial_id] = t
+        return t
+
+    def plant(folder: Path, exc: BaseException, name="error.pkl") -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(pickle.dumps(exc))
+        return folder / name
+
+    own = trial(1)
+    plant(exp / "00001_c1", RuntimeError("own"))
+    assert str(bridge.error_of("t1")) == "own"
+    trial(2, staging / "00002_c2")
+    plant(staging / "00002_c2", RuntimeError("staged"))
+    assert str(bridge.error_of("t2")) == "staged"
+    # Another directory of the shared storage, though the trial's local path points there.
+    other = tmp_path / "storage" / "someone-else" / "00003_c3"
+    plant(other, RuntimeError("planted"))
+    trial(3, other)
+    assert bridge.error_of("t3") is None and bridge.own_error_file(bridge.trials["t3"]) is None
+    # A link in the trial's own directory, and a file name that climbs out of it.
+    (exp / "00004_c4").mkdir(parents=True)
+    (exp / "00004_c4" / "error.pkl").symlink_to(other / "error.pkl")
+    trial(4)
+    assert bridge.error_of("t4") is None
+    plant(exp, RuntimeError("up"), "up.pkl")
+    trial(5, name="../up.pkl")
+    (exp / "00005_c5").mkdir()
+    assert bridge.error_of("t5") is None
+    assert bridge.error_of("unknown") is None and own.trial_id == "t1"

@@ -300,3 +300,27 @@ def test_cli_records_the_storage_without_its_password(monkeypatch, tmp_path):
     assert study._config({}, 5)["searcher_options"] == {"storage": "postgresql+psycopg2://nasco:***@db.example/nas"}
     assert study._searcher() == "made"
     assert given == {"storage": url}
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/p.db?passphrase=zz9SECRET",
+                                 "postgresql://u:zz9SECRET@h/db?sslpassword=zz9SECRET",
+                                 "mysql+pymysql://u@h/db?ssl_key_passphrase=zz9SECRET&charset=utf8",
+                                 "postgresql://u:zz9SECRET@h:notaport/db?passphrase=zz9SECRET&token=zz9SECRET"])
+def test_mask_url_hides_every_secret(url, tmp_path):
+    shown = mask_url(url.format(tmp=tmp_path))
+    assert "zz9SECRET" not in shown and "***" in shown.replace("%2A", "*"), shown
+
+
+def test_cli_never_writes_a_passphrase(table_env, tmp_path, capsys):
+    secret = "zz9SECRET"
+    out = tmp_path / "r"
+    url = f"sqlite:///{tmp_path / 's.db'}?passphrase={secret}"
+    argv = TABLE[:-1] + ["--searcher", "optuna-tpe", "--optuna-storage", url, "--out", str(out), "--budget", "3"]
+    with pytest.warns(Warning):  # SQLAlchemy: pysqlite ignores the parameter
+        assert main(argv) == 0
+    streams = capsys.readouterr()
+    assert secret not in streams.out + streams.err
+    for f in out.iterdir():
+        if f.is_file() and f.suffix in (".json", ".jsonl", ".csv"):
+            assert secret not in f.read_text(), f
+    assert "passphrase=%2A%2A%2A" in (out / "run.json").read_text()

@@ -63,9 +63,11 @@ def test_a_batch_holds_no_repeats(nb201):
     assert len(set(ids)) == len(ids)
 
 
-def test_fresh_gives_up_after_fresh_tries(nb201):
-    # A neighbourhood with nothing new left: _fresh returns a repeat after FRESH_TRIES draws
-    # instead of looping forever (the driver serves a repeat from the ledger).
+def test_fresh_gives_up_after_fresh_tries(nb201, monkeypatch):
+    # A neighbourhood with nothing new left: after FRESH_TRIES draws _fresh takes uniform
+    # samples of the space (which reach what is left of it), and with nothing new there
+    # either it returns a repeat instead of looping forever (the driver serves a repeat from
+    # the ledger, and stops once the space is exhausted).
     from nasco.search._base import FRESH_TRIES
 
     s = make_searcher("random", nb201, ("accuracy",), 0)
@@ -76,10 +78,15 @@ def test_fresh_gives_up_after_fresh_tries(nb201):
         calls.append(1)
         return only
 
-    assert s._fresh(draw).id == only.id and len(calls) == FRESH_TRIES
+    got = s._fresh(draw)
+    assert got.id != only.id and got.id not in s._seen and len(calls) == FRESH_TRIES
     other = nb201.sample(np.random.default_rng(5))
     calls.clear()
     assert s._fresh(lambda: calls.append(1) or other).id == other.id and len(calls) == 1
+    samples = []
+    monkeypatch.setattr(nb201, "sample", lambda rng: samples.append(1) or only)
+    calls.clear()
+    assert s._fresh(draw).id == only.id and len(calls) == FRESH_TRIES and len(samples) == FRESH_TRIES
 
 
 def test_guided_zero_cost_warmup_starts_from_the_best_proxy_cells(nb201, tmp_path, monkeypatch):

@@ -100,7 +100,10 @@ def test_resume_refuses_a_contradicting_flag(tmp_path, capsys):
     assert main(base + ["--out", str(run)]) == 0
     capsys.readouterr()
     for flag, shown in ((["--seed", "1"], "--seed 1 (the run has 0)"),
-                        (["--table-fidelity", "12"], "--table-fidelity 12 (the run has 200)"),
+                        (["--table-fidelity", "12"], "evaluator setting 'table_fidelity' is 12, the recorded "
+                                                     "run's is 200"),
+                        (["--table-dataset", "c100", "--table-split", "valtest"],
+                         "evaluator setting 'table_dataset' is 'c100', the recorded run's is 'c10'"),
                         (["--searcher", "random"], "--searcher 'random' (the run has 'evolution')"),
                         (["--objectives", "accuracy,eyeriss_latency"], "--objectives")):
         with pytest.raises(SystemExit) as e:
@@ -110,6 +113,67 @@ def test_resume_refuses_a_contradicting_flag(tmp_path, capsys):
     # A larger budget is what resuming is for.
     assert main(["search", "--out", str(run), "--resume", "--budget", "6", "--quiet"]) == 0
     assert len(_ledger(run)) == 6
+
+
+def test_a_loaded_study_refuses_another_evaluator_setting(tmp_path, capsys):
+    # The library path: optimize() with an evaluator whose settings give rows another meaning.
+    study = nasco.create_study(space="nb201", objectives="accuracy", storage=tmp_path / "t", seed=0)
+    study.optimize(study.make_evaluator("table", table="nb201"), budget=3, progress=False)
+    again = nasco.load_study(tmp_path / "t")
+    for opts, shown in (({"table_dataset": "c100", "table_split": "valtest"},
+                         "evaluator setting 'table_dataset' is 'c100', the recorded run's is 'c10'"),
+                        ({"table_fidelity": 12},
+                         "evaluator setting 'table_fidelity' is 12, the recorded run's is 200")):
+        with pytest.raises(nasco.run.RunDirError, match=shown):
+            again.optimize(again.make_evaluator("table", table="nb201", **opts), budget=5, progress=False)
+    assert len(again.trials_dataframe()) == 3
+    again.optimize(again.make_evaluator("table", table="nb201"), budget=4, progress=False)
+    assert len(again.trials_dataframe()) == 4
+    with pytest.raises(ValueError, match="holds a study with sets"):
+        nasco.create_study(space="nb201", sets=["cell.ops=[none, skip_connect]"], storage=tmp_path / "t",
+                           load_if_exists=True)
+    # Training settings: dataset, epochs, limit; the device and threads may change.
+    train = nasco.create_study(space="darts_snn", hw="asic_template", storage=tmp_path / "tr", seed=0)
+    train.optimize(train.make_evaluator("train", limit=150, epochs=1), budget=1, progress=False)
+    loaded = nasco.load_study(tmp_path / "tr")
+    for opts, shown in (({"limit": 100, "epochs": 1}, "'limit' is 100, the recorded run's is 150"),
+                        ({"limit": 150, "epochs": 2}, "'epochs' is 2, the recorded run's is 1"),
+                        ({"limit": 150, "epochs": 1, "max_seconds": 5.0},
+                         "'max_seconds' is 5.0, the recorded run's is None")):
+        with pytest.raises(nasco.run.RunDirError, match=shown):
+            loaded.optimize(loaded.make_evaluator("train", **opts), budget=2, progress=False)
+    capsys.readouterr()
+    for flags, shown in ((["--epochs", "2"], "evaluator setting 'epochs' is 2, the recorded run's is 1"),
+                         (["--limit", "100"], "evaluator setting 'limit' is 100, the recorded run's is 150"),
+                         (["--dataset", str(tmp_path)], f"evaluator setting 'dataset' is '{tmp_path}', the "
+                                                        f"recorded run's is 'digits'")):
+        with pytest.raises(SystemExit) as e:
+            main(["search", "--out", str(tmp_path / "tr"), "--resume", "--budget", "2", *flags])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and shown in err and len(err.strip().splitlines()) == 1, err
+    assert main(["search", "--out", str(tmp_path / "tr"), "--resume", "--budget", "2", "--threads", "1",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert len(loaded.trials_dataframe()) == 2
+
+
+def test_candidates_must_be_objects(tmp_path):
+    study = nasco.create_study(space="nb201", objectives="accuracy", storage=tmp_path / "e")
+    with pytest.raises(nasco.core.NascoError, match="enqueue: expected arch .* found NoneType"):
+        study.enqueue(None)
+    with pytest.raises(nasco.core.NascoError,
+                       match=r"candidate: key 'arch': expected a JSON object .*found null"):
+        nasco.core.Candidate.from_json('{"arch": null, "hw": {}}')
+    with pytest.raises(nasco.core.NascoError,
+                       match=r"candidate: key 'hw': expected a JSON object .*found \[1\]"):
+        nasco.core.Candidate.make({"cell": {}}, [1])
+    first = study.space.sample(np.random.default_rng(0))
+    study.enqueue(first.arch)
+    study.optimize(lambda c: {"accuracy": 0.5}, budget=1, progress=False)
+    meta = json.loads((tmp_path / "e" / "run.json").read_text())
+    meta["enqueued"][0]["arch"] = None
+    (tmp_path / "e" / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(nasco.core.NascoError, match=r"run.json: key 'enqueued\[0\]': candidate: key 'arch'"):
+        nasco.load_study(tmp_path / "e")
 
 
 def test_ask_tell_replays_and_continues(tmp_path):
@@ -187,7 +251,7 @@ def test_load_study_reads_a_run_made_before_objective_definitions(tmp_path):
     # What an older nasco wrote: run.json without objective definitions, bounds or evaluator
     # settings; summary.json with the directions.
     meta = json.loads((run / "run.json").read_text())
-    for key in ("objective_defs", "objective_bounds"):
+    for key in ("objective_defs", "objective_bounds", "settings", "design_specs"):
         meta.pop(key)
     meta["config"].pop("evaluator_options")
     (run / "run.json").write_text(json.dumps(meta))
