@@ -188,10 +188,8 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     from nasco.nn import plan_network, plan_workload
     from nasco.space import Candidate, SearchSpace
 
-    if not isinstance(data, dict) or not isinstance(data.get("arch"), dict):
-        found = "no 'arch' key" if not isinstance(data, dict) or "arch" not in data else \
-            f"'arch': {json.dumps(data['arch'])[:40]}"
-        raise SpecError("a candidate JSON object with 'arch' (and 'hw')", found, file=file,
+    if not isinstance(data, dict) or "arch" not in data:
+        raise SpecError("a candidate JSON object with 'arch' (and 'hw')", "no 'arch' key", file=file,
                         hint="use a row of a ledger or pareto.csv, or Candidate.to_json()")
     space = SearchSpace(load_file(find_file(space_name), kind="arch_space", overrides=space_over or None))
     hw = _object(data.get("hw"), file, ("hw",), "an object of accelerator choices (dotted key: value)")

@@ -267,7 +267,9 @@ def _check_resume_flags(args: argparse.Namespace, study) -> None:
         rec = dict(study.searcher_options)
         for k, v in given.items():
             if k != "storage" and rec.get(k) != v:
-                clash(f"--searcher-opt {k}", v, rec.get(k))
+                flag = "--population" if k == "population_size" and args.population is not None else \
+                    f"--searcher-opt {k}"
+                clash(flag, v, rec.get(k))
     if clashes:
         raise UsageError(f"--resume {study.storage}: {'; '.join(clashes)}; drop the flag (the recorded run "
                          f"sets it) or choose another --out")
@@ -306,6 +308,7 @@ def _search(args: argparse.Namespace) -> int:
     import nasco
     from nasco.run._ledger import FILENAME
     from nasco.run._outputs import OUTPUT_FILES
+    from nasco.core import RunDirError
     from nasco.run._rundir import RUN_FILE
     from nasco.study import DEFAULT_SEARCHER
 
@@ -319,8 +322,18 @@ def _search(args: argparse.Namespace) -> int:
         _check_resume_flags(args, study)
         if args.optuna_storage:
             study.searcher_options["storage"] = args.optuna_storage
-        evaluator = study._recorded_evaluator(args.evaluator, **options)
+        try:
+            evaluator = study._recorded_evaluator(args.evaluator, **options)
+        except RunDirError as exc:
+            setting = getattr(exc, "setting", None)
+            if options.get(setting) is None:
+                raise
+            flag = {"max_seconds": "max_train_seconds"}.get(setting, setting).replace("_", "-")
+            raise UsageError(f"--{flag}: {exc}") from None
     else:
+        if args.resume and out is not None and (out / FILENAME).exists():
+            raise UsageError(f"--resume --out {out}: {out / RUN_FILE} is missing, so the run cannot be continued "
+                             f"safely; start afresh in another --out")
         if not args.space:
             raise UsageError("--space is required (e.g. --space darts_snn), unless --resume continues the run "
                              "in --out")

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from nasco.core import STATUSES, NascoError
+from nasco.core import STATUSES, Candidate, NascoError
 
 __all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerError", "to_json_line"]
 
@@ -71,6 +71,10 @@ def _row_error(row: dict[str, Any]) -> str | None:
     for name, value in (row.get("objectives") or {}).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return f"key 'objectives.{name}': expected a number, found {json.dumps(value)}"
+    if isinstance(row.get("arch"), dict) and isinstance(row.get("hw", {}), dict):
+        content = Candidate.make(row["arch"], row.get("hw") or {}).id
+        if content != row["id"]:
+            return f"key 'id': {row['id']} is not the id of the row's arch and hw ({content})"
     return None
 
 
@@ -99,7 +103,8 @@ class Ledger:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
-        self.path = path / FILENAME if path.is_dir() else path
+        # A directory named like the ledger is a damaged run directory, not a place for one.
+        self.path = path / FILENAME if path.is_dir() and path.name != FILENAME else path
         self._clean = False  # set once the tail has been checked (and cut) by append()
 
     # ---------------------------------------------------------------- reading
@@ -107,6 +112,9 @@ class Ledger:
         """(rows, byte offset just after the last good line, torn tail bytes)."""
         if not self.path.exists():
             return [], 0, b""
+        if not self.path.is_file():
+            raise LedgerError(f"{self.path}: expected the ledger file, found a directory or another "
+                              f"non-file; restore the run's ledger or choose another --out")
         data = self.path.read_bytes()
         rows: list[dict[str, Any]] = []
         seen: dict[tuple[str, Any], int] = {}  # ("seq", seq) and ("id", id) -> line number

@@ -146,6 +146,15 @@ _SHAPE: dict[str, tuple[Any, str]] = {
                  "a list of candidates"),
 }
 _REQUIRED = ("seed", "searcher", "objectives", "space", "config")
+# The keys of run.json's "config" that a resume reads, and their shapes.
+_CONFIG_SHAPE: dict[str, tuple[Any, str]] = {
+    "budget": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer or null"),
+    "space": (lambda v: isinstance(v, str) and bool(v), "a space name or path"),
+    "hw": (lambda v: v is None or isinstance(v, str), "an accelerator name or path, or null"),
+    "evaluator": (lambda v: isinstance(v, str), "an evaluator kind"),
+    "set": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of KEY=VALUE"),
+    "searcher_options": (lambda v: isinstance(v, dict), "an object"),
+}
 
 
 def read_run_json(out_dir: Path) -> dict[str, Any]:
@@ -158,6 +167,9 @@ def read_run_json(out_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing, so the run in {out_dir} cannot be resumed safely; "
                           f"choose another --out") from None
+    except OSError as exc:  # a directory, no permission
+        raise RunDirError(f"{path}: expected nasco's run.json, found a file that cannot be read "
+                          f"({exc.strerror or type(exc).__name__}); {fix}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: expected nasco's run.json, found text that is not UTF-8 JSON "
                           f"({str(exc).splitlines()[0]}); {fix}") from None
@@ -171,12 +183,20 @@ def read_run_json(out_dir: Path) -> dict[str, Any]:
         if key in meta and not ok(meta[key]):
             raise RunDirError(f"{path}: key '{key}': expected {expected}, found "
                               f"{json.dumps(meta[key])[:60]}; {fix}")
+    for key, (ok, expected) in _CONFIG_SHAPE.items():
+        if key in meta["config"] and not ok(meta["config"][key]):
+            raise RunDirError(f"{path}: key 'config.{key}': expected {expected}, found "
+                              f"{json.dumps(meta['config'][key])[:60]}; {fix}")
     return meta
 
 
-def _differ(out_dir: Path, what: str, new: Any, was: Any) -> RunDirError:
-    return RunDirError(f"cannot resume {out_dir}: this run's {what} is {new}, the recorded run's is {was}; "
-                       f"{_FIX}")
+def _differ(out_dir: Path, what: str, new: Any, was: Any, setting: str | None = None) -> RunDirError:
+    """The error of a resume whose ``what`` differs; ``setting`` (an evaluator setting's name)
+    is kept on the error as ``.setting`` so a front end can name its own flag."""
+    err = RunDirError(f"cannot resume {out_dir}: this run's {what} is {new}, the recorded run's is {was}; "
+                      f"{_FIX}")
+    err.setting = setting
+    return err
 
 
 def check_settings(out_dir: Path, new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -191,7 +211,7 @@ def check_settings(out_dir: Path, new: dict[str, Any], old: dict[str, Any]) -> N
         if new.get(key) != old.get(key):
             what = "evaluator" if key == "evaluator" else \
                 ("space overrides (set)" if key == "set" else f"evaluator setting '{key}'")
-            raise _differ(out_dir, what, repr(new.get(key)), repr(old.get(key)))
+            raise _differ(out_dir, what, repr(new.get(key)), repr(old.get(key)), setting=key)
 
 
 def check_run_json(out_dir: Path, meta: dict[str, Any]) -> None:

@@ -15,7 +15,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from nasco.core import BUILTIN_OBJECTIVES, Candidate, NascoError, Objective, Result, resolve_objectives
+from nasco.core import (
+    BUILTIN_OBJECTIVES,
+    Candidate,
+    NascoError,
+    Objective,
+    Result,
+    RunDirError,
+    resolve_objectives,
+)
 from nasco.core._result import evaluator_attr
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import record_run, run_bounds
@@ -465,8 +473,12 @@ def load_study(storage: str | Path) -> Study:
     cfg = meta["config"]
     searcher = meta["searcher"]["name"]
     spaces = [p for p in (cfg.get("space_files") or [cfg.get("space_file")]) if p] or [cfg.get("space")]
-    joint, facts = build_space(spaces if len(spaces) > 1 else spaces[0], cfg.get("hw_file") or cfg.get("hw"),
-                               cfg.get("set") or ())
+    try:
+        joint, facts = build_space(spaces if len(spaces) > 1 else spaces[0],
+                                   cfg.get("hw_file") or cfg.get("hw"), cfg.get("set") or ())
+    except ValueError as exc:  # SpecError: a space, template or override that no longer loads
+        raise RunDirError(f"{path}: keys 'config.space', 'config.hw', 'config.set': the recorded space does "
+                          f"not load ({exc})") from None
     facts.update(space=cfg.get("space", facts["space"]), hw=cfg.get("hw", facts["hw"]))
     objectives: Any = meta.get("objectives")
     if not meta.get("objective_defs"):
@@ -477,11 +489,20 @@ def load_study(storage: str | Path) -> Study:
             objectives = {n: dirs[n] for n in meta.get("objectives", []) if n in dirs}
         if isinstance(objectives, dict) and set(objectives) - set(BUILTIN_OBJECTIVES):
             objectives = [BUILTIN_OBJECTIVES.get(n) or Objective(n, d) for n, d in objectives.items()]
+    if not objectives:
+        raise RunDirError(f"{path}: key 'objectives': expected the run's objectives (built-in names, or "
+                          f"defined in objective_defs), found {json.dumps(meta.get('objectives'))[:60]} with no "
+                          f"definition; restore it from a backup or choose another --out")
     options = dict(cfg.get("searcher_options") or {})
     if searcher not in {**SEARCHERS, **DIFFERENTIABLE}:
         warnings.warn(f"{path}: searcher '{searcher}' is not registered in this nasco; only reading works",
                       RuntimeWarning, stacklevel=2)
-    return Study(storage=storage, space=joint, space_facts=facts, objectives=objectives,
-                 searcher=cfg.get("searcher", searcher), searcher_options=options,
-                 seed=int(meta.get("seed", 0)),
-                 ref_point=cfg.get("ref_point"), recorded=meta)
+    try:
+        return Study(storage=storage, space=joint, space_facts=facts, objectives=objectives,
+                     searcher=cfg.get("searcher", searcher), searcher_options=options,
+                     seed=int(meta.get("seed", 0)),
+                     ref_point=cfg.get("ref_point"), recorded=meta)
+    except RunDirError:
+        raise
+    except (ValueError, NascoError) as exc:  # objectives or searcher options this nasco does not take
+        raise RunDirError(f"{path}: the recorded study cannot be rebuilt ({exc})") from None

@@ -39,4 +39,4 @@ def test_a_candidate_with_a_null_arch_is_one_line(tmp_path, capsys):
         main(["cost", "--workload", str(cand), "--space", "nb201", "--hw", "asic_template"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
-    assert f"{cand}: expected a candidate JSON object with 'arch' (and 'hw'), found 'arch': null" in err
+    assert f"{cand}: arch: expected an object with 'cell' and 'hp', found null" in err

@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nasco.core import Candidate
 from nasco.run import LEDGER_COLUMNS, Ledger, LedgerError
 
 
 def _row(seq: int, status: str = "ok", **objs: float) -> dict:
-    return {"seq": seq, "id": f"id{seq:03d}", "arch": {"cell": {"edges": ["a", "b"]}, "hp": {"t": seq}},
-            "hw": {"pe_array.rows": 8}, "seed": 1000 + seq, "status": status,
+    arch, hw = {"cell": {"edges": ["a", "b"]}, "hp": {"t": seq}}, {"pe_array.rows": 8}
+    return {"seq": seq, "id": Candidate.make(arch, hw).id, "arch": arch,
+            "hw": hw, "seed": 1000 + seq, "status": status,
             "reason": "RuntimeError: x" if status == "failed" else None,
             "objectives": objs, "violations": {"area": 0.5} if status == "infeasible" else {},
             "metrics": {"n": np.int64(seq), "v": np.float32(0.5)}, "seconds": 0.25,
@@ -87,3 +89,18 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
                     + json.dumps({"seq": 2}) + "\n")
     with pytest.raises(LedgerError, match=r"ledger.jsonl:2: cannot read"):
         Ledger(path).rows()
+
+
+def test_a_row_whose_content_does_not_match_its_id_is_an_error(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    edited = _row(1, accuracy=0.2) | {"arch": {"cell": {"edges": ["c", "b"]}, "hp": {"t": 1}}}
+    path.write_text("".join(json.dumps(r, default=int) + "\n" for r in (_row(0, accuracy=0.1), edited)))
+    with pytest.raises(LedgerError, match=r"ledger.jsonl:2: key 'id': .* is not the id of the row's arch"):
+        Ledger(path).rows()
+
+
+def test_a_ledger_that_is_a_directory_is_an_error(tmp_path):
+    (tmp_path / "ledger.jsonl").mkdir()
+    for given in (tmp_path, tmp_path / "ledger.jsonl"):
+        with pytest.raises(LedgerError, match="expected the ledger file, found a directory"):
+            Ledger(given).rows()
