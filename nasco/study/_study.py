@@ -491,8 +491,8 @@ def load_study(storage: str | Path) -> Study:
             objectives = [BUILTIN_OBJECTIVES.get(n) or Objective(n, d) for n, d in objectives.items()]
     if not objectives:
         raise RunDirError(f"{path}: key 'objectives': expected the run's objectives (built-in names, or "
-                          f"defined in objective_defs), found {json.dumps(meta.get('objectives'))[:60]} with no "
-                          f"definition; restore it from a backup or choose another --out")
+                          f"defined in objective_defs), found {json.dumps(meta.get('objectives'))[:60]} "
+                          f"with no definition; restore it from a backup or choose another --out")
     options = dict(cfg.get("searcher_options") or {})
     if searcher not in {**SEARCHERS, **DIFFERENTIABLE}:
         warnings.warn(f"{path}: searcher '{searcher}' is not registered in this nasco; only reading works",
