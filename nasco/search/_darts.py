@@ -437,8 +437,11 @@ class _Search:
                 "reference": dict(self.reference)}
 
     def load(self, state: dict[str, Any], *, same_template: bool = True) -> tuple[int, list[dict[str, Any]]]:
-        """Continue from ``state``. A warm start from another template's search keeps the
-        network, optimisers and spike rates, and takes its own hardware reference."""
+        """Continue from a copy of ``state`` (an optimiser would otherwise keep its tensors and
+        change them as it steps, and a warm-up state serves several searches). A warm start
+        from another template's search keeps the network, optimisers and spike rates, and
+        takes its own hardware reference."""
+        state = copy.deepcopy(state)
         self.net.load_state_dict(state["net"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])

@@ -61,3 +61,37 @@ def test_search_resumed_past_its_warm_up_returns_the_warm_up_state(tmp_path):
     assert untimed[0] == untimed[1]
     for name, value in whole.warm["net"].items():
         assert torch.equal(resumed.warm["net"][name], value), name
+
+
+def _equal(a, b) -> bool:
+    """Nested states equal, tensors bit for bit."""
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return torch.is_tensor(a) and torch.is_tensor(b) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_a_search_started_from_the_warm_up_leaves_it_as_it_was():
+    """Every later search of a run starts from the same warm-up: one search must not change
+    it for the next (its optimiser's momentum, for one)."""
+    import copy
+
+    spec = load_spec("darts_snn", overrides={("macro", "stem", "channels"): {"choice": [4], "default": 4},
+                                             ("timesteps",): {"choice": [2], "default": 2}})
+    space = SearchSpace(spec)
+    arch = resolve(spec, {k: c.default for k, c in space.arch_dims.items()})
+    hw = SearchSpace(load_spec("darts"), load_spec("nvdla_like")).hw
+    template = hw.resolve(hw.defaults())[0]
+    table = (template, load_energy_table(template))
+    data = load_dataset("digits", seed=0, limit=60)
+    cfg = DartsConfig(epochs=2, warmup_epochs=1, batch_size=16, seed=0, lam=1.0)
+    warm = fit_darts(arch, data, cfg, hw=table).warm
+    before = copy.deepcopy(warm)
+    assert before["w_opt"]["state"], "the warm-up holds the SGD momentum"
+    first = fit_darts(arch, data, cfg, hw=table, warm_start=warm)
+    assert _equal(warm, before)
+    again = fit_darts(arch, data, cfg, hw=table, warm_start=warm)
+    assert again.weights == first.weights and again.cell == first.cell
