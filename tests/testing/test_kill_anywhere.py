@@ -30,7 +30,7 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /
 def test_killed_and_resumed_search_ends_as_the_uninterrupted_one(tmp_path, searcher, executor):
     """Three kills while the ledger is being written, then a resume to the end: the same ledger
     and pareto.csv as the reference, nothing left over."""
-    r = kill_anywhere(searcher, executor, tmp_path, kills=3, seed=1, budget=30, window=(0.0, 0.8),
+    r = kill_anywhere(searcher, executor, tmp_path, kills=3, seed=1, budget=30, window=(0.0, 0.5),
                       after_row=True)
     assert r.errors == [] and r.differences == [], (r.errors, r.differences)
     assert r.kills_landed == 3 and r.survivors == []
@@ -38,7 +38,7 @@ def test_killed_and_resumed_search_ends_as_the_uninterrupted_one(tmp_path, searc
     assert r.starts[-1].killed is False and r.starts[-1].returncode == 0
     assert all(s.returncode == -signal.SIGKILL for s in r.starts if s.killed)
     assert (tmp_path / "victim-1" / "ledger.jsonl").is_file()
-    # Each kill came after a row of its start and within 80 % of the reference's time from its
+    # Each kill came after a row of its start and within 50 % of the reference's time from its
     # first row to its end: the first resume met a partial ledger, so the replay was exercised.
     assert r.starts[0].form == "fresh" and r.starts[1].form == "resume"
     assert 0 < r.starts[1].rows_before < 30, \
