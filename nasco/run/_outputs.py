@@ -94,9 +94,12 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
 
     ``report_metrics``: ledger metrics that pareto.csv and summary.json report for the
     front's candidates (a table evaluator's test accuracy, which the searcher never saw).
+
+    The front (pareto.csv, summary.json's ``front_ids``) is in ``seq`` order, so it does not
+    depend on the order in which evaluations finished and were appended to the ledger.
     """
     names = tuple(o.name for o in objectives)
-    df = ledger.to_frame(names)
+    df = ledger.to_frame(names).sort_values("seq", kind="stable").reset_index(drop=True)
     rep = _front_report(df, objectives)
     report_metrics = tuple(report_metrics)
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front

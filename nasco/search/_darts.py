@@ -22,6 +22,7 @@ A search writes a checkpoint after every epoch; a killed search resumes from it.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -436,8 +437,11 @@ class _Search:
                 "reference": dict(self.reference)}
 
     def load(self, state: dict[str, Any], *, same_template: bool = True) -> tuple[int, list[dict[str, Any]]]:
-        """Continue from ``state``. A warm start from another template's search keeps the
-        network, optimisers and spike rates, and takes its own hardware reference."""
+        """Continue from a copy of ``state`` (an optimiser would otherwise keep its tensors and
+        change them as it steps, and a warm-up state serves several searches). A warm start
+        from another template's search keeps the network, optimisers and spike rates, and
+        takes its own hardware reference."""
+        state = copy.deepcopy(state)
         self.net.load_state_dict(state["net"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
@@ -490,7 +494,9 @@ def fit_darts(arch: ArchSpace, data, config: DartsConfig, *, hw=None, checkpoint
     ``hw`` is (resolved AcceleratorTemplate, EnergyTable): the hardware term's cost model
     (None: no hardware term and no cost figures).
     ``checkpoint`` is a file written after every epoch and resumed from when it exists
-    with the same settings. ``warm_start`` is a checkpoint state to start from (the
+    with the same settings; the state after the warm-up epochs is kept beside it
+    (``NAME.warmup.pt``), so a search resumed past its warm-up still returns it as
+    ``fit.warm``. ``warm_start`` is a checkpoint state to start from (the
     hardware-independent warm-up shared by several searches).
     """
     t0 = time.perf_counter()
@@ -501,21 +507,26 @@ def fit_darts(arch: ArchSpace, data, config: DartsConfig, *, hw=None, checkpoint
     key = _config_key(config, arch)
     start, history = 0, []
     path = Path(checkpoint) if checkpoint is not None else None
+    warm_path = path.with_name(f"{path.stem}.warmup{path.suffix}") if path is not None else None
     state = load_checkpoint(path) if path is not None else None
     if state is not None and state.get("key") != key:
         warnings.warn(f"{path}: the checkpoint was written with other settings; the search starts again",
                       RuntimeWarning, stacklevel=2)
         state = None
     resumed = 0
+    warm = None
     if state is not None:
         start, history = s.load(state)
         resumed = start
         log(f"[darts] resumed from {path} after epoch {start}/{config.epochs}")
+        if warm_path is not None and 0 < config.warmup_epochs <= start:
+            warm = load_checkpoint(warm_path)
+            if warm is not None and warm.get("key") != key:
+                warm = None
     elif warm_start is not None:
         start, history = s.load(warm_start, same_template=False)
         history = [dict(h, shared=True) for h in history]
         log(f"[darts] starting from the shared warm-up ({start} epoch(s))")
-    warm = None
     last_cell = history[-1]["cell"] if history else s.net.derive()
     for e in range(start, config.epochs):
         try:
@@ -532,7 +543,11 @@ def fit_darts(arch: ArchSpace, data, config: DartsConfig, *, hw=None, checkpoint
         if path is not None or e + 1 == config.warmup_epochs:
             state = {**s.state(e + 1, history), "key": key}
             if e + 1 == config.warmup_epochs:
-                warm = state
+                # A copy: the state's tensors and history are the live ones, which the
+                # search epochs go on to change.
+                warm = copy.deepcopy(state)
+                if warm_path is not None:
+                    save_checkpoint(warm_path, warm)
             if path is not None:
                 save_checkpoint(path, state)
     pt: list[dict[str, Any]] = []

@@ -80,6 +80,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import TrialState, create_trial
 
 from nasco.core import Result, RunDirError
@@ -265,6 +266,11 @@ class OptunaSearcher(Searcher):
             for r in t.system_attrs.get(_HIDDEN_ATTR, []):
                 self._add(TrialState.FAIL, None, r)
             system = {k: v for k, v in t.system_attrs.items() if k != _HIDDEN_ATTR}
+            if t.state == TrialState.RUNNING:
+                # A running trial's constraint was written by a tell that was interrupted; the
+                # replay tells the trial again, and Optuna ignores (with a warning) a constraint
+                # set twice.
+                system = {k: v for k, v in system.items() if not k.startswith(_CONSTRAINTS_KEY)}
             user = {k: v for k, v in t.user_attrs.items() if k != _REPEATS_ATTR}
             number = self._add(t.state, t.values, {"params": t.params, "user_attrs": user,
                                                    "system_attrs": system, "distributions": t.distributions})
