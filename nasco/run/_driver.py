@@ -359,18 +359,12 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     seed, budget = int(seed), int(budget)
-    ledger = Ledger(out_dir / FILENAME)
-    recorded = ledger.rows() if ledger.path.exists() else []
+    if window is not None and (not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"window must be a positive number of proposals, got {window!r}")
     # What scored the rows, for the resume check, when the config does not say (a Study's does).
     meta = run_meta(space=space, searcher=searcher, objectives=objectives, seed=seed, config=config,
                     evaluator=type(getattr(evaluator, "inner", evaluator)).__name__)
-    if recorded and not resume:
-        raise RunDirError(f"{out_dir} already holds a run ({len(recorded)} evaluations in {FILENAME}); "
-                          f"pass --resume (resume=True) to continue it, or choose another --out")
-    if window is not None and (not isinstance(window, (int, np.integer)) or window < 1):
-        raise ValueError(f"window must be a positive number of proposals, got {window!r}")
-    if recorded:  # and resume
-        check_run_json(out_dir, meta)
+    ledger, recorded = _open_ledger(out_dir, meta, resume)
     defs = run_bounds(searcher.objective_defs, out_dir, limits=limits, ref_point=ref_point)
     executor = executor if executor is not None else InProcessExecutor()
     started = len({r.get("seq") for r in recorded}) < budget
@@ -380,30 +374,11 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     sched: Schedule | None = None
     rec: _Recorder | None = None
     try:
-        have = f"{len(recorded)} of {budget} evaluations in the ledger" if recorded else f"budget {budget}"
-        prog.message(f"[{searcher.name}] {'resuming' if recorded else 'starting'} {out_dir}: {have}, "
-                     f"{executor.name} executor")
-        if started:
-            # Started before the window is fixed: how many evaluations fit at once may
-            # depend on the cluster that the executor joins.
-            executor.start(evaluator, objectives)
-        if recorded:
-            window = _recorded_window(out_dir, window)
-        else:
-            window = int(window or default_window(executor))
-            record_run(out_dir, meta, defs, window=window, enqueued=enqueued)
-        # A searcher that keeps files of its own (an Optuna study) keeps them in the run
-        # directory; on resume it reattaches to them.
-        searcher.attach_run_dir(out_dir, resume=bool(recorded))
-        for row in recorded:
-            prog.record(row["status"], row.get("objectives"))
-        sched = Schedule(searcher, recorded=recorded, budget=budget, window=int(window), seed=seed,
-                         out_dir=out_dir, enqueued=enqueued)
-        if len(sched.by_seq) >= budget:
-            sched.stopped = "complete"
-            if len(sched.by_seq) > budget:
-                warnings.warn(f"{out_dir}: the ledger already holds {len(sched.by_seq)} evaluations, more than "
-                              f"the budget {budget}; nothing to evaluate", RuntimeWarning, stacklevel=2)
+        window = _begin(out_dir, recorded, meta, defs, searcher=searcher, evaluator=evaluator, executor=executor,
+                        objectives=objectives, prog=prog, window=window, budget=budget, start=started,
+                        enqueued=enqueued)
+        sched = _new_schedule(searcher, recorded, budget=budget, window=int(window), seed=seed,
+                              out_dir=out_dir, enqueued=enqueued)
         rec = _Recorder(ledger, sched, prog, callbacks,
                         deadline=None if timeout is None else t_start + timeout)
         _drive(executor, sched, rec)
@@ -415,22 +390,13 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
             executor.close()
         prog.close()
 
-    evaluated, replayed = (rec.evaluated if rec else 0), (sched.replayed if sched else 0)
     summary = {
-        "nasco_version": nasco.__version__,
-        "seed": seed,
-        "searcher": meta["searcher"],
-        "searcher_state": _json_safe(searcher.state_dict()),
-        "config": config,
-        "budget": budget,
-        "resumed": bool(recorded),
-        "replayed": replayed,
-        "window": window,
-        "executor": executor.describe(),
-        "evaluated_this_session": evaluated,
+        "nasco_version": nasco.__version__, "seed": seed, "searcher": meta["searcher"],
+        "searcher_state": _json_safe(searcher.state_dict()), "config": config, "budget": budget,
+        "resumed": bool(recorded), "replayed": sched.replayed if sched else 0, "window": window,
+        "executor": executor.describe(), "evaluated_this_session": rec.evaluated if rec else 0,
         "stopped": "interrupted" if interrupted is not None or sched is None else sched.stopped,
-        "wall_seconds": time.perf_counter() - t_start,
-        "space": space.describe(),
+        "wall_seconds": time.perf_counter() - t_start, "space": space.describe(),
     }
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
@@ -438,10 +404,68 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         prog.message(f"[{searcher.name}] interrupted after {rep.counts['total']} evaluations; pareto.csv and "
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
+    return _outcome(out_dir, rep, objectives, summary, t_start)
+
+
+def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], defs: Sequence[Objective], *,
+           searcher: Searcher, evaluator: Evaluator, executor: Executor, objectives: tuple[str, ...],
+           prog: Progress, window: int | None, budget: int, start: bool, enqueued: Sequence[Candidate]) -> int:
+    """Open the session: say what it does, start the executor (when anything is left to
+    evaluate), fix the window (recorded on resume, else written to a new run.json), attach
+    the searcher to the run directory and count the recorded rows in the progress; the window."""
+    have = f"{len(recorded)} of {budget} evaluations in the ledger" if recorded else f"budget {budget}"
+    prog.message(f"[{searcher.name}] {'resuming' if recorded else 'starting'} {out_dir}: {have}, "
+                 f"{executor.name} executor")
+    if start:
+        # Started before the window is fixed: how many evaluations fit at once may
+        # depend on the cluster that the executor joins.
+        executor.start(evaluator, objectives)
+    if recorded:
+        window = _recorded_window(out_dir, window)
+    else:
+        window = int(window or default_window(executor))
+        record_run(out_dir, meta, defs, window=window, enqueued=enqueued)
+    # A searcher that keeps files of its own (an Optuna study) keeps them in the run
+    # directory; on resume it reattaches to them.
+    searcher.attach_run_dir(out_dir, resume=bool(recorded))
+    for row in recorded:
+        prog.record(row["status"], row.get("objectives"))
+    return int(window)
+
+
+def _outcome(out_dir: Path, rep: Any, objectives: Sequence[str], summary: dict[str, Any],
+             t_start: float) -> RunOutcome:
+    """What the run returns, from what :func:`write_outputs` reported and the summary."""
     front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
-                      evaluated=evaluated, replayed=replayed, stopped=summary["stopped"])
+                      evaluated=summary["evaluated_this_session"], replayed=summary["replayed"],
+                      stopped=summary["stopped"])
+
+
+def _open_ledger(out_dir: Path, meta: dict[str, Any], resume: bool) -> tuple[Ledger, list[dict[str, Any]]]:
+    """The run's ledger and its rows: a RunDirError for a ledger without ``resume``, or for a
+    resume of a run that run.json records differently (:func:`check_run_json`)."""
+    ledger = Ledger(out_dir / FILENAME)
+    recorded = ledger.rows() if ledger.path.exists() else []
+    if recorded and not resume:
+        raise RunDirError(f"{out_dir} already holds a run ({len(recorded)} evaluations in {FILENAME}); "
+                          f"pass --resume (resume=True) to continue it, or choose another --out")
+    if recorded:
+        check_run_json(out_dir, meta)
+    return ledger, recorded
+
+
+def _new_schedule(searcher: Searcher, recorded: list[dict[str, Any]], *, budget: int, **kw: Any) -> Schedule:
+    """The session's :class:`Schedule`; ``stopped`` is "complete" when the ledger already
+    holds the budget (a warning when it holds more)."""
+    sched = Schedule(searcher, recorded=recorded, budget=budget, **kw)
+    if len(sched.by_seq) >= budget:
+        sched.stopped = "complete"
+        if len(sched.by_seq) > budget:
+            warnings.warn(f"{sched.out_dir}: the ledger already holds {len(sched.by_seq)} evaluations, more "
+                          f"than the budget {budget}; nothing to evaluate", RuntimeWarning, stacklevel=3)
+    return sched
 
 
 def record_run(out_dir: Path, meta: dict[str, Any], objectives: Sequence[Objective], *, window: int,
