@@ -296,6 +296,10 @@ class OptunaSearcher(Searcher):
         hidden, self._hidden = self._hidden, []
         if self.stored is None:
             return
+        # The ask may have cached study attributes (NSGA-II picks a generation's parents from
+        # the results in at its first ask): they are written first, so a trial that is stored
+        # never lacks them. Picked again after a resume, from more results, they would differ.
+        self._store_study_attrs()
         t = self.study.get_trials(deepcopy=False)[number]
         self._stored_id[number] = self.stored._storage.create_new_trial(
             self.stored._study_id, template_trial=create_trial(
@@ -313,10 +317,15 @@ class OptunaSearcher(Searcher):
         for k, v in t.system_attrs.items():  # the constraint, and what the sampler keeps per trial
             storage.set_trial_system_attr(tid, k, v)
         storage.set_trial_state_values(tid, t.state, t.values)
-        # Optuna's NSGA-II keeps each generation's parents in the study's system attrs.
+        self._store_study_attrs()
+
+    def _store_study_attrs(self) -> None:
+        """Copy the sampler study's system attributes that changed into the stored study
+        (Optuna's NSGA-II keeps each generation's parents there)."""
+        assert self.stored is not None
         for k, v in self.study._storage.get_study_system_attrs(self.study._study_id).items():
             if self._study_attrs.get(k, object()) != v:
-                storage.set_study_system_attr(self.stored._study_id, k, v)
+                self.stored._storage.set_study_system_attr(self.stored._study_id, k, v)
                 self._study_attrs[k] = v
 
     def _run_dir_storage(self, run_dir: Path, resume: bool) -> Storage:

@@ -150,6 +150,46 @@ def test_optuna_run_that_died_after_a_storage_write_resumes(tmp_path, monkeypatc
     assert [optuna_id(c) for c in cands] == [r["id"] for r in rows]
 
 
+def _nsga2_search(out, *, resume=False):
+    space = default_space()
+    searcher = make_searcher("optuna-nsga2", space, OBJ, 3, population_size=4)
+    return run_search(space=space, evaluator=FaultyEvaluator(space, OBJ), searcher=searcher, budget=12,
+                      out_dir=out, seed=3, progress=False, resume=resume, window=3)
+
+
+def test_nsga2_run_that_died_after_any_trial_write_resumes(tmp_path, monkeypatch):
+    """NSGA-II with 3 proposals out at once: a generation's first ask picks its parents from the
+    results in at that moment, and caches them in the study. The driver dies right after the
+    nth trial is written, for every n; each resume ends with the uninterrupted run's ledger and
+    parents (picked again after a resume, from the results replayed by then, they differed)."""
+    _nsga2_search(tmp_path / "ref")
+    real = RDBStorage._create_new_trial
+
+    def parents(out):
+        study = optuna.load_study(study_name="nasco-optuna-nsga2-seed3", storage=f"sqlite:///{out / 'optuna.db'}")
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        return {k: v for k, v in attrs.items() if ":parent:" in k}
+
+    assert list(parents(tmp_path / "ref")) == ["NSGAIISampler:parent:1"]  # generation 1 was bred
+    for nth in range(1, 13):
+        calls = []
+
+        def dying(self, *args, _nth=nth, _calls=calls, **kwargs):
+            out = real(self, *args, **kwargs)
+            _calls.append(1)
+            if len(_calls) == _nth:
+                raise _Died("_create_new_trial")
+            return out
+
+        monkeypatch.setattr(RDBStorage, "_create_new_trial", dying)
+        with pytest.raises(_Died):
+            _nsga2_search(tmp_path / f"run{nth}")
+        monkeypatch.undo()
+        _nsga2_search(tmp_path / f"run{nth}", resume=True)
+        assert compare_ledgers(ledger_rows(tmp_path / "ref"), ledger_rows(tmp_path / f"run{nth}")) == [], nth
+        assert parents(tmp_path / f"run{nth}") == parents(tmp_path / "ref"), nth
+
+
 def optuna_id(candidate_json: str) -> str:
     from nasco.space import Candidate
 
