@@ -8,7 +8,8 @@ from typing import Any, Mapping, Protocol
 from nasco.core._candidate import Candidate
 from nasco.core._objective import Objective
 
-__all__ = ["OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator", "EvaluatorBase", "Result", "evaluator_attr"]
+__all__ = ["MEMBER_STATUSES", "OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator", "EvaluatorBase", "Result",
+           "evaluator_attr", "member_error"]
 
 STATUSES = ("ok", "failed", "infeasible")
 
@@ -19,6 +20,13 @@ class Result:
 
     status: 'ok', 'failed' (``reason`` says why) or 'infeasible' (scored, but a design spec
     is violated; ``violations`` holds value - limit for each violated spec, in base units).
+
+    ``members``: other accelerator configurations scored for the same trained network (an
+    evaluator's hardware inner loop), each a dict with ``hw`` (a configuration of the
+    space's hardware), ``status`` ('ok' or 'infeasible'), ``objectives``, ``violations`` and
+    optionally ``metrics``. The candidate itself (its own ``hw``) is the result's top level;
+    the run's front is taken over the candidate and its members
+    (:func:`nasco.pareto.expand_pairs`).
     """
 
     status: str
@@ -27,6 +35,7 @@ class Result:
     violations: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     seconds: float = 0.0
+    members: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -36,6 +45,11 @@ class Result:
         for k, v in self.objectives.items():
             if not isinstance(v, (int, float)) or math.isnan(v):
                 raise ValueError(f"objective {k} is not a number: {v!r}")
+        object.__setattr__(self, "members", tuple(self.members))
+        for i, m in enumerate(self.members):
+            problem = member_error(m)
+            if problem:
+                raise ValueError(f"member {i}: {problem}")
 
     @classmethod
     def failed(cls, reason: str, seconds: float = 0.0, **metrics: Any) -> Result:
@@ -46,13 +60,38 @@ class Result:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "objectives": dict(self.objectives), "metrics": dict(self.metrics),
-                "violations": dict(self.violations), "reason": self.reason, "seconds": self.seconds}
+        """The result as JSON data (``members`` only when there are some)."""
+        d = {"status": self.status, "objectives": dict(self.objectives), "metrics": dict(self.metrics),
+             "violations": dict(self.violations), "reason": self.reason, "seconds": self.seconds}
+        if self.members:
+            d["members"] = [dict(m) for m in self.members]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         return cls(d["status"], dict(d.get("objectives") or {}), dict(d.get("metrics") or {}),
-                   dict(d.get("violations") or {}), d.get("reason"), float(d.get("seconds") or 0.0))
+                   dict(d.get("violations") or {}), d.get("reason"), float(d.get("seconds") or 0.0),
+                   tuple(d.get("members") or ()))
+
+
+MEMBER_STATUSES = ("ok", "infeasible")
+
+
+def member_error(member: Any) -> str | None:
+    """Why ``member`` is not a member of a result (see :class:`Result`); None when it is one."""
+    if not isinstance(member, dict):
+        return f"expected an object, found {type(member).__name__}"
+    if not isinstance(member.get("hw"), dict):
+        return f"key 'hw': expected an object, found {type(member.get('hw')).__name__}"
+    if member.get("status") not in MEMBER_STATUSES:
+        return f"key 'status': expected one of {', '.join(MEMBER_STATUSES)}, found {member.get('status')!r}"
+    for key in ("objectives", "violations", "metrics"):
+        if member.get(key) is not None and not isinstance(member[key], dict):
+            return f"key '{key}': expected an object, found {type(member[key]).__name__}"
+    for name, value in (member.get("objectives") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return f"key 'objectives.{name}': expected a number, found {value!r}"
+    return None
 
 
 class Evaluator(Protocol):

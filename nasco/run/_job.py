@@ -127,7 +127,7 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
         metrics["evaluator_seconds"] = res.seconds
     if job.info:
         metrics["search"] = job.info  # what the searcher did to propose it
-    return {
+    row = {
         "seq": job.seq, "id": cand.id, "arch": cand.arch, "hw": cand.hw, "seed": job.seed,
         "status": res.status, "reason": res.reason,
         "objectives": {k: float(v) for k, v in res.objectives.items()},
@@ -135,6 +135,9 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
         "metrics": metrics, "seconds": seconds, "started_at": started, "finished_at": utc_now(),
         "attempts": job.attempts, "retries": list(job.retries), "worker": _worker_name(),
     }
+    if res.members and res.status != "failed":
+        row["members"] = [dict(m) for m in res.members]
+    return row
 
 
 def failed_row(job: Job, reason: str, attempts: int) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from nasco.core import STATUSES, Candidate, NascoError
+from nasco.core import STATUSES, Candidate, NascoError, member_error
+from nasco.pareto import expand_pairs
 
 __all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerError", "to_json_line"]
 
@@ -71,6 +72,14 @@ def _row_error(row: dict[str, Any]) -> str | None:
     for name, value in (row.get("objectives") or {}).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return f"key 'objectives.{name}': expected a number, found {json.dumps(value)}"
+    members = row.get("members")
+    if members is not None:
+        if not isinstance(members, list):
+            return f"key 'members': expected a list, found {json.dumps(members)[:40]}"
+        for i, m in enumerate(members):
+            problem = member_error(m)
+            if problem:
+                return f"key 'members[{i}]': {problem}"
     if isinstance(row.get("arch"), dict) and isinstance(row.get("hw", {}), dict):
         content = Candidate.make(row["arch"], row.get("hw") or {}).id
         if content != row["id"]:
@@ -200,15 +209,19 @@ class Ledger:
             _fsync_dir(self.path.parent)
 
     # ---------------------------------------------------------------- frames
-    def to_frame(self, objectives: Sequence[str] | None = None) -> pd.DataFrame:
-        """One flat row per evaluation.
+    def to_frame(self, objectives: Sequence[str] | None = None, *, pairs: bool = False) -> pd.DataFrame:
+        """One flat row per evaluation, or with ``pairs`` one per (architecture, accelerator)
+        pair scored (:func:`nasco.pareto.expand_pairs`: a row with members is several).
 
         Columns: ``seq, id, status, reason, seed, seconds, started_at, finished_at``, one
         column per objective (``objectives``, else every name seen, in order of first
         appearance; NaN where a row has none), then ``arch, hw, violations, metrics`` as
-        JSON strings with sorted keys.
+        JSON strings with sorted keys; with ``pairs``, when some row has members, ``pair`` and
+        ``row_id`` last (NaN for a row without members).
         """
         rows = self.rows()
+        if pairs:
+            rows = expand_pairs(rows)
         names = list(objectives) if objectives is not None else _seen_objectives(rows)
         flat = []
         for r in rows:
@@ -222,6 +235,10 @@ class Ledger:
                                   separators=(",", ":"), default=_default)
             flat.append(d)
         columns = [*LEDGER_COLUMNS, *names, *_JSON_COLUMNS]
+        if pairs and any("pair" in r for r in rows):
+            for d, r in zip(flat, rows):
+                d["pair"], d["row_id"] = r.get("pair"), r.get("row_id")
+            columns += ["pair", "row_id"]
         df = pd.DataFrame(flat, columns=columns)
         for o in names:
             df[o] = pd.to_numeric(df[o], errors="coerce").astype(float)

@@ -95,15 +95,17 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
     ``report_metrics``: ledger metrics that pareto.csv and summary.json report for the
     front's candidates (a table evaluator's test accuracy, which the searcher never saw).
 
-    The front (pareto.csv, summary.json's ``front_ids``) is in ``seq`` order, so it does not
-    depend on the order in which evaluations finished and were appended to the ledger.
+    The front (pareto.csv, summary.json's ``front_ids``) is taken over every (architecture,
+    accelerator) pair the rows scored, their members included (:func:`nasco.pareto.expand_pairs`;
+    pareto.csv then adds ``row_id`` and ``pair``), in ``seq`` order, so it does not depend on
+    the order in which evaluations finished and were appended to the ledger.
     """
     names = tuple(o.name for o in objectives)
-    df = ledger.to_frame(names).sort_values("seq", kind="stable").reset_index(drop=True)
+    df = ledger.to_frame(names, pairs=True).sort_values("seq", kind="stable").reset_index(drop=True)
     rep = _front_report(df, objectives)
     report_metrics = tuple(report_metrics)
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
-    cols = ["id", *names, *report_metrics, "arch", "hw"]
+    cols = ["id", *names, *report_metrics, "arch", "hw", *(["row_id", "pair"] if "pair" in df.columns else [])]
     atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
     plot_front(df, objectives, out_dir / PARETO_PNG, limits=limits)
     plot_history(df, objectives, out_dir / HISTORY_PNG)

@@ -350,7 +350,10 @@ class Study:
         fields flattened with dots (``metrics.test_accuracy``, ``arch.hp.timesteps``,
         ``hw.template``, ``violations.latency``). ``df.attrs['units']`` maps each
         objective column to its unit."""
-        rows = self._rows()
+        return self._frame(self._rows())
+
+    def _frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """Ledger rows (or pairs) flat, as :meth:`trials_dataframe` describes."""
         names = [o.name for o in self.objectives]
         if not rows:
             df = pd.DataFrame(columns=["seq", "id", "status", *names])
@@ -368,10 +371,13 @@ class Study:
 
     @property
     def front(self) -> pd.DataFrame:
-        """The feasible non-dominated evaluations, flat as in :meth:`trials_dataframe`."""
-        from nasco.pareto import pareto_front
+        """The feasible non-dominated (architecture, accelerator) pairs, flat as in
+        :meth:`trials_dataframe`: an evaluation whose evaluator scored other accelerator
+        configurations for the same network (its ``members``) is one pair per configuration
+        (:func:`nasco.pareto.expand_pairs`, with ``pair`` and ``row_id`` columns)."""
+        from nasco.pareto import expand_pairs, pareto_front
 
-        df = self.trials_dataframe()
+        df = self._frame(expand_pairs(self._rows()))
         if df.empty:
             return df
         front = pareto_front(df, self.objectives)

@@ -166,7 +166,8 @@ def test_nsga2_run_that_died_after_any_trial_write_resumes(tmp_path, monkeypatch
     real = RDBStorage._create_new_trial
 
     def parents(out):
-        study = optuna.load_study(study_name="nasco-optuna-nsga2-seed3", storage=f"sqlite:///{out / 'optuna.db'}")
+        study = optuna.load_study(study_name="nasco-optuna-nsga2-seed3",
+                                  storage=f"sqlite:///{out / 'optuna.db'}")
         attrs = study._storage.get_study_system_attrs(study._study_id)
         return {k: v for k, v in attrs.items() if ":parent:" in k}
 
