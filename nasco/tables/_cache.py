@@ -42,13 +42,16 @@ def source_digest(source: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(spec_file: Path, space_file: Path, digest: str) -> str:
-    """The hex key of a table built from these DSL files and a data file of sha256 ``digest``."""
+def cache_key(spec_file: Path, space_file: Path, digest: str, index_file: Path | None = None) -> str:
+    """The hex key of a table built from these DSL files and a data file of sha256 ``digest``
+    (and the space's official index file, whose content maps arch strings to rows)."""
     h = hashlib.sha256(f"nasco-table-v{FORMAT_VERSION}\0".encode())
     for p in (spec_file, space_file):
         h.update(Path(p).read_bytes())
         h.update(b"\0")
     h.update(digest.encode())
+    if index_file is not None:
+        h.update(b"\0index\0" + source_digest(index_file).encode())
     return h.hexdigest()
 
 

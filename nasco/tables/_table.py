@@ -237,7 +237,7 @@ def load_table(name_or_path: str | Path, *, cache: Path | str | None = None, reb
     where = _Where(spec_file, source, space_file)
     folder = Path(cache) if cache is not None else cache_dir()
     digest = source_digest(source)
-    key = cache_key(spec_file, space_file, digest)
+    key = cache_key(spec_file, space_file, digest, _index_file_of(space_file))
     path = folder / f"{spec.name}-{key[:20]}.parquet"
     if path.is_file() and not rebuild:
         try:
@@ -295,6 +295,18 @@ def _numpy(col: Any, dtype: Any) -> np.ndarray:
     out = np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
     out.setflags(write=False)
     return out
+
+
+def _index_file_of(space_file: Path) -> Path | None:
+    """The official index file of the space in ``space_file``; None when there is none to
+    find (parsing the table then says what is wrong)."""
+    try:
+        space = load_file(space_file, kind="arch_space")
+        if not getattr(space, "official_index", None):
+            return None
+        return find_file(space.official_index, relative_to=space_file.parent, what="index table")
+    except SpecError:
+        return None
 
 
 def _write_cache(table: Table, path: Path, metadata: dict[bytes, bytes]) -> None:

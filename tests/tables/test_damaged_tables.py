@@ -306,3 +306,24 @@ def test_validate_reads_a_tables_data(tmp_path, lines, monkeypatch, capsys):
     (tmp_path / "t.csv.gz").write_bytes(gzip.compress("".join(lines[:21]).encode()))
     assert main(["validate", str(spec)]) == 0
     assert capsys.readouterr().out == f"{spec}: ok (LookupTableSpec 't', 0 choices, 20 rows)\n"
+
+
+def test_an_index_file_edited_in_place_rebuilds_the_cache(tmp_path, cache, lines):
+    """The official index maps arch strings to rows, so its content is part of the cache key:
+    a cache built before the index file was edited in place is not served."""
+    spec = _table(tmp_path / "a", "".join(lines[:21]))
+    first = load_table(spec, cache=cache)
+    parsed = STATS["parsed"]
+    index = tmp_path / "a" / "nb201_index.csv.gz"
+    text = gzip.decompress(index.read_bytes()).decode().splitlines(keepends=True)
+    # Swap the arch strings of cells 0 and 1: a different, still valid index.
+    a0, a1 = text[1].split(",", 1)[1], text[2].split(",", 1)[1]
+    text[1], text[2] = f"0,{a1}", f"1,{a0}"
+    index.write_bytes(gzip.compress("".join(text).encode()))
+    again = load_table(spec, cache=cache)
+    assert STATS["parsed"] == parsed + 1
+    assert again.cache_path != first.cache_path
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_table(spec, cache=cache).cache_path == again.cache_path   # served from now on
+    assert STATS["parsed"] == parsed + 1
