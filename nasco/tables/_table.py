@@ -343,38 +343,7 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
         raise TableError("no data rows", file=file)
     _check_columns(spec, [str(c) for c in df.columns], where)
     official = index_table_of(arch)     # arch_str -> index
-    n_cells = len(official)
-    index: np.ndarray | None = None
-    if spec.key.index:
-        s = df[spec.key.index]
-        _no_nan(s, spec.key.index, file)
-        v = pd.to_numeric(s, errors="coerce")
-        bad = v.isna() | (v != np.floor(v))
-        if bad.any():
-            r = int(np.argmax(bad.to_numpy()))
-            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {_plain(s.iloc[r])!r}, not an "
-                             "integer index", file=file)
-        index = v.to_numpy(dtype=np.int64)
-        out = (index < 0) | (index >= n_cells)
-        if out.any():
-            r = int(np.argmax(out))
-            raise TableError(f"row {r + 1}: index {index[r]} does not map to space '{arch.name}' "
-                             f"(official indices 0..{n_cells - 1})", file=file)
-    if spec.key.arch_str:
-        s = df[spec.key.arch_str]
-        _no_nan(s, spec.key.arch_str, file)
-        strs = s.astype(str).to_numpy()
-        from_str = np.fromiter((official.get(a, -1) for a in strs), dtype=np.int64, count=len(strs))
-        if (from_str < 0).any():
-            r = int(np.argmax(from_str < 0))
-            raise TableError(f"row {r + 1}: arch_str '{strs[r]}' is not a cell of space '{arch.name}'",
-                             file=file)
-        if index is not None and (from_str != index).any():
-            r = int(np.argmax(from_str != index))
-            raise TableError(f"row {r + 1}: index {index[r]} but arch_str '{strs[r]}' is the cell of index "
-                             f"{from_str[r]}", file=file, hint="the key columns disagree; check the join")
-        index = from_str
-    assert index is not None
+    index = _key_index(spec, df, official, arch.name, file)
     order = np.argsort(index, kind="stable")
     sorted_idx = index[order]
     dup = np.flatnonzero(sorted_idx[1:] == sorted_idx[:-1])
@@ -399,6 +368,47 @@ def _parse_source(spec: LookupTableSpec, where: _Where) -> tuple[np.ndarray, lis
     ids = [space.make({"edges": list(arch_str_ops(by_index[int(i)]))}).id for i in sorted_idx]
     log.info("%s: parsed %d rows", file, len(sorted_idx))
     return sorted_idx, ids, columns
+
+
+def _key_index(spec: LookupTableSpec, df: Any, official: dict[str, int], space_name: str,
+               file: str) -> np.ndarray:
+    """Each data row's official cell index, from the key columns (index, arch string or
+    both, which must agree); a TableError names the first row that does not map."""
+    import pandas as pd
+
+    n_cells = len(official)
+    index: np.ndarray | None = None
+    if spec.key.index:
+        s = df[spec.key.index]
+        _no_nan(s, spec.key.index, file)
+        v = pd.to_numeric(s, errors="coerce")
+        bad = v.isna() | (v != np.floor(v))
+        if bad.any():
+            r = int(np.argmax(bad.to_numpy()))
+            raise TableError(f"row {r + 1}: column '{spec.key.index}' holds {_plain(s.iloc[r])!r}, not an "
+                             "integer index", file=file)
+        index = v.to_numpy(dtype=np.int64)
+        out = (index < 0) | (index >= n_cells)
+        if out.any():
+            r = int(np.argmax(out))
+            raise TableError(f"row {r + 1}: index {index[r]} does not map to space '{space_name}' "
+                             f"(official indices 0..{n_cells - 1})", file=file)
+    if spec.key.arch_str:
+        s = df[spec.key.arch_str]
+        _no_nan(s, spec.key.arch_str, file)
+        strs = s.astype(str).to_numpy()
+        from_str = np.fromiter((official.get(a, -1) for a in strs), dtype=np.int64, count=len(strs))
+        if (from_str < 0).any():
+            r = int(np.argmax(from_str < 0))
+            raise TableError(f"row {r + 1}: arch_str '{strs[r]}' is not a cell of space '{space_name}'",
+                             file=file)
+        if index is not None and (from_str != index).any():
+            r = int(np.argmax(from_str != index))
+            raise TableError(f"row {r + 1}: index {index[r]} but arch_str '{strs[r]}' is the cell of index "
+                             f"{from_str[r]}", file=file, hint="the key columns disagree; check the join")
+        index = from_str
+    assert index is not None  # the DSL requires at least one key column
+    return index
 
 
 def _check_columns(spec: LookupTableSpec, columns: list[str], where: _Where) -> None:
