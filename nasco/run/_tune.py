@@ -282,6 +282,49 @@ def _make_searcher(bridge: _Bridge) -> Any:
     return ScheduleSearcher()
 
 
+def _record_asha_stop(bridge: _Bridge, trial_id: str, result: dict, metric: str) -> None:
+    """Record why ASHA stopped a trial (its row's reason, metrics and timing)."""
+    value = float(result[metric])
+    epochs = int(result[_EPOCH])
+    worker = f"{result['hostname']}:{result['pid']}" if "hostname" in result and "pid" in result else None
+    bridge.stopped[trial_id] = (
+        f"stopped early by ASHA after {epochs} epoch{'s' if epochs != 1 else ''} ({metric} = {value:.4g})",
+        {"epochs": epochs, "valid_accuracy": value, "train_loss": float(result.get("train_loss", math.nan)),
+         "stopped_by": "asha"},
+        {"seconds": float(result.get("time_total_s") or 0.0), "worker": worker})
+
+
+def _enforce_timeout(b: _Bridge) -> None:
+    """Kill the actor of every running trial past the trial timeout, recording why."""
+    if not b.timeout:
+        return
+    now = time.monotonic()
+    for trial_id, t0 in list(b.started.items()):
+        trial = b.trials.get(trial_id)
+        if trial is None or trial.status != "RUNNING" or now - t0 <= b.timeout:
+            continue
+        b.started.pop(trial_id, None)
+        actor = getattr(trial.temporary_state, "ray_actor", None)
+        if actor is None:
+            continue
+        b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} "
+                               f"s and was stopped (its actor was killed)", {}, {"seconds": now - t0})
+        job = b.jobs.get(trial_id)
+        log.warning("evaluation %s (%s) ran past the trial timeout of %g s; killing its actor",
+                    job.seq if job else "?", job.cand.id if job else trial_id, b.timeout)
+        # Killed, not stopped: a stuck evaluation blocks the actor's main thread too, so a
+        # polite stop would wait behind it (and a stopped actor may be cached for reuse).
+        # No retry for this trial: Tune reports the death as its final error, and the
+        # row says why (the reason above).
+        trial.max_failures = 0
+        import ray
+
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
 def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any:
     from ray.tune.schedulers import TrialScheduler
 
@@ -309,16 +352,7 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
                 return TrialScheduler.CONTINUE  # the evaluation is over: nothing to decide
             decision = self.inner.on_trial_result(tune_controller, trial, result)
             if decision == TrialScheduler.STOP and self.asha_metric and _EPOCH in result:
-                value = float(result[self.asha_metric])
-                epochs = int(result[_EPOCH])
-                self.bridge.stopped[trial.trial_id] = (
-                    f"stopped early by ASHA after {epochs} epoch{'s' if epochs != 1 else ''} "
-                    f"({self.asha_metric} = {value:.4g})",
-                    {"epochs": epochs, "valid_accuracy": value,
-                     "train_loss": float(result.get("train_loss", math.nan)), "stopped_by": "asha"},
-                    {"seconds": float(result.get("time_total_s") or 0.0),
-                     "worker": (f"{result['hostname']}:{result['pid']}"
-                                if "hostname" in result and "pid" in result else None)})
+                _record_asha_stop(self.bridge, trial.trial_id, result, self.asha_metric)
             return decision
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -335,34 +369,7 @@ def _make_scheduler(bridge: _Bridge, inner: Any, asha_metric: str | None) -> Any
             return self.inner.choose_trial_to_run(tune_controller)
 
         def _enforce_timeout(self, tune_controller: Any) -> None:
-            b = self.bridge
-            if not b.timeout:
-                return
-            now = time.monotonic()
-            for trial_id, t0 in list(b.started.items()):
-                trial = b.trials.get(trial_id)
-                if trial is None or trial.status != "RUNNING" or now - t0 <= b.timeout:
-                    continue
-                b.started.pop(trial_id, None)
-                actor = getattr(trial.temporary_state, "ray_actor", None)
-                if actor is None:
-                    continue
-                b.stopped[trial_id] = (f"timeout: the evaluation ran past the trial timeout of {b.timeout:g} "
-                                       f"s and was stopped (its actor was killed)", {}, {"seconds": now - t0})
-                job = b.jobs.get(trial_id)
-                log.warning("evaluation %s (%s) ran past the trial timeout of %g s; killing its actor",
-                            job.seq if job else "?", job.cand.id if job else trial_id, b.timeout)
-                # Killed, not stopped: a stuck evaluation blocks the actor's main thread too, so a
-                # polite stop would wait behind it (and a stopped actor may be cached for reuse).
-                # No retry for this trial: Tune reports the death as its final error, and the
-                # row says why (the reason above).
-                trial.max_failures = 0
-                import ray
-
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+            _enforce_timeout(self.bridge)
 
         def debug_string(self) -> str:
             return self.inner.debug_string()
