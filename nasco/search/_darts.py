@@ -550,6 +550,13 @@ def fit_darts(arch: ArchSpace, data, config: DartsConfig, *, hw=None, checkpoint
                     save_checkpoint(warm_path, warm)
             if path is not None:
                 save_checkpoint(path, state)
+    return _fit_of(s, config, history, resumed, warm, t0, log)
+
+
+def _fit_of(s: _Search, config: DartsConfig, history: list[dict[str, Any]], resumed: int,
+            warm: dict[str, Any] | None, t0: float, log: Callable[[str], None]) -> DartsFit:
+    """The searched supernet's outcome: DARTS-PT's selection when asked, the derived cell,
+    its collapse report (a warning when collapsed) and its expected cost."""
     pt: list[dict[str, Any]] = []
     if config.pt:
         t_pt = time.perf_counter()
