@@ -52,7 +52,8 @@ class Precision:
             bits = getattr(self, name)
             if bits is None:
                 continue
-            if isinstance(bits, bool) or not isinstance(bits, int) or not _MIN_BITS <= bits <= _MAX_BITS:
+            # (a bool is an int, 1 or 0, and so out of range)
+            if not isinstance(bits, int) or not _MIN_BITS <= bits <= _MAX_BITS:
                 raise ValueError(f"Precision.{name}={bits!r}: expected an integer in "
                                  f"{_MIN_BITS}..{_MAX_BITS} or None (float)")
 
