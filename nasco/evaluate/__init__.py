@@ -11,8 +11,8 @@ from typing import Any
 from nasco.core import Evaluator, Result
 
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "PROXIES", "ProxyEvaluator", "Result", "TableEvaluator",
-           "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "epoch_reporter",
-           "load_dataset", "proxy_scores", "train_and_evaluate"]
+           "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged", "calibration_set", "check_limits",
+           "epoch_reporter", "load_dataset", "proxy_scores", "quantized_accuracy", "train_and_evaluate"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
@@ -20,6 +20,7 @@ _LAZY = {
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
     "train_and_evaluate": "_train", "epoch_reporter": "_train",
+    "calibration_set": "_quant", "quantized_accuracy": "_quant",
 }
 
 
