@@ -415,7 +415,8 @@ def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
     costed and returned as :attr:`HardwareFront.proposed`. ``table_of(template)`` gives a
     template's energy table (default: :func:`nasco.dsl.load_energy_table`, once per table).
     Raises ValueError for an unknown objective, an accuracy objective without
-    ``accuracy_of``, or a ``proposed`` that is not a configuration of the space.
+    ``accuracy_of``, or a ``proposed`` that is not a configuration of the space or whose
+    dataflow cannot map the workload; TypeError for a multi-accelerator space.
     """
     start = time.perf_counter()
     if not isinstance(hw_space, (TemplateSpace, TemplateSetSpace)):
