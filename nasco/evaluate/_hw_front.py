@@ -22,7 +22,7 @@ import numpy as np
 from nasco.core import BUILTIN_OBJECTIVES, Objective
 from nasco.dsl import TEMPLATE_KEY, AcceleratorTemplate, EnergyTable, load_energy_table
 from nasco.hw import Workload, cost_configurations
-from nasco.space._hw import TemplateSetSpace, TemplateSpace
+from nasco.space import TemplateSetSpace, TemplateSpace
 
 __all__ = ["HW_BUDGET", "HW_EXHAUSTIVE", "HW_OBJECTIVES", "HW_POPULATION", "HardwareFront", "HwPoint",
            "Precision", "hardware_front"]
