@@ -31,16 +31,18 @@ log = logging.getLogger("nasco.evaluate")
 
 # Spaces of at most this many configurations are costed exhaustively. Measured with
 # experiments/hw_inner_loop.py --mode speed (experiments/results/hw_inner_loop.md): the loop
-# costs asic_template's 9,548 configurations for a darts_snn network for digits (68-94
-# layers) in 0.57-0.86 s wall, 0.28-0.34 s CPU, on this project's shared 2-core machine (one
-# thread), 14-16x faster than CostModel.cost per configuration; so every built-in template
-# and set is costed exhaustively, in under a second per architecture.
-HW_EXHAUSTIVE = 10_000
+# costs 13.6-25 thousand configurations per second of a darts_snn network for digits (68-94
+# layers) on this project's shared 2-core machine (wall clock, one thread; 28-43 thousand per
+# CPU second), 11-25x faster than CostModel.cost per configuration. Each asic_template member
+# alone is costed exhaustively in about a second at most (the largest, input_stationary's 15,552
+# configurations: 0.8-1.1 s); the whole set's 31,904 (1.8-2.3 s) goes to NSGA-II.
+HW_EXHAUSTIVE = 16_000
 # NSGA-II's evaluation budget (distinct configurations costed) and population above
-# HW_EXHAUSTIVE. Measured with experiments/hw_inner_loop.py --mode nsga2 on asic_template
-# against its exhaustive front (experiments/results/hw_front_exactness.md; 5 architectures x
-# 3 seeds): budget 1000 reaches a hypervolume ratio of 0.9985 on average (0.9908 at worst) in
-# 1.3-2.2 s; 500 gives 0.981, 2000 gives 0.9997 in 4-6 s.
+# HW_EXHAUSTIVE. Measured with experiments/hw_inner_loop.py --mode nsga2 on asic_template's
+# 31,904 configurations against its exhaustive front (experiments/results/hw_front_exactness.md;
+# 5 architectures x 3 seeds): budget 1000 reaches a hypervolume ratio of 0.998 on average (0.981
+# at worst) in 0.7-1.4 s, about the exhaustive loop's second; 500 gives 0.946, 2000 gives 0.9999
+# in 1.8-3.4 s.
 HW_BUDGET = 1000
 HW_POPULATION = 50
 
