@@ -7,14 +7,17 @@ from nasco.core._errors import NascoError, RunDirError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
 from nasco.core._registry import Registry
 from nasco.core._result import (
+    EVALUATOR_HOOKS,
     OPTIONAL_EVALUATOR_ATTRS,
     STATUSES,
     Evaluator,
     EvaluatorBase,
     Result,
     evaluator_attr,
+    evaluator_hook,
 )
 
-__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "EvaluatorBase", "NascoError",
-           "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec", "Registry", "Result", "RunDirError",
-           "STATUSES", "canonical_json", "evaluator_attr", "resolve_objectives"]
+__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "EVALUATOR_HOOKS", "Evaluator", "EvaluatorBase",
+           "NascoError", "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec", "Registry", "Result",
+           "RunDirError", "STATUSES", "canonical_json", "evaluator_attr", "evaluator_hook",
+           "resolve_objectives"]
