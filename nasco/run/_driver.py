@@ -243,10 +243,14 @@ class Schedule:
         """The waiting jobs whose trainings no job in flight runs any more, in order."""
         out, still = [], []
         for job, keys in self.waiting:
-            (still if any(self.training_now.get(k, job.cand.id) != job.cand.id for k in keys) else out).append(
-                (job, keys))
+            # A key it trains itself maps to its own id: only another job's training holds it back.
+            blocked = any(self.training_now.get(k, job.cand.id) != job.cand.id for k in keys)
+            if blocked:
+                still.append((job, keys))
+            else:
+                out.append(job)
         self.waiting = still
-        return [job for job, _ in out]
+        return out
 
     def _use(self, key: str, seq: int) -> None:
         prev = self.first_use.get(key)

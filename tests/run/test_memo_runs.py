@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +240,44 @@ def test_a_job_waits_for_the_training_that_a_job_in_flight_runs(space, tmp_path)
     second = sched.advance()
     assert [(j.seq, j.cand.id, j.trains) for j in second] == [(1, ids[1], ()), (3, ids[3], ())]
     assert sched.spent == 2 and [sched.cost(q) for q in range(4)] == [1, 0, 1, 0]
+
+
+SEARCH = ["--space", "darts_snn", "--hw", "asic_template", "--limit", "60", "--epochs", "1", "--budget", "3",
+          "--set", "macro.stem.channels=4", "--set", "timesteps=2", "--set", "macro.cells=1",
+          "--set", "macro.reductions=[]", "--searcher", "random", "--seed", "2", "--quiet"]
+
+
+def _search(*argv: str, out: Path, kill_after_rows: int | None = None) -> int:
+    """``python -m nasco search``; SIGKILLed once its ledger has ``kill_after_rows`` rows."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "nasco", "search", *argv, "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if kill_after_rows is not None:
+        ledger = out / "ledger.jsonl"
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ledger.exists() and len(ledger.read_bytes().splitlines()) >= kill_after_rows:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode in (0, -signal.SIGKILL), err.decode()[-2000:]
+    return proc.returncode
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL of a subprocess")
+def test_sigkilled_search_resumes_reading_the_stored_trainings_back(tmp_path):
+    assert _search(*SEARCH, out=tmp_path / "ref") == 0
+    ref_rows = Ledger(tmp_path / "ref" / "ledger.jsonl").rows()
+    assert _search(*SEARCH, out=tmp_path / "run", kill_after_rows=1) == -signal.SIGKILL
+    store = tmp_path / "run" / "trainings"
+    rows = Ledger(tmp_path / "run" / "ledger.jsonl").rows()
+    before = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
+    assert 1 <= len(rows) < len(ref_rows)
+    assert {f"{r['metrics']['training']}.json" for r in rows} <= set(before)
+    assert _search("--resume", "--quiet", out=tmp_path / "run") == 0
+    # Every record that the killed run finished was read back, none written again.
+    assert {p.name: p.stat().st_mtime_ns for p in store.glob("*.json") if p.name in before} == before
+    assert compare_ledgers(ref_rows, Ledger(tmp_path / "run" / "ledger.jsonl").rows()) == []
+    ref_store = tmp_path / "ref" / "trainings"
+    assert sorted(p.name for p in store.glob("*.json")) == sorted(p.name for p in ref_store.glob("*.json"))
