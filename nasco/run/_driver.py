@@ -127,10 +127,12 @@ class Schedule:
     can be proposed: nothing more is asked, and ``stopped`` is ``"exhausted"`` (with a
     message) when the budget asked for more.
 
-    Budget in trainings: with ``keys_of`` (an evaluator's ``training_keys``) the budget
-    counts the distinct training keys of the ledger's rows and of the proposals being
-    evaluated; a new candidate whose trainings are all among them costs nothing (it is
-    still evaluated, and costed on its hardware), and its job's ``trains`` is empty. With
+    Trainings: with ``keys_of`` (an evaluator's ``training_keys``) each new job's ``trains``
+    holds the training keys that no earlier proposal uses (the row's ``trained``). Budget
+    in trainings (``counts`` = ``"trainings"``): the budget counts the distinct training
+    keys of the ledger's rows and of the proposals being evaluated; a new candidate whose
+    trainings are all among them costs nothing (it is still evaluated, and costed on its
+    hardware). With
     ``tasks`` per candidate (a multi-task space trains one network per task) the run makes
     ``budget x tasks`` trainings (:attr:`quota`); a candidate that brings several new ones at
     once may pass that by the tasks less one. The run also stops, ``stopped`` = ``"exhausted"``, once
@@ -143,7 +145,7 @@ class Schedule:
     def __init__(self, searcher: Searcher, *, recorded: list[dict[str, Any]], budget: int, window: int,
                  seed: int, out_dir: Path, enqueued: Sequence[Candidate] = (),
                  space_size: int | None = None, keys_of: Callable[[Candidate], Sequence[str]] | None = None,
-                 arch_size: int | None = None, tasks: int = 1) -> None:
+                 counts: str = "evaluations", arch_size: int | None = None, tasks: int = 1) -> None:
         self.searcher, self.budget, self.window, self.seed = searcher, budget, int(window), seed
         self.out_dir = out_dir
         self.space_size = int(space_size if space_size is not None else searcher.space.size().total)
@@ -163,27 +165,26 @@ class Schedule:
         # Candidates the user asked for first: proposed before the searcher is asked, and
         # told to it like any result (a warm start).
         self.enqueued: deque[Candidate] = deque(enqueued)
-        self.keys_of, self.arch_size = keys_of, arch_size
-        self.row_limit = max(ROW_FLOOR, ROW_FACTOR * budget) if keys_of is not None else None
-        self.quota = budget * int(tasks) if keys_of is not None else budget  # what spent may reach
+        if counts not in BUDGET_COUNTS or (counts == "trainings" and keys_of is None):
+            raise ValueError(f"counts must be one of {BUDGET_COUNTS} (trainings with keys_of), got {counts!r}")
+        self.keys_of, self.counts = keys_of, counts
+        in_trainings = counts == "trainings"
+        self.arch_size = arch_size if in_trainings else None
+        self.row_limit = max(ROW_FLOOR, ROW_FACTOR * budget) if in_trainings else None
+        self.quota = budget * int(tasks) if in_trainings else budget  # what spent may reach
         self.first_use: dict[str, int] = first_uses(recorded, keys_of) if keys_of is not None else {}
         self._paid: Counter[int] = Counter(self.first_use.values())  # seq -> trainings it pays for
         self.training_now: dict[str, str] = {}  # training key -> id of the job in flight that runs it
         self.waiting: list[tuple[Job, tuple[str, ...]]] = []  # jobs whose trainings run in another job
 
     @property
-    def counts(self) -> str:
-        """What the budget counts (one of :data:`BUDGET_COUNTS`)."""
-        return "trainings" if self.keys_of is not None else "evaluations"
-
-    @property
     def spent(self) -> int:
         """How much of the budget the ledger and the evaluations in flight use."""
-        return len(self.first_use) if self.keys_of is not None else self.assigned
+        return len(self.first_use) if self.counts == "trainings" else self.assigned
 
     def cost(self, seq: int) -> int:
         """What row ``seq`` costs of the budget: 1, or the trainings it is the first to use."""
-        return self._paid.get(int(seq), 0) if self.keys_of is not None else 1
+        return self._paid.get(int(seq), 0) if self.counts == "trainings" else 1
 
     def can_ask(self) -> bool:
         if self._halt or self.spent >= self.quota or len(self.pending) >= self.window:
@@ -195,7 +196,7 @@ class Schedule:
                                  f"distinct candidates are in {self.out_dir / FILENAME} or being evaluated; "
                                  f"stopping at {self.spent} of the {self.quota} {unit} of the budget")
             return False
-        if self.arch_size is not None and self.keys_of is not None and self.spent >= self.arch_size:
+        if self.arch_size is not None and self.spent >= self.arch_size:
             self.halt("exhausted")
             self.messages.append(f"[{name}] the space is exhausted: all its {self.arch_size} architectures are "
                                  f"trained (or in training); stopping at {self.spent} of the {self.quota} "
@@ -493,10 +494,10 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     # The evaluator learns the run directory before it is sent to workers, and before the
     # recorded rows' training keys are read from it.
     evaluator_hook(evaluator, "attach_run_dir")(out_dir, resume=bool(recorded), seed=seed)
-    keys_of = evaluator_hook(evaluator, "training_keys") if counts == "trainings" else None
-    paid = Counter(first_uses(recorded, keys_of).values()) if keys_of is not None else None
+    keys_of = evaluator_hook(evaluator, "training_keys") if evaluator_attr(evaluator, "trains") else None
+    paid = Counter(first_uses(recorded, keys_of).values()) if counts == "trainings" else None
     spent = sum(paid.values()) if paid is not None else len({r.get("seq") for r in recorded})
-    tasks = len(space.tasks) if keys_of is not None else 1
+    tasks = len(space.tasks) if paid is not None else 1
     started = spent < budget * tasks
     prog = Progress(progress, budget=budget * tasks, objective=defs[0], label=searcher.name)
     interrupted: BaseException | None = None
@@ -508,9 +509,8 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                         objectives=objectives, prog=prog, window=window, budget=budget * tasks, start=started,
                         enqueued=enqueued, paid=paid)
         sched = _new_schedule(searcher, recorded, budget=budget, window=int(window), seed=seed,
-                              out_dir=out_dir, enqueued=enqueued, keys_of=keys_of,
-                              arch_size=None if keys_of is None or space.multi_task else space.size().arch,
-                              tasks=tasks)
+                              out_dir=out_dir, enqueued=enqueued, keys_of=keys_of, counts=counts,
+                              arch_size=None if space.multi_task else space.size().arch, tasks=tasks)
         rec = _Recorder(ledger, sched, prog, callbacks,
                         deadline=None if timeout is None else t_start + timeout)
         _drive(executor, sched, rec)

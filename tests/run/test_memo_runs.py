@@ -220,15 +220,16 @@ def test_resume_counts_the_way_run_json_records(space, data, tmp_path):
     again = _run(space, data, tmp_path / "run", budget=4, evaluator=FakeTrainer(), resume=True)
     assert again.counts["total"] == 4 and again.trainings is None
     rows = Ledger(tmp_path / "run" / "ledger.jsonl").rows()
-    # Counted as evaluations, the new row carries no accounting of trainings.
-    assert "trained" not in rows[3]["metrics"] and rows[2]["metrics"]["trained"] is True
+    # Counted as evaluations, a row still says whether it was the first to use its training.
+    assert [r["metrics"]["trained"] for r in rows] == [True, False, True, False]
 
 
 def test_a_job_waits_for_the_training_that_a_job_in_flight_runs(space, tmp_path):
     ev = FakeTrainer()
     s = Planned(space, OBJ)
     ids = [c.id for c in s.plan]
-    sched = Schedule(s, recorded=[], budget=3, window=3, seed=0, out_dir=tmp_path, keys_of=ev.training_keys)
+    sched = Schedule(s, recorded=[], budget=3, window=3, seed=0, out_dir=tmp_path, keys_of=ev.training_keys,
+                     counts="trainings")
     # A0 trains A; A1 needs A too, so it waits; B0 trains B.
     first = sched.advance()
     assert [j.cand.id for j in first] == [ids[0], ids[2]] and [j.trains for j in first] == [
