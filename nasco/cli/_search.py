@@ -373,9 +373,16 @@ def _search(args: argparse.Namespace) -> int:
     else:
         print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
               f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
+    if outcome.trainings is not None:
+        print(f"{outcome.trainings} trainings for the {c['total']} evaluations (the budget counts trainings; "
+              f"an architecture evaluated on other hardware reuses its training)")
     if outcome.stopped == "exhausted":
-        print(f"stopped early: the space is exhausted (all its {c['total']} distinct candidates are evaluated, "
-              f"fewer than the budget)")
+        what = "architectures are trained" if outcome.trainings is not None else \
+            f"{c['total']} distinct candidates are evaluated"
+        print(f"stopped early: the space is exhausted (all its {what}, fewer than the budget)")
+    elif outcome.stopped == "row_limit":
+        print(f"stopped early: {c['total']} evaluations, the most a run makes for its budget of trainings "
+              f"(max(100, 20 x budget)): the searcher kept proposing trained architectures")
     print(f"files: {', '.join(str(out / name) for name in (FILENAME, *OUTPUT_FILES))}")
     return 0
 
@@ -408,8 +415,13 @@ def _add_problem(p) -> None:
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
                                 "(hetero_2task): built-in name or .yaml")
     p.add_argument("--budget", type=_budget, default=None,
-                   help="number of distinct evaluations (default 10; 2 for --searcher darts, where each one is a "
-                        "supernet search on one accelerator configuration; with --resume the recorded budget)")
+                   help="with --evaluator train: number of distinct trainings, per task with several --space "
+                        "(an architecture trains once; "
+                        "its evaluations on other hardware reuse the training and cost no budget; the run stops "
+                        "after max(100, 20 x budget) evaluations in all); with the other evaluators, and with "
+                        "--searcher darts, where each one is a supernet search on one accelerator configuration: "
+                        "number of distinct evaluations (default 10; 2 for --searcher darts; with --resume the "
+                        "recorded budget)")
     p.add_argument("--seed", type=int, default=None, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
 

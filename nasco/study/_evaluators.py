@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from nasco.core import (
@@ -14,6 +15,7 @@ from nasco.core import (
     Objective,
     Result,
     evaluator_attr,
+    evaluator_hook,
     resolve_objectives,
 )
 from nasco.space import SearchSpace
@@ -119,7 +121,7 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     from nasco.evaluate import TrainCostEvaluator
 
     ev = TrainCostEvaluator(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device,
-                            max_seconds=opts["max_seconds"])
+                            max_seconds=opts["max_seconds"], seed=seed)
     return ev, facts
 
 
@@ -177,6 +179,17 @@ class SpecChecked(EvaluatorBase):
     @property
     def objective_defs(self) -> tuple[Objective, ...]:  # type: ignore[override]
         return tuple(evaluator_attr(self.inner, "objective_defs"))
+
+    @property
+    def trains(self) -> bool:  # type: ignore[override]
+        return bool(evaluator_attr(self.inner, "trains"))
+
+    # The same holds for the hooks: EvaluatorBase's no-ops would hide the inner ones.
+    def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
+        evaluator_hook(self.inner, "attach_run_dir")(out_dir, resume=resume, seed=seed)
+
+    def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
+        return tuple(evaluator_hook(self.inner, "training_keys")(candidate))
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)
