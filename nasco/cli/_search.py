@@ -212,7 +212,8 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
         given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
                  "table_split": args.table_split}
         for flag, v in (("--dataset", args.dataset), ("--epochs", args.epochs), ("--limit", args.limit),
-                        ("--max-train-seconds", args.max_train_seconds), ("--device", args.device)):
+                        ("--max-train-seconds", args.max_train_seconds), ("--device", args.device),
+                        ("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
             if v is not None:
                 raise UsageError(f"{flag} applies to --evaluator train or proxy, not table")
         return given
@@ -230,8 +231,13 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
         if args.epochs is not None or args.max_train_seconds is not None:
             raise UsageError("--epochs and --max-train-seconds apply to --evaluator train; --evaluator proxy "
                              "does not train")
+        for flag, v in (("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
+            if v is not None:
+                raise UsageError(f"{flag} applies to --evaluator train")
     else:
-        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds)
+        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds,
+                     hw_inner=None if args.hw_inner is None else args.hw_inner == "on",
+                     hw_exhaustive=args.hw_exhaustive)
     return given
 
 
@@ -484,6 +490,13 @@ def _add_evaluator(p) -> None:
                         "cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
+    p.add_argument("--hw-inner", choices=("on", "off"), default=None,
+                   help="train evaluator: score each trained network on the accelerator space's other "
+                        "configurations too, so the front holds (architecture, accelerator) pairs (default on; "
+                        "off costs only the proposed configuration)")
+    p.add_argument("--hw-exhaustive", type=int_in(0), default=None, metavar="N",
+                   help="hardware inner loop: cost every configuration when the accelerator space has at "
+                        "most N, else search it with NSGA-II (default 16000)")
 
 
 def _add_run(p) -> None:

@@ -26,7 +26,8 @@ from nasco.space import Candidate, SearchSpace
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "TrainCostEvaluator", "check_limits"]
+__all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
+           "precision_of"]
 
 # How a multi-task candidate's accuracy objective is made of its tasks' validation
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
@@ -99,6 +100,22 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     evaluation ran the training, False when it reused one; a list per task; in a run's
     ledger, whether the row is the run's first to use it, see :class:`nasco.run.Job`).
     ``seed`` is the run's seed that training seeds derive from (the driver sets it).
+
+    Precision: the accuracy objective is the validation accuracy of the trained network
+    quantized (:func:`nasco.evaluate.quantized_accuracy`) to the bit widths of the
+    candidate's accelerator (weights, activations and, for a spiking network, membranes);
+    the float accuracy is the metric ``valid_accuracy``. Each (training, precision) is
+    measured once per evaluator process, calibrated with the training's seed.
+
+    Hardware inner loop (``hw_inner``, single-task spaces with a template or a template
+    set): each trained network also meets the other configurations of the accelerator
+    space (:func:`nasco.evaluate.hardware_front`: every one when there are at most
+    ``hw_exhaustive``, default :data:`~nasco.evaluate.HW_EXHAUSTIVE`, else NSGA-II seeded
+    with the candidate's own), and the result's ``members`` are that network's hardware
+    front (feasible, non-dominated on this evaluator's hardware objectives). The result's
+    own objectives stay those of the candidate's configuration, which is what its searcher
+    is told. With ``hw_inner`` False, or a multi-accelerator, only the candidate's own
+    configuration is costed.
     """
 
     trains = True  # its evaluations train: a run's budget counts trainings
@@ -112,7 +129,10 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     device: str = "cpu"
     max_seconds: float | None = None
     seed: int = 0
+    hw_inner: bool = True
+    hw_exhaustive: int | None = None
     _tables: dict = field(default_factory=dict, init=False, repr=False)
+    _quantized: dict = field(default_factory=dict, init=False, repr=False)
     _store: TrainingStore = field(default_factory=TrainingStore, init=False, repr=False)
     _fingerprints: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -130,6 +150,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         if len(datas) != n:
             raise ValueError(f"{len(datas)} datasets for {n} tasks; give one, or one per task")
         self.datas = datas
+        if self.hw_exhaustive is not None and (isinstance(self.hw_exhaustive, bool)
+                                               or not isinstance(self.hw_exhaustive, int) or self.hw_exhaustive < 0):
+            raise ValueError(f"hw_exhaustive must be a non-negative integer, found {self.hw_exhaustive!r}")
         hw = self.space.hw
         self.limits: dict[str, float] = hw.limits() if hw is not None else {}
         self._preload_tables(hw)
@@ -242,14 +265,17 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         return rec, False
 
     def _task(self, i: int, arch: Any, geno: dict[str, Any], hw: AcceleratorTemplate | None,
-              name: str) -> tuple[dict[str, float], dict[str, Any], bool]:
+              name: str) -> tuple[dict[str, float], dict[str, Any], bool, _Network]:
         """Train (or reuse the training of) and cost task ``i``: (values, metrics, whether it
-        trained) as a single-task evaluation has them; metrics' ``training`` is the key."""
+        trained, the trained network) as a single-task evaluation has them; metrics'
+        ``training`` is the key. With ``hw``, the accuracy is the network's at ``hw``'s bit
+        widths (``valid_accuracy`` stays the float one)."""
         self._check_data(i, arch)
         data = self.datas[i]
         plan = plan_network(arch, geno["cell"], data.input_shape, data.num_classes)
         workload = plan_workload(plan, name=name)
         rec, trained = self._train(i, arch, geno, plan)
+        net = _Network(self, i, arch, plan, workload, rec)
         values: dict[str, float] = {"accuracy": float(rec.valid_accuracy), "params": float(rec.params),
                                     "macs": float(workload.macs)}
         metrics: dict[str, Any] = {
@@ -262,10 +288,50 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
             metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
         if hw is not None:
+            precision = precision_of(hw)
+            values["accuracy"] = net.accuracy_at(precision)
+            metrics["precision"] = dict(zip(("weight", "activation", "membrane"), precision))
             cost_values, cost_metrics = self._cost(hw, workload, rates)
             values.update(cost_values)
             metrics.update(cost_metrics)
-        return values, metrics, trained
+        return values, metrics, trained, net
+
+    def _quantized_accuracy(self, net: _Network, precision: tuple[int, int, int]) -> float:
+        """The validation accuracy of ``net`` at ``precision`` (weight, activation, membrane
+        bits; the membrane only counts for a spiking network), once per training and precision."""
+        from nasco.evaluate._quant import quantized_accuracy
+        from nasco.nn import Precision
+
+        w, a, m = (None if b >= FLOAT_BITS else int(b) for b in precision)
+        p = Precision(w, a, m if net.plan.spiking else None)
+        key = (net.rec.key, p)
+        if key not in self._quantized:
+            if p.is_float():
+                self._quantized[key] = float(net.rec.valid_accuracy)
+            else:
+                self._quantized[key] = quantized_accuracy(net.model(), self.datas[net.task], p,
+                                                          seed=int(net.rec.inputs["seed"]))
+        return self._quantized[key]
+
+    def _members(self, net: _Network, candidate: Candidate, values: dict[str, float],
+                 seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        """The trained network's hardware front as result members, and what the loop did."""
+        from nasco.evaluate._hw_front import HW_EXHAUSTIVE, HW_OBJECTIVES, hardware_front
+
+        hw_objs = [o for o in self.objectives if o in HW_OBJECTIVES]
+        front = hardware_front(net.workload, net.rates, self.space.hw, objectives=hw_objs,
+                               accuracy_of=net.accuracy_at, seed=seed, proposed=candidate.hw,
+                               exhaustive=HW_EXHAUSTIVE if self.hw_exhaustive is None else self.hw_exhaustive,
+                               table_of=self.table_of)
+        arch_values = {o: values[o] for o in self.objectives if o not in HW_OBJECTIVES}
+        members = tuple(
+            {"hw": p.hw, "status": "infeasible" if p.violations else "ok",
+             "objectives": {o: float(p.values[o]) if o in p.values else arch_values[o] for o in self.objectives},
+             "violations": {k: float(v) for k, v in p.violations.items()}}
+            for p in front.points if p.hw != front.proposed.hw)
+        info = {"mode": front.mode, "configurations": front.costed, "precisions": front.precisions,
+                "front": len(front.points), "feasible": front.feasible, "seconds": round(front.seconds, 3)}
+        return members, info
 
     def _cost(self, hw: AcceleratorTemplate, workload: Any, rates: dict[str, float]
               ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -291,14 +357,17 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         arch, hw = self.space.resolve(candidate)
         geno = self.space.task_archs(candidate)[0]
         try:
-            values, metrics, trained = self._task(0, arch, geno, hw, candidate.id)
+            values, metrics, trained, net = self._task(0, arch, geno, hw, candidate.id)
         except _Diverged as exc:
             return Result.failed(str(exc), time.perf_counter() - start, **self._keys_of(candidate))
         metrics["trained"] = trained
         if self.space.hw is not None and self.space.hw.name != getattr(hw, "name", None):
             metrics["template"] = hw.name  # the member of a set this candidate picked
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
-        return self._result(values, metrics, limits, start)
+        members: tuple[dict[str, Any], ...] = ()
+        if self.hw_inner and self.space.hw is not None:
+            members, metrics["hw_front"] = self._members(net, candidate, values, seed)
+        return self._result(values, metrics, limits, start, members)
 
     def _keys_of(self, candidate: Candidate) -> dict[str, Any]:
         """The ``training`` metric of a candidate (a key, or a list of one per task)."""
@@ -314,7 +383,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         trained: list[bool] = []
         for i, (arch, geno, hw) in enumerate(zip(archs, genotypes, hws)):
             try:
-                values, metrics, did = self._task(i, arch, geno, hw, f"{candidate.id}.task{i}")
+                values, metrics, did, _ = self._task(i, arch, geno, hw, f"{candidate.id}.task{i}")
             except _Diverged as exc:
                 return Result.failed(f"task {i} ({arch.name}): {exc}", time.perf_counter() - start,
                                      **self._keys_of(candidate))
@@ -350,11 +419,54 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         return self._result(values, metrics, limits, start)
 
     def _result(self, values: dict[str, float], metrics: dict[str, Any], limits: dict[str, float],
-                start: float) -> Result:
+                start: float, members: tuple[dict[str, Any], ...] = ()) -> Result:
         missing = [o for o in self.objectives if o not in values]
         if missing:
             raise ValueError(f"objectives {missing} need an accelerator template (--hw)")
         objectives = {o: float(values[o]) for o in self.objectives}
         violations = check_limits(values, limits)
         status = "infeasible" if violations else "ok"
-        return Result(status, objectives, metrics, violations, None, time.perf_counter() - start)
+        return Result(status, objectives, metrics, violations, None, time.perf_counter() - start, members)
+
+
+# Bit widths at or above this are run in float (32-bit floats carry a 24-bit mantissa, so a
+# wider fixed-point grid changes no value the float network computes at its scale).
+FLOAT_BITS = 32
+
+
+def precision_of(template: AcceleratorTemplate) -> tuple[int, int, int]:
+    """The (weight, activation, membrane) bits of a resolved template."""
+    b = template.bits
+    return int(b.weight), int(b.activation), int(b.membrane)
+
+
+@dataclass
+class _Network:
+    """A trained network of one evaluation: its plan, workload, training record and spike
+    rates; its weights are loaded on first use."""
+
+    evaluator: TrainCostEvaluator
+    task: int
+    arch: Any
+    plan: Any
+    workload: Any
+    rec: TrainingRecord
+    _model: Any = None
+
+    @property
+    def rates(self) -> dict[str, float]:
+        return dict(self.rec.spike_rates) if self.plan.spiking else {}
+
+    def model(self) -> nn.Module:
+        """The trained network, weights loaded, in eval mode."""
+        if self._model is None:
+            from nasco.nn import GraphNet
+
+            model = GraphNet(self.plan, self.arch)
+            model.load_state_dict(self.evaluator._store.state_dict(self.rec.key))
+            self._model = model.eval()
+        return self._model
+
+    def accuracy_at(self, precision: tuple[int, int, int]) -> float:
+        """Validation accuracy at (weight, activation, membrane) bits."""
+        return self.evaluator._quantized_accuracy(self, precision)
