@@ -314,8 +314,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         return self._quantized[key]
 
     def _members(self, net: _Network, candidate: Candidate, values: dict[str, float],
-                 seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
-        """The trained network's hardware front as result members, and what the loop did."""
+                 seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any], float]:
+        """The trained network's hardware front as result members, what the loop did, and its
+        seconds."""
         from nasco.evaluate._hw_front import HW_EXHAUSTIVE, HW_OBJECTIVES, hardware_front
 
         hw_objs = [o for o in self.objectives if o in HW_OBJECTIVES]
@@ -330,8 +331,8 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
              "violations": {k: float(v) for k, v in p.violations.items()}}
             for p in front.points if p.hw != front.proposed.hw)
         info = {"mode": front.mode, "configurations": front.costed, "precisions": front.precisions,
-                "front": len(front.points), "feasible": front.feasible, "seconds": round(front.seconds, 3)}
-        return members, info
+                "front": len(front.points), "feasible": front.feasible}
+        return members, info, front.seconds
 
     def _cost(self, hw: AcceleratorTemplate, workload: Any, rates: dict[str, float]
               ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -366,7 +367,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
         members: tuple[dict[str, Any], ...] = ()
         if self.hw_inner and self.space.hw is not None:
-            members, metrics["hw_front"] = self._members(net, candidate, values, seed)
+            members, metrics["hw_front"], metrics["hw_front_seconds"] = self._members(net, candidate, values, seed)
         return self._result(values, metrics, limits, start, members)
 
     def _keys_of(self, candidate: Candidate) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from nasco.core import Objective, Result
 from nasco.search import SEARCHERS
 
 TIMING_KEYS = {"seconds", "started_at", "finished_at", "worker"}
-TIMING_METRICS = {"train_seconds", "evaluator_seconds", "proxy_seconds"}
+TIMING_METRICS = {"train_seconds", "evaluator_seconds", "proxy_seconds", "hw_front_seconds"}
 TINY = ["--limit", "150", "--epochs", "1"]
 
 
