@@ -212,7 +212,8 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
         given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
                  "table_split": args.table_split}
         for flag, v in (("--dataset", args.dataset), ("--epochs", args.epochs), ("--limit", args.limit),
-                        ("--max-train-seconds", args.max_train_seconds), ("--device", args.device)):
+                        ("--max-train-seconds", args.max_train_seconds), ("--device", args.device),
+                        ("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
             if v is not None:
                 raise UsageError(f"{flag} applies to --evaluator train or proxy, not table")
         return given
@@ -230,8 +231,13 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
         if args.epochs is not None or args.max_train_seconds is not None:
             raise UsageError("--epochs and --max-train-seconds apply to --evaluator train; --evaluator proxy "
                              "does not train")
+        for flag, v in (("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
+            if v is not None:
+                raise UsageError(f"{flag} applies to --evaluator train")
     else:
-        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds)
+        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds,
+                     hw_inner=None if args.hw_inner is None else args.hw_inner == "on",
+                     hw_exhaustive=args.hw_exhaustive)
     return given
 
 
@@ -373,9 +379,16 @@ def _search(args: argparse.Namespace) -> int:
     else:
         print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
               f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
+    if outcome.trainings is not None:
+        print(f"{outcome.trainings} trainings for the {c['total']} evaluations (the budget counts trainings; "
+              f"an architecture evaluated on other hardware reuses its training)")
     if outcome.stopped == "exhausted":
-        print(f"stopped early: the space is exhausted (all its {c['total']} distinct candidates are evaluated, "
-              f"fewer than the budget)")
+        what = "architectures are trained" if outcome.trainings is not None else \
+            f"{c['total']} distinct candidates are evaluated"
+        print(f"stopped early: the space is exhausted (all its {what}, fewer than the budget)")
+    elif outcome.stopped == "row_limit":
+        print(f"stopped early: {c['total']} evaluations, the most a run makes for its budget of trainings "
+              f"(max(100, 20 x budget)): the searcher kept proposing trained architectures")
     print(f"files: {', '.join(str(out / name) for name in (FILENAME, *OUTPUT_FILES))}")
     return 0
 
@@ -408,8 +421,13 @@ def _add_problem(p) -> None:
     p.add_argument("--hw", help="accelerator template, accelerator_set (asic_template) or multi_accelerator "
                                 "(hetero_2task): built-in name or .yaml")
     p.add_argument("--budget", type=_budget, default=None,
-                   help="number of distinct evaluations (default 10; 2 for --searcher darts, where each one is a "
-                        "supernet search on one accelerator configuration; with --resume the recorded budget)")
+                   help="with --evaluator train: number of distinct trainings, per task with several --space "
+                        "(an architecture trains once; "
+                        "its evaluations on other hardware reuse the training and cost no budget; the run stops "
+                        "after max(100, 20 x budget) evaluations in all); with the other evaluators, and with "
+                        "--searcher darts, where each one is a supernet search on one accelerator configuration: "
+                        "number of distinct evaluations (default 10; 2 for --searcher darts; with --resume the "
+                        "recorded budget)")
     p.add_argument("--seed", type=int, default=None, help="run seed: data split, searcher and training (default 0)")
     p.add_argument("--out", help="run directory (default runs/SPACE-HW-seedS)")
 
@@ -472,6 +490,13 @@ def _add_evaluator(p) -> None:
                         "cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
+    p.add_argument("--hw-inner", choices=("on", "off"), default=None,
+                   help="train evaluator: score each trained network on the accelerator space's other "
+                        "configurations too, so the front holds (architecture, accelerator) pairs (default on; "
+                        "off costs only the proposed configuration)")
+    p.add_argument("--hw-exhaustive", type=int_in(0), default=None, metavar="N",
+                   help="hardware inner loop: cost every configuration when the accelerator space has at "
+                        "most N, else search it with NSGA-II (default 16000)")
 
 
 def _add_run(p) -> None:

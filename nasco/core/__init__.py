@@ -7,6 +7,7 @@ from nasco.core._errors import NascoError, RunDirError
 from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, ObjectiveSpec, resolve_objectives
 from nasco.core._registry import Registry
 from nasco.core._result import (
+    EVALUATOR_HOOKS,
     MEMBER_STATUSES,
     OPTIONAL_EVALUATOR_ATTRS,
     STATUSES,
@@ -14,10 +15,11 @@ from nasco.core._result import (
     EvaluatorBase,
     Result,
     evaluator_attr,
+    evaluator_hook,
     member_error,
 )
 
-__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "Evaluator", "EvaluatorBase", "MEMBER_STATUSES",
-           "NascoError", "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec", "Registry", "Result",
-           "RunDirError", "STATUSES", "canonical_json", "evaluator_attr", "member_error",
-           "resolve_objectives"]
+__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "EVALUATOR_HOOKS", "Evaluator", "EvaluatorBase",
+           "MEMBER_STATUSES", "NascoError", "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec",
+           "Registry", "Result", "RunDirError", "STATUSES", "canonical_json", "evaluator_attr",
+           "evaluator_hook", "member_error", "resolve_objectives"]

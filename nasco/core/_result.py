@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
 
 from nasco.core._candidate import Candidate
 from nasco.core._objective import Objective
 
-__all__ = ["MEMBER_STATUSES", "OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator", "EvaluatorBase", "Result",
-           "evaluator_attr", "member_error"]
+__all__ = ["EVALUATOR_HOOKS", "MEMBER_STATUSES", "OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator",
+           "EvaluatorBase", "Result", "evaluator_attr", "evaluator_hook", "member_error"]
 
 STATUSES = ("ok", "failed", "infeasible")
 
@@ -108,7 +109,14 @@ class Evaluator(Protocol):
     * ``limits`` (default None: the space's own design specs): the design-spec limits,
       ``{name: limit}`` in base units, that fix the run's hypervolume bounds;
     * ``objective_defs`` (default ``()``): :class:`~nasco.core.Objective` s for objective
-      names that the built-in objectives do not know (a table metric's direction and range).
+      names that the built-in objectives do not know (a table metric's direction and range);
+    * ``trains`` (default False): True for an evaluator whose evaluations train networks and
+      memoise the trainings; a run's budget then counts distinct trainings
+      (``training_keys``), not evaluations.
+
+    Optional hooks (called with :func:`evaluator_hook`, which gives
+    :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir`` and
+    ``training_keys``, see there.
     """
 
     objectives: tuple[str, ...]
@@ -126,13 +134,30 @@ class EvaluatorBase:
     report_metrics: tuple[str, ...] = ()
     limits: Mapping[str, float] | None = None
     objective_defs: tuple[Objective, ...] = ()
+    trains: bool = False
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
         raise NotImplementedError(f"{type(self).__name__} implements no evaluate()")
 
+    # ---------------------------------------------------------------- optional hooks
+    def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
+        """Called by a run's driver before any evaluation (and before the evaluator is sent
+        to workers): an evaluator that keeps files of its own (trained weights) keeps them in
+        the run directory ``out_dir``, and with ``resume`` reads back what an earlier session
+        left; ``seed`` is the run's seed. The default keeps nothing."""
+
+    def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
+        """The keys of the trainings an evaluation of ``candidate`` uses (one per training,
+        equal for candidates that share it). The default, for evaluators that do not train,
+        is none."""
+        return ()
+
 
 # The optional attributes of an evaluator; their defaults are EvaluatorBase's.
-OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs")
+OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains")
+# The optional hooks of an evaluator; their defaults are EvaluatorBase's.
+EVALUATOR_HOOKS = ("attach_run_dir", "training_keys")
+_DEFAULT = EvaluatorBase()
 
 
 def evaluator_attr(evaluator: Any, name: str) -> Any:
@@ -144,3 +169,12 @@ def evaluator_attr(evaluator: Any, name: str) -> Any:
     # Evaluators are duck-typed: a user's object with objectives and evaluate() need not
     # inherit EvaluatorBase, so this is the one place that reads these attributes with a default.
     return getattr(evaluator, name, getattr(EvaluatorBase, name))
+
+
+def evaluator_hook(evaluator: Any, name: str) -> Callable[..., Any]:
+    """The optional hook ``name`` (one of :data:`EVALUATOR_HOOKS`) of ``evaluator``, bound,
+    or :class:`EvaluatorBase`'s default when the evaluator lacks it."""
+    if name not in EVALUATOR_HOOKS:
+        raise ValueError(f"'{name}' is not an optional evaluator hook; they are {', '.join(EVALUATOR_HOOKS)}")
+    fn = getattr(evaluator, name, None)
+    return fn if callable(fn) else getattr(_DEFAULT, name)

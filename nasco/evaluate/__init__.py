@@ -10,16 +10,22 @@ from typing import Any
 
 from nasco.core import Evaluator, Result
 
-__all__ = ["DataSplits", "DatasetError", "Evaluator", "PROXIES", "ProxyEvaluator", "Result", "TableEvaluator",
-           "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged", "check_limits", "epoch_reporter",
-           "load_dataset", "proxy_scores", "train_and_evaluate"]
+__all__ = ["DataSplits", "DatasetError", "Evaluator", "HW_BUDGET", "HW_EXHAUSTIVE", "HW_OBJECTIVES",
+           "HW_POPULATION", "HardwareFront", "HwPoint", "PROXIES", "ProxyEvaluator", "Result",
+           "TableEvaluator", "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged",
+           "calibration_set", "check_limits", "epoch_reporter", "hardware_front", "load_dataset",
+           "proxy_scores", "quantized_accuracy", "train_and_evaluate"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
+    "HW_BUDGET": "_hw_front", "HW_EXHAUSTIVE": "_hw_front", "HW_OBJECTIVES": "_hw_front",
+    "HW_POPULATION": "_hw_front", "HardwareFront": "_hw_front", "HwPoint": "_hw_front",
+    "hardware_front": "_hw_front",
     "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
     "train_and_evaluate": "_train", "epoch_reporter": "_train",
+    "calibration_set": "_quant", "quantized_accuracy": "_quant",
 }
 
 

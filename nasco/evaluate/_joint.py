@@ -3,18 +3,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasco.core import EvaluatorBase, Result
 from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
+from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR
+from nasco.evaluate._trainings import (
+    TrainingRecord,
+    TrainingStore,
+    data_fingerprint,
+    training_key,
+    training_seed,
+)
 from nasco.hw import CostModel
 from nasco.nn import plan_network, plan_workload
 from nasco.space import Candidate, SearchSpace
 
-__all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "TrainCostEvaluator", "check_limits", "task_seed"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
+           "precision_of"]
 
 # How a multi-task candidate's accuracy objective is made of its tasks' validation
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
@@ -34,11 +47,6 @@ def check_limits(values: dict[str, float], limits: dict[str, float]) -> dict[str
     if "power" not in values and values.get("latency", 0) > 0 and "energy" in values:
         values["power"] = values["energy"] / values["latency"]
     return {k: float(values[k] - lim) for k, lim in limits.items() if k in values and values[k] > lim}
-
-
-def task_seed(seed: int, task: int) -> int:
-    """The training seed of task ``task`` in an evaluation seeded ``seed`` (task 0: ``seed``)."""
-    return int(seed) if task == 0 else int(np.random.SeedSequence([int(seed), int(task)]).generate_state(1)[0])
 
 
 class _Diverged(Exception):
@@ -81,7 +89,36 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     are in the result's metrics under ``tasks``.
 
     ``epochs`` etc. override the space's ``training`` section when given.
+
+    Trainings are memoised (:mod:`nasco.evaluate._trainings`): the key of a task's training
+    covers the architecture, the data, the training settings and the seed, never the
+    accelerator, so candidates that differ only in hardware share one training and are only
+    costed again. A run's driver calls :meth:`attach_run_dir`, after which the trainings are
+    kept in the run directory (weights included, see :meth:`load_trained`) and read back on
+    resume; otherwise they are kept in memory. Every result's metrics say which training it
+    used (``training``: the key, or a list of one per task) and ``trained`` (True when this
+    evaluation ran the training, False when it reused one; a list per task; in a run's
+    ledger, whether the row is the run's first to use it, see :class:`nasco.run.Job`).
+    ``seed`` is the run's seed that training seeds derive from (the driver sets it).
+
+    Precision: the accuracy objective is the validation accuracy of the trained network
+    quantized (:func:`nasco.evaluate.quantized_accuracy`) to the bit widths of the
+    candidate's accelerator (weights, activations and, for a spiking network, membranes);
+    the float accuracy is the metric ``valid_accuracy``. Each (training, precision) is
+    measured once per evaluator process, calibrated with the training's seed.
+
+    Hardware inner loop (``hw_inner``, single-task spaces with a template or a template
+    set): each trained network also meets the other configurations of the accelerator
+    space (:func:`nasco.evaluate.hardware_front`: every one when there are at most
+    ``hw_exhaustive``, default :data:`~nasco.evaluate.HW_EXHAUSTIVE`, else NSGA-II seeded
+    with the candidate's own), and the result's ``members`` are that network's hardware
+    front (feasible, non-dominated on this evaluator's hardware objectives). The result's
+    own objectives stay those of the candidate's configuration, which is what its searcher
+    is told. With ``hw_inner`` False, or a multi-accelerator, only the candidate's own
+    configuration is costed.
     """
+
+    trains = True  # its evaluations train: a run's budget counts trainings
 
     space: SearchSpace
     data: Any  # nasco.evaluate.DataSplits, or a sequence of them (one per task)
@@ -91,7 +128,13 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     lr: float | None = None
     device: str = "cpu"
     max_seconds: float | None = None
+    seed: int = 0
+    hw_inner: bool = True
+    hw_exhaustive: int | None = None
     _tables: dict = field(default_factory=dict, init=False, repr=False)
+    _quantized: dict = field(default_factory=dict, init=False, repr=False)
+    _store: TrainingStore = field(default_factory=TrainingStore, init=False, repr=False)
+    _fingerprints: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in SCORED]
@@ -107,19 +150,83 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         if len(datas) != n:
             raise ValueError(f"{len(datas)} datasets for {n} tasks; give one, or one per task")
         self.datas = datas
+        if self.hw_exhaustive is not None and (isinstance(self.hw_exhaustive, bool)
+                                               or not isinstance(self.hw_exhaustive, int) or self.hw_exhaustive < 0):
+            raise ValueError(f"hw_exhaustive must be a non-negative integer, found {self.hw_exhaustive!r}")
         hw = self.space.hw
         self.limits: dict[str, float] = hw.limits() if hw is not None else {}
         self._preload_tables(hw)
 
-    # ---------------------------------------------------------------- one task
-    def _task(self, i: int, arch: Any, cell: Any, hw: AcceleratorTemplate | None, name: str,
-              seed: int) -> tuple[dict[str, float], dict[str, Any]]:
-        """Train and cost task ``i``: (values, metrics) as a single-task evaluation has them."""
-        import torch
+    # ---------------------------------------------------------------- run directory and keys
+    def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
+        """Keep the trainings in ``out_dir/trainings`` (read back on resume) and train with
+        the run's ``seed``. The data's fingerprints are taken here, so that workers that get
+        this evaluator need not."""
+        self.seed = int(seed)
+        self._store = TrainingStore(Path(out_dir).resolve() / TRAININGS_DIR)
+        for i in range(len(self.datas)):
+            self._fingerprint(i)
 
-        from nasco.evaluate._train import TrainConfig, TrainingDiverged, train_and_evaluate
+    def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
+        """The key of each task's training (one for a single-task space)."""
+        return tuple(self._training(i, arch, geno)[0] for i, (arch, geno) in enumerate(self._archs(candidate)))
+
+    def load_trained(self, key: str) -> nn.Module:
+        """The network trained under ``key``, its weights loaded, in eval mode (KeyError when
+        the store has no weights for it)."""
+        from nasco.dsl import ArchSpace, build
         from nasco.nn import GraphNet
 
+        state = self._store.state_dict(key)
+        rec = self._store.get(key)
+        assert rec is not None  # state_dict() found it
+        inputs = rec.inputs
+        arch = build(ArchSpace, inputs["space"])
+        plan = plan_network(arch, inputs["arch"]["cell"], tuple(inputs["data"]["input_shape"]),
+                            int(inputs["data"]["num_classes"]))
+        model = GraphNet(plan, arch)
+        model.load_state_dict(state)
+        return model.eval()
+
+    def _archs(self, candidate: Candidate) -> list[tuple[Any, dict[str, Any]]]:
+        """(resolved arch space, genotype) of each task."""
+        archs, _ = self.space.resolve(candidate)
+        archs = archs if self.space.multi_task else (archs,)
+        return list(zip(archs, self.space.task_archs(candidate)))
+
+    def _fingerprint(self, i: int) -> str:
+        if i not in self._fingerprints:
+            self._fingerprints[i] = data_fingerprint(self.datas[i])
+        return self._fingerprints[i]
+
+    def _training(self, i: int, arch: Any, geno: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
+        """(key, inputs, TrainConfig) of task ``i``'s training of ``arch`` with genotype ``geno``."""
+        from nasco.dsl import to_data
+        from nasco.evaluate._train import TrainConfig
+
+        data = self.datas[i]
+        t = arch.training
+        cfg = TrainConfig(
+            epochs=int(self.epochs or t.epochs), batch_size=int(self.batch_size or t.batch_size),
+            lr=float(self.lr or t.lr), optimizer=t.optimizer, weight_decay=t.weight_decay,
+            device=self.device, max_seconds=self.max_seconds,
+        )
+        # The device says where the training runs, not what it is: a resume elsewhere reuses it.
+        settings = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "device")}
+        space = to_data(arch)
+        space.pop("training")  # the effective settings are in "training"
+        inputs: dict[str, Any] = {
+            "arch": {"cell": geno["cell"], "hp": geno.get("hp", {})}, "space": space,
+            "data": {"name": data.name, "sizes": data.sizes(), "input_shape": list(data.input_shape),
+                     "num_classes": int(data.num_classes), "timesteps": data.timesteps,
+                     "sha256": self._fingerprint(i)},
+            "training": settings, "run_seed": int(self.seed),
+        }
+        inputs["seed"] = training_seed(self.seed, inputs)
+        return training_key(inputs), inputs, replace(cfg, seed=inputs["seed"])
+
+    # ---------------------------------------------------------------- one task
+    def _check_data(self, i: int, arch: Any) -> None:
         data = self.datas[i]
         frames = getattr(data, "timesteps", None)  # event data: T frames per sample
         if frames is not None or (arch.neuron is not None and arch.encoding == "events"):
@@ -129,71 +236,159 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
                     f"'{arch.name}' is {'spiking' if arch.neuron else 'an ANN'} with encoding "
                     f"'{arch.encoding}' and timesteps {arch.timesteps}; event data needs encoding: events "
                     "and timesteps equal to the time bins (--set timesteps=T, or load T frames)")
-        plan = plan_network(arch, cell, data.input_shape, data.num_classes)
+
+    def _train(self, i: int, arch: Any, geno: dict[str, Any], plan: Any) -> tuple[TrainingRecord, bool]:
+        """Task ``i``'s training of ``arch`` (planned as ``plan``): the stored record when
+        the store has one, else a new training, stored; and whether this call trained."""
+        from nasco.evaluate._train import TrainingDiverged, train_and_evaluate
+        from nasco.nn import GraphNet
+
+        key, inputs, cfg = self._training(i, arch, geno)
+        rec = self._store.get(key)
+        if rec is None:
+            import torch
+
+            torch.manual_seed(cfg.seed)  # the weight initialisation is part of the training's seed
+            model = GraphNet(plan, arch)
+            try:
+                tr = train_and_evaluate(model, self.datas[i], cfg)
+            except TrainingDiverged as exc:
+                self._store.put(TrainingRecord(key, inputs, diverged=f"TrainingDiverged: {exc}"), None)
+                raise _Diverged(f"TrainingDiverged: {exc}") from None
+            rec = TrainingRecord(key, inputs, valid_accuracy=tr.valid_accuracy, test_accuracy=tr.test_accuracy,
+                                 train_loss=tr.train_loss, epochs=tr.epochs_run, seconds=tr.seconds,
+                                 params=tr.params, spike_rates=dict(tr.spike_rates), stopped_early=tr.stopped_early)
+            self._store.put(rec, model.state_dict())
+            return rec, True
+        if rec.diverged is not None:
+            raise _Diverged(rec.diverged)
+        return rec, False
+
+    def _task(self, i: int, arch: Any, geno: dict[str, Any], hw: AcceleratorTemplate | None,
+              name: str) -> tuple[dict[str, float], dict[str, Any], bool, _Network]:
+        """Train (or reuse the training of) and cost task ``i``: (values, metrics, whether it
+        trained, the trained network) as a single-task evaluation has them; metrics'
+        ``training`` is the key. With ``hw``, the accuracy is the network's at ``hw``'s bit
+        widths (``valid_accuracy`` stays the float one)."""
+        self._check_data(i, arch)
+        data = self.datas[i]
+        plan = plan_network(arch, geno["cell"], data.input_shape, data.num_classes)
         workload = plan_workload(plan, name=name)
-        torch.manual_seed(seed)  # the weight initialisation is part of the evaluation's seed
-        model = GraphNet(plan, arch)
-        t = arch.training
-        cfg = TrainConfig(
-            epochs=int(self.epochs or t.epochs), batch_size=int(self.batch_size or t.batch_size),
-            lr=float(self.lr or t.lr), optimizer=t.optimizer, weight_decay=t.weight_decay,
-            seed=int(seed), device=self.device, max_seconds=self.max_seconds,
-        )
-        try:
-            tr = train_and_evaluate(model, data, cfg)
-        except TrainingDiverged as exc:
-            raise _Diverged(f"TrainingDiverged: {exc}") from None
-        values: dict[str, float] = {"accuracy": tr.valid_accuracy, "params": float(tr.params),
+        rec, trained = self._train(i, arch, geno, plan)
+        net = _Network(self, i, arch, plan, workload, rec)
+        values: dict[str, float] = {"accuracy": float(rec.valid_accuracy), "params": float(rec.params),
                                     "macs": float(workload.macs)}
         metrics: dict[str, Any] = {
-            "valid_accuracy": tr.valid_accuracy, "test_accuracy": tr.test_accuracy,
-            "train_loss": tr.train_loss, "epochs": tr.epochs_run, "train_seconds": tr.seconds,
-            "params": tr.params, "macs": workload.macs, "layers": len(workload),
+            "valid_accuracy": rec.valid_accuracy, "test_accuracy": rec.test_accuracy,
+            "train_loss": rec.train_loss, "epochs": rec.epochs, "train_seconds": rec.seconds,
+            "params": rec.params, "macs": workload.macs, "layers": len(workload), "training": rec.key,
         }
+        rates = dict(rec.spike_rates) if plan.spiking else {}
         if plan.spiking:
-            rates = tr.spike_rates
             metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
             metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
-        else:
-            rates = {}
         if hw is not None:
-            rep = CostModel(hw, self.table_of(hw)).cost(workload, rates)
-            tot = rep.total()
-            values.update(energy=tot["energy_j"], latency=tot["latency_s"], area=tot["area_mm2"])
-            metrics.update(cycles=tot["cycles"], utilization=tot["utilization"],
-                           energy_breakdown=tot["energy"], ops=tot["ops"])
-            if "spike_rate_assumed" in rep.assumptions:
-                metrics["spike_rate_assumed"] = rep.assumptions["spike_rate_assumed"]
+            precision = precision_of(hw)
+            values["accuracy"] = net.accuracy_at(precision)
+            metrics["precision"] = dict(zip(("weight", "activation", "membrane"), precision))
+            cost_values, cost_metrics = self._cost(hw, workload, rates)
+            values.update(cost_values)
+            metrics.update(cost_metrics)
+        return values, metrics, trained, net
+
+    def _quantized_accuracy(self, net: _Network, precision: tuple[int, int, int]) -> float:
+        """The validation accuracy of ``net`` at ``precision`` (weight, activation, membrane
+        bits; the membrane only counts for a spiking network), once per training and precision."""
+        from nasco.evaluate._quant import quantized_accuracy
+        from nasco.nn import Precision
+
+        w, a, m = (None if b >= FLOAT_BITS else int(b) for b in precision)
+        p = Precision(w, a, m if net.plan.spiking else None)
+        key = (net.rec.key, p)
+        if key not in self._quantized:
+            if p.is_float():
+                self._quantized[key] = float(net.rec.valid_accuracy)
+            else:
+                self._quantized[key] = quantized_accuracy(net.model(), self.datas[net.task], p,
+                                                          seed=int(net.rec.inputs["seed"]))
+        return self._quantized[key]
+
+    def _members(self, net: _Network, candidate: Candidate, values: dict[str, float],
+                 seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any], float]:
+        """The trained network's hardware front as result members, what the loop did, and its
+        seconds."""
+        from nasco.evaluate._hw_front import HW_EXHAUSTIVE, HW_OBJECTIVES, hardware_front
+
+        hw_objs = [o for o in self.objectives if o in HW_OBJECTIVES]
+        front = hardware_front(net.workload, net.rates, self.space.hw, objectives=hw_objs,
+                               accuracy_of=net.accuracy_at, seed=seed, proposed=candidate.hw,
+                               exhaustive=HW_EXHAUSTIVE if self.hw_exhaustive is None else self.hw_exhaustive,
+                               table_of=self.table_of)
+        arch_values = {o: values[o] for o in self.objectives if o not in HW_OBJECTIVES}
+        members = tuple(
+            {"hw": p.hw, "status": "infeasible" if p.violations else "ok",
+             "objectives": {o: float(p.values[o]) if o in p.values else arch_values[o] for o in self.objectives},
+             "violations": {k: float(v) for k, v in p.violations.items()}}
+            for p in front.points if p.hw != front.proposed.hw)
+        info = {"mode": front.mode, "configurations": front.costed, "precisions": front.precisions,
+                "front": len(front.points), "feasible": front.feasible}
+        return members, info, front.seconds
+
+    def _cost(self, hw: AcceleratorTemplate, workload: Any, rates: dict[str, float]
+              ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The costing half: the workload with the measured spike rates on ``hw``."""
+        rep = CostModel(hw, self.table_of(hw)).cost(workload, rates)
+        tot = rep.total()
+        values = {"energy": tot["energy_j"], "latency": tot["latency_s"], "area": tot["area_mm2"]}
+        metrics: dict[str, Any] = {"cycles": tot["cycles"], "utilization": tot["utilization"],
+                                   "energy_breakdown": tot["energy"], "ops": tot["ops"]}
+        if "spike_rate_assumed" in rep.assumptions:
+            metrics["spike_rate_assumed"] = rep.assumptions["spike_rate_assumed"]
         return values, metrics
 
     # ---------------------------------------------------------------- a candidate
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        """Score ``candidate``. Its trainings come from the store when it has them, else they
+        run and are stored; a training's seed follows from the run's seed (:attr:`seed`) and
+        the training's inputs, so ``seed`` (the evaluation's) does not enter it, and every
+        evaluation of one architecture shares one training."""
         start = time.perf_counter()
         if self.space.multi_task:
-            return self._evaluate_tasks(candidate, seed, start)
+            return self._evaluate_tasks(candidate, start)
         arch, hw = self.space.resolve(candidate)
+        geno = self.space.task_archs(candidate)[0]
         try:
-            values, metrics = self._task(0, arch, candidate.arch["cell"], hw, candidate.id, seed)
+            values, metrics, trained, net = self._task(0, arch, geno, hw, candidate.id)
         except _Diverged as exc:
-            return Result.failed(str(exc), time.perf_counter() - start)
+            return Result.failed(str(exc), time.perf_counter() - start, **self._keys_of(candidate))
+        metrics["trained"] = trained
         if self.space.hw is not None and self.space.hw.name != getattr(hw, "name", None):
             metrics["template"] = hw.name  # the member of a set this candidate picked
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
-        return self._result(values, metrics, limits, start)
+        members: tuple[dict[str, Any], ...] = ()
+        if self.hw_inner and self.space.hw is not None:
+            members, metrics["hw_front"], metrics["hw_front_seconds"] = self._members(net, candidate, values, seed)
+        return self._result(values, metrics, limits, start, members)
 
-    def _evaluate_tasks(self, candidate: Candidate, seed: int, start: float) -> Result:
+    def _keys_of(self, candidate: Candidate) -> dict[str, Any]:
+        """The ``training`` metric of a candidate (a key, or a list of one per task)."""
+        keys = self.training_keys(candidate)
+        return {"training": list(keys) if self.space.multi_task else keys[0]}
+
+    def _evaluate_tasks(self, candidate: Candidate, start: float) -> Result:
         archs, hws = self.space.resolve(candidate)
         genotypes = self.space.task_archs(candidate)
         hws = hws if hws is not None else (None,) * len(archs)
         tasks: list[dict[str, Any]] = []
         per_values: list[dict[str, float]] = []
+        trained: list[bool] = []
         for i, (arch, geno, hw) in enumerate(zip(archs, genotypes, hws)):
-            s = task_seed(seed, i)
             try:
-                values, metrics = self._task(i, arch, geno["cell"], hw, f"{candidate.id}.task{i}", s)
+                values, metrics, did, _ = self._task(i, arch, geno, hw, f"{candidate.id}.task{i}")
             except _Diverged as exc:
-                return Result.failed(f"task {i} ({arch.name}): {exc}", time.perf_counter() - start)
-            row: dict[str, Any] = {"task": i, "space": arch.name, "dataset": self.datas[i].name, "seed": s}
+                return Result.failed(f"task {i} ({arch.name}): {exc}", time.perf_counter() - start,
+                                     **self._keys_of(candidate))
+            row: dict[str, Any] = {"task": i, "space": arch.name, "dataset": self.datas[i].name}
             if hw is not None:
                 pes, bw = pe_usage(hw)
                 row.update(template=hw.name, pes=pes, dram_bytes_per_cycle=bw)
@@ -201,6 +396,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             row.update(metrics)
             tasks.append(row)
             per_values.append(values)
+            trained.append(did)
         acc = [v["accuracy"] for v in per_values]
         values = {"accuracy": float(np.mean(acc)), "params": float(sum(v["params"] for v in per_values)),
                   "macs": float(sum(v["macs"] for v in per_values))}
@@ -214,6 +410,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             "accuracy_min": float(min(acc)), "valid_accuracy": values["accuracy"],
             "test_accuracy": float(np.mean([t["test_accuracy"] for t in tasks])),
             "params": int(values["params"]), "macs": int(values["macs"]),
+            "training": [t["training"] for t in tasks], "trained": trained,
         }
         if hws[0] is not None:
             metrics.update(pes=int(sum(t["pes"] for t in tasks)),
@@ -223,11 +420,54 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         return self._result(values, metrics, limits, start)
 
     def _result(self, values: dict[str, float], metrics: dict[str, Any], limits: dict[str, float],
-                start: float) -> Result:
+                start: float, members: tuple[dict[str, Any], ...] = ()) -> Result:
         missing = [o for o in self.objectives if o not in values]
         if missing:
             raise ValueError(f"objectives {missing} need an accelerator template (--hw)")
         objectives = {o: float(values[o]) for o in self.objectives}
         violations = check_limits(values, limits)
         status = "infeasible" if violations else "ok"
-        return Result(status, objectives, metrics, violations, None, time.perf_counter() - start)
+        return Result(status, objectives, metrics, violations, None, time.perf_counter() - start, members)
+
+
+# Bit widths at or above this are run in float (32-bit floats carry a 24-bit mantissa, so a
+# wider fixed-point grid changes no value the float network computes at its scale).
+FLOAT_BITS = 32
+
+
+def precision_of(template: AcceleratorTemplate) -> tuple[int, int, int]:
+    """The (weight, activation, membrane) bits of a resolved template."""
+    b = template.bits
+    return int(b.weight), int(b.activation), int(b.membrane)
+
+
+@dataclass
+class _Network:
+    """A trained network of one evaluation: its plan, workload, training record and spike
+    rates; its weights are loaded on first use."""
+
+    evaluator: TrainCostEvaluator
+    task: int
+    arch: Any
+    plan: Any
+    workload: Any
+    rec: TrainingRecord
+    _model: Any = None
+
+    @property
+    def rates(self) -> dict[str, float]:
+        return dict(self.rec.spike_rates) if self.plan.spiking else {}
+
+    def model(self) -> nn.Module:
+        """The trained network, weights loaded, in eval mode."""
+        if self._model is None:
+            from nasco.nn import GraphNet
+
+            model = GraphNet(self.plan, self.arch)
+            model.load_state_dict(self.evaluator._store.state_dict(self.rec.key))
+            self._model = model.eval()
+        return self._model
+
+    def accuracy_at(self, precision: tuple[int, int, int]) -> float:
+        """Validation accuracy at (weight, activation, membrane) bits."""
+        return self.evaluator._quantized_accuracy(self, precision)

@@ -1,6 +1,7 @@
 """Accelerator templates -> cost models: cycles, latency, energy and area per layer."""
 from __future__ import annotations
 
+from nasco.hw._configs import SIZED, cost_configurations
 from nasco.hw._cost import ENERGY_PARTS, MAX_CYCLES, CostError, CostModel, CostReport, MappingError
 from nasco.hw._rowstationary import rs_accesses, rs_compute_cycles, rs_mapping
 from nasco.hw._snn import (
@@ -20,8 +21,9 @@ from nasco.hw._systolic import (
 from nasco.hw._workload import COLUMNS, Layer, Workload, read_scalesim_csv, stack_columns, write_scalesim_csv
 
 __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENERGY_PARTS", "Layer",
-           "MAX_CYCLES", "MappingError",
-           "Workload", "ann_twin", "break_even_rate", "compare", "literature_energy", "quantised_template",
+           "MAX_CYCLES", "MappingError", "SIZED",
+           "Workload", "ann_twin", "break_even_rate", "compare", "cost_configurations", "literature_energy",
+           "quantised_template",
            "quantised_twin", "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
            "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses", "systolic_utilization",
            "write_scalesim_csv"]

@@ -198,50 +198,71 @@ class CostModel:
         self.table = table
         self.rows = int(template.pe_array.rows)
         self.cols = int(template.pe_array.cols)
-        self.clock_hz = float(template.clock_mhz) * 1e6
-        b = template.bits
-        self.wb, self.ab, self.acc, self.mb = int(b.weight), int(b.activation), b.accumulator, b.membrane
         self.rs = template.dataflow == "rs"
         self.sop = template.pe.type == "sop"
         self.skip_zero = bool(template.pe.skip_zero_spikes) and self.sop
         noc = template.bandwidth.noc_bytes_per_cycle
         self.noc_bpc = None if noc is None else float(noc)
-        mem = template.buffers.membrane_kb
-        self.membrane_kb = float(template.buffers.ofmap_kb if mem is None else mem)
         e = table.energy_j
-        self.e_mac = table.scaled("mac", self.wb, self.ab)
-        self.e_add_act = table.scaled("add", self.ab)
         self.e_add1 = table.scaled("add", 1)
         # An accumulate adds a weight into the psum/membrane; a sop PE's AND gate adds its own.
-        and_gate = e("and_gate") if self.sop and "and_gate" in table.energy else 0.0
-        self.e_ac = table.scaled("add", self.wb) + and_gate
+        self.e_and = e("and_gate") if self.sop and "and_gate" in table.energy else 0.0
         self.e_reg = e("register_bit")
         self.e_rf_i, self.e_rf_f, self.e_rf_p = (e(k) if k in table.energy else self.e_reg
                                                  for k in ("rf_ifmap_bit", "rf_filter_bit", "rf_psum_bit"))
         self.e_sram_r, self.e_sram_w = e("sram_read_bit"), e("sram_write_bit")
         self.e_noc = e("noc_bit") if "noc_bit" in table.energy else 0.0
         self.e_dram = e("dram_bit")
+        b, bufs = template.bits, template.buffers
+        self._scaled = table.scaled
+        self._set_sizes(weight=int(b.weight), activation=int(b.activation), accumulator=b.accumulator,
+                        membrane=b.membrane, clock_mhz=float(template.clock_mhz),
+                        ifmap_kb=float(bufs.ifmap_kb), filter_kb=float(bufs.filter_kb),
+                        ofmap_kb=float(bufs.ofmap_kb),
+                        membrane_kb=None if bufs.membrane_kb is None else float(bufs.membrane_kb),
+                        dram_bpc=float(template.bandwidth.dram_bytes_per_cycle))
+        self.assumed: dict[str, Any] = {}
+        if "noc_bit" not in table.energy:
+            self.assumed["noc_energy"] = f"not charged: energy table {table.name!r} has no noc_bit"
+
+    def _set_sizes(self, *, weight: Any, activation: Any, accumulator: Any, membrane: Any, clock_mhz: Any,
+                   ifmap_kb: Any, filter_kb: Any, ofmap_kb: Any, membrane_kb: Any, dram_bpc: Any) -> None:
+        """The fields that only scale the per-layer arithmetic (bit widths, buffer sizes, DRAM
+        bandwidth, clock) and the op energies that follow from the widths. Scalars here; one
+        column per configuration in :func:`nasco.hw.cost_configurations`, where ``_scaled``
+        looks each configuration's widths up in the same table."""
+        self.wb, self.ab, self.acc, self.mb = weight, activation, accumulator, membrane
+        self.clock_hz = clock_mhz * 1e6
+        self.ifmap_kb, self.filter_kb, self.ofmap_kb = ifmap_kb, filter_kb, ofmap_kb
+        self.membrane_buffer_kb = membrane_kb  # None: no membrane buffer of its own (area)
+        self.membrane_kb = ofmap_kb if membrane_kb is None else membrane_kb  # where membranes live
+        self.dram_bpc = dram_bpc
+        self.e_mac = self._scaled("mac", weight, activation)
+        self.e_add_act = self._scaled("add", activation)
+        self.e_ac = self._scaled("add", weight) + self.e_and
         # A LIF update: integrate the input current into the membrane and compare it with the
         # threshold, one add each at membrane width; the leak is a shift and the reset a
         # multiplexer, not charged (SATA_Sim's forward LIF: 1 add, 1 compare, 1 shift, 2 muxes;
         # github.com/RuokaiYin/SATA_Sim, config/sata_config.yaml).
-        self.e_neuron_op = 2 * table.scaled("add", self.mb)
-        self.assumed: dict[str, Any] = {}
-        if "noc_bit" not in table.energy:
-            self.assumed["noc_energy"] = f"not charged: energy table {table.name!r} has no noc_bit"
+        self.e_neuron_op = 2 * self._scaled("add", membrane)
 
     # ------------------------------------------------------------------ area
     def area_mm2(self, spiking: bool) -> float:
         """Cell area of the PEs, register files, buffers and LIF units (mm2); SRAM periphery
         and wiring are not modelled."""
-        t, a = self.table, self.table.area_mm2
+        return float(self._area(spiking))
+
+    def _area(self, spiking: bool) -> Any:
+        """:meth:`area_mm2` before its conversion to float (a column of areas in
+        :func:`nasco.hw.cost_configurations`)."""
+        t, a, scaled = self.table, self.table.area_mm2, self._scaled
         if self.sop:  # an AND gate and an adder at weight width, accumulating into the membrane
-            pe = t.scaled("add", self.wb, section="area")
+            pe = scaled("add", self.wb, section="area")
         elif t.widths("mult", "area"):
-            pe = (t.scaled("mult", self.wb, self.ab, section="area")
-                  + t.scaled("add", self.acc, section="area"))
+            pe = (scaled("mult", self.wb, self.ab, section="area")
+                  + scaled("add", self.acc, section="area"))
         else:
-            pe = t.scaled("mac", self.wb, self.ab, section="area")
+            pe = scaled("mac", self.wb, self.ab, section="area")
         pe += a("register_bit") * (self.wb + self.ab + self.acc)  # operand and psum registers
         rf = self.t.rf
         if rf is not None:
@@ -250,15 +271,14 @@ class CostModel:
             pe += (a("register_bit") * (int(rf.ifmap_words) * self.ab + int(rf.psum_words) * self.acc)
                    + a("sram_bit") * int(rf.filter_words) * self.wb)
         pes = self.rows * self.cols * pe
-        bufs = self.t.buffers
-        kb = float(bufs.ifmap_kb) + float(bufs.filter_kb) + float(bufs.ofmap_kb)
-        if bufs.membrane_kb is not None:
-            kb += float(bufs.membrane_kb)
+        kb = self.ifmap_kb + self.filter_kb + self.ofmap_kb
+        if self.membrane_buffer_kb is not None:
+            kb += self.membrane_buffer_kb
         sram = kb * 1024 * 8 * a("sram_bit")
         lif = 0.0
         if spiking:  # one LIF unit per array column (SATA places them at the array edge)
-            lif = self.cols * (2 * t.scaled("add", self.mb, section="area") + a("register_bit") * self.mb)
-        return float(pes + sram + lif)
+            lif = self.cols * (2 * scaled("add", self.mb, section="area") + a("register_bit") * self.mb)
+        return pes + sram + lif
 
     # ------------------------------------------------------------------ cost
     def cost(self, workload: Workload, spike_rates: dict[str, float] | None = None,
@@ -620,9 +640,9 @@ class CostModel:
             o_elems = np.where(compute, oh * ow * a["num_filters"], buf.vec_out)
             i_bits = i_bits * steps + sop["neuron_in"]
             o_bits = o_elems * sop["out_bits"] + sop["neuron_out"]
-        buf_w = float(self.t.buffers.filter_kb) * kib
-        buf_i = float(self.t.buffers.ifmap_kb) * kib
-        buf_o = float(self.t.buffers.ofmap_kb) * kib
+        buf_w = self.filter_kb * kib
+        buf_i = self.ifmap_kb * kib
+        buf_o = self.ofmap_kb * kib
         tiles_w = np.ceil(np.maximum(w_bits, 1) / buf_w)
         tiles_i = np.ceil(np.maximum(i_bits, 1) / buf_i)
         psum_bits = np.where(compute, oh * ow * a["num_filters"], 0) * self.acc
@@ -658,7 +678,7 @@ class CostModel:
         """Cycles and latency, and the per-layer results of :meth:`_layer_costs`."""
         # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
         # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
-        bpc = float(self.t.bandwidth.dram_bytes_per_cycle)
+        bpc = self.dram_bpc
         dram_cycles = np.ceil(dram.bits / 8.0 / bpc)
         # Double buffering hides every transfer but the first tile's load and the last tile's
         # store (MAESTRO: the first ingress and the last egress are exposed). A tile is half a

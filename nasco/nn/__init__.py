@@ -6,8 +6,12 @@ from nasco.nn._plan import Node, Plan, SupernetPlan, plan_network, plan_supernet
 from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
 from nasco.nn._workload import plan_workload
 
-__all__ = ["CONVENTIONS", "CellConvention", "DenseCellWorkloads", "GraphNet", "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "SuperNet", "SupernetPlan", "build_module", "derive_cell",
-           "nb201_workloads", "official_cells", "plan_network", "plan_supernet", "plan_workload"]
+__all__ = ["ActivationQuantizer", "CONVENTIONS", "CellConvention", "DenseCellWorkloads", "FixedPointNeuron", "GraphNet",
+           "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "Precision", "QuantizedInput", "SuperNet", "SupernetPlan",
+           "build_module", "derive_cell", "nb201_workloads", "official_cells", "plan_network", "plan_supernet",
+           "plan_workload", "quantize", "quantize_weight"]
+
+_QUANT = ("ActivationQuantizer", "FixedPointNeuron", "Precision", "QuantizedInput", "quantize", "quantize_weight")
 
 
 def __getattr__(name: str):
@@ -16,6 +20,9 @@ def __getattr__(name: str):
     if name == "GraphNet":
         from nasco.nn._torch import GraphNet
         return GraphNet
+    if name in _QUANT:
+        from nasco.nn import _quant
+        return getattr(_quant, name)
     if name in ("SuperNet", "derive_cell"):
         from nasco.nn import _supernet
         return getattr(_supernet, name)

@@ -25,6 +25,16 @@ def _in_seq_order(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("seq", kind="stable") if "seq" in df.columns else df
 
 
+def _per_evaluation(df: pd.DataFrame, series: np.ndarray) -> np.ndarray:
+    """``series`` (one value per row of ``df``, in seq order) at the last row of each
+    evaluation: the rows of (architecture, accelerator) pairs (:func:`nasco.pareto.expand_pairs`)
+    share their evaluation's seq."""
+    if "seq" not in df.columns or not df["seq"].duplicated().any():
+        return series
+    last = ~df["seq"].duplicated(keep="last").to_numpy()
+    return series[last]
+
+
 def _feasible(df: pd.DataFrame, names: list[str]) -> np.ndarray:
     """True for ok rows that carry every named value (the rows a front is made of)."""
     if "status" not in df.columns or any(n not in df.columns for n in names):
@@ -39,8 +49,9 @@ def _missing_bounds(defs: Sequence[Objective]) -> list[str]:
 
 def hypervolume_history(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
     """Element ``k``: the normalised hypervolume (:func:`normalised_hypervolume`) of the
-    feasible front of the first ``k + 1`` rows of ``df`` in ``seq`` order. Failed and
-    infeasible rows add nothing, so the series never decreases. Needs every objective's
+    feasible front of the first ``k + 1`` evaluations of ``df`` in ``seq`` order (the rows
+    of pairs that share a seq are one evaluation). Failed and infeasible rows add nothing,
+    so the series never decreases. Needs every objective's
     ideal and bound (raises :class:`nasco.core.NascoError` naming those missing)."""
     defs = tuple(objectives)
     missing = _missing_bounds(defs)
@@ -61,12 +72,13 @@ def hypervolume_history(df: pd.DataFrame, objectives: Sequence[Objective]) -> np
                 front = cand[keep]
                 hv = normalised_hypervolume(front, defs)
         out[k] = hv
-    return out
+    return _per_evaluation(df, out)
 
 
 def best_so_far(df: pd.DataFrame, objective: Objective) -> np.ndarray:
     """Element ``k``: the best value of ``objective`` among the ok rows of the first
-    ``k + 1`` rows in ``seq`` order (natural units); NaN until an ok row has one."""
+    ``k + 1`` evaluations in ``seq`` order (natural units; the rows of pairs that share a seq
+    are one evaluation); NaN until an ok row has one."""
     df = _in_seq_order(df)
     good = _feasible(df, [objective.name])
     values = df.reindex(columns=[objective.name]).to_numpy(dtype=float)[:, 0]
@@ -76,7 +88,7 @@ def best_so_far(df: pd.DataFrame, objective: Objective) -> np.ndarray:
         if good[k] and (np.isnan(best) or objective.worse(best, values[k])):
             best = values[k]
         out[k] = best
-    return out
+    return _per_evaluation(df, out)
 
 
 def history_figure(df: pd.DataFrame, objectives: Sequence[Objective]) -> Figure:
@@ -90,14 +102,15 @@ def history_figure(df: pd.DataFrame, objectives: Sequence[Objective]) -> Figure:
 
     defs = tuple(objectives)
     by_name = {o.name: o for o in defs}
-    x = np.arange(1, len(df) + 1)
+    n = int(df["seq"].nunique()) if "seq" in df.columns else len(df)  # pairs share their evaluation's seq
+    x = np.arange(1, n + 1)
     panels = ["hypervolume", *([HISTORY_OBJECTIVE] if HISTORY_OBJECTIVE in by_name else [])]
     fig = Figure(figsize=(6.4, 2.6 * len(panels) + 0.4), dpi=110, layout="constrained")
     axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
-    fig.suptitle(f"best so far over {len(df)} evaluations", fontsize=10)
+    fig.suptitle(f"best so far over {n} evaluations", fontsize=10)
     # A step holds each value until the next evaluation; markers show where the last one
     # (which has no step after it) lies, as long as there are few enough to tell apart.
-    marks = {"marker": "o", "markersize": 2.5} if len(df) <= MARKERS_UP_TO else {}
+    marks = {"marker": "o", "markersize": 2.5} if n <= MARKERS_UP_TO else {}
     missing = _missing_bounds(defs)
     ax = axes[0]
     if missing:

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 import warnings
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TextIO
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import nasco
-from nasco.core import Candidate, Evaluator, Objective, Result, evaluator_attr
+from nasco.core import Candidate, Evaluator, Objective, Result, evaluator_attr, evaluator_hook
 from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
@@ -41,11 +41,12 @@ from nasco.run._lock import RunLock
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
 from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, read_run_json, run_meta, write_run_json
+from nasco.search import DIFFERENTIABLE
 from nasco.search._base import Searcher
 from nasco.space import SearchSpace
 
-__all__ = ["REPEAT_FACTOR", "RunOutcome", "Schedule", "default_window", "eval_seed", "record_run", "run_bounds",
-           "run_search"]
+__all__ = ["BUDGET_COUNTS", "REPEAT_FACTOR", "ROW_FACTOR", "ROW_FLOOR", "RunOutcome", "Schedule", "default_window",
+           "eval_seed", "record_run", "run_bounds", "run_search"]
 
 log = logging.getLogger("nasco.run")
 
@@ -53,6 +54,14 @@ log = logging.getLogger("nasco.run")
 # proposals in a row that are all already in the ledger: the searcher has converged (or the
 # space is nearly exhausted).
 REPEAT_FACTOR = 50
+# What a run's budget counts: evaluations (ledger rows), or, with an evaluator that memoises
+# its trainings (``trains``), distinct trainings; run.json records which, for the resume.
+BUDGET_COUNTS = ("evaluations", "trainings")
+# Where the budget counts trainings, a row that reuses a training costs nothing, so a searcher
+# that keeps proposing trained architectures with other hardware would never spend it: the run
+# stops after max(ROW_FLOOR, ROW_FACTOR x budget) rows in all (stopped "row_limit").
+ROW_FACTOR = 20
+ROW_FLOOR = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +76,9 @@ class RunOutcome:
     wall_seconds: float             # this call only
     evaluated: int                  # evaluations run by this call
     replayed: int                   # ledger rows replayed to the searcher on resume
-    stopped: str                    # "budget", "exhausted", "repeats", "complete", "timeout" or "interrupted"
+    stopped: str                    # "budget", "exhausted", "repeats", "row_limit", "complete", "timeout"
+    #                                 or "interrupted"
+    trainings: int | None = None    # distinct trainings in the ledger, where the budget counts them
 
 
 def eval_seed(seed: int, seq: int) -> int:
@@ -115,11 +126,26 @@ class Schedule:
     distinct candidate, so once that many are in the ledger or being evaluated no new one
     can be proposed: nothing more is asked, and ``stopped`` is ``"exhausted"`` (with a
     message) when the budget asked for more.
+
+    Trainings: with ``keys_of`` (an evaluator's ``training_keys``) each new job's ``trains``
+    holds the training keys that no earlier proposal uses (the row's ``trained``). Budget
+    in trainings (``counts`` = ``"trainings"``): the budget counts the distinct training
+    keys of the ledger's rows and of the proposals being evaluated; a new candidate whose
+    trainings are all among them costs nothing (it is still evaluated, and costed on its
+    hardware). With
+    ``tasks`` per candidate (a multi-task space trains one network per task) the run makes
+    ``budget x tasks`` trainings (:attr:`quota`); a candidate that brings several new ones at
+    once may pass that by the tasks less one. The run also stops, ``stopped`` = ``"exhausted"``, once
+    ``arch_size`` distinct trainings (every architecture of a single-task space) are done,
+    and ``"row_limit"`` after max(:data:`ROW_FLOOR`, :data:`ROW_FACTOR` x budget) rows in
+    all. A new candidate that needs a training that an earlier job in flight runs waits
+    until that job is recorded, so it reads the training back instead of running it again.
     """
 
     def __init__(self, searcher: Searcher, *, recorded: list[dict[str, Any]], budget: int, window: int,
                  seed: int, out_dir: Path, enqueued: Sequence[Candidate] = (),
-                 space_size: int | None = None) -> None:
+                 space_size: int | None = None, keys_of: Callable[[Candidate], Sequence[str]] | None = None,
+                 counts: str = "evaluations", arch_size: int | None = None, tasks: int = 1) -> None:
         self.searcher, self.budget, self.window, self.seed = searcher, budget, int(window), seed
         self.out_dir = out_dir
         self.space_size = int(space_size if space_size is not None else searcher.space.size().total)
@@ -139,15 +165,49 @@ class Schedule:
         # Candidates the user asked for first: proposed before the searcher is asked, and
         # told to it like any result (a warm start).
         self.enqueued: deque[Candidate] = deque(enqueued)
+        if counts not in BUDGET_COUNTS or (counts == "trainings" and keys_of is None):
+            raise ValueError(f"counts must be one of {BUDGET_COUNTS} (trainings with keys_of), got {counts!r}")
+        self.keys_of, self.counts = keys_of, counts
+        in_trainings = counts == "trainings"
+        self.arch_size = arch_size if in_trainings else None
+        self.row_limit = max(ROW_FLOOR, ROW_FACTOR * budget) if in_trainings else None
+        self.quota = budget * int(tasks) if in_trainings else budget  # what spent may reach
+        self.first_use: dict[str, int] = first_uses(recorded, keys_of) if keys_of is not None else {}
+        self._paid: Counter[int] = Counter(self.first_use.values())  # seq -> trainings it pays for
+        self.training_now: dict[str, str] = {}  # training key -> id of the job in flight that runs it
+        self.waiting: list[tuple[Job, tuple[str, ...]]] = []  # jobs whose trainings run in another job
+
+    @property
+    def spent(self) -> int:
+        """How much of the budget the ledger and the evaluations in flight use."""
+        return len(self.first_use) if self.counts == "trainings" else self.assigned
+
+    def cost(self, seq: int) -> int:
+        """What row ``seq`` costs of the budget: 1, or the trainings it is the first to use."""
+        return self._paid.get(int(seq), 0) if self.counts == "trainings" else 1
 
     def can_ask(self) -> bool:
-        if self._halt or self.assigned >= self.budget or len(self.pending) >= self.window:
+        if self._halt or self.spent >= self.quota or len(self.pending) >= self.window:
             return False
+        name, unit = self.searcher.name, self.counts
         if self.assigned >= self.space_size:
             self.halt("exhausted")
-            self.messages.append(f"[{self.searcher.name}] the space is exhausted: all {self.space_size} "
+            self.messages.append(f"[{name}] the space is exhausted: all {self.space_size} "
                                  f"distinct candidates are in {self.out_dir / FILENAME} or being evaluated; "
-                                 f"stopping at {self.assigned} of the budget {self.budget}")
+                                 f"stopping at {self.spent} of the {self.quota} {unit} of the budget")
+            return False
+        if self.arch_size is not None and self.spent >= self.arch_size:
+            self.halt("exhausted")
+            self.messages.append(f"[{name}] the space is exhausted: all its {self.arch_size} architectures are "
+                                 f"trained (or in training); stopping at {self.spent} of the {self.quota} "
+                                 f"trainings of the budget")
+            return False
+        if self.row_limit is not None and self.assigned >= self.row_limit:
+            self.halt("row_limit")
+            self.messages.append(f"[{name}] stopping at {self.assigned} evaluations, the most a run with a "
+                                 f"budget of {self.budget} trainings makes (max({ROW_FLOOR}, {ROW_FACTOR} x "
+                                 f"budget)); the searcher kept proposing trained architectures: {self.spent} "
+                                 f"of the {self.quota} trainings of the budget")
             return False
         return True
 
@@ -155,8 +215,9 @@ class Schedule:
         return not self.pending and not self.can_ask()
 
     def advance(self) -> list[Job]:
-        """Tell every result that is due, ask what the window allows; the new jobs."""
-        jobs: list[Job] = []
+        """Tell every result that is due, ask what the window allows; the new jobs (and
+        those whose trainings the jobs in flight have finished)."""
+        jobs: list[Job] = self._released()
         while True:
             while self.can_ask():
                 job = self._ask_one()
@@ -171,11 +232,34 @@ class Schedule:
     def complete(self, row: dict[str, Any]) -> dict[str, Any]:
         """Take a finished evaluation's row (as the ledger stores it)."""
         self.running.pop(row["id"], None)
+        for key in [k for k, who in self.training_now.items() if who == row["id"]]:
+            del self.training_now[key]
         self.known[row["id"]] = row
         for p in self.pending:
             if p.row is None and p.cand.id == row["id"]:
                 p.row = row
         return row
+
+    def _released(self) -> list[Job]:
+        """The waiting jobs whose trainings no job in flight runs any more, in order."""
+        out, still = [], []
+        for job, keys in self.waiting:
+            # A key it trains itself maps to its own id: only another job's training holds it back.
+            blocked = any(self.training_now.get(k, job.cand.id) != job.cand.id for k in keys)
+            if blocked:
+                still.append((job, keys))
+            else:
+                out.append(job)
+        self.waiting = still
+        return out
+
+    def _use(self, key: str, seq: int) -> None:
+        prev = self.first_use.get(key)
+        if prev is None or seq < prev:
+            if prev is not None:
+                self._paid[prev] -= 1
+            self.first_use[key] = seq
+            self._paid[seq] += 1
 
     def _end_replay(self) -> None:
         self.replaying = False
@@ -228,9 +312,43 @@ class Schedule:
         # A searcher that could not finish the search proposing it (a diverged supernet):
         # a failed row with that reason, nothing to evaluate.
         failed = f"search failed: {info['search_failed']}" if info and info.get("search_failed") else None
-        job = Job(seq, cand, eval_seed(self.seed, seq), failed=failed, info=info)
+        if self.keys_of is None:
+            job = Job(seq, cand, eval_seed(self.seed, seq), failed=failed, info=info)
+            self.running[cand.id] = job
+            return job
+        try:
+            keys = tuple(dict.fromkeys(self.keys_of(cand)))
+        except Exception:  # noqa: BLE001 - the evaluation meets the same fault and records it as failed
+            keys = ()
+        trains = tuple(k for k in keys if k not in self.first_use or self.first_use[k] > seq)
+        for k in keys:
+            self._use(k, seq)
+        job = Job(seq, cand, eval_seed(self.seed, seq), failed=failed, info=info, trains=trains)
         self.running[cand.id] = job
+        if failed is not None:
+            return job
+        busy = any(k in self.training_now for k in keys)
+        for k in trains:
+            self.training_now[k] = cand.id
+        if busy:
+            self.waiting.append((job, keys))
+            return None
         return job
+
+
+def first_uses(recorded: Sequence[dict[str, Any]], keys_of: Callable[[Candidate], Sequence[str]]
+               ) -> dict[str, int]:
+    """Training key -> seq of the first of the ``recorded`` rows that uses it (a row whose
+    keys cannot be made, as when it was proposed, uses none)."""
+    out: dict[str, int] = {}
+    for row in sorted(recorded, key=lambda r: int(r["seq"])):
+        try:
+            keys = tuple(keys_of(Candidate.make(row["arch"], row["hw"])))
+        except Exception:  # noqa: BLE001 - see Schedule._ask_one
+            keys = ()
+        for key in keys:
+            out.setdefault(key, int(row["seq"]))
+    return out
 
 
 def default_window(executor: Executor) -> int:
@@ -315,7 +433,12 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                 ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
                 callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
                 enqueued: Sequence[Candidate] = ()) -> RunOutcome:
-    """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations.
+    """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations, or,
+    where the evaluator memoises its trainings (``trains``; not with a differentiable
+    searcher), ``budget`` distinct trainings (see :class:`Schedule`, whose ``"row_limit"``
+    stop bounds the rows of such a run). run.json records which (``budget_counts``), and a
+    resume counts the same way. The evaluator's ``attach_run_dir`` hook gets the run
+    directory, the resume flag and the seed before the first evaluation.
 
     ``executor`` runs the evaluations (default: in this process, one at a time; see
     :class:`~nasco.run._base.Executor`); ``window`` is how many proposals may be out at once
@@ -367,18 +490,27 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     ledger, recorded = _open_ledger(out_dir, meta, resume)
     defs = run_bounds(searcher.objective_defs, out_dir, limits=limits, ref_point=ref_point)
     executor = executor if executor is not None else InProcessExecutor()
-    started = len({r.get("seq") for r in recorded}) < budget
-    prog = Progress(progress, budget=budget, objective=defs[0], label=searcher.name)
+    meta["budget_counts"] = counts = _budget_counts(out_dir, evaluator, searcher, recorded)
+    # The evaluator learns the run directory before it is sent to workers, and before the
+    # recorded rows' training keys are read from it.
+    evaluator_hook(evaluator, "attach_run_dir")(out_dir, resume=bool(recorded), seed=seed)
+    keys_of = evaluator_hook(evaluator, "training_keys") if evaluator_attr(evaluator, "trains") else None
+    paid = Counter(first_uses(recorded, keys_of).values()) if counts == "trainings" else None
+    spent = sum(paid.values()) if paid is not None else len({r.get("seq") for r in recorded})
+    tasks = len(space.tasks) if paid is not None else 1
+    started = spent < budget * tasks
+    prog = Progress(progress, budget=budget * tasks, objective=defs[0], label=searcher.name)
     interrupted: BaseException | None = None
     restore = _on_sigterm()
     sched: Schedule | None = None
     rec: _Recorder | None = None
     try:
         window = _begin(out_dir, recorded, meta, defs, searcher=searcher, evaluator=evaluator, executor=executor,
-                        objectives=objectives, prog=prog, window=window, budget=budget, start=started,
-                        enqueued=enqueued)
+                        objectives=objectives, prog=prog, window=window, budget=budget * tasks, start=started,
+                        enqueued=enqueued, paid=paid)
         sched = _new_schedule(searcher, recorded, budget=budget, window=int(window), seed=seed,
-                              out_dir=out_dir, enqueued=enqueued)
+                              out_dir=out_dir, enqueued=enqueued, keys_of=keys_of, counts=counts,
+                              arch_size=None if space.multi_task else space.size().arch, tasks=tasks)
         rec = _Recorder(ledger, sched, prog, callbacks,
                         deadline=None if timeout is None else t_start + timeout)
         _drive(executor, sched, rec)
@@ -396,8 +528,10 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         "resumed": bool(recorded), "replayed": sched.replayed if sched else 0, "window": window,
         "executor": executor.describe(), "evaluated_this_session": rec.evaluated if rec else 0,
         "stopped": "interrupted" if interrupted is not None or sched is None else sched.stopped,
-        "wall_seconds": time.perf_counter() - t_start, "space": space.describe(),
+        "wall_seconds": time.perf_counter() - t_start, "space": space.describe(), "budget_counts": counts,
     }
+    if counts == "trainings":
+        summary["trainings"] = len(first_uses(ledger.rows(), evaluator_hook(evaluator, "training_keys")))
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
     if interrupted is not None:
@@ -409,11 +543,17 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
 
 def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], defs: Sequence[Objective], *,
            searcher: Searcher, evaluator: Evaluator, executor: Executor, objectives: tuple[str, ...],
-           prog: Progress, window: int | None, budget: int, start: bool, enqueued: Sequence[Candidate]) -> int:
+           prog: Progress, window: int | None, budget: int, start: bool, enqueued: Sequence[Candidate],
+           paid: Counter[int] | None) -> int:
     """Open the session: say what it does, start the executor (when anything is left to
     evaluate), fix the window (recorded on resume, else written to a new run.json), attach
-    the searcher to the run directory and count the recorded rows in the progress; the window."""
-    have = f"{len(recorded)} of {budget} evaluations in the ledger" if recorded else f"budget {budget}"
+    the searcher to the run directory and count the recorded rows in the progress (``paid``:
+    seq -> the trainings each row is the first to use, where the budget counts trainings);
+    the window."""
+    unit = "evaluations" if paid is None else "trainings"
+    spent = len(recorded) if paid is None else sum(paid.values())
+    have = (f"{spent} of {budget} {unit} in the ledger" + ("" if paid is None else f" ({len(recorded)} evaluations)")
+            if recorded else f"budget {budget}" + ("" if paid is None else " trainings"))
     prog.message(f"[{searcher.name}] {'resuming' if recorded else 'starting'} {out_dir}: {have}, "
                  f"{executor.name} executor")
     if start:
@@ -429,7 +569,7 @@ def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], 
     # directory; on resume it reattaches to them.
     searcher.attach_run_dir(out_dir, resume=bool(recorded))
     for row in recorded:
-        prog.record(row["status"], row.get("objectives"))
+        prog.record(row["status"], row.get("objectives"), 1 if paid is None else paid.get(int(row["seq"]), 0))
     return int(window)
 
 
@@ -440,7 +580,7 @@ def _outcome(out_dir: Path, rep: Any, objectives: Sequence[str], summary: dict[s
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
                       evaluated=summary["evaluated_this_session"], replayed=summary["replayed"],
-                      stopped=summary["stopped"])
+                      stopped=summary["stopped"], trainings=summary.get("trainings"))
 
 
 def _open_ledger(out_dir: Path, meta: dict[str, Any], resume: bool) -> tuple[Ledger, list[dict[str, Any]]]:
@@ -456,13 +596,29 @@ def _open_ledger(out_dir: Path, meta: dict[str, Any], resume: bool) -> tuple[Led
     return ledger, recorded
 
 
+def _budget_counts(out_dir: Path, evaluator: Evaluator, searcher: Searcher, recorded: list[dict[str, Any]]) -> str:
+    """What the run's budget counts: what run.json records on resume (evaluations for a run
+    recorded before the choice existed), else trainings for an evaluator that ``trains``,
+    unless the searcher is a differentiable one, each of whose proposals is a supernet search
+    of its own (it counts evaluations)."""
+    if recorded and (out_dir / RUN_FILE).exists():
+        counts = read_run_json(out_dir).get("budget_counts", "evaluations")
+        if counts not in BUDGET_COUNTS:
+            raise RunDirError(f"{out_dir / RUN_FILE}: budget_counts: expected one of {', '.join(BUDGET_COUNTS)}, "
+                              f"found {counts!r}; restore the file or start afresh in another --out")
+        return str(counts)
+    if searcher.name in DIFFERENTIABLE:
+        return "evaluations"
+    return "trainings" if evaluator_attr(evaluator, "trains") else "evaluations"
+
+
 def _new_schedule(searcher: Searcher, recorded: list[dict[str, Any]], *, budget: int, **kw: Any) -> Schedule:
     """The session's :class:`Schedule`; ``stopped`` is "complete" when the ledger already
-    holds the budget (a warning when it holds more)."""
+    holds the budget (a warning when it holds more evaluations than a budget of evaluations)."""
     sched = Schedule(searcher, recorded=recorded, budget=budget, **kw)
-    if len(sched.by_seq) >= budget:
+    if sched.spent >= sched.quota:
         sched.stopped = "complete"
-        if len(sched.by_seq) > budget:
+        if sched.counts == "evaluations" and len(sched.by_seq) > budget:
             warnings.warn(f"{sched.out_dir}: the ledger already holds {len(sched.by_seq)} evaluations, more "
                           f"than the budget {budget}; nothing to evaluate", RuntimeWarning, stacklevel=3)
     return sched
@@ -507,7 +663,7 @@ class _Recorder:
         for row in rows:
             row = self.sched.complete(json.loads(to_json_line(row)))  # exactly what a replay reads back
             self.evaluated += 1
-            self.prog.record(row["status"], row["objectives"])
+            self.prog.record(row["status"], row["objectives"], self.sched.cost(row["seq"]))
             stored.append(row)
         self.prog.show()
         for row in stored:

@@ -57,6 +57,9 @@ class Job:
     failed: str | None = None          # record a failed row with this reason, do not evaluate
     info: dict[str, Any] | None = None  # the searcher's record of how it proposed the candidate
     retries: list[str] = field(default_factory=list)  # reasons of earlier attempts' deaths
+    # Where the budget counts trainings: the training keys this evaluation is the first of
+    # the run to use (it pays for them); None where the budget counts evaluations.
+    trains: tuple[str, ...] | None = None
 
     @property
     def attempts(self) -> int:
@@ -127,6 +130,8 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
         metrics["evaluator_seconds"] = res.seconds
     if job.info:
         metrics["search"] = job.info  # what the searcher did to propose it
+    if job.trains is not None and "training" in metrics:
+        metrics["trained"] = _paid(metrics["training"], job.trains)
     row = {
         "seq": job.seq, "id": cand.id, "arch": cand.arch, "hw": cand.hw, "seed": job.seed,
         "status": res.status, "reason": res.reason,
@@ -138,6 +143,21 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
     if res.members and res.status != "failed":
         row["members"] = [dict(m) for m in res.members]
     return row
+
+
+def _paid(training: Any, trains: tuple[str, ...]) -> bool | list[bool]:
+    """A row's ``trained`` metric as the run accounts for it: whether the row is the first of
+    the run to use its training (a list, one per task, for a list of keys; a key twice in
+    one row is paid by its first task). Not whether this attempt ran the training: one that
+    a killed session finished is read back from the store, and the row still says True, as
+    in an uninterrupted run."""
+    if not isinstance(training, list):
+        return training in trains
+    out, seen = [], set()
+    for key in training:
+        out.append(key in trains and key not in seen)
+        seen.add(key)
+    return out
 
 
 def failed_row(job: Job, reason: str, attempts: int) -> dict[str, Any]:

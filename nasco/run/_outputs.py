@@ -52,11 +52,12 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def _front_report(df: pd.DataFrame, objectives: tuple[Objective, ...]) -> FrontReport:
+def _front_report(df: pd.DataFrame, objectives: tuple[Objective, ...], pairs: pd.DataFrame) -> FrontReport:
+    """Counts and seconds of the evaluations ``df``; the front of their ``pairs``."""
     status = df["status"] if len(df) else pd.Series([], dtype=object)
     counts = {s: int((status == s).sum()) for s in ("ok", "failed", "infeasible")}
     counts["total"] = int(len(df))
-    front = pareto_front(df, objectives)
+    front = pareto_front(pairs, objectives)
     names = [o.name for o in objectives]
     hv: float | None = None
     if all(o.ideal is not None and o.bound is not None for o in objectives):
@@ -101,14 +102,15 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
     the order in which evaluations finished and were appended to the ledger.
     """
     names = tuple(o.name for o in objectives)
-    df = ledger.to_frame(names, pairs=True).sort_values("seq", kind="stable").reset_index(drop=True)
-    rep = _front_report(df, objectives)
+    df = ledger.to_frame(names).sort_values("seq", kind="stable").reset_index(drop=True)
+    pairs = ledger.to_frame(names, pairs=True).sort_values("seq", kind="stable").reset_index(drop=True)
+    rep = _front_report(df, objectives, pairs)
     report_metrics = tuple(report_metrics)
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
-    cols = ["id", *names, *report_metrics, "arch", "hw", *(["row_id", "pair"] if "pair" in df.columns else [])]
+    cols = ["id", *names, *report_metrics, "arch", "hw", *(["row_id", "pair"] if "pair" in pairs.columns else [])]
     atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
-    plot_front(df, objectives, out_dir / PARETO_PNG, limits=limits)
-    plot_history(df, objectives, out_dir / HISTORY_PNG)
+    plot_front(pairs, objectives, out_dir / PARETO_PNG, limits=limits)
+    plot_history(pairs, objectives, out_dir / HISTORY_PNG)
     full = {
         **summary,
         "versions": package_versions(),

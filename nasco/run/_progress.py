@@ -42,8 +42,9 @@ def _known_width(stream: TextIO) -> bool:
 
 
 class Progress:
-    """Evaluations done out of the budget, counts per status, the best value of the first
-    objective (in engineering units), elapsed time and an ETA from tqdm's smoothed rate.
+    """Budget spent (evaluations, or trainings where the budget counts them), counts per
+    status, the best value of the first objective (in engineering units), elapsed time and an
+    ETA from tqdm's smoothed rate.
 
     ``stream`` True means stderr, False means silent, a stream means write there. On a
     terminal the status is a tqdm bar updated in place; on any other stream each update is
@@ -63,16 +64,20 @@ class Progress:
         self.objective = objective
         self.label = label
         self.counts = {"ok": 0, "failed": 0, "infeasible": 0}
+        self.spent = 0
         self.best: float | None = None
         self._bar: tqdm | None = None
         self._hooks = ExitStack()
 
     @property
     def done(self) -> int:
-        return sum(self.counts.values())
+        """Budget spent so far."""
+        return self.spent
 
-    def record(self, status: str, objectives: dict[str, float] | None) -> None:
+    def record(self, status: str, objectives: dict[str, float] | None, cost: int = 1) -> None:
+        """Count a row of ``status`` that cost ``cost`` of the budget."""
         self.counts[status] = self.counts.get(status, 0) + 1
+        self.spent += int(cost)
         if status == "ok" and objectives and self.objective.name in objectives:
             v = float(objectives[self.objective.name])
             if self.best is None or self.objective.worse(self.best, v):

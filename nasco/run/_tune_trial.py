@@ -18,7 +18,8 @@ _EPOCH = "nasco_epoch"    # an epoch report: the epochs reported so far by this 
 def _job_config(job: Job) -> dict[str, Any]:
     cand = job.cand
     return {"seq": job.seq, "seed": job.seed, "candidate": {"id": cand.id, "arch": cand.arch, "hw": cand.hw},
-            "failed": job.failed, "info": job.info}
+            "failed": job.failed, "info": job.info,
+            "trains": None if job.trains is None else list(job.trains)}
 
 
 def _config_job(config: dict[str, Any]) -> Job:
@@ -26,8 +27,9 @@ def _config_job(config: dict[str, Any]) -> Job:
     cand = Candidate.make(c["arch"], c.get("hw") or {})
     if cand.id != c["id"]:
         raise ValueError(f"trial config: candidate id {c['id']} does not match its content ({cand.id})")
+    trains = config.get("trains")
     return Job(int(config["seq"]), cand, int(config["seed"]), failed=config.get("failed"),
-               info=config.get("info"))
+               info=config.get("info"), trains=None if trains is None else tuple(trains))
 
 
 def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import itertools
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -162,6 +163,13 @@ class TemplateSpace:
     def size(self) -> int:
         return math.prod(len(c) for c in self._dims.values())
 
+    def configurations(self) -> Iterator[dict[str, Any]]:
+        """Every genotype of the template, each once: the product of its choices' options, the
+        last dimension varying fastest; :meth:`size` of them."""
+        keys = list(self._dims)
+        for values in itertools.product(*(c.options for c in self._dims.values())):
+            yield dict(zip(keys, values))
+
     def limits(self, hw: dict[str, Any] | None = None) -> dict[str, float]:
         return self.spec.limits()
 
@@ -260,6 +268,13 @@ class TemplateSetSpace:
 
     def size(self) -> int:
         return sum(m.size() for m in self.members.values())
+
+    def configurations(self) -> Iterator[dict[str, Any]]:
+        """Every genotype of the set, each once: member by member (in the set's order), that
+        member's own configurations (its choices only); :meth:`size` of them."""
+        for name, member in self.members.items():
+            for values in member.configurations():
+                yield {TEMPLATE_KEY: name, **values}
 
     def limits(self, hw: dict[str, Any] | None = None) -> dict[str, float]:
         if hw is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from nasco.core import (
@@ -14,6 +15,7 @@ from nasco.core import (
     Objective,
     Result,
     evaluator_attr,
+    evaluator_hook,
     resolve_objectives,
 )
 from nasco.space import SearchSpace
@@ -26,7 +28,7 @@ EVALUATOR_KINDS = ("train", "proxy", "table")
 # The settings each kind takes, with their defaults (one place for the library and the CLI).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "max_seconds": None,
-              "trust_pickle": False, "threads": 1},
+              "trust_pickle": False, "threads": 1, "hw_inner": True, "hw_exhaustive": None},
     "proxy": {"dataset": "digits", "limit": None, "device": "auto", "trust_pickle": False, "threads": 1},
     "table": {"table": None, "table_dataset": "c10", "table_fidelity": 200, "table_split": "valid"},
 }
@@ -59,7 +61,10 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     """(the evaluator of ``kind`` on ``space``, the settings a run records for it).
 
     ``train``: real training on ``dataset`` (``digits``, embedded; an image folder; a
-    CIFAR-10 folder with ``trust_pickle``) split with ``seed``, plus the cost model.
+    CIFAR-10 folder with ``trust_pickle``) split with ``seed``, plus the cost model; with
+    ``hw_inner`` (default True) each trained network's hardware front over the accelerator
+    space (configurations costed exhaustively up to ``hw_exhaustive``, see
+    :class:`~nasco.evaluate.TrainCostEvaluator`).
     ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
@@ -118,8 +123,12 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
         return ev, facts
     from nasco.evaluate import TrainCostEvaluator
 
-    ev = TrainCostEvaluator(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device,
-                            max_seconds=opts["max_seconds"])
+    try:
+        ev = TrainCostEvaluator(space, data if n > 1 else data[0], names, epochs=opts["epochs"],
+                                device=device, max_seconds=opts["max_seconds"], seed=seed,
+                                hw_inner=bool(opts["hw_inner"]), hw_exhaustive=opts["hw_exhaustive"])
+    except ValueError as exc:
+        raise NascoError(f"evaluator train: {exc}") from None
     return ev, facts
 
 
@@ -177,6 +186,17 @@ class SpecChecked(EvaluatorBase):
     @property
     def objective_defs(self) -> tuple[Objective, ...]:  # type: ignore[override]
         return tuple(evaluator_attr(self.inner, "objective_defs"))
+
+    @property
+    def trains(self) -> bool:  # type: ignore[override]
+        return bool(evaluator_attr(self.inner, "trains"))
+
+    # The same holds for the hooks: EvaluatorBase's no-ops would hide the inner ones.
+    def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
+        evaluator_hook(self.inner, "attach_run_dir")(out_dir, resume=resume, seed=seed)
+
+    def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
+        return tuple(evaluator_hook(self.inner, "training_keys")(candidate))
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)

@@ -171,9 +171,11 @@ class Study:
                  executor: Any = None, window: int | None = None,
                  callbacks: Sequence[Callable[[Study, dict[str, Any]], None]] = (),
                  progress: Any = True, device: str | None = None, log: bool = True) -> RunOutcome:
-        """Search until the ledger holds ``budget`` evaluations (default: the recorded
-        budget of a loaded study, else :meth:`default_budget`), or until ``timeout``
-        seconds have passed (what is in flight finishes).
+        """Search until the ledger holds ``budget`` evaluations, or ``budget`` distinct
+        trainings for an evaluator that memoises them (the train evaluator, see
+        :class:`~nasco.run.Schedule`) (default: the recorded budget of a loaded study, else
+        :meth:`default_budget`), or until ``timeout`` seconds have passed (what is in flight
+        finishes).
 
         ``evaluator``: an Evaluator (``evaluate(candidate, seed) -> Result`` and
         ``objectives``), one from :meth:`make_evaluator`, a plain function

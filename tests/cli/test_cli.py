@@ -18,7 +18,7 @@ from nasco.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scalesim" / "cases.csv"
 TIMING_KEYS = {"seconds", "started_at", "finished_at", "worker"}
-TIMING_METRICS = {"train_seconds", "evaluator_seconds"}
+TIMING_METRICS = {"train_seconds", "evaluator_seconds", "hw_front_seconds"}
 # A search small enough for a test: 150 images per split, one epoch.
 TINY = ["--limit", "150", "--epochs", "1", "--quiet"]
 

@@ -57,3 +57,41 @@ def test_spec_checked_passes_on_the_inner_attributes_and_pickles() -> None:
     cand = space.sample(np.random.default_rng(0))
     assert back.objectives == ("accuracy",) and back.inner.evaluate(cand, 0).objectives == {"accuracy": 0.25}
     assert evaluator_attr(pickle.loads(pickle.dumps(wrapped)), "report_metrics") == ("test_accuracy",)
+
+
+class Trainer(EvaluatorBase):
+    """Declares the training hooks."""
+
+    objectives = ("accuracy",)
+    trains = True
+
+    def __init__(self) -> None:
+        self.attached: list[tuple[str, bool, int]] = []
+
+    def attach_run_dir(self, out_dir, *, resume: bool, seed: int) -> None:
+        self.attached.append((str(out_dir), resume, seed))
+
+    def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
+        return (f"k-{candidate.id}",)
+
+    def evaluate(self, candidate: Candidate, seed: int) -> Result:
+        return Result("ok", {"accuracy": 0.5})
+
+
+def test_training_hooks_default_to_none_and_pass_through_the_wrapper(tmp_path) -> None:
+    from nasco.core import evaluator_hook
+
+    space = default_space()
+    cand = space.sample(np.random.default_rng(0))
+    for ev in (Plain(), FunctionEvaluator(_score, ("accuracy",)), SpecChecked(Plain(), space)):
+        assert evaluator_attr(ev, "trains") is False
+        assert evaluator_hook(ev, "training_keys")(cand) == ()
+        assert evaluator_hook(ev, "attach_run_dir")(tmp_path, resume=False, seed=3) is None
+    inner = Trainer()
+    wrapped = SpecChecked(inner, space)
+    assert evaluator_attr(wrapped, "trains") is True
+    assert evaluator_hook(wrapped, "training_keys")(cand) == (f"k-{cand.id}",)
+    evaluator_hook(wrapped, "attach_run_dir")(tmp_path, resume=True, seed=3)
+    assert inner.attached == [(str(tmp_path), True, 3)]
+    with pytest.raises(ValueError, match="not an optional evaluator hook"):
+        evaluator_hook(inner, "train")

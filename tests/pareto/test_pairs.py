@@ -9,7 +9,7 @@ import pytest
 
 import nasco
 from nasco.core import Candidate, Result
-from nasco.pareto import expand_pairs
+from nasco.pareto import best_so_far, expand_pairs, hypervolume_history, normalised_hypervolume, pareto_front
 from nasco.run import Ledger, LedgerError, run_search
 from nasco.search import make_searcher
 from nasco.testing import default_space
@@ -78,6 +78,17 @@ def test_the_front_of_a_run_is_taken_over_its_pairs(tmp_path):
     assert all(json.loads(h)["note"] == "half" for h in front["hw"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["front_ids"] == front["id"].tolist()
+    # Counts and seconds are the evaluations'; the history has one point per evaluation.
+    assert summary["counts"] == {"ok": 6, "failed": 0, "infeasible": 0, "total": 6}
+    assert summary["eval_seconds_total"] == sum(r["seconds"] for r in rows)
+    pairs = Ledger(out).to_frame(list(OBJ), pairs=True)
+    assert len(pairs) == 18 and pairs["seq"].tolist() == [r["seq"] for r in rows for _ in range(3)]
+    defs = study.objectives
+    assert len(hypervolume_history(pairs, defs)) == 6 and len(best_so_far(pairs, defs[0])) == 6
+    # The history at an evaluation is the volume of the front of its pairs and all before.
+    last = pairs[pairs["seq"] <= 2]
+    assert hypervolume_history(pairs, defs)[2] == normalised_hypervolume(
+        pareto_front(last, defs)[list(OBJ)].to_numpy(dtype=float), defs)
     study = nasco.load_study(out)
     assert study.front["id"].tolist() == front["id"].tolist()
     assert study.front["pair"].tolist() == [1] * len(expected)

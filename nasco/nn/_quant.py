@@ -1,0 +1,338 @@
+"""Post-training quantization of a :class:`~nasco.nn.GraphNet` to an accelerator's bit widths.
+
+Three parts of a network are quantized, each only when its width is given:
+
+* weights of convs and linears: per output channel, symmetric, ``scale = max|w| / (2^(b-1) - 1)``,
+  rounded to nearest (:func:`quantize_weight`). Biases and batch norms stay float: they are added
+  in the accumulator, whose width is far above the weights'. A batch norm after a conv rescales
+  each output channel, so folding it into the conv leaves the per-channel grid unchanged;
+* activations, the inputs of convs and linears (:class:`ActivationQuantizer`): per tensor, on a
+  range observed on calibration batches; unsigned where the plan guarantees the tensor is
+  non-negative (after a ReLU, pools and sums of such; the network input when every calibration
+  value is), signed and symmetric otherwise. Spikes are 0/1, exact at any width: inputs the plan
+  marks binary (:meth:`nasco.nn.Plan.binary`) are never quantized;
+* spiking neurons (:class:`FixedPointNeuron`): the membrane potential and the threshold on one
+  signed fixed-point grid at the membrane width, whose scale comes from the calibrated membrane
+  range and the threshold; the leak ``1/tau`` as an unsigned fraction of the same width.
+
+Rounding uses torch's fake-quantization kernels (``torch.fake_quantize_per_channel_affine``,
+``torch.fake_quantize_per_tensor_affine``; round half to even), so a quantized model is a float
+model whose values lie on the integer grids, and it runs in the same evaluation code.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from spikingjelly.activation_based import functional as sj_functional
+from spikingjelly.activation_based import neuron as sj_neuron
+from torch import nn
+from torch.ao.quantization.observer import MinMaxObserver
+
+from nasco.nn._plan import Plan
+
+__all__ = ["ActivationQuantizer", "FixedPointNeuron", "Precision", "QuantizedInput", "quantize",
+           "quantize_weight"]
+
+_MIN_BITS, _MAX_BITS = 2, 32
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bit widths of weights, activations (conv/linear inputs) and neuron membranes; None: float."""
+
+    weight: int | None = None
+    activation: int | None = None
+    membrane: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "activation", "membrane"):
+            bits = getattr(self, name)
+            if bits is None:
+                continue
+            # (a bool is an int, 1 or 0, and so out of range)
+            if not isinstance(bits, int) or not _MIN_BITS <= bits <= _MAX_BITS:
+                raise ValueError(f"Precision.{name}={bits!r}: expected an integer in "
+                                 f"{_MIN_BITS}..{_MAX_BITS} or None (float)")
+
+    def is_float(self) -> bool:
+        return self.weight is None and self.activation is None and self.membrane is None
+
+
+def _symmetric_levels(bits: int) -> int:
+    """The largest level of a symmetric signed grid: 2^(b-1) - 1 (the grid -q..q, no -2^(b-1))."""
+    return 2 ** (bits - 1) - 1
+
+
+def quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """``weight`` (output channels first) on a per-output-channel symmetric grid of ``bits`` bits:
+    channel c is rounded to multiples of ``max|w_c| / (2^(b-1) - 1)``. An all-zero channel stays 0."""
+    q = _symmetric_levels(bits)
+    w = weight.detach()
+    amax = w.abs().reshape(w.shape[0], -1).amax(dim=1).to(torch.float32)
+    # Any scale represents an all-zero channel exactly; 1.0 keeps the division finite.
+    scale = torch.where(amax > 0, amax / q, torch.ones_like(amax))
+    zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
+    return torch.fake_quantize_per_channel_affine(w.float(), scale, zero, 0, -q, q).to(w.dtype)
+
+
+class ActivationQuantizer(nn.Module):
+    """Per-tensor fake quantization of an activation to ``bits`` bits.
+
+    Two phases: while ``observing`` it passes values through unchanged and tracks their range
+    (torch's ``MinMaxObserver``); :meth:`freeze` then fixes the grid: unsigned ``0..2^b - 1`` with
+    ``scale = max / (2^b - 1)`` when ``unsigned`` (values below 0 clip to 0), else symmetric
+    ``-(2^(b-1) - 1)..2^(b-1) - 1`` with ``scale = max|x| / (2^(b-1) - 1)``. Values beyond the range
+    saturate. ``unsigned=None`` decides at :meth:`freeze`: unsigned when no observed value was negative.
+    """
+
+    def __init__(self, bits: int, unsigned: bool | None) -> None:
+        super().__init__()
+        self.bits = int(bits)
+        self.unsigned = unsigned
+        self.observer = MinMaxObserver()
+        self.observing = True
+        self.register_buffer("scale", torch.tensor(1.0))
+        self.quant_min = 0
+        self.quant_max = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observing:
+            self.observer(x.detach())
+            return x
+        # The scale is computed by hand, not by the observer's calculate_qparams: torch's
+        # observers tie the integer range to a quantized dtype (at most 32-bit signed), which
+        # has no room for a 32-bit unsigned grid.
+        return torch.fake_quantize_per_tensor_affine(x, float(self.scale), 0, self.quant_min, self.quant_max)
+
+    def set_range(self, low: float, high: float) -> None:
+        """Fix the grid for values observed in ``[low, high]`` and stop observing."""
+        if self.unsigned is None:
+            self.unsigned = low >= 0
+        if self.unsigned:
+            self.quant_min, self.quant_max = 0, 2 ** self.bits - 1
+            amax = max(high, 0.0)
+        else:
+            q = _symmetric_levels(self.bits)
+            self.quant_min, self.quant_max = -q, q
+            amax = max(-low, high, 0.0)
+        self.scale.fill_(amax / self.quant_max if amax > 0 else 1.0)
+        self.observing = False
+
+    def freeze(self) -> None:
+        """Fix the grid from the observed range (see the class docstring)."""
+        if float(self.observer.min_val) > float(self.observer.max_val):
+            raise ValueError("activation quantizer froze before it observed any value; "
+                             "give calibration batches")
+        self.set_range(float(self.observer.min_val), float(self.observer.max_val))
+
+    def extra_repr(self) -> str:
+        sign = "unsigned" if self.unsigned else "signed" if self.unsigned is not None else "sign from data"
+        return f"bits={self.bits}, {sign}, scale={float(self.scale):.6g}, observing={self.observing}"
+
+
+class QuantizedInput(nn.Module):
+    """``layer`` reading its input through ``quantizer``."""
+
+    def __init__(self, quantizer: ActivationQuantizer, layer: nn.Module) -> None:
+        super().__init__()
+        self.quantizer = quantizer
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(self.quantizer(x))
+
+
+class FixedPointNeuron(sj_neuron.SimpleBaseNode):
+    """A LIF neuron (spikingjelly's charge equation; a fixed ``decay`` = 1/tau, or PLIF's trained
+    sigmoid(w)) whose membrane is a ``bits``-bit signed fixed-point number.
+
+    Each step: charge ``h = v + (x - (v - v_reset)) * d`` (``decay_input``; else
+    ``h = v - (v - v_reset) * d + x``), then ``h`` is rounded to the grid ``k * scale``,
+    ``k = -2^(b-1) .. 2^(b-1) - 1`` (saturating); fire where ``h >= threshold``; reset (to
+    ``v_reset``, or subtract the threshold when ``v_reset`` is None) and round again. The threshold
+    and ``v_reset`` lie on the same grid; the leak ``d`` is an unsigned fraction ``k / 2^b``,
+    ``k = 0 .. 2^b - 1``: a dimensionless multiplier whose precision should not depend on the
+    membrane's range.
+
+    With ``scale=None`` the neuron is calibrating: it runs the float dynamics (unrounded ``d``) and
+    tracks the range of the charged membrane; :meth:`freeze` then sets the scale from that range
+    and the threshold (see there). Multi-step mode ('m') takes ``[T, B, ...]`` like the node it
+    replaces.
+    """
+
+    def __init__(self, bits: int, decay: float, *, v_threshold: float, v_reset: float | None,
+                 decay_input: bool = True, scale: float | None = None, surrogate_function=None,
+                 detach_reset: bool = False, step_mode: str = "m") -> None:
+        from spikingjelly.activation_based import surrogate
+
+        super().__init__(v_threshold=float(v_threshold), v_reset=v_reset,
+                         surrogate_function=surrogate_function or surrogate.Sigmoid(),
+                         detach_reset=detach_reset, step_mode=step_mode)
+        self.bits = int(bits)
+        self.decay = float(decay)
+        self.decay_input = bool(decay_input)
+        self.observer = MinMaxObserver()
+        self.v_min = -(2 ** (self.bits - 1))
+        self.v_max = 2 ** (self.bits - 1) - 1
+        self.scale: float | None = None
+        if scale is not None:
+            self.set_scale(scale)
+
+    @classmethod
+    def from_node(cls, node: nn.Module, bits: int) -> "FixedPointNeuron":
+        """A calibrating fixed-point twin of a spikingjelly ``LIFNode`` or ``ParametricLIFNode``."""
+        if isinstance(node, sj_neuron.ParametricLIFNode):
+            decay = float(node.w.detach().sigmoid())
+        elif isinstance(node, sj_neuron.LIFNode):
+            decay = 1.0 / float(node.tau)
+        else:
+            raise TypeError(f"a fixed-point membrane is implemented for LIFNode and ParametricLIFNode, "
+                            f"not {type(node).__name__}")
+        return cls(bits, decay, v_threshold=node.v_threshold, v_reset=node.v_reset,
+                   decay_input=node.decay_input, surrogate_function=node.surrogate_function,
+                   detach_reset=node.detach_reset, step_mode=node.step_mode)
+
+    def set_scale(self, scale: float) -> None:
+        """Fix the membrane grid's step and round the leak, the threshold and ``v_reset`` onto their grids."""
+        if not scale > 0:
+            raise ValueError(f"membrane scale={scale!r} must be positive")
+        self.scale = float(scale)
+        frac = 2.0 ** -self.bits
+        self.decay_q = float(torch.fake_quantize_per_tensor_affine(
+            torch.tensor(self.decay), frac, 0, 0, 2 ** self.bits - 1))
+        self.threshold_q = self._on_grid(self.v_threshold)
+        self.v_reset_q = None if self.v_reset is None else self._on_grid(self.v_reset)
+
+    def freeze(self) -> None:
+        """Set the scale so that ``2^(b-1) - 1`` steps span ``R``: the threshold and the most negative
+        charged membrane seen in calibration, and with a soft reset (``v_reset`` None) also the most
+        positive. With a hard reset a membrane above the threshold fires and is reset whatever its
+        value, so the grid need only reach the threshold on that side and spends its levels where
+        they change spikes."""
+        low, high = float(self.observer.min_val), float(self.observer.max_val)
+        if low > high:
+            raise ValueError("neuron froze before it observed any membrane; give calibration batches")
+        reach = max(self.v_threshold, -low, 0.0)
+        if self.v_reset is None:
+            reach = max(reach, high)
+        self.set_scale(reach / self.v_max)
+
+    def _on_grid(self, value: float) -> float:
+        return float(torch.fake_quantize_per_tensor_affine(torch.tensor(float(value)), self.scale, 0,
+                                                           self.v_min, self.v_max))
+
+    def _round(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.fake_quantize_per_tensor_affine(v, self.scale, 0, self.v_min, self.v_max)
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        v = self.v
+        if self.scale is None:  # calibrating: spikingjelly's float dynamics
+            d, v_reset = self.decay, (0.0 if self.v_reset is None else self.v_reset)
+        else:
+            d, v_reset = self.decay_q, (0.0 if self.v_reset is None else self.v_reset_q)
+        if self.decay_input:
+            h = v + (x - (v - v_reset)) * d
+        else:
+            h = v - (v - v_reset) * d + x
+        if self.scale is None:
+            self.observer(h.detach())
+            self.v = h
+        else:
+            self.v = self._round(h)
+
+    def neuronal_fire(self) -> torch.Tensor:
+        theta = self.v_threshold if self.scale is None else self.threshold_q
+        return self.surrogate_function(self.v - theta)
+
+    def neuronal_reset(self, spike: torch.Tensor) -> None:
+        if self.scale is None:
+            super().neuronal_reset(spike)
+            return
+        s = spike.detach() if self.detach_reset else spike
+        if self.v_reset is None:
+            v = self.v - self.threshold_q * s
+        else:
+            v = s * self.v_reset_q + (1.0 - s) * self.v
+        self.v = self._round(v)
+
+    def extra_repr(self) -> str:
+        return (f"bits={self.bits}, decay={self.decay:.6g}, scale={self.scale}, "
+                f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, decay_input={self.decay_input}, "
+                f"step_mode={self.step_mode}")
+
+
+def _nonnegative(plan: Plan) -> dict[str, bool | None]:
+    """Node -> whether the plan guarantees its output is >= 0 (None for the network input: the
+    data decides)."""
+    out: dict[str, bool | None] = {}
+    for n in plan.nodes:
+        if n.op == "input":
+            out[n.name] = None
+        elif n.op in ("relu", "neuron", "zero"):
+            out[n.name] = True
+        elif n.op == "encode":
+            out[n.name] = True if n.attrs["encoding"] in ("rate", "events") else out[n.inputs[0]]
+        elif n.op in ("maxpool", "avgpool", "concat", "add", "gap"):
+            ins = [out[i] for i in n.inputs]
+            if False in ins:
+                out[n.name] = False
+            else:
+                out[n.name] = None if None in ins else True
+        else:  # conv, bn, linear, mix: signed
+            out[n.name] = False
+    return out
+
+
+@torch.no_grad()
+def quantize(model: nn.Module, precision: Precision, calibration: Iterable[torch.Tensor]) -> nn.Module:
+    """A quantized deep copy of ``model`` (a :class:`~nasco.nn.GraphNet`); ``model`` is unchanged.
+
+    Weights are rounded per output channel (:func:`quantize_weight`); conv and linear inputs that
+    are not spikes read through an :class:`ActivationQuantizer`; LIF/PLIF neurons become
+    :class:`FixedPointNeuron`. Activation and membrane ranges are observed over every batch of
+    ``calibration`` (input tensors as the model takes them, from the training split), run in eval
+    mode through the model with its weights already quantized. The copy is in eval mode.
+    """
+    from nasco.nn._torch import GraphNet, _key
+
+    if not isinstance(model, GraphNet):
+        raise TypeError(f"quantize needs a nasco.nn.GraphNet (it reads the plan), got {type(model).__name__}")
+    if not isinstance(precision, Precision):
+        raise TypeError(f"precision must be a nasco.nn.Precision, got {type(precision).__name__}")
+    sj_functional.reset_net(model)
+    net = copy.deepcopy(model)
+    net.eval()
+    plan = net.plan
+    binary = plan.binary()
+    nonneg = _nonnegative(plan)
+    calibrated: list[nn.Module] = []
+    for n in plan.nodes:
+        key = _key(n.name)
+        if n.op in ("conv", "linear"):
+            layer = net.layers[key]
+            if precision.weight is not None:
+                layer.weight.copy_(quantize_weight(layer.weight, precision.weight))
+            if precision.activation is not None and not binary[n.inputs[0]]:
+                quantizer = ActivationQuantizer(precision.activation, nonneg[n.inputs[0]])
+                net.layers[key] = QuantizedInput(quantizer, layer)
+                calibrated.append(quantizer)
+        elif n.op == "neuron" and precision.membrane is not None:
+            node = FixedPointNeuron.from_node(net.layers[key], precision.membrane)
+            net.layers[key] = node
+            calibrated.append(node)
+    sj_functional.invalidate_reset_cache(net)
+    if calibrated:
+        batches = 0
+        for xb in calibration:
+            net(xb)
+            sj_functional.reset_net(net)
+            batches += 1
+        if batches == 0:
+            raise ValueError("quantize: activation or membrane quantization needs at least one "
+                             "calibration batch")
+        for m in calibrated:
+            m.freeze()
+    return net
