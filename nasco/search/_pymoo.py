@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from pymoo.algorithms.base.genetic import GeneticAlgorithm
 from pymoo.algorithms.moo.nsga2 import NSGA2, binary_tournament
-from pymoo.algorithms.moo.nsga3 import NSGA3, comp_by_cv_then_random
+from pymoo.algorithms.moo.nsga3 import NSGA3
 from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.individual import Individual
 from pymoo.core.mixed import MixedVariableMating
@@ -44,7 +44,7 @@ from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 from pymoo.core.termination import NoTermination
 from pymoo.core.variable import Choice as PymooChoice
-from pymoo.operators.selection.tournament import TournamentSelection
+from pymoo.operators.selection.tournament import TournamentSelection, compare
 from pymoo.util.ref_dirs import get_reference_directions
 
 from nasco.core import Objective, Result, resolve_objectives
@@ -115,6 +115,22 @@ class _SameCandidate(DuplicateElimination):
                 if cid in others:
                     is_duplicate[i] = True
         return is_duplicate
+
+
+def _comp_by_cv_then_random(pop: Population, P: np.ndarray, random_state: Any = None,
+                            **kwargs: Any) -> np.ndarray:
+    """NSGA-III's tournament (pymoo's ``comp_by_cv_then_random``): the smaller constraint
+    violation wins, a tie at random. Written out because pymoo 0.6.2's version breaks a tie
+    between two infeasible individuals with an unseeded generator (it does not pass its
+    ``random_state`` to ``compare``), so two runs of one seed could differ."""
+    S = np.full(P.shape[0], -1, dtype=int)
+    for i, (a, b) in enumerate(P[:, :2]):
+        if pop[a].CV > 0.0 or pop[b].CV > 0.0:
+            S[i] = compare(a, pop[a].CV, b, pop[b].CV, method="smaller_is_better",
+                           return_random_if_equal=True, random_state=random_state)
+        else:
+            S[i] = random_state.choice([a, b])
+    return S[:, None]
 
 
 class PymooSearcher(Searcher):
@@ -280,7 +296,7 @@ class NSGA3Searcher(PymooSearcher):
     partitions p with C(p + m - 1, m - 1) <= population_size for m objectives)."""
 
     name = "nsga3"
-    _compare = staticmethod(comp_by_cv_then_random)
+    _compare = staticmethod(_comp_by_cv_then_random)
 
     def _algorithm(self, **kw: Any) -> GeneticAlgorithm:
         m = len(self.objectives)

@@ -71,10 +71,17 @@ def test_tune_ledger_equals_in_process(ray_env: str, tmp_path: Path) -> None:
 
 
 def _first_ids(tmp_path: Path, n: int, seed: int = 3) -> list[str]:
-    """The ids the searcher proposes first (its random initial population: they do not
-    depend on the results)."""
-    ref = _run(tmp_path / "ids", executor=InProcessExecutor(), budget=n, seed=seed)
+    """The ids :func:`_random_first` proposes first: its random initial population, which does
+    not depend on the results (n must not exceed it)."""
+    space = default_space()
+    ref = _run(tmp_path / "ids", executor=InProcessExecutor(), budget=n, seed=seed,
+               searcher=_random_first(space, seed), space=space)
     return [r["id"] for r in sorted(_rows(ref.out_dir), key=lambda r: r["seq"])]
+
+
+def _random_first(space, seed: int = 3) -> RegularizedEvolution:
+    """Evolution whose first 6 proposals are random samples, whatever the results."""
+    return RegularizedEvolution(space, OBJ, seed=seed, population_size=6, sample_size=2)
 
 
 def test_tune_faults_retries_and_timeout(ray_env: str, tmp_path: Path) -> None:
@@ -85,7 +92,7 @@ def test_tune_faults_retries_and_timeout(ray_env: str, tmp_path: Path) -> None:
     (tmp_path / "log").mkdir()
     ev = FaultyEvaluator(space, OBJ, faults=kinds, marker_dir=tmp_path / "markers", log_dir=tmp_path / "log")
     out = _run(tmp_path / "run", executor=TuneExecutor(address=ray_env, workers=2, trial_timeout=3, max_retries=2),
-               evaluator=ev, budget=6, space=space)
+               evaluator=ev, budget=6, space=space, searcher=_random_first(space))
     rows = {r["id"]: r for r in _rows(out.out_dir)}
     assert len(rows) == 6 and out.stopped == "budget"
     evaluations = (tmp_path / "log" / "evaluations.log").read_text().split()[0::2]
