@@ -320,7 +320,8 @@ def _row_workload(args: argparse.Namespace, path: Path, config: dict,
                          "(no run.json or summary.json next to it records one)")
     if isinstance(row, dict) and "metrics" not in row and path.suffix.lower() == ".csv":
         # pareto.csv keeps no metrics: the spike rates measured in the search are in the ledger
-        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("id") or ""))}
+        # (a pair of the hardware inner loop names its ledger row in row_id)
+        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("row_id") or row.get("id") or ""))}
     return _candidate_workload(row, str(path), space_name, space_over, args)
 
 

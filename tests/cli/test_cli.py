@@ -153,8 +153,15 @@ def test_search_writes_ledger_front_plot_summary(tiny_run):
     assert len(set(acc)) > 1 and all(0.0 <= a <= 1.0 for a in acc)  # real, varying accuracies
     assert len(set(energy)) == len(energy)  # costs differ across candidates
     front = pd.read_csv(out / "pareto.csv")
-    assert list(front.columns) == ["id", "accuracy", "energy", "latency", "area", "arch", "hw"]
-    assert set(front["id"]) <= set(ledger.loc[ledger["status"] == "ok", "id"])
+    assert list(front.columns) == ["id", "accuracy", "energy", "latency", "area", "arch", "hw", "row_id", "pair"]
+    # Each front member is a row's proposed configuration (pair 0) or one of its members.
+    rows = {r["id"]: r for r in _ledger(out)}
+    for _, m in front.iterrows():
+        row = rows[m["row_id"]]
+        hw = json.loads(m["hw"])
+        assert (hw == row["hw"]) == (m["pair"] == 0)
+        objs = row["objectives"] if m["pair"] == 0 else next(x for x in row["members"] if x["hw"] == hw)["objectives"]
+        assert {o: m[o] for o in ("accuracy", "energy", "latency", "area")} == objs
     json.loads(front["arch"].iloc[0])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 3
