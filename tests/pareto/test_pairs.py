@@ -117,3 +117,21 @@ def test_a_ledger_row_with_damaged_members_is_one_error(tmp_path):
     damaged = r"ledger.jsonl:1: key 'members\[1\]': key 'hw': expected an object"
     with pytest.raises(LedgerError, match=damaged):
         Ledger(out).rows()
+
+
+def test_a_pair_two_rows_scored_appears_once_from_the_earlier_row():
+    """Rows of one trained network share members, and a member can be another row's own
+    candidate: each (architecture, accelerator) pair is one front candidate, kept from the row
+    of the lower seq whatever order the rows come in."""
+    arch = {"cell": {"x": 1}, "hp": {}}
+    a, b, c = {"clock": 1}, {"clock": 2}, {"clock": 3}
+
+    def row(seq, hw, members):
+        return {"seq": seq, "id": Candidate.make(arch, hw).id, "arch": arch, "hw": hw, "status": "ok",
+                "objectives": {"accuracy": 0.5, "energy": float(seq)}, "metrics": {},
+                "members": [_member(m, "ok", 0.5, 10.0 + seq) for m in members]}
+
+    first, second = row(0, a, [b, c]), row(1, b, [a, c])
+    pairs = expand_pairs([second, first])  # completion order: the later row first
+    assert [(p["seq"], p["pair"], p["hw"]) for p in pairs] == [(0, 0, a), (0, 1, b), (0, 2, c)]
+    assert len({p["id"] for p in pairs}) == 3
