@@ -227,3 +227,17 @@ def spawn():
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def cheap_plot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pareto.png and history.png written as stub files: rendering them costs about half a
+    second a run, and tests/pareto covers the plots."""
+    from nasco.run import _outputs
+
+    def stub(df, objectives, path, **kw):
+        Path(path).write_bytes(b"stub")
+        return Path(path)
+
+    monkeypatch.setattr(_outputs, "plot_front", stub)
+    monkeypatch.setattr(_outputs, "plot_history", stub)

@@ -3,12 +3,11 @@ in-process, a process pool, Ray tasks and Ray Tune trials on a real local Ray cl
 (conftest's ``ray_env``; those cases take minutes, so each run is a handful of evaluations)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from nasco.run import EXECUTORS, Executor, _outputs, make_executor
+from nasco.run import EXECUTORS, Executor, make_executor
 from nasco.testing.executor_contract import ExecutorContract
 
 # Two workers: evaluations run side by side, so one that dies or hangs has company.
@@ -16,14 +15,7 @@ WORKERS = 2
 ON_RAY = ("ray", "tune")
 
 
-@pytest.fixture(autouse=True)
-def _cheap_plot(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Rendering pareto.png costs about half a second a run; tests/pareto covers it.
-    def stub(df, objectives, path, **kw):
-        Path(path).write_bytes(b"stub")
-        return Path(path)
-    monkeypatch.setattr(_outputs, "plot_front", stub)
-    monkeypatch.setattr(_outputs, "plot_history", stub)
+pytestmark = pytest.mark.usefixtures("cheap_plot")  # stub plots: see conftest.py
 
 
 @pytest.fixture(params=sorted(EXECUTORS))

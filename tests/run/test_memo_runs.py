@@ -21,7 +21,7 @@ from nasco.dsl import load_spec
 from nasco.evaluate import _train
 from nasco.evaluate._data import load_dataset
 from nasco.evaluate._joint import TrainCostEvaluator
-from nasco.run import Ledger, Schedule, _driver, _outputs, run_search
+from nasco.run import Ledger, Schedule, _driver, run_search
 from nasco.search import Searcher
 from nasco.space import SearchSpace
 from nasco.testing.kill_anywhere import compare_ledgers
@@ -33,13 +33,7 @@ TINY = {("macro", "cells"): 1, ("macro", "stem", "channels"): 4, ("macro", "redu
 PLAN = (("A", 0), ("A", 1), ("B", 0), ("A", 2), ("C", 0), ("C", 1), ("D", 0), ("B", 1))
 
 
-@pytest.fixture(autouse=True)
-def _cheap_plot(monkeypatch: pytest.MonkeyPatch) -> None:
-    def stub(df, objectives, path, **kw):
-        Path(path).write_bytes(b"stub")
-        return Path(path)
-    monkeypatch.setattr(_outputs, "plot_front", stub)
-    monkeypatch.setattr(_outputs, "plot_history", stub)
+pytestmark = pytest.mark.usefixtures("cheap_plot")  # stub plots: see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nasco.run import _outputs, run_search
+from nasco.run import run_search
 from nasco.run._executors import InProcessExecutor
 from nasco.run._tune import TuneExecutor, TuneOptunaSearcher  # imports Ray only when used
 from nasco.search import OptunaTPE, RandomSearch, RegularizedEvolution
@@ -25,14 +25,7 @@ OBJ = ("accuracy", "energy")
 TIMING = ("seconds", "started_at", "finished_at", "worker")
 
 
-@pytest.fixture(autouse=True)
-def _cheap_plot(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Rendering pareto.png costs about half a second a run; tests/pareto covers it.
-    def stub(df, objectives, path, **kw):
-        Path(path).write_bytes(b"stub")
-        return Path(path)
-    monkeypatch.setattr(_outputs, "plot_front", stub)
-    monkeypatch.setattr(_outputs, "plot_history", stub)
+pytestmark = pytest.mark.usefixtures("cheap_plot")  # stub plots: see conftest.py
 
 
 def _rows(out: Path) -> list[dict]:
