@@ -300,6 +300,28 @@ class _Codec:
         return np.floor(rng.random((n, len(self.upper))) * (self.upper + 1)).astype(np.int64)
 
 
+def _scores(archive: _Archive, rows: list[int], configs: list[dict[str, Any]],
+            objectives: Sequence[Objective], limits_keys: list[str],
+            n_obj: int) -> tuple[np.ndarray, np.ndarray]:
+    """NSGA-II's objectives F (minimised) and constraints G (excess over each spec, relative
+    to the limit) of one generation's costed ``rows``; an unmappable configuration (row -1)
+    scores worst on everything."""
+    F = np.full((len(rows), n_obj), 1e30)
+    G = np.full((len(rows), len(limits_keys)), 1e30)
+    ok = [i for i, r in enumerate(rows) if r >= 0]
+    if ok:
+        good = [rows[i] for i in ok]
+        if objectives:
+            F[ok] = archive.minimisation(good, objectives)
+        else:
+            F[ok] = 0.0
+        lim = archive.space.limits(configs[ok[0]])
+        for j, k in enumerate(limits_keys):
+            scale = lim[k] if lim.get(k, 0) > 0 else 1.0
+            G[ok, j] = [archive.excess[r].get(k, 0.0) / scale for r in good]
+    return F, G
+
+
 def _nsga2(archive: _Archive, objectives: Sequence[Objective], limits_keys: list[str],
            proposed: dict[str, Any] | None, budget: int, pop_size: int,
            seed: int) -> tuple[tuple[dict[str, Any], ...], ...]:
@@ -371,26 +393,26 @@ def _nsga2(archive: _Archive, objectives: Sequence[Objective], limits_keys: list
         if not new or (generations and len(archive.configs) + archive.unmappable + len(new) > budget):
             break  # the budget is spent, or nothing unseen is left to breed
         generations.append(tuple(configs))
-        rows = archive.add(configs)
-        F = np.full((len(rows), n_obj), 1e30)
-        G = np.full((len(rows), len(limits_keys)), 1e30)
-        ok = [i for i, r in enumerate(rows) if r >= 0]
-        if ok:
-            good = [rows[i] for i in ok]
-            if objectives:
-                F[ok] = archive.minimisation(good, objectives)
-            else:
-                F[ok] = 0.0
-            lim = archive.space.limits(configs[ok[0]])
-            for j, k in enumerate(limits_keys):
-                scale = lim[k] if lim.get(k, 0) > 0 else 1.0
-                G[ok, j] = [archive.excess[r].get(k, 0.0) / scale for r in good]
+        F, G = _scores(archive, archive.add(configs), configs, objectives, limits_keys, n_obj)
         pop.set("X", X.astype(np.float64), "F", F, "G", G)
         algorithm.tell(infills=pop)
     return tuple(generations)
 
 
 # ---------------------------------------------------------------------- the loop
+def _front_rows(archive: _Archive, objs: Sequence[Objective]) -> tuple[list[int], bool]:
+    """The archive rows of the front: the feasible non-dominated ones, else (none feasible)
+    those of the smallest total relative violation; and whether any row is feasible."""
+    rows = list(range(len(archive.configs)))
+    feasible = [r for r in rows if not archive.excess[r]]
+    if feasible:
+        return [feasible[i] for i in _nondominated(archive.minimisation(feasible, objs))], True
+    if not rows:
+        return [], False
+    least = min(archive.relative)
+    return [r for r in rows if archive.relative[r] == least], False
+
+
 def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
                    hw_space: TemplateSpace | TemplateSetSpace, *,
                    objectives: Sequence[str] = HW_OBJECTIVES,
@@ -453,15 +475,7 @@ def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
     if archive.unmappable:
         log.warning("%s: %d configurations cannot map workload %r (left out of the front)",
                     hw_space.name, archive.unmappable, workload.name)
-    rows = list(range(len(archive.configs)))
-    feasible = [r for r in rows if not archive.excess[r]]
-    if feasible:
-        front = [feasible[i] for i in _nondominated(archive.minimisation(feasible, objs))]
-    elif rows:
-        least = min(archive.relative)
-        front = [r for r in rows if archive.relative[r] == least]
-    else:
-        front = []
+    front, feasible = _front_rows(archive, objs)
     prop_point = None
     if hw_prop is not None:
         r = archive.index.get(archive.key(hw_prop), -1)
@@ -470,7 +484,7 @@ def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
                              f"{workload.name!r}")
         prop_point = archive.point(r, objs)
     return HardwareFront(objectives=objs, points=tuple(archive.point(r, objs) for r in front),
-                         feasible=bool(feasible), proposed=prop_point, mode=mode, costed=len(archive.configs),
+                         feasible=feasible, proposed=prop_point, mode=mode, costed=len(archive.configs),
                          precisions=len(archive.precision_set), unmappable=archive.unmappable,
                          seconds=time.perf_counter() - start, generations=generations)
 
