@@ -313,7 +313,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     import nasco
     from nasco.run._ledger import FILENAME
-    from nasco.run._outputs import OUTPUT_FILES
     from nasco.core import RunDirError
     from nasco.run._rundir import RUN_FILE
     from nasco.study import DEFAULT_SEARCHER
@@ -370,6 +369,17 @@ def _search(args: argparse.Namespace) -> int:
                                  log=not args.quiet)
     except ConnectionError as exc:
         raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
+    _report(outcome, evaluator)
+    return 0
+
+
+
+def _report(outcome, evaluator) -> None:
+    """The finished run's lines on stdout: counts, front, hypervolume, trainings, why it
+    stopped early, and its files."""
+    from nasco.run._ledger import FILENAME
+    from nasco.run._outputs import OUTPUT_FILES
+
     c, out = outcome.counts, outcome.out_dir
     hv = "n/a" if outcome.hypervolume is None else f"{outcome.hypervolume:.4g}"
     if hasattr(evaluator, "valid_column"):
@@ -390,7 +400,6 @@ def _search(args: argparse.Namespace) -> int:
         print(f"stopped early: {c['total']} evaluations, the most a run makes for its budget of trainings "
               f"(max(100, 20 x budget)): the searcher kept proposing trained architectures")
     print(f"files: {', '.join(str(out / name) for name in (FILENAME, *OUTPUT_FILES))}")
-    return 0
 
 
 def _with_out(args: argparse.Namespace, out: Path) -> argparse.Namespace:
