@@ -433,48 +433,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                 ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
                 callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
                 enqueued: Sequence[Candidate] = ()) -> RunOutcome:
-    """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations, or,
-    where the evaluator memoises its trainings (``trains``; not with a differentiable
-    searcher), ``budget`` distinct trainings (see :class:`Schedule`, whose ``"row_limit"``
-    stop bounds the rows of such a run). run.json records which (``budget_counts``), and a
-    resume counts the same way. The evaluator's ``attach_run_dir`` hook gets the run
-    directory, the resume flag and the seed before the first evaluation.
-
-    ``executor`` runs the evaluations (default: in this process, one at a time; see
-    :class:`~nasco.run._base.Executor`); ``window`` is how many proposals may be out at once
-    (default: :func:`default_window`). The window shapes what the searcher sees when it
-    proposes, so it is recorded in run.json and a resumed run keeps the recorded one.
-
-    ``searcher`` must be fresh (nothing told); its objectives (with their directions) are
-    the run's. The hypervolume in summary.json is normalised at each objective's ideal and
-    bound: ``ref_point[name]`` (natural units), else the design-spec limit in ``limits``
-    (base units; the evaluator applies its own constraints), else the objective's own
-    bound; they are fixed in run.json on the first session and kept on resume.
-
-    ``progress`` (True: stderr, a stream: there, False: silent) shows a line as the run
-    starts, then a bar (:class:`nasco.run._progress.Progress`; one line per evaluation off a
-    terminal) that stays as the run's last line; the outcome is the caller's to report.
-
-    ``timeout`` (seconds of this session) stops asking for new candidates once passed;
-    what is in flight is finished. Each callback gets every new ledger row, as stored,
-    right after it is written. ``enqueued`` candidates are evaluated first, in order, and
-    told to the searcher like its own proposals (they must be the same on resume).
-
-    SIGTERM and Ctrl-C stop the run after writing pareto.csv and summary.json for what
-    finished, then raise KeyboardInterrupt; the ledger resumes as after any interruption.
-    The run holds an OS lock on ``out_dir`` (:class:`~nasco.run._lock.RunLock`) from before
-    it reads the ledger until it returns: a second driver on the same directory gets a
-    RunDirError naming the holder, and a killed run's lock never blocks its resume.
-    Raises :class:`RunDirError` if ``out_dir`` holds a ledger and ``resume`` is False, or
-    if ``resume`` is True and run.json records a different seed, searcher, space, design
-    specs, objectives or evaluator setting (``config["evaluator"]`` and
-    ``config["evaluator_options"]``, see :func:`~nasco.run._rundir.row_settings`; without
-    them, the evaluator's class name), or if run.json or the ledger is damaged (a line
-    other than a torn last one that is not a valid, distinct row).
-
-    The run also ends, with ``stopped`` = ``"exhausted"``, once every distinct candidate of
-    the space is in the ledger (see :class:`Schedule`), whatever the budget.
-    """
+    """:func:`run_search` without the run-directory lock (which it holds around this)."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     config = dict(config or {})
@@ -701,8 +660,47 @@ def _drive(executor: Executor, sched: Schedule, rec: _Recorder) -> None:
 
 
 def run_search(*, out_dir: str | Path, **kw: Any) -> RunOutcome:
+    """Run a search until the ledger in ``out_dir`` holds ``budget`` distinct evaluations, or,
+    where the evaluator memoises its trainings (``trains``; not with a differentiable
+    searcher), ``budget`` distinct trainings (see :class:`Schedule`, whose ``"row_limit"``
+    stop bounds the rows of such a run). run.json records which (``budget_counts``), and a
+    resume counts the same way. The evaluator's ``attach_run_dir`` hook gets the run
+    directory, the resume flag and the seed before the first evaluation.
+
+    ``executor`` runs the evaluations (default: in this process, one at a time; see
+    :class:`~nasco.run._base.Executor`); ``window`` is how many proposals may be out at once
+    (default: :func:`default_window`). The window shapes what the searcher sees when it
+    proposes, so it is recorded in run.json and a resumed run keeps the recorded one.
+
+    ``searcher`` must be fresh (nothing told); its objectives (with their directions) are
+    the run's. The hypervolume in summary.json is normalised at each objective's ideal and
+    bound: ``ref_point[name]`` (natural units), else the design-spec limit in ``limits``
+    (base units; the evaluator applies its own constraints), else the objective's own
+    bound; they are fixed in run.json on the first session and kept on resume.
+
+    ``progress`` (True: stderr, a stream: there, False: silent) shows a line as the run
+    starts, then a bar (:class:`nasco.run._progress.Progress`; one line per evaluation off a
+    terminal) that stays as the run's last line; the outcome is the caller's to report.
+
+    ``timeout`` (seconds of this session) stops asking for new candidates once passed;
+    what is in flight is finished. Each callback gets every new ledger row, as stored,
+    right after it is written. ``enqueued`` candidates are evaluated first, in order, and
+    told to the searcher like its own proposals (they must be the same on resume).
+
+    SIGTERM and Ctrl-C stop the run after writing pareto.csv and summary.json for what
+    finished, then raise KeyboardInterrupt; the ledger resumes as after any interruption.
+    The run holds an OS lock on ``out_dir`` (:class:`~nasco.run._lock.RunLock`) from before
+    it reads the ledger until it returns: a second driver on the same directory gets a
+    RunDirError naming the holder, and a killed run's lock never blocks its resume.
+    Raises :class:`RunDirError` if ``out_dir`` holds a ledger and ``resume`` is False, or
+    if ``resume`` is True and run.json records a different seed, searcher, space, design
+    specs, objectives or evaluator setting (``config["evaluator"]`` and
+    ``config["evaluator_options"]``, see :func:`~nasco.run._rundir.row_settings`; without
+    them, the evaluator's class name), or if run.json or the ledger is damaged (a line
+    other than a torn last one that is not a valid, distinct row).
+
+    The run also ends, with ``stopped`` = ``"exhausted"``, once every distinct candidate of
+    the space is in the ledger (see :class:`Schedule`), whatever the budget.
+    """
     with RunLock(out_dir):
         return _run_search(out_dir=out_dir, **kw)
-
-
-run_search.__doc__ = _run_search.__doc__
