@@ -2,10 +2,11 @@
 
 For each space, ``--archs`` architectures are sampled (``numpy.random.default_rng(--seed)``) and
 trained on digits (data split seed ``--data-seed``) with the space's own ``training`` section
-(darts and darts_snn: 2 epochs, batch 32, SGD lr 0.05), weights initialised with
-``torch.manual_seed(--seed + i)`` for the i-th architecture and training seeded the same. Each
-trained network's validation accuracy is then measured (:func:`nasco.evaluate.quantized_accuracy`,
-calibrated on ``--calibration-batches`` training batches of ``--calibration-batch-size``) at:
+(darts and darts_snn: 2 epochs, batch 32, SGD lr 0.05; ``--epochs`` overrides the epochs), weights
+initialised with ``torch.manual_seed(--seed + i)`` for the i-th architecture and training seeded
+the same. Each trained network is calibrated once (:func:`nasco.evaluate.calibrate` on
+``--calibration-batches`` training batches of ``--calibration-batch-size``, as the train
+evaluator does) and its validation accuracy measured (:func:`nasco.evaluate.quantized_accuracy`) at:
 
 * float, and weights = activations = b bits for b in 16, 8, 6, 4 (membranes float);
 * darts_snn only: membrane b bits for b in 16, 12, 8, 6, 4, with weights and activations float,
@@ -17,7 +18,7 @@ command line, commit, date and machine. One core, about 5 minutes.
 Usage::
 
     OMP_NUM_THREADS=1 python experiments/precision.py [--archs 10] [--seed 0] [--data-seed 0]
-        [--out experiments/results/precision.md]
+        [--epochs N] [--out experiments/results/precision.md]
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasco.evaluate import TrainConfig, load_dataset, quantized_accuracy, train_and_evaluate
+from nasco.evaluate import TrainConfig, calibrate, load_dataset, quantized_accuracy, train_and_evaluate
 from nasco.nn import GraphNet, Precision, plan_network
 from nasco.study._spaces import build_space
 
@@ -63,11 +64,13 @@ def run_space(name: str, data, args) -> list[dict]:
         model = GraphNet(plan, arch)
         t = arch.training
         start = time.perf_counter()
-        tr = train_and_evaluate(model, data, TrainConfig(epochs=int(t.epochs), batch_size=int(t.batch_size),
+        epochs = int(t.epochs) if args.epochs is None else args.epochs
+        tr = train_and_evaluate(model, data, TrainConfig(epochs=epochs, batch_size=int(t.batch_size),
                                                          lr=float(t.lr), optimizer=t.optimizer,
                                                          weight_decay=t.weight_decay, seed=seed))
-        kw = dict(calibration_batches=args.calibration_batches, batch_size=args.calibration_batch_size,
-                  seed=seed)
+        ranges = calibrate(model, data, batches=args.calibration_batches, batch_size=args.calibration_batch_size,
+                           seed=seed)
+        kw = dict(ranges=ranges, seed=seed)
         row = {"id": cand.id[:10], "label": _arch_label(arch, cand), "float": tr.valid_accuracy,
                "train_s": time.perf_counter() - start}
         for b in WA_BITS:
@@ -98,6 +101,11 @@ def table(rows: list[dict]) -> list[str]:
     drop = [float(np.median([r[k] - r["float"] for r in rows])) for k in keys]
     cells = " | ".join(f"{100 * d:+.1f}" for d in drop)
     out.append(f"| | median change vs float (points) | | {cells} |")
+    for limit in (0.2, 1.0):
+        # A hundredth of a point of slack absorbs the float rounding of percentages of a count.
+        within = [sum(abs(100 * (r[k] - r["float"])) <= limit + 1e-9 for r in rows) for k in keys]
+        cells = " | ".join(f"{w}/{len(rows)}" for w in within)
+        out.append(f"| | within {limit:g} point{'s' if limit != 1 else ''} of float | | {cells} |")
     return out
 
 
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0,
                     help="architecture sampling; architecture i trains with seed + i")
     ap.add_argument("--data-seed", type=int, default=0, help="digits split seed")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the space's)")
     ap.add_argument("--calibration-batches", type=int, default=8, help="training batches that set the ranges")
     ap.add_argument("--calibration-batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=Path("experiments/results/precision.md"))
@@ -139,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Setup: {args.archs} random architectures per space (`default_rng({args.seed})`), trained on digits "
         f"(split seed {args.data_seed}: {len(data.y_train)} train / {len(data.y_valid)} validation images) "
-        "with the space's own `training` section (2 epochs, batch 32, SGD lr 0.05); architecture i is "
+        "with the space's own `training` section (batch 32, SGD lr 0.05, "
+        f"{'2 epochs' if args.epochs is None else f'{args.epochs} epochs (--epochs)'}); architecture i is "
         f"initialised and trained with seed {args.seed} + i. Accuracy: validation top-1 in percent "
         f"(one image = {100 / len(data.y_valid):.2f} points). Calibration: {args.calibration_batches} "
-        f"training batches of {args.calibration_batch_size}, observed min/max ranges.",
+        f"training batches of {args.calibration_batch_size}, min/max ranges observed once per network on "
+        "the float network.",
         "",
         "Columns: `W/A b`: weights (per output channel, symmetric) and conv/linear inputs (per tensor; "
         "spikes never) at b bits, membranes float; `mem b` (darts_snn): the membrane, threshold and leak "

@@ -13,7 +13,7 @@ from nasco.core import Evaluator, Result
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "HW_BUDGET", "HW_EXHAUSTIVE", "HW_OBJECTIVES",
            "HW_POPULATION", "HardwareFront", "HwPoint", "PROXIES", "ProxyEvaluator", "Result",
            "TableEvaluator", "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged",
-           "calibration_set", "check_limits", "epoch_reporter", "hardware_front", "load_dataset",
+           "calibrate", "calibration_set", "check_limits", "epoch_reporter", "hardware_front", "load_dataset",
            "proxy_scores", "quantized_accuracy", "train_and_evaluate"]
 
 _LAZY = {
@@ -25,7 +25,7 @@ _LAZY = {
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",
     "train_and_evaluate": "_train", "epoch_reporter": "_train",
-    "calibration_set": "_quant", "quantized_accuracy": "_quant",
+    "calibrate": "_quant", "calibration_set": "_quant", "quantized_accuracy": "_quant",
 }
 
 

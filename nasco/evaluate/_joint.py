@@ -105,7 +105,8 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     quantized (:func:`nasco.evaluate.quantized_accuracy`) to the bit widths of the
     candidate's accelerator (weights, activations and, for a spiking network, membranes);
     the float accuracy is the metric ``valid_accuracy``. Each (training, precision) is
-    measured once per evaluator process, calibrated with the training's seed.
+    measured once per evaluator process, every precision from one calibration of the float
+    network (once per training), seeded with the training's seed.
 
     Hardware inner loop (``hw_inner``, single-task spaces with a template or a template
     set): each trained network also meets the other configurations of the accelerator
@@ -133,6 +134,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     hw_exhaustive: int | None = None
     _tables: dict = field(default_factory=dict, init=False, repr=False)
     _quantized: dict = field(default_factory=dict, init=False, repr=False)
+    _calibrations: dict = field(default_factory=dict, init=False, repr=False)
     _store: TrainingStore = field(default_factory=TrainingStore, init=False, repr=False)
     _fingerprints: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -310,7 +312,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
                 self._quantized[key] = float(net.rec.valid_accuracy)
             else:
                 self._quantized[key] = quantized_accuracy(net.model(), self.datas[net.task], p,
-                                                          seed=int(net.rec.inputs["seed"]))
+                                                          ranges=net.ranges(), seed=int(net.rec.inputs["seed"]))
         return self._quantized[key]
 
     def _members(self, net: _Network, candidate: Candidate, values: dict[str, float],
@@ -467,6 +469,18 @@ class _Network:
             model.load_state_dict(self.evaluator._store.state_dict(self.rec.key))
             self._model = model.eval()
         return self._model
+
+    def ranges(self) -> Any:
+        """The calibration ranges of the trained network (:func:`nasco.evaluate.calibrate`,
+        seeded with the training's seed), observed once per evaluator process and shared by
+        every precision."""
+        cache = self.evaluator._calibrations
+        if self.rec.key not in cache:
+            from nasco.evaluate._quant import calibrate
+
+            cache[self.rec.key] = calibrate(self.model(), self.evaluator.datas[self.task],
+                                            seed=int(self.rec.inputs["seed"]))
+        return cache[self.rec.key]
 
     def accuracy_at(self, precision: tuple[int, int, int]) -> float:
         """Validation accuracy at (weight, activation, membrane) bits."""

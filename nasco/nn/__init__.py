@@ -7,11 +7,12 @@ from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
 from nasco.nn._workload import plan_workload
 
 __all__ = ["ActivationQuantizer", "CONVENTIONS", "CellConvention", "DenseCellWorkloads", "FixedPointNeuron", "GraphNet",
-           "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "Precision", "QuantizedInput", "SuperNet", "SupernetPlan",
-           "build_module", "derive_cell", "nb201_workloads", "official_cells", "plan_network", "plan_supernet",
-           "plan_workload", "quantize", "quantize_weight"]
+           "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "Precision", "QuantRanges", "QuantizedInput", "SuperNet",
+           "SupernetPlan", "build_module", "derive_cell", "nb201_workloads", "observe_ranges", "official_cells",
+           "plan_network", "plan_supernet", "plan_workload", "quantize", "quantize_weight", "round_to_grid"]
 
-_QUANT = ("ActivationQuantizer", "FixedPointNeuron", "Precision", "QuantizedInput", "quantize", "quantize_weight")
+_QUANT = ("ActivationQuantizer", "FixedPointNeuron", "Precision", "QuantRanges", "QuantizedInput", "observe_ranges",
+          "quantize", "quantize_weight", "round_to_grid")
 
 
 def __getattr__(name: str):

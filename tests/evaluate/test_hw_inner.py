@@ -107,3 +107,20 @@ def test_without_the_inner_loop_only_the_proposed_configuration_is_costed(setup)
     assert r.objectives == res.objectives
     with pytest.raises(ValueError, match="hw_exhaustive must be a non-negative integer, found -1"):
         TrainCostEvaluator(space, data, OBJ, hw_exhaustive=-1)
+
+
+def test_one_calibration_per_training_serves_every_precision(setup, monkeypatch):
+    """The loop measures four precisions (sata_like's membrane widths) of one training, and a
+    second candidate of the same architecture reuses it: the float network is calibrated once."""
+    import nasco.evaluate._quant as quant
+
+    space, data, _, cand, _ = setup
+    calls = []
+    real = quant.observe_ranges
+    monkeypatch.setattr(quant, "observe_ranges", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ev = TrainCostEvaluator(space, data, OBJ, epochs=3, lr=0.05)
+    res = ev.evaluate(cand, 0)
+    assert res.metrics["hw_front"]["precisions"] == 4 and len(calls) == 1
+    other = Candidate.make(cand.arch, {**space.hw.complete(cand.hw), "bits.membrane": 4})
+    assert ev.evaluate(other, 1).metrics["trained"] is False
+    assert len(calls) == 1

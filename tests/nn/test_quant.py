@@ -11,15 +11,19 @@ from spikingjelly.activation_based import surrogate
 from nasco.dsl import load_spec
 from nasco.evaluate import TrainConfig, load_dataset, quantized_accuracy, train_and_evaluate
 from nasco.evaluate._quant import calibration_set
+from nasco.evaluate._train import reset_states
 from nasco.nn import (
     ActivationQuantizer,
     FixedPointNeuron,
     GraphNet,
     Precision,
     QuantizedInput,
+    QuantRanges,
+    observe_ranges,
     plan_network,
     quantize,
     quantize_weight,
+    round_to_grid,
 )
 from nasco.space import SearchSpace
 
@@ -272,3 +276,85 @@ def test_bad_arguments(snn, digits):
         quantize(torch.nn.Linear(2, 2), Precision(8, 8, None), [])
     with pytest.raises(TypeError, match="must be a nasco.nn.Precision"):
         quantize(snn[0], 8, [])
+
+
+# ---------------------------------------------------------------- rounding and calibration
+def test_round_to_grid_is_torch_fake_quantization_value_for_value():
+    """The no-gradient path against torch's own kernel, on normal values and on exact half steps
+    (k + 0.5) * scale, which both round to the even k; with a gradient it is the kernel itself."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200_000, generator=gen) * 3
+    for scale in (1 / 127, 0.0123, 0.5, 3.3e-3, 1 / 3):
+        halves = (torch.arange(-300, 300, dtype=torch.float32) + 0.5) * scale
+        for lo, hi in ((-127, 127), (0, 255), (-7, 7)):
+            for v in (x, halves):
+                assert torch.equal(round_to_grid(v, scale, lo, hi),
+                                   torch.fake_quantize_per_tensor_affine(v, scale, 0, lo, hi))
+    v = torch.tensor([0.3, 5.0, -5.0], requires_grad=True)
+    round_to_grid(v, 0.25, -8, 7).sum().backward()
+    assert v.grad.tolist() == [1.0, 0.0, 0.0]  # straight through inside the range, 0 where it saturates
+
+
+def _float_ranges(model, plan, batches):
+    """Ranges observed by hooks on the float model: each non-spike conv/linear input's
+    (min, max), and each LIF neuron's charged membrane from a hand-written recurrence over the
+    neuron's input (charge h = v + (x - (v - v_reset)) / tau, fire at h >= threshold, hard reset)."""
+    from nasco.nn._torch import _key
+
+    binary = plan.binary()
+    acts, mems, hooks = {}, {}, []
+
+    def track(store, name, lo, hi):
+        old = store.get(name, (float("inf"), float("-inf")))
+        store[name] = (min(old[0], lo), max(old[1], hi))
+
+    def on_input(name):
+        def hook(_m, args):
+            track(acts, name, float(args[0].min()), float(args[0].max()))
+        return hook
+
+    def on_neuron(name, node):
+        def hook(_m, args):
+            v = torch.full_like(args[0][0], node.v_reset)
+            for x in args[0]:
+                h = v + (x - (v - node.v_reset)) / node.tau
+                track(mems, name, float(h.min()), float(h.max()))
+                v = torch.where(h >= node.v_threshold, torch.full_like(h, node.v_reset), h)
+        return hook
+
+    for n in plan.nodes:
+        if n.op not in ("conv", "linear", "neuron"):
+            continue
+        layer = model.layers[_key(n.name)]
+        if n.op != "neuron":
+            if not binary[n.inputs[0]]:
+                hooks.append(layer.register_forward_pre_hook(on_input(n.name)))
+        else:
+            assert type(layer) is sj_neuron.LIFNode and layer.decay_input
+            hooks.append(layer.register_forward_pre_hook(on_neuron(n.name, layer)))
+    model.eval()
+    with torch.no_grad():
+        for xb in batches:
+            model(xb)
+            reset_states(model)
+    for h in hooks:
+        h.remove()
+    return acts, mems
+
+
+def test_calibration_observes_the_float_network(snn, digits):
+    model, _ = snn
+    batches = calibration_set(digits, batches=3, batch_size=32, seed=1)
+    ranges = observe_ranges(model, batches)
+    acts, mems = _float_ranges(model, model.plan, batches)
+    assert ranges.batches == 3 and len(acts) >= 2 and len(mems) >= 4
+    assert dict(ranges.activations) == acts  # min/max of the very tensors the layers read
+    # tau = 2: the recurrence's division by tau and the neuron's product with 1/tau are the same
+    # float operation, so the membranes, and their ranges, are equal.
+    assert {m.tau for m in model.modules() if isinstance(m, sj_neuron.LIFNode)} == {2.0}
+    assert dict(ranges.membranes) == mems
+    q = quantize(model, Precision(6, 6, 6), ranges)
+    assert [m.quantizer.scale for m in q.modules() if isinstance(m, QuantizedInput)] == \
+        [torch.tensor(hi / 63 if lo >= 0 else max(-lo, hi) / 31) for lo, hi in acts.values()]
+    with pytest.raises(ValueError, match="no entry for node"):
+        quantize(model, Precision(6, 6, 6), QuantRanges({}, {}, 1))
