@@ -68,8 +68,8 @@ def run_space(name: str, data, args) -> list[dict]:
         tr = train_and_evaluate(model, data, TrainConfig(epochs=epochs, batch_size=int(t.batch_size),
                                                          lr=float(t.lr), optimizer=t.optimizer,
                                                          weight_decay=t.weight_decay, seed=seed))
-        ranges = calibrate(model, data, batches=args.calibration_batches, batch_size=args.calibration_batch_size,
-                           seed=seed)
+        ranges = calibrate(model, data, batches=args.calibration_batches,
+                           batch_size=args.calibration_batch_size, seed=seed)
         kw = dict(ranges=ranges, seed=seed)
         row = {"id": cand.id[:10], "label": _arch_label(arch, cand), "float": tr.valid_accuracy,
                "train_s": time.perf_counter() - start}
