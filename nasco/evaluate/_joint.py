@@ -105,8 +105,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     quantized (:func:`nasco.evaluate.quantized_accuracy`) to the bit widths of the
     candidate's accelerator (weights, activations and, for a spiking network, membranes);
     the float accuracy is the metric ``valid_accuracy``. Each (training, precision) is
-    measured once per evaluator process, every precision from one calibration of the float
-    network (once per training), seeded with the training's seed.
+    measured once, every precision from one calibration of the float network (once per
+    training and process), seeded with the training's seed, and kept with the training
+    (:meth:`TrainingStore.put_measure`): workers and a resumed run read it back.
 
     Hardware inner loop (``hw_inner``, single-task spaces with a template or a template
     set): each trained network also meets the other configurations of the accelerator
@@ -301,18 +302,25 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     def _quantized_accuracy(self, net: _Network, precision: tuple[int, int, int]) -> float:
         """The validation accuracy of ``net`` at ``precision`` (weight, activation, membrane
         bits; the membrane only counts for a spiking network), once per training and precision."""
-        from nasco.evaluate._quant import quantized_accuracy
+        from nasco.evaluate._quant import CALIBRATION_BATCH_SIZE, CALIBRATION_BATCHES, quantized_accuracy
         from nasco.nn import Precision
 
         w, a, m = (None if b >= FLOAT_BITS else int(b) for b in precision)
         p = Precision(w, a, m if net.plan.spiking else None)
+        if p.is_float():
+            return float(net.rec.valid_accuracy)
         key = (net.rec.key, p)
         if key not in self._quantized:
-            if p.is_float():
-                self._quantized[key] = float(net.rec.valid_accuracy)
-            else:
-                self._quantized[key] = quantized_accuracy(net.model(), self.datas[net.task], p,
-                                                          ranges=net.ranges(), seed=int(net.rec.inputs["seed"]))
+            bits = (p.weight, p.activation, p.membrane)
+            name = "valid_accuracy_" + "_".join(f"{k}{'f' if b is None else b}" for k, b in zip("wam", bits))
+            seed = int(net.rec.inputs["seed"])
+            settings = {"precision": list(bits), "quantizer": QUANTIZER, "calibration_batches": CALIBRATION_BATCHES,
+                        "calibration_batch_size": CALIBRATION_BATCH_SIZE, "seed": seed}
+            acc = self._store.get_measure(net.rec.key, name, settings)
+            if acc is None:
+                acc = quantized_accuracy(net.model(), self.datas[net.task], p, ranges=net.ranges(), seed=seed)
+                self._store.put_measure(net.rec.key, name, settings, acc)
+            self._quantized[key] = acc
         return self._quantized[key]
 
     def _members(self, net: _Network, candidate: Candidate, values: dict[str, float],
@@ -431,6 +439,11 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         status = "infeasible" if violations else "ok"
         return Result(status, objectives, metrics, violations, None, time.perf_counter() - start, members)
 
+
+# Names the quantization method in a stored quantized accuracy's settings, so that a run
+# resumed under another method measures again: nasco.nn.quantize, grids from min/max ranges of
+# the float network (nasco.evaluate.calibrate).
+QUANTIZER = "ptq: per-channel weights, min/max ranges of the float network"
 
 # Bit widths at or above this are run in float (32-bit floats carry a 24-bit mantissa, so a
 # wider fixed-point grid changes no value the float network computes at its scale).

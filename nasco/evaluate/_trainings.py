@@ -16,6 +16,13 @@ file and renamed into place, the weights first and the JSON last, so a present J
 complete record; workers that train the same key concurrently write identical content. A
 record that cannot be read back (bad JSON, weights missing, truncated or not the ones the
 JSON names) counts as absent, with a warning, and is trained again.
+
+Measurements of a trained network that are as deterministic as its training, such as its
+accuracy after quantization to some bit widths, are kept beside it by name
+(:meth:`TrainingStore.get_measure`, :meth:`TrainingStore.put_measure`): in a run directory, one
+JSON file per measure in ``KEY.measures/``, written the same atomic way, so that workers and a
+resumed run read them instead of measuring again. A measure file that cannot be read back, or
+that was taken with other settings, counts as absent.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ __all__ = ["DIRNAME", "RECORD_FORMAT", "TrainingRecord", "TrainingStore", "data_
            "training_seed"]
 
 DIRNAME = "trainings"  # the store's folder inside a run directory
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 RECORD_FORMAT = 1
 
 
@@ -126,12 +134,13 @@ class TrainingStore:
         self.root = None if root is None else Path(root)
         self._records: dict[str, TrainingRecord] = {}
         self._states: dict[str, dict[str, Any]] = {}
+        self._measures: dict[tuple[str, str, str], float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # A worker gets the folder, not this process's in-memory weights.
         state = dict(self.__dict__)
         if self.root is not None:
-            state["_records"], state["_states"] = {}, {}
+            state["_records"], state["_states"], state["_measures"] = {}, {}, {}
         return state
 
     def paths(self, key: str) -> tuple[Path, Path]:
@@ -192,6 +201,42 @@ class TrainingStore:
                                "sha256": hashlib.sha256(blob).hexdigest()}
             _atomic_write(weights, blob)
         _atomic_write(path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+
+    def get_measure(self, key: str, name: str, settings: Mapping[str, Any]) -> float | None:
+        """The measure ``name`` of training ``key`` taken with ``settings`` (a JSON-able
+        mapping that fixes its value), or None when none is stored with those settings."""
+        if self.root is None:
+            return self._measures.get((key, name, canonical_json(dict(settings))))
+        path = self._measure_path(key, name)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{path}: unreadable measure ({exc}); measuring again", RuntimeWarning,
+                          stacklevel=2)
+            return None
+        if not isinstance(d, dict) or d.get("key") != key or d.get("name") != name \
+                or d.get("settings") != json.loads(canonical_json(dict(settings))) \
+                or not isinstance(d.get("value"), (int, float)):
+            return None
+        return float(d["value"])
+
+    def put_measure(self, key: str, name: str, settings: Mapping[str, Any], value: float) -> None:
+        """Keep ``value``, the measure ``name`` of training ``key`` taken with ``settings``."""
+        if self.root is None:
+            self._measures[(key, name, canonical_json(dict(settings)))] = float(value)
+            return
+        path = self._measure_path(key, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        d = {"key": key, "name": name, "settings": json.loads(canonical_json(dict(settings))),
+             "value": float(value)}
+        _atomic_write(path, (json.dumps(d, sort_keys=True) + "\n").encode())
+
+    def _measure_path(self, key: str, name: str) -> Path:
+        if not name or any(c not in _NAME_CHARS for c in name):
+            raise ValueError(f"measure name {name!r}: expected letters, digits, '-', '_' or '.'")
+        return self.root / f"{key}.measures" / f"{name}.json"
 
     def state_dict(self, key: str) -> dict[str, Any]:
         """The trained weights of ``key`` (KeyError when there are none)."""

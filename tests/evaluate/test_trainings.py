@@ -133,7 +133,7 @@ def test_weights_round_trip_to_bit_identical_logits(space, data, trainings, tmp_
         fresh.attach_run_dir(tmp_path, resume=True, seed=0)
         assert torch.equal(_logits(fresh.load_trained(key), x), want)
         files = sorted(p.name for p in (tmp_path / "trainings").iterdir())
-        assert files == [f"{key}.json", f"{key}.safetensors"]
+        assert files == [f"{key}.json", f"{key}.measures", f"{key}.safetensors"]
         record = json.loads((tmp_path / "trainings" / f"{key}.json").read_text())
         assert record["valid_accuracy"] == res.metrics["valid_accuracy"]
         assert record["inputs"]["data"]["sizes"] == data.sizes()
@@ -192,3 +192,40 @@ def test_diverged_training_is_remembered(space, data, monkeypatch, tmp_path):
     assert again.metrics["training"] == first.metrics["training"] == ev.training_keys(a)[0]
     record = TrainingStore(tmp_path / "trainings").get(first.metrics["training"])
     assert record is not None and record.diverged == first.reason
+
+
+def test_quantized_accuracies_are_kept_with_the_training(space, data, tmp_path, monkeypatch):
+    """Each precision the inner loop measured is a file beside the training; an evaluator that
+    attaches to the run later (a worker, a resume) reads them instead of measuring, and scores
+    as one that measured; a file taken with other settings, or unreadable, is measured again."""
+    import nasco.evaluate._quant as quant
+
+    a, b = _pair(space)
+    ev = _ev(space, data)
+    ev.attach_run_dir(tmp_path, resume=False, seed=0)
+    key = ev.evaluate(a, seed=0).metrics["training"]
+    folder = tmp_path / "trainings" / f"{key}.measures"
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == ev.evaluate(a, seed=0).metrics["hw_front"]["precisions"] == 19
+    measured = []
+    real = quant.quantized_accuracy
+    monkeypatch.setattr(quant, "quantized_accuracy", lambda *x, **k: measured.append(1) or real(*x, **k))
+    later = _ev(space, data)
+    later.attach_run_dir(tmp_path, resume=True, seed=0)
+    got = later.evaluate(b, seed=0)
+    assert measured == [] and got.metrics["trained"] is False
+    fresh = _ev(space, data)
+    fresh.attach_run_dir(tmp_path / "fresh", resume=False, seed=0)
+    want = fresh.evaluate(b, seed=0)
+    assert len(measured) == 19
+    assert (got.objectives, got.members) == (want.objectives, want.members)
+    stale = json.loads(files[0].read_text())
+    stale["settings"]["calibration_batches"] += 1
+    files[0].write_text(json.dumps(stale))
+    files[1].write_text('{"key": ')
+    measured.clear()
+    again = _ev(space, data)
+    again.attach_run_dir(tmp_path, resume=True, seed=0)
+    with pytest.warns(RuntimeWarning, match="unreadable measure"):
+        assert again.evaluate(b, seed=0).members == want.members
+    assert len(measured) == 2 and json.loads(files[0].read_text())["settings"]["calibration_batches"] == 8

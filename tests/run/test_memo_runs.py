@@ -124,7 +124,8 @@ def test_an_architecture_trains_once_and_the_budget_counts_trainings(reference):
     assert acc[0] == acc[1] == acc[3]
     assert len({rows[i]["objectives"]["energy"] for i in (0, 1, 3)}) == 3
     store = sorted(p.name for p in (out.out_dir / "trainings").iterdir())
-    assert store == sorted(f"{k}.{ext}" for k in set(keys) for ext in ("json", "safetensors"))
+    # Each training's record and weights, and the folder of its quantized accuracies.
+    assert store == sorted(f"{k}.{ext}" for k in set(keys) for ext in ("json", "safetensors", "measures"))
     run = json.loads((out.out_dir / "run.json").read_text())
     summary = json.loads((out.out_dir / "summary.json").read_text())
     assert run["budget_counts"] == "trainings" and summary["budget_counts"] == "trainings"
@@ -153,13 +154,14 @@ def test_killed_run_resumes_without_training_again_what_finished(space, data, re
     monkeypatch.setattr(TrainCostEvaluator, "_cost", real_cost)
     store = tmp_path / "run" / "trainings"
     assert len(Ledger(tmp_path / "run" / "ledger.jsonl").rows()) == 2 and len(trainings) == 2
-    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
-    assert len(before) == 4  # A and B
+    before = {str(p.relative_to(store)): p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
+    assert len([p for p in before if "/" not in p]) == 4  # A's and B's records and weights
 
     out = _run(space, data, tmp_path / "run", resume=True)
-    # Only C trained on resume; A's and B's records were read back, not written again.
+    # Only C trained on resume; A's and B's records and measures were read back, not written again.
     assert len(trainings) == 3 and out.trainings == 3 and out.counts["total"] == 5
-    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir() if p.name in before} == before
+    assert {str(p.relative_to(store)): p.stat().st_mtime_ns for p in store.rglob("*")
+            if str(p.relative_to(store)) in before} == before
     rows = Ledger(tmp_path / "run" / "ledger.jsonl").rows()
     assert compare_ledgers(ref_rows, rows) == []
     assert [r["metrics"]["trained"] for r in rows] == [True, False, True, False, True]

@@ -1,0 +1,97 @@
+"""Wall time of the README's default run against the same run at a baseline commit.
+
+    OMP_NUM_THREADS=1 python experiments/default_run_wall.py [--baseline 80cb0ad] [--repeats 2]
+        [--args "--budget 12 --seed 0"] [--results experiments/results/default_run_wall.md]
+
+The baseline commit is checked out into a temporary git worktree (removed afterwards) and run
+with this checkout's interpreter and packages, the baseline's code first on ``PYTHONPATH``. Both
+run ``python -m nasco search --space darts_snn --hw asic_template ARGS --quiet`` into fresh
+directories, alternating (baseline, current) ``--repeats`` times, so that both meet the same
+load on a shared machine. Each run's wall time (process start to exit), its ledger rows, its
+distinct trainings and its summary's front size are recorded; the report gives the median wall
+times and their ratio. The default baseline, 80cb0ad, is the last commit whose train evaluator
+trained every candidate and costed it on its own configuration only (no memoised trainings, no
+quantization, no hardware inner loop).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = ["-m", "nasco", "search", "--space", "darts_snn", "--hw", "asic_template"]
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run(code: Path, out: Path, extra: list[str]) -> dict:
+    """One default run with the code at ``code``; its wall seconds and what its run directory says."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, *COMMAND, *extra, "--out", str(out), "--quiet"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=code)
+    wall = time.perf_counter() - t0
+    rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines() if line.strip()]
+    summary = json.loads((out / "summary.json").read_text())
+    trained = sum(1 for r in rows if (r.get("metrics") or {}).get("trained", True))
+    return {"wall": wall, "rows": len(rows), "trainings": trained, "front": summary.get("front_size")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default="80cb0ad", help="the commit to compare with (default 80cb0ad)")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each (default 2)")
+    ap.add_argument("--args", default="--budget 12 --seed 0", help="arguments of both runs")
+    ap.add_argument("--results", default=str(ROOT / "experiments" / "results" / "default_run_wall.md"))
+    args = ap.parse_args()
+    extra = shlex.split(args.args)
+    base_rev = _git("rev-parse", "--short", args.baseline)
+    current = _git("rev-parse", "--short", "HEAD")
+    records: dict[str, list[dict]] = {"baseline": [], "current": []}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nasco-wall-") as tmp:
+        tree = Path(tmp) / "baseline"
+        _git("worktree", "add", "--detach", str(tree), base_rev)
+        try:
+            for i in range(args.repeats):
+                for name, code in (("baseline", tree), ("current", ROOT)):
+                    r = run(code, Path(tmp) / f"{name}-{i}", extra)
+                    records[name].append(r)
+                    print(json.dumps({"arm": name, "repeat": i, **r}), flush=True)
+        finally:
+            _git("worktree", "remove", "--force", str(tree))
+    med = {k: statistics.median(r["wall"] for r in v) for k, v in records.items()}
+    lines = [
+        "# Default-run wall time against a baseline commit", "",
+        f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
+        f"--repeats {args.repeats} --args \"{args.args}\"`", "",
+        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
+        f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores shared with other work; "
+        f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
+        f"--hw asic_template {args.args}`, runs alternating.", "",
+        "| arm | repeat | wall s | ledger rows | trainings | front |", "|---|---|---|---|---|---|",
+    ]
+    for name, rs in records.items():
+        for i, r in enumerate(rs):
+            lines.append(f"| {name} | {i} | {r['wall']:.1f} | {r['rows']} | {r['trainings']} "
+                         f"| {r['front']} |")
+    lines += ["", f"Median wall: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s; "
+              f"ratio current / baseline **{med['current'] / med['baseline']:.2f}**.", ""]
+    Path(args.results).write_text("\n".join(lines))
+    print("\n".join(lines[-2:]))
+
+
+if __name__ == "__main__":
+    main()
