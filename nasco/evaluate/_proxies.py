@@ -533,8 +533,11 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
         self._preload_tables(hw)
 
     def describe(self) -> dict[str, Any]:
+        # proxy_precision: the run's proxies are those of networks quantized to each candidate's
+        # template ('template') or of float networks ('float', no accelerator).
         return {"proxy_batch_size": self.batch_size, "proxy_batch_seed": self.batch_seed,
-                "proxy_record": list(self.record)}
+                "proxy_record": list(self.record),
+                "proxy_precision": "template" if self.space.hw is not None else "float"}
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
         start = time.perf_counter()

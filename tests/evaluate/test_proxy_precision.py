@@ -1,7 +1,8 @@
 """The proxy evaluator at an accelerator's bit widths: its proxies and spike rates are those of the
 initial network quantized by nasco.nn.quantize (recomputed here by hand from quantize's output),
-they differ from the float network's, a 32-bit template gives the float ones exactly, and the
-metrics name the precision. A few seconds each."""
+they differ from the float network's, a 32-bit template gives the float ones exactly, the
+metrics name the precision, and a ReLU's code is the one its consumer reads after its input
+quantizer (a hand-set network). A few seconds each."""
 from __future__ import annotations
 
 import math
@@ -204,3 +205,62 @@ def test_a_32_bit_template_gives_the_float_proxies_exactly(arch_name, digits):
         assert res.metrics[name] == flt.metrics[name], name
     assert res.objectives["naswot"] == flt.objectives["naswot"]
     assert res.metrics.get("spike_rates") == flt.metrics.get("spike_rates")
+
+
+# A ReLU's code in a quantized ANN is read where its consumer reads it: after the consumer's
+# input quantizer. x (3 features) -> 1x1 conv W1 (3 -> 4) -> ReLU -> 1x1 conv (4 -> 2) -> GAP ->
+# linear; 2-bit activations, float weights. The inputs are integers 0..3, exact on their 2-bit
+# unsigned grid (scale 3 / 3 = 1); the ReLU outputs reach 3, so the second conv reads them on
+# the grid 0, 1, 2, 3 (scale 1), and 0.375 (sample 1, unit 1) rounds to 0: active in the float
+# network, silent in the quantized one.
+HAND_X = np.array([[1, 0, 2], [3, 1, 0], [0, 2, 1], [2, 2, 3]], dtype=float)
+HAND_W1 = np.array([[1, -1, 0.5], [0.125, 0, -0.5], [-1, 1, 1], [0.5, 0.5, -0.25]])
+
+
+def _relu_plan():
+    from nasco.nn import Node, Plan
+
+    conv = dict(stride=1, dilation=1, groups=1, kernel=1, padding=0)
+    nodes = (
+        Node("input", "input", (), (3, 1, 1)),
+        Node("encode", "encode", ("input",), (3, 1, 1), {"encoding": "direct"}),
+        Node("c1", "conv", ("encode",), (4, 1, 1), {"c_in": 3, **conv}),
+        Node("r1", "relu", ("c1",), (4, 1, 1)),
+        Node("c2", "conv", ("r1",), (2, 1, 1), {"c_in": 4, **conv}),
+        Node("gap", "gap", ("c2",), (2, 1, 1)),
+        Node("fc", "linear", ("gap",), (2, 1, 1), {"c_in": 2}),
+    )
+    return Plan(nodes, "fc", False, 1, 2, (3, 1, 1))
+
+
+def _naswot_of(codes: np.ndarray) -> float:
+    """log|det K|, K[i, j] = the number of units on which samples i and j agree."""
+    k = (codes[:, None, :] == codes[None, :, :]).sum(-1).astype(float)
+    return float(np.linalg.slogdet(k)[1])
+
+
+def test_a_relu_code_is_read_after_the_consumers_input_quantizer():
+    from nasco.evaluate._proxies import ProxyProbe
+
+    class Probe(ProxyProbe):
+        def make_net(self):
+            net = super().make_net()
+            with torch.no_grad():
+                net.module_of("c1").weight.copy_(torch.tensor(HAND_W1).reshape(4, 3, 1, 1))
+            return net
+
+    ann = SearchSpace(_arch_spec("darts"))
+    arch, _ = ann.resolve(ann.make(ann.cells.sample(np.random.default_rng(0))))
+    x = torch.tensor(HAND_X, dtype=torch.float32).reshape(4, 3, 1, 1)
+    y = torch.tensor([0, 1, 0, 1])
+    relu = np.maximum(HAND_X @ HAND_W1.T, 0.0)
+    assert relu.max() == 3.0 and relu[1, 1] == 0.375
+    on_grid = np.round(relu / (relu.max() / 3))  # 2-bit unsigned grid; no value lies on a half step
+    float_codes, quant_codes = (relu > 0).astype(int), (on_grid > 0).astype(int)
+    assert (float_codes != quant_codes).sum() == 1
+    quantized = Probe(_relu_plan(), arch, x, y, seed=0, precision=Precision(None, 2, None))
+    plain = Probe(_relu_plan(), arch, x, y, seed=0)
+    # Both kernels are the same integer matrices in float64, so slogdet gives the same bits.
+    assert quantized.score("naswot") == _naswot_of(quant_codes)
+    assert plain.score("naswot") == _naswot_of(float_codes)
+    assert _naswot_of(quant_codes) != _naswot_of(float_codes)
