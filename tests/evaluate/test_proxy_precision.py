@@ -55,9 +55,13 @@ def _evaluate(arch_name: str, bits: dict | None, cand_arch: dict, digits):
     return ev.evaluate(cand, seed=SEED), space, cand
 
 
-def _candidate_arch(arch_name: str) -> dict:
+def _candidate_arch(arch_name: str, neuron: str | None = None) -> dict:
+    """A sampled candidate's architecture; ``neuron`` sets a spiking one's neuron type."""
     space = SearchSpace(_arch_spec(arch_name))
-    return dict(space.sample(np.random.default_rng(4)).arch)
+    arch = dict(space.sample(np.random.default_rng(4)).arch)
+    if neuron is not None:
+        arch["hp"] = {**arch["hp"], "neuron.type": neuron}
+    return arch
 
 
 # ------------------------------------------------------------------ the hand recomputation
@@ -160,9 +164,10 @@ def _codes_and_rates(q, x) -> tuple[list[torch.Tensor], dict[str, float]]:
 
 
 # ------------------------------------------------------------------ the tests
-@pytest.mark.parametrize("arch_name", ["darts_snn", "darts"])
-def test_quantized_proxies_are_the_quantized_networks(arch_name, digits):
-    cand_arch = _candidate_arch(arch_name)
+@pytest.mark.parametrize("arch_name, neuron", [("darts_snn", "lif"), ("darts_snn", "plif"), ("darts", None)])
+def test_quantized_proxies_are_the_quantized_networks(arch_name, neuron, digits):
+    # (PLIF: its leak is a parameter of the float network, a constant of the fixed-point one.)
+    cand_arch = _candidate_arch(arch_name, neuron)
     res, space, cand = _evaluate(arch_name, LOW_BITS, cand_arch, digits)
     assert res.status in ("ok", "infeasible"), res.reason
     arch, template = space.resolve(cand)
