@@ -27,7 +27,7 @@ from nasco.space import Candidate, SearchSpace
 if TYPE_CHECKING:
     from torch import nn
 
-# FLOAT_BITS and precision_of live in nasco.evaluate._precision, the rule every evaluator shares.
+# FLOAT_BITS and precision_of are re-exported from nasco.evaluate._precision, whose rule every evaluator applies.
 __all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
            "precision_of"]
 
