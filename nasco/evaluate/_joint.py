@@ -11,6 +11,7 @@ import numpy as np
 
 from nasco.core import EvaluatorBase, Result
 from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
+from nasco.evaluate._precision import FLOAT_BITS, as_precision, precision_metric, precision_of
 from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR
 from nasco.evaluate._trainings import (
     TrainingRecord,
@@ -26,6 +27,7 @@ from nasco.space import Candidate, SearchSpace
 if TYPE_CHECKING:
     from torch import nn
 
+# FLOAT_BITS and precision_of are re-exported from nasco.evaluate._precision, whose rule every evaluator applies.
 __all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
            "precision_of"]
 
@@ -293,7 +295,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         if hw is not None:
             precision = precision_of(hw)
             values["accuracy"] = net.accuracy_at(precision)
-            metrics["precision"] = dict(zip(("weight", "activation", "membrane"), precision))
+            metrics["precision"] = precision_metric(precision)
             cost_values, cost_metrics = self._cost(hw, workload, rates)
             values.update(cost_values)
             metrics.update(cost_metrics)
@@ -302,11 +304,14 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     def _quantized_accuracy(self, net: _Network, precision: tuple[int, int, int]) -> float:
         """The validation accuracy of ``net`` at ``precision`` (weight, activation, membrane
         bits; the membrane only counts for a spiking network), once per training and precision."""
-        from nasco.evaluate._quant import CALIBRATION_BATCH_SIZE, CALIBRATION_BATCHES, quantized_accuracy
-        from nasco.nn import Precision
+        from nasco.evaluate._quant import (
+            CALIBRATION_BATCH_SIZE,
+            CALIBRATION_BATCHES,
+            QUANTIZER,
+            quantized_accuracy,
+        )
 
-        w, a, m = (None if b >= FLOAT_BITS else int(b) for b in precision)
-        p = Precision(w, a, m if net.plan.spiking else None)
+        p = as_precision(precision, spiking=net.plan.spiking)
         if p.is_float():
             return float(net.rec.valid_accuracy)
         key = (net.rec.key, p)
@@ -438,22 +443,6 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         violations = check_limits(values, limits)
         status = "infeasible" if violations else "ok"
         return Result(status, objectives, metrics, violations, None, time.perf_counter() - start, members)
-
-
-# Names the quantization method in a stored quantized accuracy's settings, so that a run
-# resumed under another method measures again: nasco.nn.quantize, grids from min/max ranges of
-# the float network (nasco.evaluate.calibrate).
-QUANTIZER = "ptq: per-channel weights, min/max ranges of the float network"
-
-# Bit widths at or above this are run in float (32-bit floats carry a 24-bit mantissa, so a
-# wider fixed-point grid changes no value the float network computes at its scale).
-FLOAT_BITS = 32
-
-
-def precision_of(template: AcceleratorTemplate) -> tuple[int, int, int]:
-    """The (weight, activation, membrane) bits of a resolved template."""
-    b = template.bits
-    return int(b.weight), int(b.activation), int(b.membrane)
 
 
 @dataclass

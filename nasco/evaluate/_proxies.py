@@ -32,6 +32,15 @@ normalises with the batch's statistics, as in both papers' reference searches (a
 network in eval mode has identity BNs, far from how a trained one behaves). The gradient
 proxies also run in train mode, as Abdelfattah et al. do; synflow in eval mode (see
 :func:`synflow_score`).
+
+Precision: a probe given a :class:`nasco.nn.Precision` scores every proxy but ``params`` on the
+initial network quantized by :func:`nasco.nn.quantize` (the quantizer that scores trained
+networks), calibrated on the proxy batch (see :meth:`ProxyProbe.network`); synflow calibrates
+on its own all-ones input (see :func:`synflow_score`). Fake quantization passes gradients
+straight through wherever a value lies inside its grid's range and none where it is clipped
+(torch's fake-quantization kernels), so the gradient proxies are those of the quantized network;
+in particular a hard-reset fixed-point neuron, whose membrane grid ends at the threshold, passes
+none back from a membrane charged past it.
 """
 from __future__ import annotations
 
@@ -48,9 +57,10 @@ import torch.nn.functional as F
 
 from nasco.core import BUILTIN_OBJECTIVES, EvaluatorBase, Registry, Result
 from nasco.evaluate._joint import EnergyTableCache, check_limits
+from nasco.evaluate._precision import as_precision, precision_metric, precision_of
 from nasco.evaluate._train import reset_states
 from nasco.hw import CostModel
-from nasco.nn import Plan, plan_network, plan_workload
+from nasco.nn import Plan, Precision, QuantizedInput, plan_network, plan_workload, quantize
 from nasco.space import Candidate, SearchSpace
 
 __all__ = ["DEFAULT_OBJECTIVES", "HW_OBJECTIVES", "PROXIES", "ProxyDef", "ProxyEvaluator", "ProxyProbe",
@@ -156,7 +166,26 @@ def _neuron_ids(net: Any) -> set[int]:
     return {id(net.module_of(n.name)) for n in net.plan.nodes if n.op == "neuron"}
 
 
-def synflow_score(net: Any) -> float:
+def _make_positive(net: Any) -> None:
+    """Every parameter and buffer of ``net`` but its spiking neurons' replaced by its absolute value."""
+    skip = _neuron_ids(net)
+    with torch.no_grad():
+        for m in net.modules():
+            if id(m) in skip:
+                continue
+            for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]:
+                if t.is_floating_point():
+                    t.abs_()
+
+
+def _ones_input(net: Any) -> torch.Tensor:
+    """Synflow's input: all ones, batch 1, float64 (event data enters as (B, T, C, H, W) frames)."""
+    enc = next((n.attrs.get("encoding") for n in net.plan.nodes if n.op == "encode"), None)
+    shape = (1, net.T, *net.plan.input_shape) if enc == "events" else (1, *net.plan.input_shape)
+    return torch.ones(shape, dtype=torch.float64)
+
+
+def synflow_score(net: Any, precision: Precision | None = None) -> float:
     """Synflow of a freshly built :class:`nasco.nn.GraphNet` (modified in place).
 
     Every parameter and buffer is replaced by its absolute value (the sign does not matter to
@@ -165,22 +194,24 @@ def synflow_score(net: Any) -> float:
     score ``sum |theta * dR/dtheta|`` (Tanaka et al., NeurIPS 2020; Abdelfattah et al., ICLR
     2021). Spiking-neuron parameters (a PLIF's time constant) are neither made positive nor
     scored: they are no synapses, and |w| would change the neuron's decay.
+
+    With ``precision`` (not float) the positive network is quantized by :func:`nasco.nn.quantize`,
+    calibrated on the all-ones input, and scored as above. A weight grid is symmetric per output
+    channel with its scale set by ``max|w|``, so the quantized positive weights are the absolute
+    values of the quantized signed ones. Activations and membranes are calibrated on the input
+    synflow feeds, not on data: with every weight positive they grow far beyond the data's range,
+    and a grid calibrated on data would saturate them, where fake quantization passes no
+    gradient.
     """
-    skip = _neuron_ids(net)
     net = net.double().eval()
-    with torch.no_grad():
-        for m in net.modules():
-            if id(m) in skip:
-                continue
-            for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]:
-                if t.is_floating_point():
-                    t.abs_()
+    _make_positive(net)
+    ones = _ones_input(net)
+    if precision is not None and not precision.is_float():
+        net = quantize(net, precision, [ones])
+    skip = _neuron_ids(net)
     net.zero_grad()
     reset_states(net)
-    enc = next((n.attrs.get("encoding") for n in net.plan.nodes if n.op == "encode"), None)
-    # Event data enters as (B, T, C, H, W) frames.
-    shape = (1, net.T, *net.plan.input_shape) if enc == "events" else (1, *net.plan.input_shape)
-    out = net(torch.ones(shape, dtype=torch.float64))
+    out = net(ones)
     out.sum().backward()
     reset_states(net)
     net.requires_grad_(False)  # the products below need no graph
@@ -193,11 +224,15 @@ def synflow_score(net: Any) -> float:
 class ProxyProbe:
     """The proxies of one plan on one batch; shared passes are run once and kept.
 
-    ``make_net()`` builds a fresh network with ``torch.manual_seed(seed)``.
+    ``make_net()`` builds a fresh float network with ``torch.manual_seed(seed)``; ``network()``
+    is the network the proxies score: that one, quantized to ``precision`` when one is given
+    (None or a float precision: the float network).
     """
 
-    def __init__(self, plan: Plan, arch: Any, x: torch.Tensor, y: torch.Tensor, *, seed: int) -> None:
+    def __init__(self, plan: Plan, arch: Any, x: torch.Tensor, y: torch.Tensor, *, seed: int,
+                 precision: Precision | None = None) -> None:
         self.plan, self.arch, self.x, self.y, self.seed = plan, arch, x, y, int(seed)
+        self.precision = None if precision is None or precision.is_float() else precision
         self.workload = plan_workload(plan)
         self._codes: dict[str, Any] | None = None
         self._grads: Any = None
@@ -208,15 +243,32 @@ class ProxyProbe:
         torch.manual_seed(self.seed)
         return GraphNet(self.plan, self.arch)
 
+    def network(self) -> Any:
+        """A fresh network to score: :meth:`make_net`'s, or with a precision its copy quantized by
+        :func:`nasco.nn.quantize`, calibrated on the proxy batch after its BNs were given that
+        batch's statistics."""
+        net = self.make_net()
+        if self.precision is None:
+            return net
+        # The proxy batch is the very input the proxies feed, so the grids span the values they
+        # see (a seeded calibration set from the training split would be other images, and more
+        # passes). quantize calibrates in eval mode, while the proxies run in train mode, where
+        # BN normalises with the batch's statistics; an initial network's BNs hold identity
+        # statistics, so without the batch's the grids miss the values the proxies see (measured
+        # on digits: 30 % of a darts network's activations saturated at 8 bits, and at 4/6/8 bits
+        # a darts_snn network's snip fell from 2.9 to 0.48, as saturated values pass no gradient).
+        _load_batch_statistics(net, self.x)
+        return quantize(net, self.precision, [self.x])
+
     def weighted(self, net: Any) -> list[torch.Tensor]:
         """Weights of the conv and linear layers, the layers Abdelfattah et al. score."""
-        return [net.module_of(n.name).weight for n in self.plan.nodes if n.op in ("conv", "linear")]
+        return [_layer(net, n.name).weight for n in self.plan.nodes if n.op in ("conv", "linear")]
 
     # ---------------------------------------------------------- shared passes
     def codes_pass(self) -> dict[str, Any]:
         """One no-grad train-mode pass: NASWOT/SAHD kernels and the input spike rates."""
         if self._codes is None:
-            net = self.make_net().train()
+            net = self.network().train()
             acc = _Kernels()
             acts = [node for node in self.plan.nodes if node.op in ("neuron", "relu")]
             handles = [_hook_codes(net, node, acc) for node in acts]
@@ -234,7 +286,7 @@ class ProxyProbe:
     def grads(self) -> Any:
         """A network after one train-mode cross-entropy backward pass on the batch."""
         if self._grads is None:
-            net = self.make_net().train()
+            net = self.network().train()
             reset_states(net)
             F.cross_entropy(net(self.x), self.y).backward()
             reset_states(net)
@@ -247,6 +299,32 @@ class ProxyProbe:
 
     def score(self, name: str) -> float:
         return float(PROXIES[name].fn(self))
+
+
+def _layer(net: Any, name: str) -> torch.nn.Module:
+    """The conv, linear or other module of node ``name``, also where a quantized network reads its
+    input through a :class:`~nasco.nn.QuantizedInput`."""
+    m = net.module_of(name)
+    return m.layer if isinstance(m, QuantizedInput) else m
+
+
+def _load_batch_statistics(net: Any, x: torch.Tensor) -> None:
+    """Set the running statistics of every batch norm of ``net`` to those of batch ``x`` (one
+    no-grad train-mode pass, cumulative averaging over that one batch)."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+    net.train()
+    reset_states(net)
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        reset_states(net)
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
 
 
 def _hook_codes(net: Any, node: Any, acc: _Kernels):
@@ -270,8 +348,8 @@ def _hook_codes(net: Any, node: Any, acc: _Kernels):
     mods = {n.name for n in net.plan.nodes if n.op in ("conv", "bn", "linear", "maxpool", "avgpool")}
     consumers = [n.name for n in net.plan.nodes if node.name in n.inputs and n.name in mods]
     feed = node.inputs[0]
-    if consumers:
-        return net.module_of(consumers[0]).register_forward_pre_hook(lambda _m, args: on_value(args[0]))
+    if consumers:  # in a quantized network, after the consumer's input quantizer: what it computes with
+        return _layer(net, consumers[0]).register_forward_pre_hook(lambda _m, args: on_value(args[0]))
     if feed in mods:
         return net.module_of(feed).register_forward_hook(lambda _m, _args, out: on_value(out))
     raise RuntimeError(f"relu node {node.name}: neither a module consumes it nor feeds it; "
@@ -288,7 +366,7 @@ def _sahd(p: ProxyProbe) -> float:
 
 
 def _synflow(p: ProxyProbe) -> float:
-    return synflow_score(p.make_net())
+    return synflow_score(p.make_net(), p.precision)
 
 
 def _snip(p: ProxyProbe) -> float:
@@ -302,7 +380,7 @@ def _grad_norm(p: ProxyProbe) -> float:
 
 
 def _jacob_cov(p: ProxyProbe) -> float:
-    net = p.make_net().train()
+    net = p.network().train()
     x = p.x.clone().requires_grad_(True)
     reset_states(net)
     out = net(x)
@@ -320,6 +398,8 @@ def _jacob_cov(p: ProxyProbe) -> float:
 
 
 def _params(p: ProxyProbe) -> float:
+    # The float network's: the parameter count is the architecture's at any bit width (a
+    # fixed-point PLIF keeps its trained leak as a constant, not a parameter).
     return float(sum(t.numel() for t in p.make_net().parameters()))
 
 
@@ -407,6 +487,14 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
     a candidate infeasible as in :class:`TrainCostEvaluator`. A NaN or infinite objective makes
     the evaluation fail with the reason.
 
+    Precision: with an accelerator in the space, every proxy but ``params``, and the spike rates
+    the costing uses, are those of the initial network quantized by :func:`nasco.nn.quantize`
+    (the quantizer :class:`TrainCostEvaluator` scores trained networks with) to the bit widths of
+    the candidate's template, under the rule TrainCostEvaluator applies (32 bits and more: float;
+    the membrane only for a spiking network), calibrated on the proxy batch (see
+    :meth:`ProxyProbe.network`). The metrics record the template's bits (``precision``).
+    Without an accelerator the proxies are the float network's.
+
     ``batch_seed`` draws one minibatch for every candidate, so that scores compare like for
     like; None draws it with each evaluation's seed. The weights use the evaluation's seed.
     Single-task spaces only.
@@ -445,37 +533,29 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
         self._preload_tables(hw)
 
     def describe(self) -> dict[str, Any]:
+        # proxy_precision: the run's proxies are those of networks quantized to each candidate's
+        # template ('template') or of float networks ('float', no accelerator).
         return {"proxy_batch_size": self.batch_size, "proxy_batch_seed": self.batch_seed,
-                "proxy_record": list(self.record)}
+                "proxy_record": list(self.record),
+                "proxy_precision": "template" if self.space.hw is not None else "float"}
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
         start = time.perf_counter()
-        arch, hw = self.space.resolve(candidate)
-        plan = plan_network(arch, candidate.arch["cell"], self.data.input_shape, self.data.num_classes)
-        x, y = proxy_batch(self.data, self.batch_size, seed if self.batch_seed is None else self.batch_seed)
-        probe = ProxyProbe(plan, arch, x, y, seed=seed)
+        probe, hw = self._probe(candidate, seed)
         names = list(dict.fromkeys([o for o in self.objectives if o in PROXIES] + list(self.record)))
         try:
             scores = {n: probe.score(n) for n in names}
         except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
             return Result.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
         values: dict[str, float] = {**scores, "macs": float(probe.workload.macs)}
-        metrics: dict[str, Any] = {k: (v if math.isfinite(v) else repr(v)) for k, v in scores.items()}
-        metrics.update(macs=probe.workload.macs, layers=len(probe.workload), proxy_batch=len(y),
-                       proxy_seconds=time.perf_counter() - start)
-        rates = probe.rates()
-        if plan.spiking:
-            metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
-            metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
-            metrics["spike_rates_from"] = "init"
+        metrics = self._metrics(probe, scores, hw, start)
         bad = [f"{o} is {values[o]}" for o in self.objectives if o in values and not math.isfinite(values[o])]
         if bad:
             return Result.failed(f"proxy {'; '.join(bad)} (a singular kernel, or no gradient reaches a "
                                  "layer)",
                                  time.perf_counter() - start, **metrics)
         if hw is not None:
-            rep = CostModel(hw, self.table_of(hw)).cost(probe.workload, rates)
-            tot = rep.total()
+            tot = CostModel(hw, self.table_of(hw)).cost(probe.workload, probe.rates()).total()
             values.update(energy=tot["energy_j"], latency=tot["latency_s"], area=tot["area_mm2"])
             metrics.update(cycles=tot["cycles"], utilization=tot["utilization"],
                            energy_breakdown=tot["energy"], ops=tot["ops"])
@@ -486,3 +566,28 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
         objectives = {o: float(values[o]) for o in self.objectives}
         return Result("infeasible" if violations else "ok", objectives, metrics, violations, None,
                       time.perf_counter() - start)
+
+    def _probe(self, candidate: Candidate, seed: int) -> tuple[ProxyProbe, Any]:
+        """The candidate's probe, at its template's precision when the space has an accelerator,
+        and its resolved template (None without one)."""
+        arch, hw = self.space.resolve(candidate)
+        plan = plan_network(arch, candidate.arch["cell"], self.data.input_shape, self.data.num_classes)
+        x, y = proxy_batch(self.data, self.batch_size, seed if self.batch_seed is None else self.batch_seed)
+        precision = as_precision(precision_of(hw), spiking=plan.spiking) if hw is not None else None
+        return ProxyProbe(plan, arch, x, y, seed=seed, precision=precision), hw
+
+    @staticmethod
+    def _metrics(probe: ProxyProbe, scores: dict[str, float], hw: Any, start: float) -> dict[str, Any]:
+        """The scores (a non-finite one as its repr), the workload's size, the precision (the
+        template's bits, as :class:`TrainCostEvaluator` records them) and the spike rates."""
+        metrics: dict[str, Any] = {k: (v if math.isfinite(v) else repr(v)) for k, v in scores.items()}
+        metrics.update(macs=probe.workload.macs, layers=len(probe.workload), proxy_batch=len(probe.y),
+                       proxy_seconds=time.perf_counter() - start)
+        if hw is not None:
+            metrics["precision"] = precision_metric(precision_of(hw))
+        if probe.plan.spiking:
+            rates = probe.rates()
+            metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
+            metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
+            metrics["spike_rates_from"] = "init"
+        return metrics

@@ -12,13 +12,16 @@ from nasco.nn._quant import Precision, QuantRanges, observe_ranges, quantize
 if TYPE_CHECKING:
     from nasco.evaluate._data import DataSplits
 
-__all__ = ["CALIBRATION_BATCHES", "CALIBRATION_BATCH_SIZE", "calibrate", "calibration_set",
+__all__ = ["CALIBRATION_BATCHES", "CALIBRATION_BATCH_SIZE", "QUANTIZER", "calibrate", "calibration_set",
            "quantized_accuracy"]
 
 # Calibration: 8 training batches of 64 images (512), the range of every quantized tensor
 # observed by min/max.
 CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 64
+# Names this module's quantization method where a quantized accuracy is stored with its
+# settings, so that one measured by another method is measured again.
+QUANTIZER = "ptq: per-channel weights, min/max ranges of the float network"
 
 
 def calibration_set(data: DataSplits, *, batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:

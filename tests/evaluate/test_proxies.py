@@ -278,6 +278,10 @@ def test_evaluator_in_run_search_writes_ok_rows(tmp_path, digits):
         o, m = r["objectives"], r["metrics"]
         assert set(o) == set(objectives) and all(math.isfinite(v) for v in o.values())
         assert o["energy"] > 0 and 0 < o["sops"] < m["flops"] and m["spike_rates_from"] == "init"
+        (template,) = space.hw.resolve(r["hw"])  # the proxies are at the row's own template's bits
+        b = template.bits
+        assert m["precision"] == {"weight": b.weight, "activation": b.activation, "membrane": b.membrane}
+    assert ev.describe()["proxy_precision"] == "template"
     assert len({r["objectives"]["sahd"] for r in rows}) == 3
 
 
