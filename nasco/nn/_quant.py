@@ -6,11 +6,12 @@ Three parts of a network are quantized, each only when its width is given:
   rounded to nearest (:func:`quantize_weight`). Biases and batch norms stay float: they are added
   in the accumulator, whose width is far above the weights'. A batch norm after a conv rescales
   each output channel, so folding it into the conv leaves the per-channel grid unchanged;
-* activations, the inputs of convs and linears (:class:`ActivationQuantizer`): per tensor, on a
-  range observed on calibration batches; unsigned where the plan guarantees the tensor is
+* activations, the inputs of convs and linears (:class:`ActivationQuantizer`): per tensor,
+  affine (``2^b`` levels with a zero point, so that 0 is exact) over the range observed on
+  calibration batches widened to include 0; from 0 up where the plan guarantees the tensor is
   non-negative (after a ReLU, pools and sums of such; the network input when every calibration
-  value is), signed and symmetric otherwise. Spikes are 0/1, exact at any width: inputs the plan
-  marks binary (:meth:`nasco.nn.Plan.binary`) are never quantized;
+  value is). Spikes are 0/1, exact at any width: inputs the plan marks binary
+  (:meth:`nasco.nn.Plan.binary`) are never quantized;
 * spiking neurons (:class:`FixedPointNeuron`): the membrane potential and the threshold on one
   signed fixed-point grid at the membrane width, whose scale comes from the calibrated membrane
   range and the threshold; the leak ``1/tau`` as an unsigned fraction of the same width.
@@ -74,20 +75,27 @@ def _symmetric_levels(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def round_to_grid(x: torch.Tensor, scale: float, quant_min: int, quant_max: int) -> torch.Tensor:
-    """``x`` on the grid ``k * scale``, ``k = quant_min .. quant_max`` (saturating, round half to
-    even): ``torch.fake_quantize_per_tensor_affine(x, scale, 0, quant_min, quant_max)``, value for
-    value. A tensor that needs a gradient goes through that kernel (its gradient passes straight
-    through inside the range); otherwise the same float32 arithmetic runs in place on one new
-    tensor (multiply by the float32 reciprocal of the float32 scale, round, clamp, multiply by the
-    scale), without the kernel's gradient mask: 1.6x faster on a 4.4M-element tensor on one CPU
-    thread, and bit-identical on 608 scales x 1M normal values."""
+def round_to_grid(x: torch.Tensor, scale: float, quant_min: int, quant_max: int,
+                  zero_point: int = 0) -> torch.Tensor:
+    """``x`` on the grid ``(q - zero_point) * scale``, ``q = quant_min .. quant_max`` (saturating,
+    round half to even): ``torch.fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min,
+    quant_max)``, value for value. A tensor that needs a gradient goes through that kernel (its
+    gradient passes straight through inside the range); otherwise the kernel's float32 arithmetic
+    runs in place on one new tensor (multiply by the float32 reciprocal of the float32 scale,
+    round, add the zero point, clamp, subtract it, multiply by the scale), without the kernel's
+    gradient mask: 1.6x faster on a 4.4M-element tensor on one CPU thread, and bit-identical on
+    608 scales x 1M normal values."""
     if x.requires_grad:
-        return torch.fake_quantize_per_tensor_affine(x, float(scale), 0, int(quant_min), int(quant_max))
+        return torch.fake_quantize_per_tensor_affine(x, float(scale), int(zero_point), int(quant_min),
+                                                     int(quant_max))
     s = np.float32(scale)
     y = x * float(np.float32(1.0) / s)
     y.round_()
+    if zero_point:
+        y.add_(zero_point)
     y.clamp_(quant_min, quant_max)
+    if zero_point:
+        y.sub_(zero_point)
     return y.mul_(float(s))
 
 
@@ -107,10 +115,13 @@ class ActivationQuantizer(nn.Module):
     """Per-tensor fake quantization of an activation to ``bits`` bits.
 
     Two phases: while ``observing`` it passes values through unchanged and tracks their range
-    (torch's ``MinMaxObserver``); :meth:`freeze` then fixes the grid: unsigned ``0..2^b - 1`` with
-    ``scale = max / (2^b - 1)`` when ``unsigned`` (values below 0 clip to 0), else symmetric
-    ``-(2^(b-1) - 1)..2^(b-1) - 1`` with ``scale = max|x| / (2^(b-1) - 1)``. Values beyond the range
-    saturate. ``unsigned=None`` decides at :meth:`freeze`: unsigned when no observed value was negative.
+    (torch's ``MinMaxObserver``); :meth:`freeze` then fixes the grid over ``[lo, hi]``, ``hi`` the
+    largest observed value or 0, ``lo`` the smallest or 0 (0 when ``unsigned``: values below 0
+    clip to 0): ``2^b`` levels ``(q - z) * scale``, ``q = 0 .. 2^b - 1``, ``scale = (hi - lo) /
+    (2^b - 1)``, zero point ``z = round(-lo / scale)``, so that 0 is exact. Values beyond the grid
+    saturate. ``unsigned=None`` decides at :meth:`freeze`: unsigned when no observed value was
+    negative. (An affine grid, not a symmetric one: a skewed range such as a standardised image's
+    spends all its levels where the values are.)
     """
 
     def __init__(self, bits: int, unsigned: bool | None) -> None:
@@ -122,6 +133,7 @@ class ActivationQuantizer(nn.Module):
         self.register_buffer("scale", torch.tensor(1.0))
         self.quant_min = 0
         self.quant_max = 0
+        self.zero_point = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observing:
@@ -130,20 +142,17 @@ class ActivationQuantizer(nn.Module):
         # The scale is computed by hand, not by the observer's calculate_qparams: torch's
         # observers tie the integer range to a quantized dtype (at most 32-bit signed), which
         # has no room for a 32-bit unsigned grid.
-        return round_to_grid(x, float(self.scale), self.quant_min, self.quant_max)
+        return round_to_grid(x, float(self.scale), self.quant_min, self.quant_max, self.zero_point)
 
     def set_range(self, low: float, high: float) -> None:
         """Fix the grid for values observed in ``[low, high]`` and stop observing."""
         if self.unsigned is None:
             self.unsigned = low >= 0
-        if self.unsigned:
-            self.quant_min, self.quant_max = 0, 2 ** self.bits - 1
-            amax = max(high, 0.0)
-        else:
-            q = _symmetric_levels(self.bits)
-            self.quant_min, self.quant_max = -q, q
-            amax = max(-low, high, 0.0)
-        self.scale.fill_(amax / self.quant_max if amax > 0 else 1.0)
+        lo = 0.0 if self.unsigned else min(low, 0.0)
+        hi = max(high, 0.0)
+        self.quant_min, self.quant_max = 0, 2 ** self.bits - 1
+        self.scale.fill_((hi - lo) / self.quant_max if hi > lo else 1.0)
+        self.zero_point = min(max(round(-lo / float(self.scale)), 0), self.quant_max)
         self.observing = False
 
     def freeze(self) -> None:
@@ -155,7 +164,8 @@ class ActivationQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         sign = "unsigned" if self.unsigned else "signed" if self.unsigned is not None else "sign from data"
-        return f"bits={self.bits}, {sign}, scale={float(self.scale):.6g}, observing={self.observing}"
+        return (f"bits={self.bits}, {sign}, scale={float(self.scale):.6g}, zero_point={self.zero_point}, "
+                f"observing={self.observing}")
 
 
 class QuantizedInput(nn.Module):

@@ -76,11 +76,21 @@ def test_activation_unsigned_4bit_by_hand():
 
 
 def test_activation_signed_4bit_by_hand():
-    # Observed range [-3.5, 2]: symmetric, 7 levels a side, scale 3.5 / 7 = 0.5. -4 -> -8 -> -7 (saturates);
-    # -1.3 -> -2.6 -> -3; 0.2 -> 0.4 -> 0; 3.6 -> 7.2 -> 7.
-    q = _calibrated(4, False, [-3.5, 2.0])
-    assert (q.quant_min, q.quant_max, float(q.scale)) == (-7, 7, 0.5)
-    assert torch.equal(q(torch.tensor([-4.0, -1.3, 0.2, 3.6])), torch.tensor([-3.5, -1.5, 0.0, 3.5]))
+    # Observed range [-3, 4.5]: 16 levels over 7.5, scale 0.5, zero point 3 / 0.5 = 6, so the grid is
+    # (q - 6) * 0.5 for q = 0..15: -3 .. 4.5. -4 -> -8 + 6 -> 0 (saturates) = -3; -1.3 -> -2.6 -> -3 + 6
+    # = 3 -> -1.5; 0.25 -> 0.5 -> 0 (half to even) = 0; 0.75 -> 1.5 -> 2 = 1.0; 3.6 -> 7.2 -> 7 = 3.5;
+    # 4.9 -> 9.8 -> 10 + 6 = 16 -> 15 (saturates) = 4.5.
+    q = _calibrated(4, False, [-3.0, 2.0], [4.5])
+    assert (q.quant_min, q.quant_max, float(q.scale), q.zero_point) == (0, 15, 0.5, 6)
+    assert torch.equal(q(torch.tensor([-4.0, -1.3, 0.25, 0.75, 3.6, 4.9])),
+                       torch.tensor([-3.0, -1.5, 0.0, 1.0, 3.5, 4.5]))
+    # A range that does not reach 0 is widened to it, so 0 stays exact: [0.5, 2.0] at 2 bits is the
+    # grid 0, 2/3, 4/3, 2 with zero point 0 (unsigned by sign); [-2, -0.5] is -2, -4/3, -2/3, 0.
+    up = _calibrated(2, None, [0.5, 2.0])
+    assert (up.unsigned, up.zero_point, float(up.scale)) == (True, 0, pytest.approx(2 / 3))
+    down = _calibrated(2, None, [-2.0, -0.5])
+    assert (down.unsigned, down.zero_point, float(down.scale)) == (False, 3, pytest.approx(2 / 3))
+    assert float(down(torch.tensor([0.0]))) == 0.0
 
 
 def test_activation_sign_from_data():
@@ -240,14 +250,14 @@ def _sweep(model, digits, bits, precision_of) -> dict[int, float]:
 @pytest.mark.parametrize("which", ["ann", "snn"])
 def test_weight_and_activation_sweep(which, request, digits):
     model, float_acc = request.getfixturevalue(which)
-    acc = _sweep(model, digits, (16, 8, 4), lambda b: Precision(b, b, None))
+    acc = _sweep(model, digits, (16, 8, 4, 3), lambda b: Precision(b, b, None))
     # Measured (ANN: darts sample 0; SNN: darts_snn sample 2; 4 epochs), in images from float:
-    # 16 bits 0 / 0, 8 bits 0 / +1, 4 bits -3 / -8. Within 0.2 points is within less than one
-    # image: 16 bits scores exactly as float.
+    # 16 bits 0 / 0, 8 bits 0 / +1, 4 bits +1 / -10, 3 bits -25 / -12. Within 0.2 points is within
+    # less than one image: 16 bits scores exactly as float.
     assert abs(acc[16] - float_acc) <= 0.002
     assert abs(acc[8] - float_acc) <= 0.01  # measured at most 1 image (0.28 points); 1 point allowed
-    assert acc[4] < float_acc
-    assert acc[16] >= acc[8] - NOISE and acc[8] >= acc[4] - NOISE
+    assert acc[3] < float_acc
+    assert acc[16] >= acc[8] - NOISE and acc[8] >= acc[4] - NOISE and acc[4] >= acc[3] - NOISE
 
 
 def test_membrane_sweep(snn, digits):
@@ -286,10 +296,10 @@ def test_round_to_grid_is_torch_fake_quantization_value_for_value():
     x = torch.randn(200_000, generator=gen) * 3
     for scale in (1 / 127, 0.0123, 0.5, 3.3e-3, 1 / 3):
         halves = (torch.arange(-300, 300, dtype=torch.float32) + 0.5) * scale
-        for lo, hi in ((-127, 127), (0, 255), (-7, 7)):
+        for lo, hi, zero in ((-127, 127, 0), (0, 255, 0), (-7, 7, 0), (0, 255, 77), (0, 15, 6)):
             for v in (x, halves):
-                assert torch.equal(round_to_grid(v, scale, lo, hi),
-                                   torch.fake_quantize_per_tensor_affine(v, scale, 0, lo, hi))
+                assert torch.equal(round_to_grid(v, scale, lo, hi, zero),
+                                   torch.fake_quantize_per_tensor_affine(v, scale, zero, lo, hi))
     v = torch.tensor([0.3, 5.0, -5.0], requires_grad=True)
     round_to_grid(v, 0.25, -8, 7).sum().backward()
     assert v.grad.tolist() == [1.0, 0.0, 0.0]  # straight through inside the range, 0 where it saturates
@@ -355,6 +365,6 @@ def test_calibration_observes_the_float_network(snn, digits):
     assert dict(ranges.membranes) == mems
     q = quantize(model, Precision(6, 6, 6), ranges)
     assert [m.quantizer.scale for m in q.modules() if isinstance(m, QuantizedInput)] == \
-        [torch.tensor(hi / 63 if lo >= 0 else max(-lo, hi) / 31) for lo, hi in acts.values()]
+        [torch.tensor((max(hi, 0.0) - min(lo, 0.0)) / 63) for lo, hi in acts.values()]
     with pytest.raises(ValueError, match="no entry for node"):
         quantize(model, Precision(6, 6, 6), QuantRanges({}, {}, 1))
