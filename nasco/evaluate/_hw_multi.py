@@ -154,6 +154,8 @@ def _count_in_budget(kept: Sequence[_Kept], space: MultiAcceleratorSpace) -> int
 def _all_in_budget(kept: Sequence[_Kept], space: MultiAcceleratorSpace) -> np.ndarray:
     """Every in-budget partition of the kept configurations, as rows of indices (one column per
     task); a prefix is extended only while it leaves the later tasks room for their smallest."""
+    if any(len(k.configs) == 0 for k in kept):  # a task whose workload no configuration maps
+        return np.zeros((0, len(kept)), dtype=np.int64)
     least_p = [float(k.values["pes"].min()) for k in kept] + [0.0]
     least_b = [float(k.values["dram_bytes_per_cycle"].min()) for k in kept] + [0.0]
     idx = np.zeros((1, 0), dtype=np.int64)
