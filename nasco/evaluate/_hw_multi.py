@@ -320,10 +320,11 @@ def multi_hardware_front(tasks: Sequence[TaskNetwork], hw_space: MultiAccelerato
     :func:`nasco.evaluate.hardware_front` costs them (equal to ``CostModel.cost`` totals), its
     ``accuracy_of`` asked once per distinct precision. When the kept configurations make at
     most ``exhaustive`` in-budget partitions, every one is scored; otherwise NSGA-II (pymoo;
-    seeded by ``seed``; ``pop_size``; ``proposed`` in its first population) scores ``budget``
-    partitions, and the front is taken over the in-budget ones. Every point is within the
-    budget (:meth:`MultiAcceleratorSpace.within`); its violations are the system values'
-    excess over ``hw_space.limits()``. ``proposed`` (completed with the space's defaults) is
+    seeded by ``seed``; ``pop_size``; ``proposed`` in its first population) runs generations
+    until it has made ``budget`` evaluations (the last generation may pass it by less than
+    ``pop_size``), and the front is taken over the in-budget partitions it scored. Every point
+    is within the budget (:meth:`MultiAcceleratorSpace.within`); its violations are the system
+    values' excess over ``hw_space.limits()``. ``proposed`` (completed with the space's defaults) is
     always scored and returned as :attr:`HardwareFront.proposed`.
     Raises TypeError for a space that is not a multi-accelerator; ValueError for a number of
     tasks other than its sub-accelerators, an unknown objective, an accuracy objective with a
