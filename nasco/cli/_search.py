@@ -505,7 +505,9 @@ def _add_evaluator(p) -> None:
                         "off costs only the proposed configuration)")
     p.add_argument("--hw-exhaustive", type=int_in(0), default=None, metavar="N",
                    help="hardware inner loop: cost every configuration when the accelerator space has at "
-                        "most N, else search it with NSGA-II (default 16000)")
+                        "most N, else search it with NSGA-II; on a multi-accelerator, score every in-budget "
+                        "partition of the tasks' non-dominated configurations when there are at most N, else "
+                        "search them with NSGA-II (default 16000)")
 
 
 def _add_run(p) -> None:

@@ -11,9 +11,11 @@ from typing import Any
 from nasco.core import Evaluator, Result
 
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "HW_BUDGET", "HW_EXHAUSTIVE", "HW_OBJECTIVES",
-           "HW_POPULATION", "HardwareFront", "HwPoint", "PROXIES", "ProxyEvaluator", "Result",
-           "TableEvaluator", "TrainConfig", "TrainCostEvaluator", "TrainResult", "TrainingDiverged",
-           "calibrate", "calibration_set", "check_limits", "epoch_reporter", "hardware_front", "load_dataset",
+           "HW_PAIR_BUDGET", "HW_PAIR_POPULATION", "HW_POPULATION", "HardwareFront", "HwPoint",
+           "MultiHardwareFront", "PROXIES", "ProxyEvaluator", "Result",
+           "TableEvaluator", "TaskNetwork", "TrainConfig", "TrainCostEvaluator", "TrainResult",
+           "TrainingDiverged", "calibrate", "calibration_set", "check_limits", "epoch_reporter", "hardware_front",
+           "load_dataset", "multi_hardware_front",
            "proxy_scores", "quantized_accuracy", "train_and_evaluate"]
 
 _LAZY = {
@@ -21,6 +23,8 @@ _LAZY = {
     "HW_BUDGET": "_hw_front", "HW_EXHAUSTIVE": "_hw_front", "HW_OBJECTIVES": "_hw_front",
     "HW_POPULATION": "_hw_front", "HardwareFront": "_hw_front", "HwPoint": "_hw_front",
     "hardware_front": "_hw_front",
+    "HW_PAIR_BUDGET": "_hw_multi", "HW_PAIR_POPULATION": "_hw_multi", "MultiHardwareFront": "_hw_multi",
+    "TaskNetwork": "_hw_multi", "multi_hardware_front": "_hw_multi",
     "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",

@@ -413,6 +413,22 @@ def _front_rows(archive: _Archive, objs: Sequence[Objective]) -> tuple[list[int]
     return [r for r in rows if archive.relative[r] == least], False
 
 
+def check_arguments(caller: str, objectives: Sequence[str], has_accuracy: bool, exhaustive: int, budget: int,
+                    pop_size: int) -> None:
+    """ValueError unless every objective is a hardware front's, accuracy is known when it is
+    one, and ``exhaustive >= 0``, ``budget >= 1``, ``pop_size >= 2``."""
+    unknown = [o for o in objectives if o not in HW_OBJECTIVES]
+    if unknown:
+        raise ValueError(f"{caller}: unknown objective {unknown[0]!r}; a hardware front scores "
+                         f"{', '.join(HW_OBJECTIVES)}")
+    if "accuracy" in objectives and not has_accuracy:
+        raise ValueError(f"{caller}: 'accuracy' is an objective but accuracy_of is None; pass a "
+                         "function of the (weight, activation, membrane) bits, or a float")
+    if exhaustive < 0 or budget < 1 or pop_size < 2:
+        raise ValueError(f"{caller}: expected exhaustive >= 0, budget >= 1 and pop_size >= 2, found "
+                         f"{exhaustive}, {budget}, {pop_size}")
+
+
 def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
                    hw_space: TemplateSpace | TemplateSetSpace, *,
                    objectives: Sequence[str] = HW_OBJECTIVES,
@@ -445,17 +461,9 @@ def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
     start = time.perf_counter()
     if not isinstance(hw_space, (TemplateSpace, TemplateSetSpace)):
         raise TypeError(f"hardware_front: expected an accelerator template or set space, got "
-                        f"{type(hw_space).__name__} (a multi-accelerator needs one workload per task)")
-    unknown = [o for o in objectives if o not in HW_OBJECTIVES]
-    if unknown:
-        raise ValueError(f"hardware_front: unknown objective {unknown[0]!r}; a hardware front scores "
-                         f"{', '.join(HW_OBJECTIVES)}")
-    if "accuracy" in objectives and accuracy_of is None:
-        raise ValueError("hardware_front: 'accuracy' is an objective but accuracy_of is None; pass a "
-                         "function of the (weight, activation, membrane) bits, or a float")
-    if exhaustive < 0 or budget < 1 or pop_size < 2:
-        raise ValueError(f"hardware_front: expected exhaustive >= 0, budget >= 1 and pop_size >= 2, found "
-                         f"{exhaustive}, {budget}, {pop_size}")
+                        f"{type(hw_space).__name__} (a multi-accelerator needs one workload per task: "
+                        "use multi_hardware_front)")
+    check_arguments("hardware_front", objectives, accuracy_of is not None, exhaustive, budget, pop_size)
     objs = tuple(BUILTIN_OBJECTIVES[o] for o in objectives)
     hw_prop = None
     if proposed is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasco.core import EvaluatorBase, Result
-from nasco.dsl import AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
+from nasco.dsl import TEMPLATE_KEY, AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
 from nasco.evaluate._precision import FLOAT_BITS, as_precision, precision_metric, precision_of
 from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR
 from nasco.evaluate._trainings import (
@@ -111,15 +111,24 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     training and process), seeded with the training's seed, and kept with the training
     (:meth:`TrainingStore.put_measure`): workers and a resumed run read it back.
 
-    Hardware inner loop (``hw_inner``, single-task spaces with a template or a template
-    set): each trained network also meets the other configurations of the accelerator
-    space (:func:`nasco.evaluate.hardware_front`: every one when there are at most
+    Hardware inner loop (``hw_inner``): on a template or a template set, each trained
+    network also meets the other configurations of the accelerator space
+    (:func:`nasco.evaluate.hardware_front`: every one when there are at most
     ``hw_exhaustive``, default :data:`~nasco.evaluate.HW_EXHAUSTIVE`, else NSGA-II seeded
     with the candidate's own), and the result's ``members`` are that network's hardware
-    front (feasible, non-dominated on this evaluator's hardware objectives). The result's
-    own objectives stay those of the candidate's configuration, which is what its searcher
-    is told. With ``hw_inner`` False, or a multi-accelerator, only the candidate's own
-    configuration is costed.
+    front (feasible, non-dominated on this evaluator's hardware objectives). On a
+    multi-accelerator, the task networks together meet the partitions of its shared
+    budget (:func:`nasco.evaluate.multi_hardware_front`: one configuration of the pool per
+    sub-accelerator, never over the budget, scored as the candidate is; every in-budget
+    partition of the tasks' non-dominated configurations when there are at most
+    ``hw_exhaustive``, else NSGA-II seeded with the candidate's own), and the members are
+    those partitions' front, each with its system ``pes``, ``dram_bytes_per_cycle``,
+    ``task_accuracy``, ``accuracy_min``, ``slowest_task`` and per-task ``tasks`` (sub-accelerator
+    and values) as metrics. The metric
+    ``hw_front`` says what the loop did, ``hw_front_seconds`` how long it took. The
+    result's own objectives stay those of the candidate's configuration, which is what its
+    searcher is told. With ``hw_inner`` False only the candidate's own configuration is
+    costed.
     """
 
     trains = True  # its evaluations train: a run's budget counts trainings
@@ -332,22 +341,70 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
                  seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any], float]:
         """The trained network's hardware front as result members, what the loop did, and its
         seconds."""
-        from nasco.evaluate._hw_front import HW_EXHAUSTIVE, HW_OBJECTIVES, hardware_front
+        from nasco.evaluate._hw_front import HW_OBJECTIVES, hardware_front
 
-        hw_objs = [o for o in self.objectives if o in HW_OBJECTIVES]
-        front = hardware_front(net.workload, net.rates, self.space.hw, objectives=hw_objs,
+        front = hardware_front(net.workload, net.rates, self.space.hw,
+                               objectives=[o for o in self.objectives if o in HW_OBJECTIVES],
                                accuracy_of=net.accuracy_at, seed=seed, proposed=candidate.hw,
-                               exhaustive=HW_EXHAUSTIVE if self.hw_exhaustive is None else self.hw_exhaustive,
-                               table_of=self.table_of)
+                               exhaustive=self._exhaustive(), table_of=self.table_of)
+        return self._front_members(front, values), self._front_info(front), front.seconds
+
+    def _task_members(self, nets: Sequence[_Network], candidate: Candidate, values: dict[str, float],
+                      seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any], float]:
+        """The task networks' hardware front over the multi-accelerator's partitions as result
+        members (their metrics: :meth:`_partition_metrics`), what the loop did, and its seconds."""
+        from nasco.evaluate._hw_front import HW_OBJECTIVES
+        from nasco.evaluate._hw_multi import TaskNetwork, multi_hardware_front
+
+        tasks = [TaskNetwork(n.workload, n.rates, n.accuracy_at) for n in nets]
+        front = multi_hardware_front(tasks, self.space.hw, seed=seed, proposed=candidate.hw,
+                                     objectives=[o for o in self.objectives if o in HW_OBJECTIVES],
+                                     exhaustive=self._exhaustive(), table_of=self.table_of)
+        metrics = [self._partition_metrics(p.hw, per_task) for p, per_task in zip(front.points, front.tasks)
+                   if p.hw != front.proposed.hw]
+        members = tuple({**m, "metrics": x} for m, x in zip(self._front_members(front, values), metrics))
+        info = {**self._front_info(front), "configurations": list(front.configurations),
+                "kept": list(front.kept), "pairs": front.pairs, "scored": front.costed}
+        return members, info, front.seconds
+
+    @staticmethod
+    def _partition_metrics(hw: dict[str, Any], tasks: Sequence[dict[str, float]]) -> dict[str, Any]:
+        """A partition's metrics as a multi-task result has them for its own: the system's ``pes``,
+        ``dram_bytes_per_cycle``, ``task_accuracy``, ``accuracy_min``, ``slowest_task``, and
+        ``tasks``: each task's sub-accelerator (``template``, ``pes``, ``dram_bytes_per_cycle``)
+        and values (``accuracy``, ``energy``, ``latency``, ``area``)."""
+        from nasco.space import SUBS_KEY
+
+        keys = ("dram_bytes_per_cycle", "accuracy", "energy", "latency", "area")
+        return {"pes": int(sum(t["pes"] for t in tasks)),
+                "dram_bytes_per_cycle": float(sum(t["dram_bytes_per_cycle"] for t in tasks)),
+                "task_accuracy": [t["accuracy"] for t in tasks],
+                "accuracy_min": float(min(t["accuracy"] for t in tasks)),
+                "slowest_task": int(np.argmax([t["latency"] for t in tasks])),
+                "tasks": [{"task": i, "template": sub[TEMPLATE_KEY], "pes": int(t["pes"]),
+                           **{k: t[k] for k in keys}} for i, (sub, t) in enumerate(zip(hw[SUBS_KEY], tasks))]}
+
+    def _exhaustive(self) -> int:
+        from nasco.evaluate._hw_front import HW_EXHAUSTIVE
+
+        return HW_EXHAUSTIVE if self.hw_exhaustive is None else self.hw_exhaustive
+
+    def _front_members(self, front: Any, values: dict[str, float]) -> tuple[dict[str, Any], ...]:
+        """A hardware front's points other than the proposed one as result members; objectives
+        the front does not score (``params``, ``macs``) are the network's ``values``."""
+        from nasco.evaluate._hw_front import HW_OBJECTIVES
+
         arch_values = {o: values[o] for o in self.objectives if o not in HW_OBJECTIVES}
-        members = tuple(
+        return tuple(
             {"hw": p.hw, "status": "infeasible" if p.violations else "ok",
              "objectives": {o: float(p.values[o]) if o in p.values else arch_values[o] for o in self.objectives},
              "violations": {k: float(v) for k, v in p.violations.items()}}
             for p in front.points if p.hw != front.proposed.hw)
-        info = {"mode": front.mode, "configurations": front.costed, "precisions": front.precisions,
+
+    @staticmethod
+    def _front_info(front: Any) -> dict[str, Any]:
+        return {"mode": front.mode, "configurations": front.costed, "precisions": front.precisions,
                 "front": len(front.points), "feasible": front.feasible}
-        return members, info, front.seconds
 
     def _cost(self, hw: AcceleratorTemplate, workload: Any, rates: dict[str, float]
               ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -369,7 +426,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         evaluation of one architecture shares one training."""
         start = time.perf_counter()
         if self.space.multi_task:
-            return self._evaluate_tasks(candidate, start)
+            return self._evaluate_tasks(candidate, seed, start)
         arch, hw = self.space.resolve(candidate)
         geno = self.space.task_archs(candidate)[0]
         try:
@@ -390,16 +447,17 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         keys = self.training_keys(candidate)
         return {"training": list(keys) if self.space.multi_task else keys[0]}
 
-    def _evaluate_tasks(self, candidate: Candidate, start: float) -> Result:
+    def _evaluate_tasks(self, candidate: Candidate, seed: int, start: float) -> Result:
         archs, hws = self.space.resolve(candidate)
         genotypes = self.space.task_archs(candidate)
         hws = hws if hws is not None else (None,) * len(archs)
         tasks: list[dict[str, Any]] = []
         per_values: list[dict[str, float]] = []
         trained: list[bool] = []
+        nets: list[_Network] = []
         for i, (arch, geno, hw) in enumerate(zip(archs, genotypes, hws)):
             try:
-                values, metrics, did, _ = self._task(i, arch, geno, hw, f"{candidate.id}.task{i}")
+                values, metrics, did, net = self._task(i, arch, geno, hw, f"{candidate.id}.task{i}")
             except _Diverged as exc:
                 return Result.failed(f"task {i} ({arch.name}): {exc}", time.perf_counter() - start,
                                      **self._keys_of(candidate))
@@ -412,6 +470,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             tasks.append(row)
             per_values.append(values)
             trained.append(did)
+            nets.append(net)
         acc = [v["accuracy"] for v in per_values]
         values = {"accuracy": float(np.mean(acc)), "params": float(sum(v["params"] for v in per_values)),
                   "macs": float(sum(v["macs"] for v in per_values))}
@@ -432,7 +491,11 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
                            dram_bytes_per_cycle=float(sum(t["dram_bytes_per_cycle"] for t in tasks)),
                            slowest_task=int(np.argmax([v["latency"] for v in per_values])))
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
-        return self._result(values, metrics, limits, start)
+        members: tuple[dict[str, Any], ...] = ()
+        if self.hw_inner and hws[0] is not None:
+            members, metrics["hw_front"], metrics["hw_front_seconds"] = self._task_members(
+                nets, candidate, values, seed)
+        return self._result(values, metrics, limits, start, members)
 
     def _result(self, values: dict[str, float], metrics: dict[str, Any], limits: dict[str, float],
                 start: float, members: tuple[dict[str, Any], ...] = ()) -> Result:

@@ -63,8 +63,8 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     ``train``: real training on ``dataset`` (``digits``, embedded; an image folder; a
     CIFAR-10 folder with ``trust_pickle``) split with ``seed``, plus the cost model; with
     ``hw_inner`` (default True) each trained network's hardware front over the accelerator
-    space (configurations costed exhaustively up to ``hw_exhaustive``, see
-    :class:`~nasco.evaluate.TrainCostEvaluator`).
+    space, or on a multi-accelerator the task networks' front over its partitions
+    (exhaustively up to ``hw_exhaustive``, see :class:`~nasco.evaluate.TrainCostEvaluator`).
     ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from nasco.cli import main
+from nasco.dsl import load_file
+from nasco.space import hw_space
 from nasco.testing import write_standins
 
 TINY = ["--limit", "120", "--epochs", "1", "--quiet"]
@@ -36,8 +38,9 @@ def multi_run(files, tmp_path_factory):
     return out
 
 
-def test_multi_task_run_writes_outputs_with_per_task_figures(multi_run):
+def test_multi_task_run_writes_outputs_with_per_task_figures(multi_run, files):
     out = multi_run
+    hw = hw_space(load_file(files["toy_multi"]))
     for name in ("ledger.jsonl", "pareto.csv", "pareto.png", "summary.json", "run.json"):
         assert (out / name).is_file(), name
     rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
@@ -61,8 +64,17 @@ def test_multi_task_run_writes_outputs_with_per_task_figures(multi_run):
         assert sum(t["dram_bytes_per_cycle"] for t in tasks) <= 16
         assert "spike_rates" in tasks[0] and "spike_rates" not in tasks[1]  # SNN task, ANN task
         assert (r["status"] == "ok") == (o["latency"] <= 0.01 and o["area"] <= 10)
+        # The hardware inner loop: the two networks' front over the budget's partitions.
+        assert r["metrics"]["hw_front"]["mode"] == "exhaustive" and r["members"]
+        for m in r["members"]:
+            hw.check(m["hw"])  # a partition within the budget
+            assert m["hw"] != r["hw"] and m["status"] == "ok" and set(m["objectives"]) == set(o)
     front = pd.read_csv(out / "pareto.csv")
-    assert list(front.columns) == ["id", "accuracy", "energy", "latency", "area", "arch", "hw"]
+    assert list(front.columns) == ["id", "accuracy", "energy", "latency", "area", "arch", "hw", "row_id",
+                                   "pair"]
+    assert (front["pair"] > 0).any()  # pairs the inner loop found are on the run's front
+    for text in front["hw"]:
+        hw.check(json.loads(text))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["total"] == 3
     assert summary["space"]["tasks"] == ["darts_snn", "darts"] and summary["space"]["hw"] == "toy_multi"
@@ -74,7 +86,7 @@ def test_multi_task_run_writes_outputs_with_per_task_figures(multi_run):
 def _strip_timings(row: dict) -> dict:
     """A ledger row without what differs from run to run: wall clocks and the worker."""
     row = {k: v for k, v in row.items() if k not in ("seconds", "started_at", "finished_at", "worker")}
-    drop = ("train_seconds", "evaluator_seconds")
+    drop = ("train_seconds", "evaluator_seconds", "hw_front_seconds")
     metrics = {k: v for k, v in row["metrics"].items() if k not in drop}
     if "tasks" in metrics:
         metrics["tasks"] = [{k: v for k, v in t.items() if k not in drop} for t in metrics["tasks"]]
