@@ -12,11 +12,11 @@ from nasco.core import Evaluator, Result
 
 __all__ = ["DataSplits", "DatasetError", "Evaluator", "HW_BUDGET", "HW_EXHAUSTIVE", "HW_OBJECTIVES",
            "HW_PAIR_BUDGET", "HW_PAIR_POPULATION", "HW_POPULATION", "HardwareFront", "HwPoint",
-           "MultiHardwareFront", "PROXIES", "ProxyEvaluator", "Result",
+           "MultiHardwareFront", "OneShotEvaluator", "PROXIES", "ProxyEvaluator", "Result",
            "TableEvaluator", "TaskNetwork", "TrainConfig", "TrainCostEvaluator", "TrainResult",
            "TrainingDiverged", "calibrate", "calibration_set", "check_limits", "epoch_reporter", "hardware_front",
            "load_dataset", "multi_hardware_front",
-           "proxy_scores", "quantized_accuracy", "train_and_evaluate"]
+           "proxy_scores", "quantized_accuracy", "recalibrate_bn", "train_and_evaluate", "train_supernet"]
 
 _LAZY = {
     "DataSplits": "_data", "DatasetError": "_data", "load_dataset": "_data",
@@ -25,6 +25,7 @@ _LAZY = {
     "hardware_front": "_hw_front",
     "HW_PAIR_BUDGET": "_hw_multi", "HW_PAIR_POPULATION": "_hw_multi", "MultiHardwareFront": "_hw_multi",
     "TaskNetwork": "_hw_multi", "multi_hardware_front": "_hw_multi",
+    "OneShotEvaluator": "_oneshot", "recalibrate_bn": "_oneshot", "train_supernet": "_spos",
     "TrainCostEvaluator": "_joint", "check_limits": "_joint", "TableEvaluator": "_table",
     "PROXIES": "_proxies", "ProxyEvaluator": "_proxies", "proxy_scores": "_proxies",
     "TrainConfig": "_train", "TrainResult": "_train", "TrainingDiverged": "_train",

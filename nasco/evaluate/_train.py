@@ -232,6 +232,12 @@ def _amp_context(device: torch.device, enabled: bool):
     return torch.autocast(device_type="cuda", dtype=dtype), dtype
 
 
+def cosine_factor(step: int, total_steps: int) -> float:
+    """The learning rate's factor at ``step`` of ``total_steps``: cosine from 1 to 0 (SGDR
+    without restarts, Loshchilov & Hutter, ICLR 2017), 0 after the last step."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
 def _batch_slices(n: int, batch_size: int) -> list[slice]:
     """Batch boundaries; a trailing batch of one is dropped (BatchNorm cannot train on it)."""
     slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
@@ -293,8 +299,7 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
     n = len(data.y_train)
     steps_per_epoch = len(_batch_slices(n, config.batch_size))
     total_steps = max(1, steps_per_epoch * config.epochs)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_factor(s, total_steps))
     amp_ctx, amp_dtype = _amp_context(device, config.amp)
     # fp16 needs loss scaling; bf16 has float32's range and does not.
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None

@@ -7,7 +7,7 @@ from nasco.dsl._vocab import OPS, PARAMETER_FREE, OpDef
 from nasco.nn._workload import plan_workload
 
 __all__ = ["ActivationQuantizer", "CONVENTIONS", "CellConvention", "DenseCellWorkloads", "FixedPointNeuron", "GraphNet",
-           "Node", "OPS", "OpDef", "PARAMETER_FREE", "Plan", "Precision", "QuantRanges", "QuantizedInput", "SuperNet",
+           "Node", "OPS", "OneShotNet", "OpDef", "PARAMETER_FREE", "Plan", "Precision", "QuantRanges", "QuantizedInput", "SuperNet",
            "SupernetPlan", "build_module", "derive_cell", "nb201_workloads", "observe_ranges", "official_cells",
            "plan_network", "plan_supernet", "plan_workload", "quantize", "quantize_weight", "round_to_grid"]
 
@@ -24,6 +24,9 @@ def __getattr__(name: str):
     if name in _QUANT:
         from nasco.nn import _quant
         return getattr(_quant, name)
+    if name == "OneShotNet":
+        from nasco.nn._oneshot import OneShotNet
+        return OneShotNet
     if name in ("SuperNet", "derive_cell"):
         from nasco.nn import _supernet
         return getattr(_supernet, name)

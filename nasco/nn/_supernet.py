@@ -22,7 +22,11 @@ from nasco.dsl._vocab import OPS
 from nasco.nn._plan import SupernetPlan
 from nasco.nn._torch import GraphNet
 
-__all__ = ["SuperNet", "derive_cell"]
+__all__ = ["ABSENT", "SuperNet", "derive_cell"]
+
+# A ``fixed`` entry that removes its edge: the edge's mix contributes zeros (a DARTS cell's
+# node reads only the inputs of its genotype).
+ABSENT = -2
 
 
 class SuperNet(GraphNet):
@@ -60,7 +64,7 @@ class SuperNet(GraphNet):
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Per kind, the ``(edges, ops)`` op weights the mixes use: softmax(alpha) with masked
-        ops at 0 and fixed edges one-hot."""
+        ops at 0, fixed edges one-hot and :data:`ABSENT` edges all 0."""
         out = {}
         for k, a in self.alphas.items():
             w = torch.softmax(a, dim=-1) * self.mask(k)
@@ -70,8 +74,25 @@ class SuperNet(GraphNet):
                 rows = torch.nonzero(fixed >= 0).flatten()
                 one_hot[rows, fixed[rows]] = 1.0
                 w = torch.where((fixed >= 0)[:, None], one_hot, w)
+            w = torch.where((fixed == ABSENT)[:, None], torch.zeros_like(w), w)
             out[k] = w
         return out
+
+    def fix_cell(self, cell: dict[str, Any]) -> None:
+        """Fix every edge to the op the cell genotype gives it; a DARTS cell's edges that the
+        genotype does not name are :data:`ABSENT`. The mixes then compute that cell."""
+        ops = list(self.sp.ops)
+        for kind, edges in self.sp.kinds.items():
+            fixed = torch.full((len(edges),), ABSENT, dtype=torch.long)
+            if self.cell_spec.type == "darts":
+                k = self.cell_spec.edges_per_node or 2
+                chosen = {(pos // k, j): op for pos, (op, j) in enumerate(cell[kind])}
+                for e, pair in enumerate(edges):
+                    if pair in chosen:
+                        fixed[e] = ops.index(chosen[pair])
+            else:
+                fixed = torch.tensor([ops.index(op) for op in cell["edges"]], dtype=torch.long)
+            self.fixed(kind).copy_(fixed)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:

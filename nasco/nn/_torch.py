@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -20,9 +20,9 @@ from torch import nn
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 from nasco.dsl import ArchSpace
-from nasco.nn._plan import Plan
+from nasco.nn._plan import Node, Plan
 
-__all__ = ["GraphNet", "make_neuron"]
+__all__ = ["GraphNet", "make_layer", "make_neuron"]
 
 
 def make_neuron(space: ArchSpace) -> nn.Module:
@@ -43,14 +43,38 @@ def make_neuron(space: ArchSpace) -> nn.Module:
     return neuron.LIFNode(tau=n.tau, **common)
 
 
+def make_layer(node: Node, space: ArchSpace) -> nn.Module | None:
+    """The torch module of a plan node (None for the ops without one: input, encode, relu,
+    add, concat, mix, gap, zero)."""
+    a = node.attrs
+    if node.op == "conv":
+        return nn.Conv2d(a["c_in"], node.shape[0], a["kernel"], a["stride"], a["padding"], a["dilation"],
+                         a["groups"], bias=False)
+    if node.op == "bn":
+        return nn.BatchNorm2d(node.shape[0])
+    if node.op == "neuron":
+        return make_neuron(space)
+    if node.op == "linear":
+        return nn.Linear(a["c_in"], node.shape[0])
+    if node.op == "maxpool":
+        return nn.MaxPool2d(a["kernel"], a["stride"], a["padding"])
+    if node.op == "avgpool":
+        return nn.AvgPool2d(a["kernel"], a["stride"], a["padding"], count_include_pad=False)
+    return None
+
+
 def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
 class GraphNet(nn.Module):
-    """Executes a :class:`Plan`; input ``[B, C, H, W]``, output logits ``[B, classes]``."""
+    """Executes a :class:`Plan`; input ``[B, C, H, W]``, output logits ``[B, classes]``.
 
-    def __init__(self, plan: Plan, space: ArchSpace) -> None:
+    ``layer_of(node, space)`` gives each node's module (default :func:`make_layer`: new ones);
+    a single path of a supernet passes the supernet's own (see :class:`nasco.nn.OneShotNet`)."""
+
+    def __init__(self, plan: Plan, space: ArchSpace,
+                 layer_of: Callable[[Node, ArchSpace], nn.Module | None] = make_layer) -> None:
         super().__init__()
         self.plan = plan
         self.T = plan.timesteps
@@ -59,21 +83,9 @@ class GraphNet(nn.Module):
         self.layers = nn.ModuleDict()
         self.spike_inputs: list[str] = []  # convs/linears whose inputs are spikes
         for n in plan.nodes:
-            a = n.attrs
-            if n.op == "conv":
-                self.layers[_key(n.name)] = nn.Conv2d(a["c_in"], n.shape[0], a["kernel"], a["stride"],
-                                                      a["padding"], a["dilation"], a["groups"], bias=False)
-            elif n.op == "bn":
-                self.layers[_key(n.name)] = nn.BatchNorm2d(n.shape[0])
-            elif n.op == "neuron":
-                self.layers[_key(n.name)] = make_neuron(space)
-            elif n.op == "linear":
-                self.layers[_key(n.name)] = nn.Linear(a["c_in"], n.shape[0])
-            elif n.op == "maxpool":
-                self.layers[_key(n.name)] = nn.MaxPool2d(a["kernel"], a["stride"], a["padding"])
-            elif n.op == "avgpool":
-                self.layers[_key(n.name)] = nn.AvgPool2d(a["kernel"], a["stride"], a["padding"],
-                                                         count_include_pad=False)
+            layer = layer_of(n, space)
+            if layer is not None:
+                self.layers[_key(n.name)] = layer
             if n.op in ("conv", "linear") and binary[n.inputs[0]]:
                 self.spike_inputs.append(n.name)
 
