@@ -215,7 +215,7 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
                         ("--max-train-seconds", args.max_train_seconds), ("--device", args.device),
                         ("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
             if v is not None:
-                raise UsageError(f"{flag} applies to --evaluator train or proxy, not table")
+                raise UsageError(f"{flag} applies to --evaluator train, oneshot or proxy, not table")
         return given
     for flag, v in (("--table", args.table), ("--table-dataset", args.table_dataset),
                     ("--table-fidelity", args.table_fidelity), ("--table-split", args.table_split)):
@@ -233,11 +233,15 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
                              "does not train")
         for flag, v in (("--hw-inner", args.hw_inner), ("--hw-exhaustive", args.hw_exhaustive)):
             if v is not None:
-                raise UsageError(f"{flag} applies to --evaluator train")
+                raise UsageError(f"{flag} applies to --evaluator train or oneshot")
     else:
-        given.update(epochs=args.epochs, max_seconds=args.max_train_seconds,
-                     hw_inner=None if args.hw_inner is None else args.hw_inner == "on",
+        if kind == "oneshot" and args.max_train_seconds is not None:
+            raise UsageError("--max-train-seconds applies to --evaluator train; --evaluator oneshot trains its "
+                             "supernet for whole --epochs")
+        given.update(epochs=args.epochs, hw_inner=None if args.hw_inner is None else args.hw_inner == "on",
                      hw_exhaustive=args.hw_exhaustive)
+        if kind == "train":
+            given["max_seconds"] = args.max_train_seconds
     return given
 
 
@@ -475,8 +479,12 @@ def _add_searcher(p) -> None:
 
 def _add_evaluator(p) -> None:
     """How a candidate is scored: training, proxies or a lookup table."""
-    p.add_argument("--evaluator", choices=("train", "table", "proxy"), default=None,
-                   help="train: real training plus the cost model (default); table: look every candidate up "
+    p.add_argument("--evaluator", choices=("train", "oneshot", "table", "proxy"), default=None,
+                   help="train: real training plus the cost model (default); oneshot: weight sharing, a "
+                        "supernet of the space trained once per run by single-path one-shot (SPOS; --epochs, "
+                        "default the space's), each candidate scored with the weights it inherits (BN "
+                        "statistics re-estimated on 8 training batches) plus the cost model, the budget "
+                        "counting evaluations (single-task spaces); table: look every candidate up "
                         "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
                         "ledger and reports carry test accuracy); proxy: no training, zero-cost proxies of the "
                         "initial network on one minibatch of 64 training images, and the cost model with the "
@@ -493,15 +501,16 @@ def _add_evaluator(p) -> None:
                         "python folder; once for every task, or once per --space")
     p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
-    p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs")
+    p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs (with --evaluator "
+                   "oneshot: the supernet's)")
     p.add_argument("--device", default=None, type=_device,
                    help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
                         "cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
     p.add_argument("--hw-inner", choices=("on", "off"), default=None,
-                   help="train evaluator: score each trained network on the accelerator space's other "
-                        "configurations too, so the front holds (architecture, accelerator) pairs (default on; "
+                   help="train and oneshot evaluators: score each trained (or inherited) network on the "
+                        "accelerator space's other configurations too, so the front holds (architecture, accelerator) pairs (default on; "
                         "off costs only the proposed configuration)")
     p.add_argument("--hw-exhaustive", type=int_in(0), default=None, metavar="N",
                    help="hardware inner loop: cost every configuration when the accelerator space has at "

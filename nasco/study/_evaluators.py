@@ -1,4 +1,4 @@
-"""Evaluators by kind (train, proxy, table) with the settings a run records, and plain
+"""Evaluators by kind (train, oneshot, proxy, table) with the settings a run records, and plain
 functions as evaluators."""
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from nasco.space import SearchSpace
 __all__ = ["EVALUATOR_KINDS", "FunctionEvaluator", "SpecChecked", "default_objectives", "evaluator_options",
            "make_evaluator"]
 
-EVALUATOR_KINDS = ("train", "proxy", "table")
+EVALUATOR_KINDS = ("train", "oneshot", "proxy", "table")
 
 # The settings each kind takes, with their defaults (one place for the library and the CLI).
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "max_seconds": None,
               "trust_pickle": False, "threads": 1, "hw_inner": True, "hw_exhaustive": None},
+    "oneshot": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "trust_pickle": False,
+                "threads": 1, "hw_inner": True, "hw_exhaustive": None},
     "proxy": {"dataset": "digits", "limit": None, "device": "auto", "trust_pickle": False, "threads": 1},
     "table": {"table": None, "table_dataset": "c10", "table_fidelity": 200, "table_split": "valid"},
 }
@@ -65,6 +67,8 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     ``hw_inner`` (default True) each trained network's hardware front over the accelerator
     space, or on a multi-accelerator the task networks' front over its partitions
     (exhaustively up to ``hw_exhaustive``, see :class:`~nasco.evaluate.TrainCostEvaluator`).
+    ``oneshot``: as ``train``, but each candidate inherits its weights from a supernet trained
+    once per run for ``epochs`` (:class:`~nasco.evaluate.OneShotEvaluator`; single-task spaces).
     ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
@@ -74,12 +78,12 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     if kind == "table":
         return _table(space, names, opts)
     resolve_objectives(list(names))  # a misspelt name fails here, before any data is loaded
-    if kind == "train":
+    if kind in ("train", "oneshot"):
         from nasco.evaluate._joint import SCORED
 
         other = [n for n in names if n not in SCORED]
         if other:
-            raise NascoError(f"objectives: the train evaluator scores {', '.join(SCORED)}; found "
+            raise NascoError(f"objectives: the {kind} evaluator scores {', '.join(SCORED)}; found "
                              f"{', '.join(other)} (zero-cost proxies need evaluator proxy)")
     import torch
 
@@ -90,8 +94,8 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     if len(datasets) not in (1, n):
         raise NascoError(f"--dataset given {len(datasets)} times for {n} --space; give it once (every task) "
                          f"or once per --space")
-    if kind == "proxy" and n > 1:
-        raise NascoError("evaluator proxy: expected a single-task space, found a multi-task one; use train")
+    if kind in ("proxy", "oneshot") and n > 1:
+        raise NascoError(f"evaluator {kind}: expected a single-task space, found a multi-task one; use train")
     hw_objs = sorted({"energy", "latency", "area"} & set(names))
     if space.hw is None and hw_objs:
         raise NascoError(f"objectives {', '.join(hw_objs)} need an accelerator: add hw (e.g. asic_template), "
@@ -121,14 +125,15 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
             raise NascoError(f"evaluator proxy: {exc}") from None
         facts.update(ev.describe())
         return ev, facts
-    from nasco.evaluate import TrainCostEvaluator
+    from nasco.evaluate import OneShotEvaluator, TrainCostEvaluator
 
+    cls, extra = (OneShotEvaluator, {}) if kind == "oneshot" else \
+        (TrainCostEvaluator, {"max_seconds": opts["max_seconds"]})
     try:
-        ev = TrainCostEvaluator(space, data if n > 1 else data[0], names, epochs=opts["epochs"],
-                                device=device, max_seconds=opts["max_seconds"], seed=seed,
-                                hw_inner=bool(opts["hw_inner"]), hw_exhaustive=opts["hw_exhaustive"])
+        ev = cls(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device, seed=seed,
+                 hw_inner=bool(opts["hw_inner"]), hw_exhaustive=opts["hw_exhaustive"], **extra)
     except ValueError as exc:
-        raise NascoError(f"evaluator train: {exc}") from None
+        raise NascoError(f"evaluator {kind}: {exc}") from None
     return ev, facts
 
 

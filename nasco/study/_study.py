@@ -42,7 +42,13 @@ from nasco.run._rundir import (
 )
 from nasco.search import DIFFERENTIABLE, SEARCHERS, Searcher, make_searcher
 from nasco.space import SearchSpace
-from nasco.study._evaluators import FunctionEvaluator, SpecChecked, evaluator_options, make_evaluator
+from nasco.study._evaluators import (
+    EVALUATOR_KINDS,
+    FunctionEvaluator,
+    SpecChecked,
+    evaluator_options,
+    make_evaluator,
+)
 from nasco.study._spaces import build_space
 
 __all__ = ["DEFAULT_SEARCHER", "Study", "create_study", "load_study"]
@@ -160,7 +166,7 @@ class Study:
         return 2 if self.searcher_name in DIFFERENTIABLE else 10
 
     def make_evaluator(self, kind: str = "train", **options: Any) -> Any:
-        """The evaluator of ``kind`` ('train', 'proxy', 'table') on this study's space, with
+        """The evaluator of ``kind`` ('train', 'oneshot', 'proxy', 'table') on this study's space, with
         the study's seed; see :func:`nasco.study.make_evaluator` for the settings."""
         ev, facts = make_evaluator(kind, space=self.space, objectives=self.objective_names, seed=self.seed,
                                    **options)
@@ -244,7 +250,7 @@ class Study:
         kind = kind or was
         if kind != was:
             check_settings(self.storage, {"evaluator": kind}, {"evaluator": was})
-        if kind not in ("train", "proxy", "table"):
+        if kind not in EVALUATOR_KINDS:
             raise NascoError(f"{self.storage}: the run was scored by a {kind} evaluator, which nasco cannot "
                              f"rebuild; pass it to optimize()")
         opts = {k: v for k, v in {**opts, **{k: v for k, v in given.items() if v is not None}}.items()
