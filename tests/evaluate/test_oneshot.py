@@ -211,9 +211,8 @@ def test_evaluator_scores_inherited_weights_one_supernet_per_shape(digits, tmp_p
     ev.attach_run_dir(tmp_path, resume=False, seed=5)
     cand = space.sample(np.random.default_rng(2))
     hp = dict(cand.arch["hp"])
-    twin = space.make(cell=cand.arch["cell"], hp={**hp, "timesteps": 3 - hp["timesteps"],
-                                                  "neuron.type": "plif" if hp["neuron.type"] == "lif" else "lif"},
-                      hw=cand.hw)
+    flip = {"timesteps": 3 - hp["timesteps"], "neuron.type": "plif" if hp["neuron.type"] == "lif" else "lif"}
+    twin = space.make(cell=cand.arch["cell"], hp={**hp, **flip}, hw=cand.hw)
     other = space.make(cell=cand.arch["cell"], hp={**hp, "macro.stem.channels": 12 - hp["macro.stem.channels"]},
                        hw=cand.hw)
     r1, r2, r3 = (ev.evaluate(c, 0) for c in (cand, twin, other))
