@@ -213,8 +213,8 @@ def test_evaluator_scores_inherited_weights_one_supernet_per_shape(digits, tmp_p
     hp = dict(cand.arch["hp"])
     flip = {"timesteps": 3 - hp["timesteps"], "neuron.type": "plif" if hp["neuron.type"] == "lif" else "lif"}
     twin = space.make(cell=cand.arch["cell"], hp={**hp, **flip}, hw=cand.hw)
-    other = space.make(cell=cand.arch["cell"], hp={**hp, "macro.stem.channels": 12 - hp["macro.stem.channels"]},
-                       hw=cand.hw)
+    channels = {"macro.stem.channels": 12 - hp["macro.stem.channels"]}
+    other = space.make(cell=cand.arch["cell"], hp={**hp, **channels}, hw=cand.hw)
     r1, r2, r3 = (ev.evaluate(c, 0) for c in (cand, twin, other))
     for r in (r1, r2, r3):
         assert r.status in ("ok", "infeasible") and r.metrics["accuracy_source"] == "inherited"
