@@ -255,3 +255,44 @@ def test_make_evaluator_oneshot_settings_and_errors():
     two = SearchSpace([load_spec("darts_snn", overrides=TINY)] * 2)
     with pytest.raises(NascoError, match="evaluator oneshot: expected a single-task space"):
         make_evaluator("oneshot", space=two, objectives=("accuracy",), seed=0, limit=60)
+
+
+def _cli(capsys, *argv):
+    from nasco.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code)
+    return code, capsys.readouterr().err
+
+
+def test_cli_search_oneshot_writes_a_run_and_resumes(tmp_path, capsys):
+    """`nasco search --evaluator oneshot` writes the ledger, pareto.csv and summary; --resume
+    to a larger budget keeps the rows and reads the supernets back instead of training them."""
+    out = tmp_path / "run"
+    argv = ["search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator", "oneshot", "--epochs", "1",
+            "--limit", "100", "--set", "macro.cells=1", "--set", "macro.reductions=[]", "--set",
+            "macro.stem.channels={choice: [4, 8]}", "--set", "timesteps=1", "--hw-inner", "off", "--seed", "2",
+            "--quiet", "--out", str(out)]
+    assert _cli(capsys, *argv, "--budget", "3")[0] == 0
+    for name in ("ledger.jsonl", "pareto.csv", "summary.json", "run.json"):
+        assert (out / name).is_file(), name
+    rows = (out / "ledger.jsonl").read_text().splitlines()
+    assert len(rows) == 3
+    first = [json.loads(r) for r in rows]
+    assert all(r["metrics"]["accuracy_source"] == "inherited" for r in first if r["status"] != "failed")
+    assert json.loads((out / "run.json").read_text())["budget_counts"] == "evaluations"
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "supernets").glob("*/state.json")}
+    assert stamps
+    assert _cli(capsys, *argv, "--budget", "5", "--resume")[0] == 0
+    again = (out / "ledger.jsonl").read_text().splitlines()
+    assert len(again) == 5 and again[:3] == rows
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_cli_oneshot_rejects_max_train_seconds_in_one_line(tmp_path, capsys):
+    code, err = _cli(capsys, "search", "--space", "darts_snn", "--evaluator", "oneshot", "--max-train-seconds", "5",
+                     "--out", str(tmp_path / "x"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--max-train-seconds" in err
+    assert "Traceback" not in err
