@@ -271,10 +271,10 @@ def test_cli_search_oneshot_writes_a_run_and_resumes(tmp_path, capsys):
     """`nasco search --evaluator oneshot` writes the ledger, pareto.csv and summary; --resume
     to a larger budget keeps the rows and reads the supernets back instead of training them."""
     out = tmp_path / "run"
-    argv = ["search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator", "oneshot", "--epochs", "1",
-            "--limit", "100", "--set", "macro.cells=1", "--set", "macro.reductions=[]", "--set",
-            "macro.stem.channels={choice: [4, 8]}", "--set", "timesteps=1", "--hw-inner", "off", "--seed", "2",
-            "--quiet", "--out", str(out)]
+    argv = ["search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator", "oneshot",
+            "--epochs", "1", "--limit", "100", "--set", "macro.cells=1", "--set", "macro.reductions=[]",
+            "--set", "macro.stem.channels={choice: [4, 8]}", "--set", "timesteps=1", "--hw-inner", "off",
+            "--seed", "2", "--quiet", "--out", str(out)]
     assert _cli(capsys, *argv, "--budget", "3")[0] == 0
     for name in ("ledger.jsonl", "pareto.csv", "summary.json", "run.json"):
         assert (out / name).is_file(), name
@@ -292,7 +292,7 @@ def test_cli_search_oneshot_writes_a_run_and_resumes(tmp_path, capsys):
 
 
 def test_cli_oneshot_rejects_max_train_seconds_in_one_line(tmp_path, capsys):
-    code, err = _cli(capsys, "search", "--space", "darts_snn", "--evaluator", "oneshot", "--max-train-seconds", "5",
-                     "--out", str(tmp_path / "x"))
+    code, err = _cli(capsys, "search", "--space", "darts_snn", "--evaluator", "oneshot",
+                     "--max-train-seconds", "5", "--out", str(tmp_path / "x"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--max-train-seconds" in err
     assert "Traceback" not in err
