@@ -142,7 +142,8 @@ def test_storage_that_is_a_regular_file(capsys, tmp_path):
 
 def test_device_with_the_table_evaluator(capsys, tmp_path):
     code, err = run_cli(capsys, [*TABLE_SEARCH, "--out", str(tmp_path / "out"), "--device", "cuda:7"])
-    assert (code, err) == (2, "nasco: error: --device applies to --evaluator train, oneshot or proxy, not table\n")
+    assert (code, err) == (2, "nasco: error: --device applies to --evaluator train, oneshot or proxy, "
+                              "not table\n")
     assert not (tmp_path / "out").exists()
 
 
