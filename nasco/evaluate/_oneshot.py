@@ -64,8 +64,9 @@ class OneShotEvaluator(TrainCostEvaluator):
     holds (timesteps, neuron type and time constant) share one supernet, whose training
     samples those choices with the cell at every step; each combination of the other choices
     (cells, channels) has its own supernet, trained when a candidate first needs it, with the
-    space's ``training`` settings (``epochs``, ``batch_size``, ``lr`` override them) and a seed
-    that follows from the run's seed. A candidate's network loads its path's weights, its BN
+    space's ``training`` settings (``epochs``, ``batch_size``, ``lr`` override them), each step's
+    gradient norm clipped to :data:`~nasco.evaluate._spos.GRAD_CLIP`, and a seed that follows
+    from the run's seed. A candidate's network loads its path's weights, its BN
     statistics are re-estimated on :data:`RECALIBRATION_BATCHES` fixed training batches
     (:func:`recalibrate_bn`), and a validation pass gives its accuracy and the spike rates the
     cost model uses (test accuracy is a metric). From there a candidate is scored exactly as
@@ -116,6 +117,7 @@ class OneShotEvaluator(TrainCostEvaluator):
         """(key, inputs, TrainConfig, resolved space) of the supernet ``geno``'s architecture
         inherits from."""
         from nasco.dsl import resolve
+        from nasco.evaluate._spos import GRAD_CLIP
 
         spec = self.space.tasks[0].spec
         shape = {k: v for k, v in geno.get("hp", {}).items() if not shares_weights(k)}
@@ -123,6 +125,7 @@ class OneShotEvaluator(TrainCostEvaluator):
         key, inputs, cfg = super()._training(0, arch, {"cell": None, "hp": shape})
         inputs = {k: v for k, v in inputs.items() if k != "seed"}
         inputs["method"] = "spos"
+        inputs["grad_clip"] = GRAD_CLIP
         inputs["seed"] = training_seed(self.seed, inputs)
         return training_key(inputs), inputs, replace(cfg, seed=inputs["seed"]), arch
 
@@ -160,7 +163,8 @@ class OneShotEvaluator(TrainCostEvaluator):
         if self._supernet_root is not None:
             checkpoint = SupernetCheckpoint(self._supernet_root / training_key(inputs), inputs)
         try:
-            result = train_supernet(net, sample, data, cfg, checkpoint=checkpoint)
+            result = train_supernet(net, sample, data, cfg, checkpoint=checkpoint,
+                                    grad_clip=inputs["grad_clip"])
         except TrainingDiverged as exc:
             return f"TrainingDiverged: {exc}"
         return net.eval(), result

@@ -2,7 +2,8 @@
 
 Every step samples one architecture (``sample(rng) -> (resolved space, cell)``) and trains
 only its path (:meth:`nasco.nn.OneShotNet.single_path`) on one batch: the shared trainer's
-optimizer, per-step cosine schedule, batches and loss (:mod:`nasco.evaluate._train`). The
+optimizer, per-step cosine schedule, batches and loss (:mod:`nasco.evaluate._train`), with the
+path's gradient clipped to an L2 norm of at most ``grad_clip`` (:data:`GRAD_CLIP` by default). The
 sampling generator, the batch order and torch's generator are seeded from the config's seed.
 
 :class:`SupernetCheckpoint` keeps the state after every epoch in a folder: ``epochN.safetensors``
@@ -35,15 +36,18 @@ from nasco.evaluate._train import (
     _check_device,
     _optimizer,
     _seed_everything,
-    _step,
     cosine_factor,
     reset_states,
 )
 from nasco.evaluate._trainings import _atomic_write
 
-__all__ = ["SposResult", "SupernetCheckpoint", "train_supernet"]
+__all__ = ["GRAD_CLIP", "SposResult", "SupernetCheckpoint", "train_supernet"]
 
 CHECKPOINT_FORMAT = 1
+# The largest L2 norm of a step's gradient (the value of DARTS's supernet training, Liu et al.,
+# ICLR 2019). Paths of different ops feed the shared layers features of very different scales
+# (a max-pool's output is not normalised); unclipped, a darts_snn supernet's loss diverges.
+GRAD_CLIP = 5.0
 _STATE = "state.json"
 
 
@@ -147,13 +151,18 @@ class SupernetCheckpoint:
 
 
 def train_supernet(net: Any, sample: Callable[[np.random.Generator], tuple[Any, dict[str, Any]]], data: Any,
-                   config: TrainConfig, *, checkpoint: SupernetCheckpoint | None = None) -> SposResult:
+                   config: TrainConfig, *, checkpoint: SupernetCheckpoint | None = None,
+                   grad_clip: float | None = GRAD_CLIP) -> SposResult:
     """Train ``net`` (a :class:`nasco.nn.OneShotNet`) for ``config.epochs`` epochs of SPOS on
     ``data.x_train``; one architecture ``sample(rng)`` per step. With ``checkpoint`` the
     state is saved after every epoch and a training that has one continues from it (a
-    finished one returns at once). After each epoch the :func:`~nasco.evaluate.epoch_reporter`
-    hook, when set, gets the epoch and ``{"epochs", "train_loss"}``. Raises
-    :class:`~nasco.evaluate.TrainingDiverged` on a non-finite loss."""
+    finished one returns at once). Each step's gradient (the sampled path's parameters) is
+    scaled to an L2 norm of at most ``grad_clip`` (None: not clipped). After each epoch the
+    :func:`~nasco.evaluate.epoch_reporter` hook, when set, gets the epoch and
+    ``{"epochs", "train_loss"}``. Raises :class:`~nasco.evaluate.TrainingDiverged` on a
+    non-finite loss."""
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip={grad_clip} must be positive or None")
     start = time.perf_counter()
     device = _check_device(config.device)
     p = _Progress(0, [], np.random.default_rng(config.seed), _seed_everything(config.seed))
@@ -182,7 +191,12 @@ def train_supernet(net: Any, sample: Callable[[np.random.Generator], tuple[Any, 
                 raise TrainingDiverged(f"supernet training diverged: loss is {value} at epoch {epoch + 1}/"
                                        f"{config.epochs}, batch {b + 1}/{len(slices)}",
                                        epoch=epoch + 1, batch=b + 1)
-            _step(loss, opt, None)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                # Parameters off the path have no gradient: clip_grad_norm_ leaves them out.
+                torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
+            opt.step()
             reset_states(path)  # after backward: the graph still references the state
             loss_sum += value * len(idx)
             seen += len(idx)
