@@ -14,8 +14,13 @@ and timesteps at the space's defaults), each
   ``--multipliers`` (the cosine schedule spans the whole training).
 
 Then Kendall tau-b (scipy) of the inherited validation accuracy with the stand-alone validation
-and test accuracies. Stand-alone results are kept in ``--cache`` (JSON lines, one per cell) and
-reused by later runs with the same seed. Usage::
+and test accuracies. ``--pool-bn`` measures a change to the network plans that nasco does not
+make: a BatchNorm after every pooling op of a cell's edge (DARTS's search-time mixed op has
+one, without affine parameters), in the supernet and in the stand-alone networks alike.
+Stand-alone results are kept in ``--cache`` (JSON lines, one per cell) and reused by later runs
+with the same seed and ``--pool-bn``.
+
+Usage::
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/oneshot_fidelity.py --n 20 --seed 0 --multipliers 1 2 4
 """
@@ -50,6 +55,23 @@ from nasco.space import SearchSpace  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def patch_pool_bn() -> None:
+    """Planner patch for ``--pool-bn``: a BatchNorm after each pooling edge op."""
+    import nasco.nn._plan as plan
+    from nasco.dsl._vocab import OPS
+
+    edge = plan._Builder.edge
+
+    def edge_with_bn(self: Any, x: str, name: str, op: str, c_out: int, stride: int) -> str:
+        out = edge(self, x, name, op, c_out, stride)
+        pooled = self.nodes[self.index[out]].op in ("avgpool", "maxpool")
+        if OPS[op].kind in ("pool_avg", "pool_max") and pooled:
+            return self.bn(out, f"{name}.pool_bn")
+        return out
+
+    plan._Builder.edge = edge_with_bn
+
+
 def sample_candidates(space: SearchSpace, n: int, seed: int) -> list:
     """``n`` distinct cells (by candidate id), hyperparameters at their defaults."""
     rng = np.random.default_rng(seed)
@@ -69,13 +91,14 @@ def config(arch: Any, seed: int, epochs: int | None = None) -> TrainConfig:
                        optimizer=t.optimizer, weight_decay=t.weight_decay, seed=seed)
 
 
-def standalone(space: SearchSpace, cands: list, data: Any, seed: int, cache: Path) -> dict[str, dict]:
+def standalone(space: SearchSpace, cands: list, data: Any, seed: int, cache: Path,
+               pool_bn: bool) -> dict[str, dict]:
     """Each cell trained stand-alone (read from ``cache`` when it is there)."""
     done: dict[str, dict] = {}
     if cache.is_file():
         for line in cache.read_text().splitlines():
             row = json.loads(line)
-            if row["seed"] == seed:
+            if row["seed"] == seed and row.get("pool_bn", False) == pool_bn:
                 done[row["id"]] = row
     for k, cand in enumerate(cands):
         if cand.id in done:
@@ -84,7 +107,7 @@ def standalone(space: SearchSpace, cands: list, data: Any, seed: int, cache: Pat
         plan = plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes)
         torch.manual_seed(seed)
         tr = train_and_evaluate(GraphNet(plan, arch), data, config(arch, seed))
-        row = {"id": cand.id, "seed": seed, "valid_accuracy": tr.valid_accuracy,
+        row = {"id": cand.id, "seed": seed, "pool_bn": pool_bn, "valid_accuracy": tr.valid_accuracy,
                "test_accuracy": tr.test_accuracy, "seconds": tr.seconds}
         done[cand.id] = row
         with cache.open("a") as f:
@@ -151,15 +174,19 @@ def main(argv: list[str] | None = None) -> int:
                     default=ROOT / "experiments/results/oneshot_fidelity_standalone.jsonl",
                     help="stand-alone results, reused across runs")
     ap.add_argument("--report", type=Path, default=ROOT / "experiments/results/oneshot_fidelity.md")
+    ap.add_argument("--pool-bn", action="store_true",
+                    help="measure plans with a BatchNorm after each pooling edge op")
     args = ap.parse_args(argv)
     if args.n < 3 or min(args.multipliers) < 1 or args.grad_clip < 0:
         ap.error("--n must be >= 3, --multipliers >= 1 and --grad-clip >= 0")
     torch.set_num_threads(1)
+    if args.pool_bn:
+        patch_pool_bn()
     t0 = time.perf_counter()
     data = load_dataset("digits", seed=args.seed)
     space = SearchSpace(load_file(find_file("darts_snn")), None)
     cands = sample_candidates(space, args.n, args.seed)
-    alone = standalone(space, cands, data, args.seed, args.cache)
+    alone = standalone(space, cands, data, args.seed, args.cache, args.pool_bn)
     sv = [alone[c.id]["valid_accuracy"] for c in cands]
     st = [alone[c.id]["test_accuracy"] for c in cands]
     base_epochs = int(space.resolve(cands[0])[0].training.epochs)
@@ -187,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         f"trained on digits with the space's training settings ({base_epochs} epochs), seed {args.seed}. "
         "Inherited: one SPOS supernet of the default macro (each step a random cell, neuron type, tau and "
         f"timesteps), gradient clip {clip}, trained afresh for each epoch count; each cell's path weights, "
-        f"BN recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy. Kendall tau-b "
-        "(scipy) of the "
-        "inherited validation accuracy with the stand-alone validation / test accuracy.", "",
+        f"BN recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy"
+        f"{'; PLANS PATCHED: a BatchNorm after every pooling edge op' if args.pool_bn else ''}. Kendall "
+        "tau-b (scipy) of the inherited validation accuracy with the stand-alone validation / test "
+        "accuracy.", "",
         "| supernet epochs | last epoch loss | inherited valid acc mean (min-max) "
         "| tau vs stand-alone valid (p) | tau vs stand-alone test (p) | supernet seconds |",
         "|---|---|---|---|---|---|",
