@@ -294,6 +294,28 @@ def test_evaluator_scores_inherited_weights_one_supernet_per_shape(digits, tmp_p
     assert (tmp_path / "supernets" / key / "state.json").stat().st_mtime_ns == stamp
 
 
+def test_evaluator_trains_its_supernets_with_the_gradient_clip(digits, tmp_path, monkeypatch):
+    """The evaluator's supernet training clips at GRAD_CLIP, and the clip is part of what the
+    checkpoint says the training is (so a training with another clip is another supernet)."""
+    import nasco.evaluate._spos as spos
+
+    seen = []
+    real = spos.train_supernet
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("grad_clip", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(spos, "train_supernet", spy)
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    ev = OneShotEvaluator(space, digits, ("accuracy", "energy", "latency", "area"), epochs=1, hw_inner=False)
+    ev.attach_run_dir(tmp_path, resume=False, seed=5)
+    ev.evaluate(space.sample(np.random.default_rng(2)), 0)
+    assert seen == [GRAD_CLIP]
+    (state,) = (tmp_path / "supernets").glob("*/state.json")
+    assert json.loads(state.read_text())["inputs"]["grad_clip"] == GRAD_CLIP
+
+
 def test_make_evaluator_oneshot_settings_and_errors():
     space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
     ev, facts = make_evaluator("oneshot", space=space, objectives=None, seed=0, epochs=1, limit=60)
