@@ -192,8 +192,7 @@ class _Archive:
         names = list(excess)
         E = np.stack([excess[k] for k in names], axis=1) if names else np.zeros((len(hws), 0))
         over = E > 0
-        scale = np.array([limits[k] if limits[k] > 0 else 1.0 for k in names])
-        relative = (np.where(over, E, 0.0) / scale).sum(axis=1) if names else np.zeros(len(hws))
+        relative = _relative_violation(excess, limits, len(hws))
         keys = list(group)
         mapped = out["mapped"]
         for j in np.flatnonzero(~mapped).tolist():
@@ -234,6 +233,15 @@ def _excess(values: Mapping[str, np.ndarray], limits: Mapping[str, float]) -> di
         lat = values["latency"]
         values["power"] = np.where(lat > 0, values["energy"] / np.where(lat > 0, lat, 1.0), -np.inf)
     return {k: values[k] - lim for k, lim in limits.items() if k in values}
+
+
+def _relative_violation(excess: Mapping[str, np.ndarray], limits: Mapping[str, float], n: int) -> np.ndarray:
+    """Each of ``n`` configurations' total relative violation: the sum over the specs it exceeds
+    (``excess`` from :func:`_excess`) of excess / limit (a non-positive limit counts as 1)."""
+    relative = np.zeros(n)
+    for k, e in excess.items():
+        relative += np.where(e > 0, e, 0.0) / (limits[k] if limits[k] > 0 else 1.0)
+    return relative
 
 
 def _nondominated(F: np.ndarray) -> np.ndarray:

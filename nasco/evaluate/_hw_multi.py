@@ -45,6 +45,7 @@ from nasco.evaluate._hw_front import (
     _Archive,
     _excess,
     _nondominated,
+    _relative_violation,
     _table_cache,
     check_arguments,
 )
@@ -187,11 +188,7 @@ def _violations(system: Mapping[str, np.ndarray], limits: Mapping[str, float]
     """Each spec's excess (value - limit, over arrays) and each partition's total relative
     violation (the sum over its exceeded specs of excess / limit)."""
     excess = _excess({k: system[k] for k in ("energy", "latency", "area")}, limits)
-    n = len(system["energy"])
-    relative = np.zeros(n)
-    for k, e in excess.items():
-        relative += np.where(e > 0, e, 0.0) / (limits[k] if limits[k] > 0 else 1.0)
-    return excess, relative
+    return excess, _relative_violation(excess, limits, len(system["energy"]))
 
 
 def _minimisation(system: Mapping[str, np.ndarray], objectives: Sequence[Objective]) -> np.ndarray:

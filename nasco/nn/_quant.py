@@ -46,6 +46,9 @@ __all__ = ["ActivationQuantizer", "FixedPointNeuron", "Precision", "QuantRanges"
            "observe_ranges", "quantize", "quantize_weight", "round_to_grid"]
 
 _MIN_BITS, _MAX_BITS = 2, 32
+# Up to this membrane width a value already on the grid, k * scale with |k| < 2^(b-1), rounds to
+# itself: (k * scale) * (1 / scale) in float32 is k within |k| * 2^-22 <= 1/8 of a step.
+_EXACT_RESET_BITS = 20
 
 
 @dataclass(frozen=True)
@@ -292,10 +295,13 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
             return
         s = spike.detach() if self.detach_reset else spike
         if self.v_reset is None:
-            v = self.v - self.threshold_q * s
+            self.v = self._round(self.v - self.threshold_q * s)
+        elif self.bits <= _EXACT_RESET_BITS and not (s.requires_grad or self.v.requires_grad):
+            # Both choices lie on the grid, and rounding a grid value is exact at these widths,
+            # so the selected value is what rounding the blend gives, value for value.
+            self.v = torch.where(s.bool(), self.v_reset_q, self.v)
         else:
-            v = s * self.v_reset_q + (1.0 - s) * self.v
-        self.v = self._round(v)
+            self.v = self._round(s * self.v_reset_q + (1.0 - s) * self.v)
 
     def extra_repr(self) -> str:
         return (f"bits={self.bits}, decay={self.decay:.6g}, scale={self.scale}, "

@@ -38,10 +38,12 @@ def test_killed_and_resumed_search_ends_as_the_uninterrupted_one(tmp_path, searc
     assert r.starts[-1].killed is False and r.starts[-1].returncode == 0
     assert all(s.returncode == -signal.SIGKILL for s in r.starts if s.killed)
     assert (tmp_path / "victim-1" / "ledger.jsonl").is_file()
-    # Each kill came after a row of its start and within 50 % of the reference's time from its
-    # first row to its end: the first resume met a partial ledger, so the replay was exercised.
+    # Each kill is aimed after a row of its start, within 50 % of the reference's time from its
+    # first row to its last. The harness watches the ledger every 10 ms, so on a loaded machine a
+    # kill can land after a start's last row (seen in CI: two of three kills there); a resume
+    # that met a partial ledger is what exercises the replay, and one is asked for.
     assert r.starts[0].form == "fresh" and r.starts[1].form == "resume"
-    assert 0 < r.starts[1].rows_before < 30, \
+    assert any(0 < s.rows_before < 30 for s in r.starts if s.form == "resume"), \
         [(s.form, s.rows_before, s.killed) for s in r.starts]
 
 
