@@ -66,6 +66,8 @@ class CellSpec:
     nodes: int = F(doc="intermediate nodes", min=1, max=12)
     ops: tuple[str, ...] = F(doc="the op vocabulary of the cell edges")
     edges_per_node: int | None = F(None, doc="inputs kept per node (darts cells)", min=1)
+    pool_bn: bool = F(False, doc="a BatchNorm after each pooling edge op, so that a pool's output is "
+                                 "normalised like a conv op's (DARTS's search-time mixed op has one)")
 
     def _check(self, path: tuple) -> None:
         if not self.ops:

@@ -175,7 +175,9 @@ class _Builder:
             return self.act_conv_bn(dw, f"{name}.pw", c_out, 1)
         if d.kind in ("pool_avg", "pool_max"):
             p = self.pool(x, f"{name}.pool", "avgpool" if d.kind == "pool_avg" else "maxpool", 3, stride, 1)
-            return p if c == c_out else self.act_conv_bn(p, f"{name}.proj", c_out, 1)
+            if c != c_out:
+                return self.act_conv_bn(p, f"{name}.proj", c_out, 1)  # ends in a BN already
+            return self.bn(p, f"{name}.pool_bn") if self.space.cell.pool_bn else p
         raise ValueError(f"op {op} has no layers")  # 'none' edges never reach here
 
     # -------------------------------------------------------------- cells
