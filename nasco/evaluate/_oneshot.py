@@ -2,13 +2,16 @@
 :class:`~nasco.evaluate.TrainCostEvaluator`."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from nasco.evaluate._joint import TrainCostEvaluator, _Diverged
 from nasco.evaluate._trainings import TrainingRecord, TrainingStore, training_key, training_seed
+
+log = logging.getLogger("nasco.evaluate")
 
 __all__ = ["INHERITED_DIR", "OneShotEvaluator", "RECALIBRATION_BATCHES", "SUPERNETS_DIR", "recalibrate_bn",
            "shares_weights"]
@@ -74,12 +77,20 @@ class OneShotEvaluator(TrainCostEvaluator):
     accelerator's bit widths, cost, design specs and the hardware inner loop (``hw_inner``).
 
     Metrics: ``accuracy_source`` is ``inherited``, ``supernet`` the supernet's key,
-    ``supernet_epochs`` its epochs; ``training`` is the key of the scored network, a record of
-    the evaluator's store, and ``train_seconds`` the seconds that network took to score.
+    ``supernet_epochs`` its epochs, ``supernet_trained`` whether this evaluation ran the
+    supernet's training (continued from its checkpoint when there is one); ``training`` is the
+    key of the scored network, a record of the evaluator's store, and ``train_seconds`` the
+    seconds that network took to score.
     :meth:`attach_run_dir` keeps the supernets' checkpoints (one folder per supernet in
     ``supernets/``, resumed after an interruption) and the scored networks (``inherited/``)
     in the run directory. Single-task spaces only. An evaluation scores, it does not train:
     a run's budget counts evaluations.
+
+    Workers: :meth:`shared_state` makes (trains or reads back) in this process the supernets
+    that candidates need and returns their weights by supernet key; an evaluator that was given
+    them (:meth:`adopt_shared_state`, in a worker process) builds its supernets from them and
+    trains none of them. The executors that run evaluations in worker processes use this, so a
+    run trains each supernet once, in the driver, whatever the executor.
     """
 
     trains = False  # the budget counts evaluations; the supernets are the run's fixed cost
@@ -87,6 +98,8 @@ class OneShotEvaluator(TrainCostEvaluator):
     recalibration_batches: int = RECALIBRATION_BATCHES
     _supernets: dict = field(default_factory=dict, init=False, repr=False)
     _supernet_root: Path | None = field(default=None, init=False, repr=False)
+    _received: dict = field(default_factory=dict, init=False, repr=False)  # key -> adopted weights
+    _made: list = field(default_factory=list, init=False, repr=False)  # keys trained in this process
 
     def __post_init__(self) -> None:
         if self.space.multi_task:
@@ -134,7 +147,11 @@ class OneShotEvaluator(TrainCostEvaluator):
         (or continued from its checkpoint), then kept."""
         key, inputs, cfg, arch = self._supernet_of(geno)
         if key not in self._supernets:
-            self._supernets[key] = self._train_supernet(inputs, cfg, arch)
+            if key in self._received:
+                self._supernets[key] = self._rebuild_supernet(self._received.pop(key), cfg, arch)
+            else:
+                self._supernets[key] = self._train_supernet(inputs, cfg, arch)
+                self._made.append(key)
         got = self._supernets[key]
         if isinstance(got, str):
             raise _Diverged(got)
@@ -168,6 +185,57 @@ class OneShotEvaluator(TrainCostEvaluator):
         except TrainingDiverged as exc:
             return f"TrainingDiverged: {exc}"
         return net.eval(), result
+
+    def _rebuild_supernet(self, weights: Any, cfg: Any, arch: Any) -> Any:
+        """What :meth:`_train_supernet` returns, from the weights :meth:`shared_state` gave."""
+        if isinstance(weights, str):  # the supernet's training diverged where it was made
+            return weights
+        import torch
+
+        from nasco.dsl import Choice
+        from nasco.nn import OneShotNet
+
+        state, result = weights
+        part, data = self.space.tasks[0], self.datas[0]
+        tau = getattr(part.spec.neuron, "tau", None)
+        taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
+        with torch.random.fork_rng(devices=[]):  # the initial values are overwritten: leave torch's RNG be
+            net = OneShotNet(arch, data.input_shape, data.num_classes, taus=taus)
+        net.load_state_dict(state)
+        return net.to(cfg.device).eval(), result
+
+    def shared_state(self, candidates: Sequence[Any]) -> dict[str, Any]:
+        """The supernets ``candidates`` inherit from, made here (trained, or read back from
+        their checkpoints) where not made yet, by supernet key: (state dict on the CPU,
+        :class:`~nasco.evaluate._spos.SposResult`), or the reason of a diverged training.
+        Candidates whose scored network is in the store need none. A candidate whose supernet
+        cannot be made (an error other than divergence) is left out with a warning: its
+        evaluation meets the error again and records it."""
+        out: dict[str, Any] = {}
+        for cand in candidates:
+            try:
+                (arch, geno), = self._archs(cand)
+                if self._store.get(self._training(0, arch, geno)[0]) is not None:
+                    continue  # scored before: its evaluation reads the record, not the supernet
+                key = self._supernet_of(geno)[0]
+                if key in out:
+                    continue
+                self._supernet(geno)
+            except _Diverged:
+                pass  # kept as its reason, which the workers' evaluations record
+            except Exception as exc:  # noqa: BLE001 - recorded by the candidate's own evaluation
+                log.warning("candidate %s: its supernet could not be made before the evaluation (%s: %s)",
+                            cand.id, type(exc).__name__, exc)
+                continue
+            got = self._supernets[key]
+            out[key] = got if isinstance(got, str) else (
+                {k: v.detach().cpu() for k, v in got[0].state_dict().items()}, got[1])
+        return out
+
+    def adopt_shared_state(self, state: Mapping[str, Any]) -> None:
+        """Take supernet weights that :meth:`shared_state` made (in another process): a
+        supernet with weights here is built from them, never trained."""
+        self._received.update({k: v for k, v in state.items() if k not in self._supernets})
 
     # ---------------------------------------------------------------- the network half
     def _training(self, i: int, arch: Any, geno: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
@@ -212,7 +280,8 @@ class OneShotEvaluator(TrainCostEvaluator):
         return rec, True
 
     def _task(self, i: int, arch: Any, geno: dict[str, Any], hw: Any, name: str) -> Any:
+        made = len(self._made)
         values, metrics, trained, net = super()._task(i, arch, geno, hw, name)
         metrics.update(accuracy_source="inherited", supernet=net.rec.inputs["supernet"],
-                       supernet_epochs=net.rec.epochs)
+                       supernet_epochs=net.rec.epochs, supernet_trained=len(self._made) > made)
         return values, metrics, trained, net
