@@ -155,10 +155,9 @@ class EvaluatorBase:
     def shared_state(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
         """What the evaluations of ``candidates`` use that a run makes once and shares (trained
         weights), by key: made now in this process (or read back), the same value for a key at
-        every call. An executor whose evaluations run in worker processes calls it in the driver
-        before it sends a job, and hands each worker each key's value (see
-        :meth:`adopt_shared_state`), so that no worker makes it again. The default shares
-        nothing."""
+        every call. The Ray task and process-pool executors call it in the driver before they
+        send a job, and hand each worker each key's value (see :meth:`adopt_shared_state`), so
+        that no worker makes it again. The default shares nothing."""
         return {}
 
     def adopt_shared_state(self, state: Mapping[str, Any]) -> None:

@@ -89,8 +89,8 @@ class OneShotEvaluator(TrainCostEvaluator):
     Workers: :meth:`shared_state` makes (trains or reads back) in this process the supernets
     that candidates need and returns their weights by supernet key; an evaluator that was given
     them (:meth:`adopt_shared_state`, in a worker process) builds its supernets from them and
-    trains none of them. The executors that run evaluations in worker processes use this, so a
-    run trains each supernet once, in the driver, whatever the executor.
+    trains none of them. The Ray task and process-pool executors use this, so a run on them
+    trains each supernet once, in the driver, as an in-process run does.
     """
 
     trains = False  # the budget counts evaluations; the supernets are the run's fixed cost
