@@ -58,6 +58,15 @@ def recalibrate_bn(model: Any, x: Any, *, batches: int, batch_size: int, seed: i
     model.eval()
 
 
+def _weights_blob(net: Any) -> bytes:
+    """``net``'s state dict as safetensors bytes: one buffer, which pickles (to a pool worker)
+    and unpickles (from Ray's object store) at the cost of a copy, where a dict of the many small
+    tensors of a supernet costs a Python object per tensor each way."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+
+
 @dataclass
 class OneShotEvaluator(TrainCostEvaluator):
     """Scores a candidate with the weights its architecture inherits from a supernet trained
@@ -99,6 +108,7 @@ class OneShotEvaluator(TrainCostEvaluator):
     _supernets: dict = field(default_factory=dict, init=False, repr=False)
     _supernet_root: Path | None = field(default=None, init=False, repr=False)
     _received: dict = field(default_factory=dict, init=False, repr=False)  # key -> adopted weights
+    _sent: dict = field(default_factory=dict, init=False, repr=False)  # key -> shared_state's value
     _made: list = field(default_factory=list, init=False, repr=False)  # keys trained in this process
 
     def __post_init__(self) -> None:
@@ -116,6 +126,7 @@ class OneShotEvaluator(TrainCostEvaluator):
         state = dict(self.__dict__)
         if self._supernet_root is not None:
             state["_supernets"] = {}
+        state["_sent"] = {}  # the workers get these from the executor, key by key
         return state
 
     def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
@@ -191,23 +202,25 @@ class OneShotEvaluator(TrainCostEvaluator):
         if isinstance(weights, str):  # the supernet's training diverged where it was made
             return weights
         import torch
+        from safetensors.torch import load
 
         from nasco.dsl import Choice
         from nasco.nn import OneShotNet
 
-        state, result = weights
+        blob, result = weights
         part, data = self.space.tasks[0], self.datas[0]
         tau = getattr(part.spec.neuron, "tau", None)
         taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
         with torch.random.fork_rng(devices=[]):  # the initial values are overwritten: leave torch's RNG be
             net = OneShotNet(arch, data.input_shape, data.num_classes, taus=taus)
-        net.load_state_dict(state)
+        net.load_state_dict(load(blob))
         return net.to(cfg.device).eval(), result
 
     def shared_state(self, candidates: Sequence[Any]) -> dict[str, Any]:
         """The supernets ``candidates`` inherit from, made here (trained, or read back from
-        their checkpoints) where not made yet, by supernet key: (state dict on the CPU,
-        :class:`~nasco.evaluate._spos.SposResult`), or the reason of a diverged training.
+        their checkpoints) where not made yet, by supernet key: (the state dict as safetensors
+        bytes, :class:`~nasco.evaluate._spos.SposResult`), or the reason of a diverged training;
+        each key's value is made once and kept.
         Candidates whose scored network is in the store need none. A candidate whose supernet
         cannot be made (an error other than divergence) is left out with a warning: its
         evaluation meets the error again and records it."""
@@ -227,9 +240,10 @@ class OneShotEvaluator(TrainCostEvaluator):
                 log.warning("candidate %s: its supernet could not be made before the evaluation (%s: %s)",
                             cand.id, type(exc).__name__, exc)
                 continue
-            got = self._supernets[key]
-            out[key] = got if isinstance(got, str) else (
-                {k: v.detach().cpu() for k, v in got[0].state_dict().items()}, got[1])
+            if key not in self._sent:
+                got = self._supernets[key]
+                self._sent[key] = got if isinstance(got, str) else (_weights_blob(got[0]), got[1])
+            out[key] = self._sent[key]
         return out
 
     def adopt_shared_state(self, state: Mapping[str, Any]) -> None:

@@ -381,7 +381,9 @@ def test_an_evaluator_given_the_supernet_weights_scores_without_training(digits,
     state = driver.shared_state(cands)
     keys = {driver._supernet_of(space.task_archs(c)[0])[0] for c in cands}
     assert len(keys) == 2 and set(state) == keys and sorted(driver._made) == sorted(keys)  # each trained once
-    assert driver.shared_state(cands).keys() == state.keys() and sorted(driver._made) == sorted(keys)
+    again = driver.shared_state(cands)  # made once: the same values, no training, no new bytes
+    assert again.keys() == state.keys() and all(again[k] is state[k] for k in state)
+    assert sorted(driver._made) == sorted(keys)
     worker = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
     worker.attach_run_dir(tmp_path, resume=True, seed=5)
     worker.adopt_shared_state(state)
