@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from nasco.core._candidate import Candidate
 from nasco.core._objective import Objective
@@ -115,8 +115,8 @@ class Evaluator(Protocol):
       (``training_keys``), not evaluations.
 
     Optional hooks (called with :func:`evaluator_hook`, which gives
-    :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir`` and
-    ``training_keys``, see there.
+    :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir``,
+    ``training_keys``, ``shared_state`` and ``adopt_shared_state``, see there.
     """
 
     objectives: tuple[str, ...]
@@ -152,11 +152,23 @@ class EvaluatorBase:
         is none."""
         return ()
 
+    def shared_state(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
+        """What the evaluations of ``candidates`` use that a run makes once and shares (trained
+        weights), by key: made now in this process (or read back), the same value for a key at
+        every call. The Ray task and process-pool executors call it in the driver before they
+        send a job, and hand each worker each key's value (see :meth:`adopt_shared_state`), so
+        that no worker makes it again. The default shares nothing."""
+        return {}
+
+    def adopt_shared_state(self, state: Mapping[str, Any]) -> None:
+        """Take ``state`` (values of :meth:`shared_state`, made in another process), which
+        evaluations here then use instead of making them. The default takes nothing."""
+
 
 # The optional attributes of an evaluator; their defaults are EvaluatorBase's.
 OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains")
 # The optional hooks of an evaluator; their defaults are EvaluatorBase's.
-EVALUATOR_HOOKS = ("attach_run_dir", "training_keys")
+EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "shared_state", "adopt_shared_state")
 _DEFAULT = EvaluatorBase()
 
 

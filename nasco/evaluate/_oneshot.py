@@ -2,16 +2,19 @@
 :class:`~nasco.evaluate.TrainCostEvaluator`."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from nasco.evaluate._joint import TrainCostEvaluator, _Diverged
 from nasco.evaluate._trainings import TrainingRecord, TrainingStore, training_key, training_seed
 
-__all__ = ["INHERITED_DIR", "OneShotEvaluator", "RECALIBRATION_BATCHES", "SUPERNETS_DIR", "SUPERNET_EPOCHS_FACTOR",
-           "recalibrate_bn", "shares_weights"]
+log = logging.getLogger("nasco.evaluate")
+
+__all__ = ["INHERITED_DIR", "OneShotEvaluator", "RECALIBRATION_BATCHES", "SUPERNETS_DIR",
+           "SUPERNET_EPOCHS_FACTOR", "recalibrate_bn", "shares_weights"]
 
 SUPERNETS_DIR = "supernets"  # a run directory's supernet checkpoints, one folder per supernet
 INHERITED_DIR = "inherited"  # a run directory's scored networks (inherited weights, recalibrated)
@@ -61,6 +64,15 @@ def recalibrate_bn(model: Any, x: Any, *, batches: int, batch_size: int, seed: i
     model.eval()
 
 
+def _weights_blob(net: Any) -> bytes:
+    """``net``'s state dict as safetensors bytes: one buffer, which pickles (to a pool worker)
+    and unpickles (from Ray's object store) at the cost of a copy, where a dict of the many small
+    tensors of a supernet costs a Python object per tensor each way."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+
+
 @dataclass
 class OneShotEvaluator(TrainCostEvaluator):
     """Scores a candidate with the weights its architecture inherits from a supernet trained
@@ -81,12 +93,20 @@ class OneShotEvaluator(TrainCostEvaluator):
     accelerator's bit widths, cost, design specs and the hardware inner loop (``hw_inner``).
 
     Metrics: ``accuracy_source`` is ``inherited``, ``supernet`` the supernet's key,
-    ``supernet_epochs`` its epochs; ``training`` is the key of the scored network, a record of
-    the evaluator's store, and ``train_seconds`` the seconds that network took to score.
+    ``supernet_epochs`` its epochs, ``supernet_trained`` whether this evaluation ran the
+    supernet's training (continued from its checkpoint when there is one); ``training`` is the
+    key of the scored network, a record of the evaluator's store, and ``train_seconds`` the
+    seconds that network took to score.
     :meth:`attach_run_dir` keeps the supernets' checkpoints (one folder per supernet in
     ``supernets/``, resumed after an interruption) and the scored networks (``inherited/``)
     in the run directory. Single-task spaces only. An evaluation scores, it does not train:
     a run's budget counts evaluations.
+
+    Workers: :meth:`shared_state` makes (trains or reads back) in this process the supernets
+    that candidates need and returns their weights by supernet key; an evaluator that was given
+    them (:meth:`adopt_shared_state`, in a worker process) builds its supernets from them and
+    trains none of them. The Ray task and process-pool executors use this, so a run on them
+    trains each supernet once, in the driver, as an in-process run does.
     """
 
     trains = False  # the budget counts evaluations; the supernets are the run's fixed cost
@@ -94,6 +114,9 @@ class OneShotEvaluator(TrainCostEvaluator):
     recalibration_batches: int = RECALIBRATION_BATCHES
     _supernets: dict = field(default_factory=dict, init=False, repr=False)
     _supernet_root: Path | None = field(default=None, init=False, repr=False)
+    _received: dict = field(default_factory=dict, init=False, repr=False)  # key -> adopted weights
+    _sent: dict = field(default_factory=dict, init=False, repr=False)  # key -> shared_state's value
+    _made: list = field(default_factory=list, init=False, repr=False)  # keys trained in this process
 
     def __post_init__(self) -> None:
         if self.space.multi_task:
@@ -110,6 +133,7 @@ class OneShotEvaluator(TrainCostEvaluator):
         state = dict(self.__dict__)
         if self._supernet_root is not None:
             state["_supernets"] = {}
+        state["_sent"] = {}  # the workers get these from the executor, key by key
         return state
 
     def attach_run_dir(self, out_dir: str | Path, *, resume: bool, seed: int) -> None:
@@ -144,7 +168,11 @@ class OneShotEvaluator(TrainCostEvaluator):
         (or continued from its checkpoint), then kept."""
         key, inputs, cfg, arch = self._supernet_of(geno)
         if key not in self._supernets:
-            self._supernets[key] = self._train_supernet(inputs, cfg, arch)
+            if key in self._received:
+                self._supernets[key] = self._rebuild_supernet(self._received.pop(key), cfg, arch)
+            else:
+                self._supernets[key] = self._train_supernet(inputs, cfg, arch)
+                self._made.append(key)
         got = self._supernets[key]
         if isinstance(got, str):
             raise _Diverged(got)
@@ -153,16 +181,13 @@ class OneShotEvaluator(TrainCostEvaluator):
     def _train_supernet(self, inputs: dict[str, Any], cfg: Any, arch: Any) -> Any:
         import torch
 
-        from nasco.dsl import Choice, resolve
+        from nasco.dsl import resolve
         from nasco.evaluate._spos import SupernetCheckpoint, train_supernet
         from nasco.evaluate._train import TrainingDiverged
-        from nasco.nn import OneShotNet
 
         part, data = self.space.tasks[0], self.datas[0]
-        tau = getattr(part.spec.neuron, "tau", None)
-        taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
         torch.manual_seed(cfg.seed)  # the supernet's initialisation is part of its seed
-        net = OneShotNet(arch, data.input_shape, data.num_classes, taus=taus)
+        net = self._new_supernet(arch)
         fixed = inputs["arch"]["hp"]
 
         def sample(rng: Any) -> tuple[Any, dict[str, Any]]:
@@ -178,6 +203,66 @@ class OneShotEvaluator(TrainCostEvaluator):
         except TrainingDiverged as exc:
             return f"TrainingDiverged: {exc}"
         return net.eval(), result
+
+    def _new_supernet(self, arch: Any) -> Any:
+        """An untrained OneShotNet of ``arch`` (the shape's resolved space) on the task's data,
+        with a time constant per initial tau the space offers."""
+        from nasco.dsl import Choice
+        from nasco.nn import OneShotNet
+
+        part, data = self.space.tasks[0], self.datas[0]
+        tau = getattr(part.spec.neuron, "tau", None)
+        taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
+        return OneShotNet(arch, data.input_shape, data.num_classes, taus=taus)
+
+    def _rebuild_supernet(self, weights: Any, cfg: Any, arch: Any) -> Any:
+        """What :meth:`_train_supernet` returns, from the weights :meth:`shared_state` gave."""
+        if isinstance(weights, str):  # the supernet's training diverged where it was made
+            return weights
+        import torch
+        from safetensors.torch import load
+
+
+        blob, result = weights
+        with torch.random.fork_rng(devices=[]):  # the initial values are overwritten: leave torch's RNG be
+            net = self._new_supernet(arch)
+        net.load_state_dict(load(blob))
+        return net.to(cfg.device).eval(), result
+
+    def shared_state(self, candidates: Sequence[Any]) -> dict[str, Any]:
+        """The supernets ``candidates`` inherit from, made here (trained, or read back from
+        their checkpoints) where not made yet, by supernet key: (the state dict as safetensors
+        bytes, :class:`~nasco.evaluate._spos.SposResult`), or the reason of a diverged training;
+        each key's value is made once and kept.
+        Candidates whose scored network is in the store need none. A candidate whose supernet
+        cannot be made (an error other than divergence) is left out with a warning: its
+        evaluation meets the error again and records it."""
+        out: dict[str, Any] = {}
+        for cand in candidates:
+            try:
+                (arch, geno), = self._archs(cand)
+                if self._store.get(self._training(0, arch, geno)[0]) is not None:
+                    continue  # scored before: its evaluation reads the record, not the supernet
+                key = self._supernet_of(geno)[0]
+                if key in out:
+                    continue
+                self._supernet(geno)
+            except _Diverged:
+                pass  # kept as its reason, which the workers' evaluations record
+            except Exception as exc:  # noqa: BLE001 - recorded by the candidate's own evaluation
+                log.warning("candidate %s: its supernet could not be made before the evaluation (%s: %s)",
+                            cand.id, type(exc).__name__, exc)
+                continue
+            if key not in self._sent:
+                got = self._supernets[key]
+                self._sent[key] = got if isinstance(got, str) else (_weights_blob(got[0]), got[1])
+            out[key] = self._sent[key]
+        return out
+
+    def adopt_shared_state(self, state: Mapping[str, Any]) -> None:
+        """Take supernet weights that :meth:`shared_state` made (in another process): a
+        supernet with weights here is built from them, never trained."""
+        self._received.update({k: v for k, v in state.items() if k not in self._supernets})
 
     # ---------------------------------------------------------------- the network half
     def _training(self, i: int, arch: Any, geno: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
@@ -222,7 +307,8 @@ class OneShotEvaluator(TrainCostEvaluator):
         return rec, True
 
     def _task(self, i: int, arch: Any, geno: dict[str, Any], hw: Any, name: str) -> Any:
+        made = len(self._made)
         values, metrics, trained, net = super()._task(i, arch, geno, hw, name)
         metrics.update(accuracy_source="inherited", supernet=net.rec.inputs["supernet"],
-                       supernet_epochs=net.rec.epochs)
+                       supernet_epochs=net.rec.epochs, supernet_trained=len(self._made) > made)
         return values, metrics, trained, net

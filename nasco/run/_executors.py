@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from typing import Any
 
-from nasco.core import Evaluator
+from nasco.core import Evaluator, evaluator_hook
 from nasco.run._base import Executor
 from nasco.run._job import DEFAULT_RETRIES, Job, evaluate_job
 
@@ -83,10 +83,15 @@ def _pool_init(payload: bytes, threads: int, parent: int | None = None) -> None:
     # Each worker unpickles the evaluator once, not once per job.
     _POOL_STATE["evaluator"], _POOL_STATE["objectives"] = pickle.loads(payload)
     _POOL_STATE["threads"] = threads
+    _POOL_STATE["adopted"] = set()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def _pool_run(job: Job, timeout: float | None) -> dict[str, Any]:
+def _pool_run(job: Job, timeout: float | None, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    new = {k: v for k, v in (shared or {}).items() if k not in _POOL_STATE["adopted"]}
+    if new:
+        evaluator_hook(_POOL_STATE["evaluator"], "adopt_shared_state")(new)
+        _POOL_STATE["adopted"].update(new)
     return evaluate_job(_POOL_STATE["evaluator"], _POOL_STATE["objectives"], job, timeout,
                         _POOL_STATE["threads"])
 
@@ -98,6 +103,12 @@ class PoolExecutor(Executor):
     pool as a whole, and the pool cannot say which job killed it: the pool is rebuilt and
     every job that was running is submitted again, each with the death recorded as one of
     its retries.
+
+    State that the evaluator's evaluations share (its ``shared_state`` hook: a one-shot
+    evaluator's supernet weights) is made in the driver before a job that uses it is sent, so
+    no worker makes it. It travels with each job that uses it, and a worker takes only the keys
+    it lacks: the pool's initializer runs before any candidate is known, and a
+    ``concurrent.futures`` pool cannot send to one chosen worker.
     """
 
     name = "pool"
@@ -119,6 +130,7 @@ class PoolExecutor(Executor):
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
             raise ValueError(f"the pool executor sends the evaluator to its workers, but "
                              f"{type(evaluator).__name__} cannot be pickled ({exc})") from None
+        self._shared_of = evaluator_hook(evaluator, "shared_state")
         self._new_pool()
 
     def _new_pool(self) -> None:
@@ -128,7 +140,8 @@ class PoolExecutor(Executor):
 
     def submit(self, job: Job) -> None:
         assert self._pool is not None, "start() first"
-        self._running[self._pool.submit(_pool_run, job, self.trial_timeout)] = job
+        shared = self._shared_of([job.cand]) if job.failed is None else {}
+        self._running[self._pool.submit(_pool_run, job, self.trial_timeout, shared)] = job
 
     def wait(self) -> list[dict[str, Any]]:
         while not self._done:

@@ -25,9 +25,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from nasco.core import Evaluator
+from nasco.core import Evaluator, evaluator_hook
 from nasco.run._base import Executor
 from nasco.run._job import DEFAULT_RETRIES, Job, evaluate_job, failed_row
 
@@ -124,9 +124,29 @@ def load_evaluator(key: str, boxed: list) -> tuple[Evaluator, tuple[str, ...]]:
     return _EVALUATORS[key]
 
 
+# The shared-state keys the evaluator of run key has adopted in this worker process.
+_ADOPTED: dict[str, set[str]] = {}
+
+
+def _adopt(key: str, evaluator: Evaluator, shared: Sequence[tuple[str, Any]]) -> None:
+    """Fetch the shared state of ``shared`` ((key, object reference) pairs) that this worker's
+    evaluator of run ``key`` lacks, and hand it to the evaluator: each key once per worker."""
+    if key not in _ADOPTED:
+        _ADOPTED.clear()  # as _EVALUATORS: one run at a time per worker
+        _ADOPTED[key] = set()
+    new = [(k, ref) for k, ref in shared if k not in _ADOPTED[key]]
+    if new:
+        import ray
+
+        evaluator_hook(evaluator, "adopt_shared_state")(dict(zip([k for k, _ in new],
+                                                                 ray.get([ref for _, ref in new]))))
+        _ADOPTED[key].update(k for k, _ in new)
+
+
 def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
-               threads: int | None) -> list[dict[str, Any]]:
+               threads: int | None, shared: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
     evaluator, objectives = load_evaluator(key, boxed)
+    _adopt(key, evaluator, shared)
     return [evaluate_job(evaluator, objectives, job, timeout, threads) for job in jobs]
 
 
@@ -140,6 +160,12 @@ class RayExecutor(Executor):
     again on its own, at most ``max_retries`` times, and each death is recorded in the
     row's ``retries``. Ray's own task retries are off (``max_retries=0``), because Ray
     does not tell the caller that, or why, a task was run again, and the ledger must.
+
+    State that the evaluator's evaluations share (its ``shared_state`` hook: a one-shot
+    evaluator's supernet weights) is made in the driver before the first job that uses it is
+    sent, put in the object store once per key, and fetched by each worker once: no worker
+    makes it again (a one-shot run trains each supernet once, in the driver, outside any
+    evaluation's trial timeout).
 
     A task that outlives ``trial_timeout`` x its evaluations + ``grace`` seconds after it
     started (an evaluation stuck in a native call, which the in-task timer cannot
@@ -174,6 +200,8 @@ class RayExecutor(Executor):
 
         self._key = uuid.uuid4().hex
         self._ref = ray.put((evaluator, tuple(objectives)))
+        self._shared_of = evaluator_hook(evaluator, "shared_state")
+        self._shared: dict[str, Any] = {}  # shared-state key -> object reference
         self._remote = ray.remote(_run_tasks).options(
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0, retry_exceptions=False)
         # Warm the workers: start them and load the evaluator (a worker's first task imports
@@ -189,8 +217,21 @@ class RayExecutor(Executor):
             del self._buffer[:self.batch]
 
     def _launch(self, jobs: list[Job]) -> None:
-        ref = self._remote.remote(self._key, [self._ref], jobs, self.trial_timeout, self.threads)
+        shared = self._share(jobs)
+        ref = self._remote.remote(self._key, [self._ref], jobs, self.trial_timeout, self.threads, shared)
         self._tasks[ref] = (jobs, time.monotonic())
+
+    def _share(self, jobs: list[Job]) -> list[tuple[str, Any]]:
+        """(key, object reference) of the shared state the jobs' evaluations use, each key put
+        in the object store the first time a job needs it. The references travel inside a list,
+        so Ray does not fetch them for every task: a worker fetches the keys it lacks."""
+        import ray
+
+        state = self._shared_of([job.cand for job in jobs if job.failed is None])
+        for k, value in state.items():
+            if k not in self._shared:
+                self._shared[k] = ray.put(value)
+        return [(k, self._shared[k]) for k in state]
 
     def wait(self) -> list[dict[str, Any]]:
         import ray
@@ -270,6 +311,7 @@ class RayExecutor(Executor):
             except Exception:  # noqa: BLE001 - best effort at shutdown
                 pass
         self._tasks.clear()
+        self._shared = {}
         if self.cluster.get("local") and ray.is_initialized():
             ray.shutdown()
 

@@ -203,6 +203,12 @@ class SpecChecked(EvaluatorBase):
     def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
         return tuple(evaluator_hook(self.inner, "training_keys")(candidate))
 
+    def shared_state(self, candidates: Sequence[Candidate]) -> dict[str, Any]:
+        return dict(evaluator_hook(self.inner, "shared_state")(candidates))
+
+    def adopt_shared_state(self, state: Mapping[str, Any]) -> None:
+        evaluator_hook(self.inner, "adopt_shared_state")(state)
+
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)
             raise AttributeError(name)

@@ -67,12 +67,19 @@ class Trainer(EvaluatorBase):
 
     def __init__(self) -> None:
         self.attached: list[tuple[str, bool, int]] = []
+        self.adopted: dict = {}
 
     def attach_run_dir(self, out_dir, *, resume: bool, seed: int) -> None:
         self.attached.append((str(out_dir), resume, seed))
 
     def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
         return (f"k-{candidate.id}",)
+
+    def shared_state(self, candidates) -> dict:
+        return {f"s-{c.id}": c.id for c in candidates}
+
+    def adopt_shared_state(self, state) -> None:
+        self.adopted.update(state)
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
         return Result("ok", {"accuracy": 0.5})
@@ -87,11 +94,16 @@ def test_training_hooks_default_to_none_and_pass_through_the_wrapper(tmp_path) -
         assert evaluator_attr(ev, "trains") is False
         assert evaluator_hook(ev, "training_keys")(cand) == ()
         assert evaluator_hook(ev, "attach_run_dir")(tmp_path, resume=False, seed=3) is None
+        assert evaluator_hook(ev, "shared_state")([cand]) == {}
+        assert evaluator_hook(ev, "adopt_shared_state")({"k": 1}) is None
     inner = Trainer()
     wrapped = SpecChecked(inner, space)
     assert evaluator_attr(wrapped, "trains") is True
     assert evaluator_hook(wrapped, "training_keys")(cand) == (f"k-{cand.id}",)
     evaluator_hook(wrapped, "attach_run_dir")(tmp_path, resume=True, seed=3)
     assert inner.attached == [(str(tmp_path), True, 3)]
+    assert evaluator_hook(wrapped, "shared_state")([cand]) == {f"s-{cand.id}": cand.id}
+    evaluator_hook(wrapped, "adopt_shared_state")({"k": 1})
+    assert inner.adopted == {"k": 1}
     with pytest.raises(ValueError, match="not an optional evaluator hook"):
         evaluator_hook(inner, "train")

@@ -16,7 +16,7 @@ from nasco.evaluate._oneshot import shares_weights
 from nasco.evaluate._spos import GRAD_CLIP, SupernetCheckpoint
 from nasco.evaluate._train import reset_states
 from nasco.nn import GraphNet, OneShotNet, plan_network
-from nasco.space import SearchSpace
+from nasco.space import Candidate, SearchSpace
 from nasco.study import make_evaluator
 
 # Small macros: two cells (one reduction) so that reduce cells and the s0 preprocessing stride run.
@@ -381,3 +381,73 @@ def test_supernet_epochs_default_to_a_multiple_of_the_space_epochs(digits):
     three = OneShotEvaluator(space, digits, ("accuracy",), epochs=3, hw_inner=False)
     key3, inputs3, cfg3, _ = three._supernet_of(geno)
     assert cfg3.epochs == 3 and inputs3["training"]["epochs"] == 3 and key3 != key
+
+
+def test_an_evaluator_given_the_supernet_weights_scores_without_training(digits, tmp_path):
+    """The weights one evaluator's shared_state made, adopted by another evaluator on the same
+    run directory (as a worker's copy is): the same scores, bit for bit, and no training."""
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    objs = ("accuracy", "energy", "latency", "area")
+    rng = np.random.default_rng(2)
+    cands = [space.sample(rng) for _ in range(3)]
+    driver = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
+    driver.attach_run_dir(tmp_path, resume=False, seed=5)
+    state = driver.shared_state(cands)
+    keys = {driver._supernet_of(space.task_archs(c)[0])[0] for c in cands}
+    assert len(keys) == 2 and set(state) == keys and sorted(driver._made) == sorted(keys)  # each trained once
+    again = driver.shared_state(cands)  # made once: the same values, no training, no new bytes
+    assert again.keys() == state.keys() and all(again[k] is state[k] for k in state)
+    assert sorted(driver._made) == sorted(keys)
+    worker = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
+    worker.attach_run_dir(tmp_path, resume=True, seed=5)
+    worker.adopt_shared_state(state)
+    got = [worker.evaluate(c, 0) for c in cands]
+    assert worker._made == [] and not any(r.metrics["supernet_trained"] for r in got)
+    driver._store = type(driver._store)()  # score afresh from the supernet, not from the stored record
+    want = [driver.evaluate(c, 0) for c in cands]
+    assert [r.objectives for r in got] == [r.objectives for r in want]
+    assert [r.metrics["valid_accuracy"] for r in got] == [r.metrics["valid_accuracy"] for r in want]
+
+
+def test_a_diverged_supernet_reaches_the_worker_as_its_reason(digits, tmp_path, monkeypatch):
+    """A supernet whose training diverged where shared_state made it fails the worker's
+    evaluation with the reason the maker's own evaluation records, and is not trained again."""
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    objs = ("accuracy", "energy", "latency", "area")
+    cand = space.sample(np.random.default_rng(2))
+    driver = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
+    driver.attach_run_dir(tmp_path / "driver", resume=False, seed=5)
+    monkeypatch.setattr(driver, "_train_supernet", lambda inputs, cfg, arch: "TrainingDiverged: loss is nan")
+    state = driver.shared_state([cand])
+    assert list(state.values()) == ["TrainingDiverged: loss is nan"]
+    worker = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
+    worker.attach_run_dir(tmp_path / "worker", resume=False, seed=5)
+    worker.adopt_shared_state(state)
+    got, want = worker.evaluate(cand, 0), driver.evaluate(cand, 0)
+    assert (got.status, got.reason) == (want.status, want.reason) == ("failed", want.reason)
+    assert "loss is nan" in want.reason and worker._made == []
+
+
+def test_cli_predictor_guided_search_on_oneshot_scores(tmp_path, capsys):
+    """`nasco search --searcher predictor-guided --evaluator oneshot`: every row scored with
+    inherited weights, and the searcher's predictor fitted on those one-shot scores once the
+    initial batch was told."""
+    out = tmp_path / "run"
+    tiny = ["--set", "macro.cells=1", "--set", "macro.reductions=[]", "--set",
+            "macro.stem.channels={choice: [4, 8]}", "--set", "timesteps={choice: [1, 2]}"]
+    code, err = _cli(capsys, "search", "--space", "darts_snn", "--hw", "asic_template",
+                     "--evaluator", "oneshot", "--searcher", "predictor-guided",
+                     "--searcher-opt", "n_initial=2", "--searcher-opt", "pool_size=20",
+                     "--epochs", "1", "--limit", "100", *tiny, "--hw-inner", "off", "--seed", "2",
+                     "--budget", "4", "--quiet", "--out", str(out))
+    assert code == 0, err
+    rows = [json.loads(r) for r in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(r["status"] in ("ok", "infeasible") for r in rows)
+    assert [r["metrics"]["accuracy_source"] for r in rows] == ["inherited"] * 4
+    state = json.loads((out / "summary.json").read_text())["searcher_state"]
+    assert state["name"] == "predictor-guided" and state["n_asked"] == 4
+    # Asks 3 and 4 came from predictors fitted on the results told by then (2, then 3 of them).
+    assert state["fitted_n"] == 3
+    told = {Candidate.from_json(h["candidate"]).id: h["result"]["objectives"]["accuracy"]
+            for h in state["history"]}
+    assert told == {r["id"]: r["objectives"]["accuracy"] for r in rows}
