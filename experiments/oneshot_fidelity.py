@@ -17,6 +17,11 @@ Then Kendall tau-b (scipy) of the inherited validation accuracy with the stand-a
 and test accuracies. ``--pool-bn`` measures a change to the network plans that nasco does not
 make: a BatchNorm after every pooling op of a cell's edge (DARTS's search-time mixed op has
 one, without affine parameters), in the supernet and in the stand-alone networks alike.
+``--few-shot EDGE`` (an edge name of :mod:`nasco.evaluate._fewshot`, e.g. ``normal.n0.e0``)
+measures few-shot supernets as ``OneShotEvaluator(few_shot=EDGE)`` trains them: one
+sub-supernet per op the cells carry on that edge, each trained for the full epochs on cells
+with that op there (same initialisation seed for all), each cell scored on its op's; the
+supernet seconds are their sum.
 Stand-alone results are kept in ``--cache`` (JSON lines, one per cell) and reused by later runs
 with the same seed and ``--pool-bn``.
 
@@ -46,6 +51,7 @@ from scipy.stats import kendalltau  # noqa: E402
 
 from nasco.dsl import Choice, find_file, load_file, resolve  # noqa: E402
 from nasco.evaluate import TrainConfig, load_dataset, recalibrate_bn, train_and_evaluate, train_supernet  # noqa: E402
+from nasco.evaluate._fewshot import restricted_sampler, split_edge  # noqa: E402
 from nasco.evaluate._oneshot import RECALIBRATION_BATCHES, shares_weights  # noqa: E402
 from nasco.evaluate._spos import GRAD_CLIP  # noqa: E402
 from nasco.evaluate._train import evaluate_accuracy  # noqa: E402
@@ -118,8 +124,10 @@ def standalone(space: SearchSpace, cands: list, data: Any, seed: int, cache: Pat
 
 
 def inherited(space: SearchSpace, cands: list, data: Any, seed: int, epochs: int,
-              grad_clip: float | None) -> tuple[list[float], list[float], float]:
-    """(inherited validation accuracy per cell, the supernet's epoch losses, its seconds)."""
+              grad_clip: float | None, few_shot: str | None = None) -> tuple[list[float], list[float], float]:
+    """(inherited validation accuracy per cell, the supernet's epoch losses, its seconds). With
+    ``few_shot``: one sub-supernet per op the cells carry on that edge; the losses are their
+    mean per epoch and the seconds their sum."""
     part = space.tasks[0]
     spec = part.spec
     fixed = {k: v for k, v in space.make(space.cells.sample(np.random.default_rng(0))).arch["hp"].items()
@@ -127,26 +135,48 @@ def inherited(space: SearchSpace, cands: list, data: Any, seed: int, epochs: int
     base = resolve(spec, fixed)
     tau = getattr(spec.neuron, "tau", None)
     taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
-    torch.manual_seed(seed)
-    net = OneShotNet(base, data.input_shape, data.num_classes, taus=taus)
-
-    def sample(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
-        cell, hp = part.sample(rng)
-        return resolve(spec, {**hp, **fixed}), cell
-
+    split = split_edge(base, few_shot) if few_shot else None
+    groups: dict[str | None, list[int]] = {}
+    for i, cand in enumerate(cands):
+        groups.setdefault(None if split is None else split.op_of(cand.arch["cell"]), []).append(i)
     cfg = config(base, seed, epochs)
-    res = train_supernet(net, sample, data, cfg, grad_clip=grad_clip)
-    net.eval()
-    accs = []
-    for cand in cands:
-        arch, _ = space.resolve(cand)
-        model = GraphNet(plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes), arch)
-        model.load_state_dict(net.path_state_dict(arch, cand.arch["cell"]))
-        recalibrate_bn(model, data.x_train, batches=RECALIBRATION_BATCHES, batch_size=cfg.batch_size,
-                       seed=seed)
-        accs.append(evaluate_accuracy(model, data.x_valid, data.y_valid, batch_size=256, device="cpu",
-                                      amp=False))
-    return accs, list(res.epoch_losses), res.seconds
+    accs = [float("nan")] * len(cands)
+    losses, seconds = [], 0.0
+    for op, idx in groups.items():
+        torch.manual_seed(seed)
+        net = OneShotNet(base, data.input_shape, data.num_classes, taus=taus)
+        draw = part.sample if split is None or op is None else restricted_sampler(part.sample, split, op)
+
+        def sample(rng: np.random.Generator, draw: Any = draw) -> tuple[Any, dict[str, Any]]:
+            cell, hp = draw(rng)
+            return resolve(spec, {**hp, **fixed}), cell
+
+        res = train_supernet(net, sample, data, cfg, grad_clip=grad_clip)
+        losses.append(res.epoch_losses)
+        seconds += res.seconds
+        net.eval()
+        for i in idx:
+            cand = cands[i]
+            arch, _ = space.resolve(cand)
+            model = GraphNet(plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes), arch)
+            model.load_state_dict(net.path_state_dict(arch, cand.arch["cell"]))
+            recalibrate_bn(model, data.x_train, batches=RECALIBRATION_BATCHES, batch_size=cfg.batch_size,
+                           seed=seed)
+            accs[i] = evaluate_accuracy(model, data.x_valid, data.y_valid, batch_size=256, device="cpu",
+                                        amp=False)
+        if split is not None:
+            print(f"  sub-supernet {split.name}={op}: {len(idx)} cells, {res.seconds:.0f} s", flush=True)
+    return accs, [float(np.mean(col)) for col in zip(*losses)], seconds
+
+
+def few_shot_note(split: Any, cands: list) -> str:
+    """The report's sentence on the few-shot split (empty without one)."""
+    if split is None:
+        return ""
+    used = sorted({split.op_of(c.arch["cell"]) for c in cands})
+    return (f"; FEW-SHOT: the supernet split on edge {split.name} into {len(used)} sub-supernets (the ops "
+            f"these cells carry there: {', '.join(used)}; the edge has {len(split.ops)}), each trained for "
+            "the full epochs, the same initialisation seed; loss: their mean; supernet seconds: their sum")
 
 
 def _commit() -> str:
@@ -173,10 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path,
                     default=ROOT / "experiments/results/oneshot_fidelity_standalone.jsonl",
                     help="stand-alone results, reused across runs")
-    ap.add_argument("--report", type=Path, default=ROOT / "experiments/results/oneshot_fidelity.md")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="the report (default experiments/results/oneshot_fidelity.md, with --few-shot "
+                         "oneshot_fidelity_fewshot.md)")
     ap.add_argument("--pool-bn", action="store_true",
                     help="measure plans with a BatchNorm after each pooling edge op")
+    ap.add_argument("--few-shot", default=None, metavar="EDGE",
+                    help="few-shot supernets split on this cell edge (e.g. normal.n0.e0): one per op the "
+                         "cells carry there, each trained for the full epochs")
     args = ap.parse_args(argv)
+    if args.report is None:
+        name = "oneshot_fidelity_fewshot.md" if args.few_shot else "oneshot_fidelity.md"
+        args.report = ROOT / "experiments/results" / name
     if args.n < 3 or min(args.multipliers) < 1 or args.grad_clip < 0:
         ap.error("--n must be >= 3, --multipliers >= 1 and --grad-clip >= 0")
     torch.set_num_threads(1)
@@ -186,6 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset("digits", seed=args.seed)
     space = SearchSpace(load_file(find_file("darts_snn")), None)
     cands = sample_candidates(space, args.n, args.seed)
+    split = None
+    if args.few_shot:
+        try:
+            split = split_edge(space.tasks[0].spec, args.few_shot)
+        except ValueError as exc:
+            ap.error(f"--few-shot: {exc}")
+        used = {split.op_of(c.arch["cell"]) for c in cands}
+        print(f"few-shot on {split.name}: {len(used)} sub-supernets for these cells (the edge carries "
+              f"{len(split.ops)} ops; a search trains one per op it meets, so the supernets cost up to "
+              f"{len(split.ops)}x one supernet)", flush=True)
     alone = standalone(space, cands, data, args.seed, args.cache, args.pool_bn)
     sv = [alone[c.id]["valid_accuracy"] for c in cands]
     st = [alone[c.id]["test_accuracy"] for c in cands]
@@ -193,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = args.grad_clip or None
     rows = []
     for m in args.multipliers:
-        accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip)
+        accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip, args.few_shot)
         tv, tt = kendalltau(accs, sv), kendalltau(accs, st)
         rows.append((m, accs, losses, secs, tv, tt))
         print(f"supernet {base_epochs * m} epochs ({secs:.0f} s): losses {[round(v, 3) for v in losses]}, "
@@ -215,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         "Inherited: one SPOS supernet of the default macro (each step a random cell, neuron type, tau and "
         f"timesteps), gradient clip {clip}, trained afresh for each epoch count; each cell's path weights, "
         f"BN recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy"
-        f"{'; PLANS PATCHED: a BatchNorm after every pooling edge op' if args.pool_bn else ''}. Kendall "
+        f"{'; PLANS PATCHED: a BatchNorm after every pooling edge op' if args.pool_bn else ''}"
+        f"{few_shot_note(split, cands)}. Kendall "
         "tau-b (scipy) of the inherited validation accuracy with the stand-alone validation / test "
         "accuracy.", "",
         "| supernet epochs | last epoch loss | inherited valid acc mean (min-max) "
