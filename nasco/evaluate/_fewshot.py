@@ -77,10 +77,10 @@ def split_edge(space: Any, edge: str | bool) -> SplitEdge:
     if edge is True:
         edge = DEFAULT_DARTS_EDGE if darts else DEFAULT_DENSE_EDGE
     grammar = (f"an edge of {space.name}'s darts cell, KIND.nI.eJ (KIND normal or reduce, node I in "
-               f"0..{cell.nodes - 1}, input J in 0..I+1; e.g. {DEFAULT_DARTS_EDGE}), or true"
+               f"0..{cell.nodes - 1}, input J in 0..I+1; e.g. {DEFAULT_DARTS_EDGE}), or True for that one"
                if darts else
                f"an edge of {space.name}'s dense cell, nI.eJ (node I in 1..{cell.nodes}, input J in 0..I-1; "
-               f"e.g. {DEFAULT_DENSE_EDGE}), or true")
+               f"e.g. {DEFAULT_DENSE_EDGE}), or True for that one")
     names = _edge_names(cell)
     if not isinstance(edge, str) or edge not in names:
         hint = close_matches(edge, names) if isinstance(edge, str) else None

@@ -554,3 +554,30 @@ def test_cli_few_shot_errors_are_one_line(tmp_path, capsys):
     code, err = _cli(capsys, *base, "--few-shot", "--out", str(tmp_path / "y"))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--few-shot applies to --evaluator oneshot" in err and "not train" in err
+
+
+def test_cli_search_few_shot_records_the_split_and_resumes_with_it(tmp_path, capsys):
+    """`--few-shot` is a recorded evaluator setting: the run's rows name their sub-supernet,
+    run.json holds the split, a --resume without the flag keeps it (no supernet trained
+    again), and a --resume with another edge is refused in one line."""
+    out = tmp_path / "run"
+    argv = ["search", "--space", "darts_snn", "--evaluator", "oneshot", "--epochs", "1", "--limit", "100",
+            "--set", "macro.cells=1", "--set", "macro.reductions=[]", "--set", "macro.stem.channels=4",
+            "--set", "timesteps=1", "--seed", "2", "--quiet", "--out", str(out)]
+    assert _cli(capsys, *argv, "--few-shot", "--budget", "2")[0] == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["evaluator_options"]["few_shot"] is True
+    assert run["config"]["few_shot_split"]["edge"] == "normal.n0.e0"
+    rows = [json.loads(r) for r in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        op = _darts_op(r["arch"]["cell"], "normal", 0, 0)
+        assert (r["metrics"]["few_shot_edge"], r["metrics"]["few_shot_op"]) == ("normal.n0.e0", op)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "supernets").glob("*/state.json")}
+    assert len(stamps) == len({r["metrics"]["few_shot_op"] for r in rows})
+    assert _cli(capsys, *argv, "--budget", "3", "--resume")[0] == 0
+    again = [json.loads(r) for r in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(again) == 3 and again[:2] == rows and again[2]["metrics"]["few_shot_edge"] == "normal.n0.e0"
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    code, err = _cli(capsys, *argv, "--few-shot", "normal.n0.e1", "--budget", "4", "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--few-shot" in err
