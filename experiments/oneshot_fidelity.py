@@ -52,6 +52,7 @@ from scipy.stats import kendalltau  # noqa: E402
 
 from nasco.dsl import Choice, find_file, load_file, resolve  # noqa: E402
 from nasco.evaluate import TrainConfig, load_dataset, recalibrate_bn, train_and_evaluate, train_supernet  # noqa: E402
+from nasco.evaluate._fewshot import restricted_sampler, split_edge  # noqa: E402
 from nasco.evaluate._oneshot import RECALIBRATION_BATCHES, shares_weights  # noqa: E402
 from nasco.evaluate._proxies import PROXIES, ProxyProbe, proxy_batch  # noqa: E402
 from nasco.evaluate._spos import GRAD_CLIP  # noqa: E402
@@ -124,8 +125,10 @@ def standalone(space: SearchSpace, name: str, cands: list, data: Any, seeds: lis
 
 
 def inherited(space: SearchSpace, cands: list, data: Any, seed: int, epochs: int,
-              grad_clip: float | None) -> tuple[list[float], list[float], float]:
-    """(inherited validation accuracy per cell, the supernet's epoch losses, its seconds)."""
+              grad_clip: float | None, few_shot: str | None = None) -> tuple[list[float], list[float], float]:
+    """(inherited validation accuracy per cell, the supernet's epoch losses, its seconds). With
+    ``few_shot``: one sub-supernet per op the cells carry on that edge; the losses are their
+    mean per epoch and the seconds their sum."""
     part = space.tasks[0]
     spec = part.spec
     fixed = {k: v for k, v in space.make(space.cells.sample(np.random.default_rng(0))).arch["hp"].items()
@@ -133,26 +136,38 @@ def inherited(space: SearchSpace, cands: list, data: Any, seed: int, epochs: int
     base = resolve(spec, fixed)
     tau = getattr(spec.neuron, "tau", None) if spec.neuron is not None else None
     taus = tau.options if isinstance(tau, Choice) else (() if tau is None else (tau,))
-    torch.manual_seed(seed)
-    net = OneShotNet(base, data.input_shape, data.num_classes, taus=taus)
-
-    def sample(rng: np.random.Generator) -> tuple[Any, dict[str, Any]]:
-        cell, hp = part.sample(rng)
-        return resolve(spec, {**hp, **fixed}), cell
-
+    split = split_edge(base, few_shot) if few_shot else None
+    groups: dict[str | None, list[int]] = {}
+    for i, cand in enumerate(cands):
+        groups.setdefault(None if split is None else split.op_of(cand.arch["cell"]), []).append(i)
     cfg = config(base, seed, epochs)
-    res = train_supernet(net, sample, data, cfg, grad_clip=grad_clip)
-    net.eval()
-    accs = []
-    for cand in cands:
-        arch, _ = space.resolve(cand)
-        model = GraphNet(plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes), arch)
-        model.load_state_dict(net.path_state_dict(arch, cand.arch["cell"]))
-        recalibrate_bn(model, data.x_train, batches=RECALIBRATION_BATCHES, batch_size=cfg.batch_size,
-                       seed=seed)
-        accs.append(evaluate_accuracy(model, data.x_valid, data.y_valid, batch_size=256, device="cpu",
-                                      amp=False))
-    return accs, list(res.epoch_losses), res.seconds
+    accs = [float("nan")] * len(cands)
+    losses, seconds = [], 0.0
+    for op, idx in groups.items():
+        torch.manual_seed(seed)
+        net = OneShotNet(base, data.input_shape, data.num_classes, taus=taus)
+        draw = part.sample if split is None or op is None else restricted_sampler(part.sample, split, op)
+
+        def sample(rng: np.random.Generator, draw: Any = draw) -> tuple[Any, dict[str, Any]]:
+            cell, hp = draw(rng)
+            return resolve(spec, {**hp, **fixed}), cell
+
+        res = train_supernet(net, sample, data, cfg, grad_clip=grad_clip)
+        losses.append(res.epoch_losses)
+        seconds += res.seconds
+        net.eval()
+        for i in idx:
+            cand = cands[i]
+            arch, _ = space.resolve(cand)
+            model = GraphNet(plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes), arch)
+            model.load_state_dict(net.path_state_dict(arch, cand.arch["cell"]))
+            recalibrate_bn(model, data.x_train, batches=RECALIBRATION_BATCHES, batch_size=cfg.batch_size,
+                           seed=seed)
+            accs[i] = evaluate_accuracy(model, data.x_valid, data.y_valid, batch_size=256, device="cpu",
+                                        amp=False)
+        if split is not None:
+            print(f"  sub-supernet {split.name}={op}: {len(idx)} cells, {res.seconds:.0f} s", flush=True)
+    return accs, [float(np.mean(col)) for col in zip(*losses)], seconds
 
 
 def proxies(space: SearchSpace, name: str, cands: list, data: Any, seed: int, cache: Path,
@@ -178,6 +193,18 @@ def proxies(space: SearchSpace, name: str, cands: list, data: Any, seed: int, ca
         append_row(cache, {"kind": "proxies", "space": name, "id": cand.id, "seed": seed, "pool_bn": pool_bn,
                            "proxies": {k: (v if math.isfinite(v) else None) for k, v in got.items()}})
     return {k: {p: (float("nan") if v is None else v) for p, v in d.items()} for k, d in done.items()}
+
+
+def few_shot_note(edge: str | None, space: SearchSpace, cands: list) -> str:
+    """The report's words on the few-shot split (empty without one)."""
+    if not edge:
+        return ""
+    split = split_edge(space.tasks[0].spec, edge)
+    used = sorted({split.op_of(c.arch["cell"]) for c in cands})
+    return (f"; FEW-SHOT: the supernet split on edge {split.name} into {len(used)} sub-supernets (the ops "
+            f"these cells carry there: {', '.join(used)}; the edge has {len(split.ops)}), each trained for "
+            "the full epochs from the same initialisation seed; loss: their mean; supernet seconds: their "
+            "sum")
 
 
 def tau(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -220,11 +247,16 @@ def main(argv: list[str] | None = None) -> int:
                     default=ROOT / "experiments/results/oneshot_fidelity_inherited.jsonl",
                     help="inherited accuracies per supernet training, reused across runs")
     ap.add_argument("--report", type=Path, default=None,
-                    help="markdown report (default experiments/results/oneshot_fidelity_SPACE.md)")
+                    help="markdown report (default experiments/results/oneshot_fidelity_SPACE.md, with "
+                         "--few-shot oneshot_fidelity_SPACE_fewshot.md)")
+    ap.add_argument("--few-shot", default=None, metavar="EDGE",
+                    help="few-shot supernets split on this cell edge (e.g. normal.n0.e0): one per op the "
+                         "cells carry there, each trained for the full epochs")
     args = ap.parse_args(argv)
     if args.n < 3 or min(args.multipliers) < 1 or args.grad_clip < 0 or len(set(args.seeds)) < 2:
         ap.error("--n must be >= 3, --multipliers >= 1, --grad-clip >= 0, and --seeds two or more distinct")
-    report = args.report or ROOT / f"experiments/results/oneshot_fidelity_{args.space}.md"
+    suffix = "_fewshot" if args.few_shot else ""
+    report = args.report or ROOT / f"experiments/results/oneshot_fidelity_{args.space}{suffix}.md"
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     data = load_dataset("digits", seed=args.seed)
@@ -241,14 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     prox = proxies(space, args.space, cands, data, args.seed, args.cache, pool_bn)
     base_epochs = int(space.resolve(cands[0])[0].training.epochs)
     clip = args.grad_clip or None
-    key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip}
+    key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip,
+           "few_shot": args.few_shot}
     rows = []
     for m in args.multipliers:
         got = read_rows(args.inherited_cache, **key, epochs=base_epochs * m)
         if got:
             accs, losses, secs = got[-1]["accuracies"], got[-1]["epoch_losses"], got[-1]["seconds"]
         else:
-            accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip)
+            accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip,
+                                           args.few_shot)
             append_row(args.inherited_cache, {**key, "epochs": base_epochs * m, "ids": [c.id for c in cands],
                                               "accuracies": accs, "epoch_losses": losses, "seconds": secs})
         tv, tt = tau(accs, mv), tau(accs, mt)
@@ -272,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "reference is the mean accuracy over the seeds. Inherited: one SPOS supernet of the default macro "
         "(each step a random cell, and random neuron type, tau and timesteps where the space has them), "
         f"gradient clip {clip}, trained afresh for each epoch count; each cell's path weights, BN "
-        f"recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy. Kendall tau-b "
-        "(scipy).", "",
+        f"recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy"
+        f"{few_shot_note(args.few_shot, space, cands)}. Kendall tau-b (scipy).", "",
         "Noise ceiling (stand-alone seed-to-seed tau, mean over seed pairs): validation "
         f"{np.mean(ceiling):+.3f} ({', '.join(f'{v:+.3f}' for v in ceiling)}), test "
         f"{np.mean(ceiling_t):+.3f} ({', '.join(f'{v:+.3f}' for v in ceiling_t)}). "

@@ -208,6 +208,8 @@ def _check_gpu(args: argparse.Namespace) -> None:
 
 def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
     """The evaluator settings the flags give (None: not given)."""
+    if kind != "oneshot" and args.few_shot is not None:
+        raise UsageError(f"--few-shot applies to --evaluator oneshot (it splits the supernet), not {kind}")
     if kind == "table":
         given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
                  "table_split": args.table_split}
@@ -242,6 +244,8 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
                      hw_exhaustive=args.hw_exhaustive)
         if kind == "train":
             given["max_seconds"] = args.max_train_seconds
+        else:
+            given["few_shot"] = args.few_shot
     return given
 
 
@@ -503,6 +507,14 @@ def _add_evaluator(p) -> None:
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
     p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs (with --evaluator "
                    "oneshot: the supernet's, by default 8 times the space's epochs)")
+    p.add_argument("--few-shot", nargs="?", const=True, default=None, metavar="EDGE",
+                   help="--evaluator oneshot: few-shot NAS, each supernet split on the cell edge EDGE into one "
+                        "sub-supernet per op of that edge, each trained for the full epochs (the supernets' cost "
+                        "times the number of ops); a candidate inherits from the one of its op there. EDGE: "
+                        "darts cells KIND.nI.eJ (KIND normal or reduce, node I from 0, input J: 0 and 1 the cell "
+                        "inputs, 2+j node j; where the node may drop the edge, the cells without it have a "
+                        "sub-supernet 'none'), nb201 cells nI.eJ (node I from 1, input J < I); without EDGE "
+                        "normal.n0.e0 (darts) or n1.e0 (nb201)")
     p.add_argument("--device", default=None, type=_device,
                    help="torch device for training: auto (cuda when torch sees a GPU, else cpu; the default), "
                         "cpu, cuda, cuda:N")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from nasco.evaluate._fewshot import SplitEdge, restricted_sampler, split_edge
 from nasco.evaluate._joint import TrainCostEvaluator, _Diverged
 from nasco.evaluate._trainings import TrainingRecord, TrainingStore, training_key, training_seed
 
@@ -107,11 +108,21 @@ class OneShotEvaluator(TrainCostEvaluator):
     them (:meth:`adopt_shared_state`, in a worker process) builds its supernets from them and
     trains none of them. The Ray task and process-pool executors use this, so a run on them
     trains each supernet once, in the driver, as an in-process run does.
+
+    Few-shot (``few_shot``: an edge name of :mod:`nasco.evaluate._fewshot`, or True for the
+    normal cell's first edge; Zhao et al., ICML 2021): each supernet above is split on that
+    edge into one sub-supernet per op the edge can carry, each with its own key (its inputs
+    gain ``few_shot``: the edge and the op) and checkpoint folder, trained for the same epochs
+    with the same settings on architectures with that op on the edge only; a candidate
+    inherits from the sub-supernet of its op there. The supernets' cost is multiplied by the
+    number of ops (:attr:`split`). Metrics gain ``few_shot_edge`` and ``few_shot_op``.
     """
 
     trains = False  # the budget counts evaluations; the supernets are the run's fixed cost
 
     recalibration_batches: int = RECALIBRATION_BATCHES
+    few_shot: str | bool | None = None
+    split: SplitEdge | None = field(default=None, init=False)
     _supernets: dict = field(default_factory=dict, init=False, repr=False)
     _supernet_root: Path | None = field(default=None, init=False, repr=False)
     _received: dict = field(default_factory=dict, init=False, repr=False)  # key -> adopted weights
@@ -126,6 +137,8 @@ class OneShotEvaluator(TrainCostEvaluator):
                              f"max_seconds, found {self.max_seconds}")
         if self.recalibration_batches < 1:
             raise ValueError(f"recalibration_batches must be >= 1, found {self.recalibration_batches}")
+        if self.few_shot is not None and self.few_shot is not False:
+            self.split = split_edge(self.space.tasks[0].spec, self.few_shot)
         super().__post_init__()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -160,6 +173,8 @@ class OneShotEvaluator(TrainCostEvaluator):
         inputs = {k: v for k, v in inputs.items() if k != "seed"}
         inputs["method"] = "spos"
         inputs["grad_clip"] = GRAD_CLIP
+        if self.split is not None:
+            inputs["few_shot"] = {"edge": self.split.name, "op": self.split.op_of(geno["cell"])}
         inputs["seed"] = training_seed(self.seed, inputs)
         return training_key(inputs), inputs, replace(cfg, seed=inputs["seed"]), arch
 
@@ -189,9 +204,11 @@ class OneShotEvaluator(TrainCostEvaluator):
         torch.manual_seed(cfg.seed)  # the supernet's initialisation is part of its seed
         net = self._new_supernet(arch)
         fixed = inputs["arch"]["hp"]
+        few = inputs.get("few_shot")
+        draw = part.sample if few is None else restricted_sampler(part.sample, self.split, few["op"])
 
         def sample(rng: Any) -> tuple[Any, dict[str, Any]]:
-            cell, hp = part.sample(rng)
+            cell, hp = draw(rng)
             return resolve(part.spec, {**hp, **fixed}), cell
 
         checkpoint = None
@@ -311,4 +328,6 @@ class OneShotEvaluator(TrainCostEvaluator):
         values, metrics, trained, net = super()._task(i, arch, geno, hw, name)
         metrics.update(accuracy_source="inherited", supernet=net.rec.inputs["supernet"],
                        supernet_epochs=net.rec.epochs, supernet_trained=len(self._made) > made)
+        if self.split is not None:
+            metrics.update(few_shot_edge=self.split.name, few_shot_op=self.split.op_of(geno["cell"]))
         return values, metrics, trained, net

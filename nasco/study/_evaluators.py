@@ -30,7 +30,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "max_seconds": None,
               "trust_pickle": False, "threads": 1, "hw_inner": True, "hw_exhaustive": None},
     "oneshot": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "trust_pickle": False,
-                "threads": 1, "hw_inner": True, "hw_exhaustive": None},
+                "threads": 1, "hw_inner": True, "hw_exhaustive": None, "few_shot": None},
     "proxy": {"dataset": "digits", "limit": None, "device": "auto", "trust_pickle": False, "threads": 1},
     "table": {"table": None, "table_dataset": "c10", "table_fidelity": 200, "table_split": "valid"},
 }
@@ -68,7 +68,9 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     space, or on a multi-accelerator the task networks' front over its partitions
     (exhaustively up to ``hw_exhaustive``, see :class:`~nasco.evaluate.TrainCostEvaluator`).
     ``oneshot``: as ``train``, but each candidate inherits its weights from a supernet trained
-    once per run for ``epochs`` (:class:`~nasco.evaluate.OneShotEvaluator`; single-task spaces).
+    once per run for ``epochs`` (:class:`~nasco.evaluate.OneShotEvaluator`; single-task spaces);
+    ``few_shot`` (an edge name, or True for the default edge) splits each supernet on that edge
+    into one sub-supernet per op, and the run records the edge and its ops (``few_shot_split``).
     ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
@@ -127,13 +129,15 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
         return ev, facts
     from nasco.evaluate import OneShotEvaluator, TrainCostEvaluator
 
-    cls, extra = (OneShotEvaluator, {}) if kind == "oneshot" else \
+    cls, extra = (OneShotEvaluator, {"few_shot": opts["few_shot"]}) if kind == "oneshot" else \
         (TrainCostEvaluator, {"max_seconds": opts["max_seconds"]})
     try:
         ev = cls(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device, seed=seed,
                  hw_inner=bool(opts["hw_inner"]), hw_exhaustive=opts["hw_exhaustive"], **extra)
     except ValueError as exc:
         raise NascoError(f"evaluator {kind}: {exc}") from None
+    if isinstance(ev, OneShotEvaluator) and ev.split is not None:
+        facts["few_shot_split"] = {"edge": ev.split.name, "ops": list(ev.split.ops)}
     return ev, facts
 
 

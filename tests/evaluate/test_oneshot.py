@@ -451,3 +451,217 @@ def test_cli_predictor_guided_search_on_oneshot_scores(tmp_path, capsys):
     told = {Candidate.from_json(h["candidate"]).id: h["result"]["objectives"]["accuracy"]
             for h in state["history"]}
     assert told == {r["id"]: r["objectives"]["accuracy"] for r in rows}
+
+
+# ------------------------------------------------------------------ few-shot supernets
+def _with_op(cell, kind, node, src, op):
+    """A darts genotype with edge ``src -> node`` of cell ``kind`` carrying ``op`` (the node's
+    first kept input replaced by ``src`` when the node does not keep it)."""
+    out = {k: [list(e) for e in v] for k, v in cell.items()}
+    edges = out[kind][2 * node:2 * node + 2]
+    at = next((e for e in edges if e[1] == src), edges[0])
+    at[0], at[1] = op, src
+    return out
+
+
+def _darts_op(cell, kind, node, src):
+    """The op on edge ``src -> node`` of a darts genotype, by hand; 'none' when absent."""
+    ops = [op for op, j in cell[kind][2 * node:2 * node + 2] if j == src]
+    assert len(ops) <= 1
+    return ops[0] if ops else "none"
+
+
+def _few_shot_pair(digits, tmp_path, few_shot="normal.n0.e0", epochs=1, ops=("conv_3x3", "avg_pool_3x3")):
+    """A few-shot evaluator on a tiny darts_snn and two candidates of one shape that differ
+    only in the op on edge n0.e0 of the normal cell."""
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY))
+    ev = OneShotEvaluator(space, digits, ("accuracy",), epochs=epochs, few_shot=few_shot)
+    ev.attach_run_dir(tmp_path, resume=False, seed=5)
+    cand = space.sample(np.random.default_rng(2))
+    a, b = (space.make(cell=_with_op(cand.arch["cell"], "normal", 0, 0, op), hp=cand.arch["hp"])
+            for op in ops)
+    return space, ev, a, b
+
+
+def test_few_shot_candidate_inherits_from_the_sub_supernet_of_its_op(digits, tmp_path):
+    """Two candidates that differ only in the op on the split edge inherit from two
+    sub-supernets (one key and one checkpoint folder each, the edge and op in its inputs); each
+    scored network holds its own sub-supernet's path weights (BN statistics recalibrated),
+    not the other's."""
+    space, ev, a, b = _few_shot_pair(digits, tmp_path)
+    ra, rb = ev.evaluate(a, 0), ev.evaluate(b, 0)
+    for r, op in ((ra, "conv_3x3"), (rb, "avg_pool_3x3")):
+        assert r.status == "ok" and r.metrics["accuracy_source"] == "inherited"
+        assert (r.metrics["few_shot_edge"], r.metrics["few_shot_op"]) == ("normal.n0.e0", op)
+    assert ra.metrics["supernet"] != rb.metrics["supernet"]
+    folders = sorted((tmp_path / "supernets").iterdir())
+    assert sorted(p.name for p in folders) == sorted([ra.metrics["supernet"], rb.metrics["supernet"]])
+    for r, op in ((ra, "conv_3x3"), (rb, "avg_pool_3x3")):
+        state = json.loads((tmp_path / "supernets" / r.metrics["supernet"] / "state.json").read_text())
+        assert state["inputs"]["few_shot"] == {"edge": "normal.n0.e0", "op": op}
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    for cand, r, other in ((a, ra, rb), (b, rb, ra)):
+        arch, _ = space.resolve(cand)
+        own = ev._supernets[r.metrics["supernet"]][0].path_state_dict(arch, cand.arch["cell"])
+        theirs = ev._supernets[other.metrics["supernet"]][0].path_state_dict(arch, cand.arch["cell"])
+        scored = ev.load_trained(r.metrics["training"]).state_dict()
+        assert scored.keys() == own.keys()
+        weights = [k for k in own if not k.endswith(stats)]
+        assert all(torch.equal(scored[k], own[k]) for k in weights)
+        assert any(not torch.equal(scored[k], theirs[k]) for k in weights)
+
+
+@pytest.mark.parametrize("edge,ops", [("normal.n1.e2", ("none", "sep_conv_3x3")),
+                                      ("normal.n0.e1", ("max_pool_3x3",))])
+def test_few_shot_sub_supernet_training_samples_only_its_op(digits, tmp_path, monkeypatch, edge, ops):
+    """Every cell a sub-supernet's training samples (every step of every epoch) has the
+    sub-supernet's op on the split edge, read off the genotype by hand; an edge its node may
+    drop ('normal.n1.e2': node 1 keeps 2 of 3 inputs) has a sub-supernet 'none' of the cells
+    without it. The other edges still vary."""
+    import nasco.evaluate._spos as spos
+
+    sampled: dict[str, list] = {}
+    real = spos.train_supernet
+
+    def spy(net, sample, data, cfg, **kwargs):
+        def recording(rng):
+            arch, cell = sample(rng)
+            sampled.setdefault(kwargs["checkpoint"].inputs["few_shot"]["op"], []).append(cell)
+            return arch, cell
+        return real(net, recording, data, cfg, **kwargs)
+
+    monkeypatch.setattr(spos, "train_supernet", spy)
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY))
+    ev = OneShotEvaluator(space, digits, ("accuracy",), epochs=2, few_shot=edge)
+    ev.attach_run_dir(tmp_path, resume=False, seed=5)
+    node, src = int(edge.split(".")[1][1:]), int(edge.split(".")[2][1:])
+    cand = space.sample(np.random.default_rng(4))
+    for op in ops:
+        normal = cand.arch["cell"]["normal"]
+        cell = _with_op(cand.arch["cell"], "normal", node, src, op) if op != "none" else \
+            {**cand.arch["cell"], "normal": normal[:2] + [["conv_1x1", 0], ["conv_1x1", 1]] + normal[4:]}
+        assert _darts_op(cell, "normal", node, src) == op
+        r = ev.evaluate(space.make(cell=cell, hp=cand.arch["hp"]), 0)
+        assert r.status == "ok" and r.metrics["few_shot_op"] == op
+    # digits limit 96: 96 training images, 3 batches of 32 per epoch, 2 epochs.
+    assert len(digits.y_train) == 96
+    assert sorted(sampled) == sorted(ops)
+    for op in ops:
+        cells = sampled[op]
+        assert len(cells) == 3 * 2
+        assert all(_darts_op(c, "normal", node, src) == op for c in cells)
+        assert len({json.dumps(c, sort_keys=True) for c in cells}) == len(cells)
+
+
+def test_few_shot_sub_supernet_path_is_exact(digits, tmp_path):
+    """On a trained sub-supernet, a candidate's single path, the stand-alone network with the
+    extracted weights and the sub-supernet's own mixes fixed to the cell give bit-identical
+    logits."""
+    space, ev, a, _ = _few_shot_pair(digits, tmp_path)
+    r = ev.evaluate(a, 0)
+    net = ev._supernets[r.metrics["supernet"]][0]
+    arch, _ = space.resolve(a)
+    cell = a.arch["cell"]
+    x = digits.x_train[:8]
+    path = _logits(net.single_path(arch, cell), x)
+    alone = GraphNet(plan_network(arch, cell, digits.input_shape, digits.num_classes), arch)
+    alone.load_state_dict(net.path_state_dict(arch, cell))
+    assert torch.equal(path, _logits(alone, x))
+    base = resolve(load_spec("darts_snn", overrides=TINY),
+                   {k: v for k, v in a.arch["hp"].items() if not shares_weights(k)})
+    net.supernet.fix_cell(cell)
+    assert torch.equal(_logits(net.single_path(base, cell), x), _logits(net.supernet, x))
+
+
+def test_few_shot_resume_continues_each_sub_supernet(digits, tmp_path):
+    """One sub-supernet interrupted after epoch 1 of 2, the other trained to the end; a fresh
+    evaluator on the run directory continues the first from its own checkpoint and reads the
+    second back untouched: both end bit-identical to an uninterrupted run's."""
+    space, ev, a, b = _few_shot_pair(digits, tmp_path / "whole", epochs=2)
+    keys = [ev.evaluate(c, 0).metrics["supernet"] for c in (a, b)]
+    expected = {k: ev._supernets[k][0].state_dict() for k in keys}
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, metrics):
+        if epoch == 1:
+            raise Stop
+
+    _, cut, _, _ = _few_shot_pair(digits, tmp_path / "cut", epochs=2)
+    with epoch_reporter(stop, validate=False), pytest.raises(Stop):
+        cut.evaluate(a, 0)
+    cut.evaluate(b, 0)
+    root = tmp_path / "cut" / "supernets"
+    assert [json.loads((root / k / "state.json").read_text())["epochs"] for k in keys] == [1, 2]
+    stamp = (root / keys[1] / "state.json").stat().st_mtime_ns
+    torch.manual_seed(12345)  # the resumed training must not depend on the process's RNG state
+    again = OneShotEvaluator(space, digits, ("accuracy",), epochs=2, few_shot="normal.n0.e0")
+    again.attach_run_dir(tmp_path / "cut", resume=True, seed=5)
+    again._store = type(again._store)()  # score afresh from the sub-supernets, not from the stored records
+    assert [again.evaluate(c, 0).metrics["supernet"] for c in (a, b)] == keys
+    assert (root / keys[1] / "state.json").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in root.iterdir()) == sorted(keys)
+    for k in keys:
+        assert json.loads((root / k / "state.json").read_text())["epochs"] == 2
+        got = again._supernets[k][0].state_dict()
+        assert got.keys() == expected[k].keys()
+        assert all(torch.equal(got[n], expected[k][n]) for n in got), k
+
+
+def test_make_evaluator_few_shot_records_the_split_and_refuses_an_unknown_edge():
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY))
+    ev, facts = make_evaluator("oneshot", space=space, objectives=None, seed=0, few_shot=True, limit=60)
+    ops = ["skip_connect", "conv_1x1", "conv_3x3", "sep_conv_3x3", "dil_conv_3x3", "avg_pool_3x3",
+           "max_pool_3x3"]
+    assert facts["few_shot_split"] == {"edge": "normal.n0.e0", "ops": ops}
+    assert facts["evaluator_options"]["few_shot"] is True
+    _, facts = make_evaluator("oneshot", space=space, objectives=None, seed=0, few_shot="reduce.n2.e3",
+                              limit=60)
+    assert facts["few_shot_split"] == {"edge": "reduce.n2.e3", "ops": ops + ["none"]}
+    nb = SearchSpace(load_spec("nb201", overrides=SMALL["nb201"]))
+    _, facts = make_evaluator("oneshot", space=nb, objectives=None, seed=0, few_shot=True, limit=60)
+    assert facts["few_shot_split"] == {"edge": "n1.e0", "ops": ["none", "skip_connect", "nor_conv_1x1",
+                                                                 "nor_conv_3x3", "avg_pool_3x3"]}
+    with pytest.raises(NascoError, match=r"few_shot: expected an edge of nb201's dense cell, nI.eJ .*, found "
+                                         r"'n4.e0'; did you mean"):
+        make_evaluator("oneshot", space=nb, objectives=None, seed=0, few_shot="n4.e0", limit=60)
+
+
+def test_cli_few_shot_errors_are_one_line(tmp_path, capsys):
+    base = ["search", "--space", "darts_snn", "--set", "macro.cells=1", "--set", "macro.reductions=[]",
+            "--limit", "60", "--quiet"]
+    code, err = _cli(capsys, *base, "--evaluator", "oneshot", "--few-shot", "normal.n0.e9",
+                     "--out", str(tmp_path / "x"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "few_shot: expected an edge of darts_snn's darts cell" in err and "'normal.n0.e9'" in err
+    code, err = _cli(capsys, *base, "--few-shot", "--out", str(tmp_path / "y"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--few-shot applies to --evaluator oneshot" in err and "not train" in err
+
+
+def test_cli_search_few_shot_records_the_split_and_resumes_with_it(tmp_path, capsys):
+    """`--few-shot` is a recorded evaluator setting: the run's rows name their sub-supernet,
+    run.json holds the split, a --resume without the flag keeps it (no supernet trained
+    again), and a --resume with another edge is refused in one line."""
+    out = tmp_path / "run"
+    argv = ["search", "--space", "darts_snn", "--evaluator", "oneshot", "--epochs", "1", "--limit", "100",
+            "--set", "macro.cells=1", "--set", "macro.reductions=[]", "--set", "macro.stem.channels=4",
+            "--set", "timesteps=1", "--seed", "2", "--quiet", "--out", str(out)]
+    assert _cli(capsys, *argv, "--few-shot", "--budget", "2")[0] == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["evaluator_options"]["few_shot"] is True
+    assert run["config"]["few_shot_split"]["edge"] == "normal.n0.e0"
+    rows = [json.loads(r) for r in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        op = _darts_op(r["arch"]["cell"], "normal", 0, 0)
+        assert (r["metrics"]["few_shot_edge"], r["metrics"]["few_shot_op"]) == ("normal.n0.e0", op)
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "supernets").glob("*/state.json")}
+    assert len(stamps) == len({r["metrics"]["few_shot_op"] for r in rows})
+    assert _cli(capsys, *argv, "--budget", "3", "--resume")[0] == 0
+    again = [json.loads(r) for r in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(again) == 3 and again[:2] == rows and again[2]["metrics"]["few_shot_edge"] == "normal.n0.e0"
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    code, err = _cli(capsys, *argv, "--few-shot", "normal.n0.e1", "--budget", "4", "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--few-shot" in err
