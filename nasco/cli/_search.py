@@ -486,7 +486,7 @@ def _add_evaluator(p) -> None:
     p.add_argument("--evaluator", choices=("train", "oneshot", "table", "proxy"), default=None,
                    help="train: real training plus the cost model (default); oneshot: weight sharing, a "
                         "supernet of the space trained once per run by single-path one-shot (SPOS; --epochs, "
-                        "default 8 times the space's), each candidate scored with the weights it inherits (BN "
+                        "default 16 times the space's), each candidate scored with the weights it inherits (BN "
                         "statistics re-estimated on 8 training batches) plus the cost model, the budget "
                         "counting evaluations (single-task spaces); table: look every candidate up "
                         "in --table (one evaluation = one query; the searcher sees validation accuracy, the "
@@ -506,7 +506,7 @@ def _add_evaluator(p) -> None:
     p.add_argument("--trust-pickle", action="store_true", help="allow unpickling CIFAR-10 batch files you trust")
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
     p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs (with --evaluator "
-                   "oneshot: the supernet's, by default 8 times the space's epochs)")
+                   "oneshot: the supernet's, by default 16 times the space's epochs)")
     p.add_argument("--few-shot", nargs="?", const=True, default=None, metavar="EDGE",
                    help="--evaluator oneshot: few-shot NAS, each supernet split on the cell edge EDGE into one "
                         "sub-supernet per op of that edge, each trained for the full epochs (the supernets' cost "

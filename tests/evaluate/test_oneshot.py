@@ -370,14 +370,14 @@ def test_cli_oneshot_rejects_max_train_seconds_in_one_line(tmp_path, capsys):
 
 
 def test_supernet_epochs_default_to_a_multiple_of_the_space_epochs(digits):
-    """Without ``epochs`` a supernet trains 8 times the space's epochs (darts_snn: 2 -> 16), and
+    """Without ``epochs`` a supernet trains 16 times the space's epochs (darts_snn: 2 -> 32), and
     the epochs are part of what the supernet's key says it is; ``epochs`` sets them exactly."""
     space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
     geno = space.sample(np.random.default_rng(2)).arch
     assert space.resolve(space.make(cell=geno["cell"], hp=geno["hp"]))[0].training.epochs == 2
     default = OneShotEvaluator(space, digits, ("accuracy",), hw_inner=False)
     key, inputs, cfg, _ = default._supernet_of(geno)
-    assert cfg.epochs == 16 and inputs["training"]["epochs"] == 16
+    assert cfg.epochs == 32 and inputs["training"]["epochs"] == 32
     three = OneShotEvaluator(space, digits, ("accuracy",), epochs=3, hw_inner=False)
     key3, inputs3, cfg3, _ = three._supernet_of(geno)
     assert cfg3.epochs == 3 and inputs3["training"]["epochs"] == 3 and key3 != key
