@@ -115,8 +115,8 @@ class Evaluator(Protocol):
       (``training_keys``), not evaluations.
 
     Optional hooks (called with :func:`evaluator_hook`, which gives
-    :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir`` and
-    ``training_keys``, see there.
+    :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir``,
+    ``training_keys`` and ``retrainer``, see there.
     """
 
     objectives: tuple[str, ...]
@@ -152,11 +152,17 @@ class EvaluatorBase:
         is none."""
         return ()
 
+    def retrainer(self) -> Any:
+        """The evaluator that trains this evaluator's architectures stand-alone after a search
+        (a run's ``retrain_top``), for an evaluator whose accuracies are estimates (inherited
+        weights); None, the default, for one whose accuracies need no retraining."""
+        return None
+
 
 # The optional attributes of an evaluator; their defaults are EvaluatorBase's.
 OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains")
 # The optional hooks of an evaluator; their defaults are EvaluatorBase's.
-EVALUATOR_HOOKS = ("attach_run_dir", "training_keys")
+EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "retrainer")
 _DEFAULT = EvaluatorBase()
 
 

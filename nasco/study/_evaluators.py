@@ -203,6 +203,11 @@ class SpecChecked(EvaluatorBase):
     def training_keys(self, candidate: Candidate) -> tuple[str, ...]:
         return tuple(evaluator_hook(self.inner, "training_keys")(candidate))
 
+    def retrainer(self) -> SpecChecked | None:
+        """The inner evaluator's retrainer, its results checked against the same design specs."""
+        inner = evaluator_hook(self.inner, "retrainer")()
+        return None if inner is None else SpecChecked(inner, self.space)
+
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)
             raise AttributeError(name)
