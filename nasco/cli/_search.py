@@ -518,13 +518,14 @@ def _add_evaluator(p) -> None:
     p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
     p.add_argument("--retrain-top", type=int_in(0), default=None, metavar="K",
-                   help="--evaluator oneshot: after the search (beyond its --budget, which counts the search's "
-                        "evaluations alone), train the K best architectures of the front from scratch as "
-                        "--evaluator train would (distinct architectures ranked by their best accuracy on the "
-                        "front; same data, training settings, seed and hardware inner loop). Each is a retrain "
-                        "row of the ledger, and the front (pareto.csv, summary.json) reports it with its "
-                        "stand-alone accuracy in place of the inherited one (pareto.csv's accuracy_source); "
-                        "--resume finishes an interrupted retraining (default 0; with --resume the recorded K)")
+                   help="--evaluator oneshot: after the search (beyond its --budget, which counts the "
+                        "search's evaluations alone), train the K best architectures of the front from "
+                        "scratch as --evaluator train would (distinct architectures ranked by their best "
+                        "accuracy on the front; same data, training settings, seed and hardware inner loop). "
+                        "Each is a retrain row of the ledger, and the front (pareto.csv, summary.json) "
+                        "reports it with its stand-alone accuracy in place of the inherited one "
+                        "(pareto.csv's accuracy_source); --resume finishes an interrupted retraining "
+                        "(default 0; with --resume the recorded K)")
     p.add_argument("--hw-inner", choices=("on", "off"), default=None,
                    help="train and oneshot evaluators: score each trained (or inherited) network on the "
                         "accelerator space's other configurations too, so the front holds (architecture, accelerator) pairs (default on; "

@@ -477,7 +477,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     restore = _on_sigterm()
     sched: Schedule | None = None
     rec: _Recorder | None = None
-    retrained = 0
+    retrained: list[str] = []  # ids of the retrain rows this session wrote
     try:
         window = _begin(out_dir, recorded, meta, defs, searcher=searcher, evaluator=evaluator, executor=executor,
                         objectives=objectives, prog=prog, window=window, budget=budget * tasks, start=started,
@@ -489,8 +489,8 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                         deadline=None if timeout is None else t_start + timeout)
         _drive(executor, sched, rec)
         if retrainer is not None and sched.stopped != "timeout":
-            retrained = _retrain(ledger, retrainer, objectives, defs, top=retrain_top, seed=seed, out_dir=out_dir,
-                                 prog=prog)
+            _retrain(ledger, retrainer, objectives, defs, top=retrain_top, seed=seed, out_dir=out_dir,
+                     prog=prog, written=retrained)
     except (KeyboardInterrupt, _Interrupted) as exc:
         interrupted = exc
     finally:
@@ -509,16 +509,17 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     }
     if retrain_top or closed:
         summary["budget"] = budget_asked
-        summary["retrain"] = {"top": int(retrain_top), "retrained_this_session": retrained}
+        summary["retrain"] = {"top": int(retrain_top), "retrained_this_session": len(retrained)}
     if counts == "trainings":
-        summary["trainings"] = len(first_uses(search_rows(ledger.rows()), evaluator_hook(evaluator, "training_keys")))
+        keys_of = evaluator_hook(evaluator, "training_keys")
+        summary["trainings"] = len(first_uses(search_rows(ledger.rows()), keys_of))
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
     if interrupted is not None:
         prog.message(f"[{searcher.name}] interrupted after {rep.counts['total']} evaluations; pareto.csv and "
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
-    return _outcome(out_dir, rep, objectives, summary, t_start, retrained)
+    return _outcome(out_dir, rep, objectives, summary, t_start, len(retrained))
 
 
 def _retrainer(evaluator: Evaluator, objectives: tuple[str, ...], top: int) -> Evaluator | None:
@@ -526,7 +527,8 @@ def _retrainer(evaluator: Evaluator, objectives: tuple[str, ...], top: int) -> E
     ValueError for a ``top`` that is not a non-negative integer, an evaluator without a
     retrainer, or objectives without ``accuracy``."""
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
-        raise ValueError(f"retrain_top must be a non-negative integer (architectures to retrain), got {top!r}")
+        raise ValueError(f"retrain_top must be a non-negative integer (architectures to retrain), "
+                         f"got {top!r}")
     if not top:
         return None
     retrainer = evaluator_hook(evaluator, "retrainer")()
@@ -541,7 +543,7 @@ def _retrainer(evaluator: Evaluator, objectives: tuple[str, ...], top: int) -> E
 
 
 def _retrain(ledger: Ledger, retrainer: Evaluator, objectives: tuple[str, ...], defs: Sequence[Objective], *,
-             top: int, seed: int, out_dir: Path, prog: Progress) -> int:
+             top: int, seed: int, out_dir: Path, prog: Progress, written: list[str]) -> None:
     """Train the ``top`` best architectures of the search's front stand-alone
     (:func:`~nasco.run._retrain.retrain_plan`) with ``retrainer``, one after another in this
     process, each written to the ledger as a retrain row as soon as it is scored; an
@@ -551,18 +553,20 @@ def _retrain(ledger: Ledger, retrainer: Evaluator, objectives: tuple[str, ...], 
     (stand-alone), ``retrained`` (True), ``retrains`` (the seqs of the search rows of its
     architecture) and ``inherited_accuracy`` (its best accuracy on the search's front). The
     retrainer keeps its trainings in the run directory, so a retraining interrupted before its
-    row was written reads the training back. Returns the rows written."""
+    row was written reads the training back. The id of each row written is appended to
+    ``written`` as it is written."""
     rows = ledger.rows()
     done = {arch_of(r) for r in rows if is_retrain(r)}
     plan = retrain_plan(rows, defs, top)
     todo = [p for p in plan if arch_of({"arch": p.cand.arch}) not in done]
     if not todo:
-        return 0
+        return
     evaluator_hook(retrainer, "attach_run_dir")(out_dir, resume=bool(done), seed=seed)
     keys_of = evaluator_hook(retrainer, "training_keys")
     seq = max(int(r["seq"]) for r in rows) + 1
-    prog.message(f"[retrain] training {len(todo)} of the {len(plan)} best architectures of the front stand-alone"
-                 + (f" ({len(plan) - len(todo)} retrained before)" if len(todo) < len(plan) else ""))
+    before = f" ({len(plan) - len(todo)} retrained before)" if len(todo) < len(plan) else ""
+    prog.message(f"[retrain] training {len(todo)} of the {len(plan)} best architectures of the front "
+                 f"stand-alone{before}")
     for i, p in enumerate(todo):
         job = Job(seq, p.cand, eval_seed(seed, seq), trains=tuple(keys_of(p.cand)))
         row = evaluate_job(retrainer, objectives, job)
@@ -570,11 +574,11 @@ def _retrain(ledger: Ledger, retrainer: Evaluator, objectives: tuple[str, ...], 
         row["metrics"].update(accuracy_source=STAND_ALONE, retrained=True, retrains=list(p.retrains),
                               inherited_accuracy=p.inherited_accuracy)
         ledger.append(row)
+        written.append(row["id"])
         acc = row["objectives"].get("accuracy")
         prog.message(f"[retrain] {i + 1}/{len(todo)} {p.cand.id}: {row['status']}, accuracy "
                      + ("n/a" if acc is None else f"{acc:.4f}") + f" (inherited {p.inherited_accuracy:.4f})")
         seq += 1
-    return len(todo)
 
 
 def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], defs: Sequence[Objective], *,

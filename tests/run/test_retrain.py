@@ -186,6 +186,7 @@ def test_resume_during_retraining_redoes_no_row_and_reads_the_stored_training(tm
         study.optimize(ev, budget=4, retrain_top=TOP, progress=False)
     first = (out / "ledger.jsonl").read_text()
     assert [r.get("phase") for r in _rows(out)] == [None] * 4 + ["retrain"]
+    assert json.loads((out / "summary.json").read_text())["retrain"]["retrained_this_session"] == 1
     assert len(list((out / "trainings").glob("*.safetensors"))) == 2  # the second training was stored
 
     monkeypatch.setattr(driver, "evaluate_job", real)
