@@ -235,6 +235,10 @@ class Study:
             raise NascoError(f"retrain_top {retrain_top}: expected an evaluator whose accuracies are "
                              f"inherited (make_evaluator('oneshot')), found {facts.get('evaluator')}, whose "
                              f"accuracies need no retraining")
+        if retrain_top and "accuracy" not in self.objective_names:
+            raise NascoError(f"retrain_top {retrain_top}: expected 'accuracy' among the objectives (it ranks "
+                             f"the front's architectures for retraining), found "
+                             f"{', '.join(self.objective_names)}")
         extra: dict[str, Any] = {}
         if self.searcher_name in DIFFERENTIABLE:
             data = getattr(evaluator, "data", None)

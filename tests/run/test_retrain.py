@@ -106,10 +106,10 @@ def test_retrain_rows_are_the_top_architectures_marked_and_stand_on_the_front(re
     assert set(on_front) & set(standalone)  # not vacuous: a retrained architecture is on the front
     for (_, pair), a in zip(front.iterrows(), on_front):
         if a in standalone:
-            assert pair["phase"] == "retrain" and pair["metrics.accuracy_source"] == "stand-alone"
+            assert pair.get("phase") == "retrain" and pair["metrics.accuracy_source"] == "stand-alone"
             assert pair["accuracy"] == standalone[a]["objectives"]["accuracy"]
         else:
-            assert pair["phase"] != "retrain" and pair["metrics.accuracy_source"] == "inherited"
+            assert pair.get("phase") != "retrain" and pair["metrics.accuracy_source"] == "inherited"
     # pareto.csv is the same front, its accuracies and sources as the study's.
     with open(out / "pareto.csv", newline="") as fh:
         csv_rows = list(csv.DictReader(fh))
@@ -239,6 +239,15 @@ def test_retrain_top_on_resume_of_a_train_run_is_a_usage_error(capsys, tmp_path)
     code, _, err = _cli(capsys, "search", "--resume", "--out", str(out), "--retrain-top", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--retrain-top applies to --evaluator oneshot" in err
+
+
+def test_retrain_top_without_an_accuracy_objective_is_one_line(capsys, tmp_path):
+    code, _, err = _cli(capsys, "search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator",
+                        "oneshot", "--objectives", "energy,latency", "--retrain-top", "1", "--limit", "60",
+                        "--out", str(tmp_path / "x"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "retrain_top 1: expected 'accuracy' among the objectives" in err and "found energy, latency" in err
+    assert not (tmp_path / "x" / "ledger.jsonl").exists()
 
 
 def test_api_refuses_retrain_top_for_an_evaluator_without_inherited_accuracies(tmp_path):
