@@ -284,3 +284,19 @@ def test_ledger_takes_a_retrain_row_under_a_search_rows_id_once(tmp_path):
     bad.extend([{**row, "phase": "other"}, {**row, "seq": 1, "id": "d"}])
     with pytest.raises(LedgerError, match="key 'phase': expected 'retrain' or no phase"):
         bad.rows()
+
+
+def test_cost_of_a_stand_alone_front_row_takes_the_retrained_networks_spike_rates(retrained_run, capsys):
+    """`nasco cost` on a pareto.csv row with a stand-alone accuracy costs the retrained
+    network's spike rates (its retrain row's), not those of the inherited row of the same id."""
+    out, _ = retrained_run
+    with open(out / "pareto.csv", newline="") as fh:
+        cid = next(r["id"] for r in csv.DictReader(fh) if r["accuracy_source"] == "stand-alone")
+    by_phase = {r.get("phase"): r for r in _rows(out) if r["id"] == cid}
+    assert set(by_phase) == {None, "retrain"}  # one id, two networks
+    code, printed, _ = _cli(capsys, "cost", "--workload", str(out / "pareto.csv"), "--id", cid, "--json")
+    assert code == 0
+    energy = json.loads(printed[printed.index("{"):])["total"]["energy_j"]
+    # The ledger keeps spike rates to 6 decimals: measured 7e-11 relative to the row's energy;
+    # the inherited row's differs by 7e-4.
+    assert energy == pytest.approx(by_phase["retrain"]["objectives"]["energy"], rel=1e-8)
