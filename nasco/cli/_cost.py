@@ -325,7 +325,8 @@ def _row_workload(args: argparse.Namespace, path: Path, config: dict,
         # (a pair of the hardware inner loop names its ledger row in row_id; a stand-alone accuracy
         # is a retrain row's, whose network is not the search row's)
         phase = "retrain" if row.get("accuracy_source") == "stand-alone" else None
-        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("row_id") or row.get("id") or ""), phase)}
+        cid = str(row.get("row_id") or row.get("id") or "")
+        row = {**row, "metrics": _ledger_metrics(path.parent, cid, phase)}
     return _candidate_workload(row, str(path), space_name, space_over, args)
 
 
