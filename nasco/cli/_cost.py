@@ -151,8 +151,9 @@ def _run_config(folder: Path) -> tuple[dict, Path] | None:
     return None
 
 
-def _ledger_metrics(folder: Path, cid: str) -> dict:
-    """The metrics (spike rates, MACs, ...) of candidate ``cid`` in the run's ledger, if any."""
+def _ledger_metrics(folder: Path, cid: str, phase: str | None = None) -> dict:
+    """The metrics (spike rates, MACs, ...) of candidate ``cid`` in the run's ledger, if any:
+    its search row's, or with ``phase`` 'retrain' its retrain row's (the stand-alone network)."""
     ledger = folder / "ledger.jsonl"
     if not cid or not ledger.is_file():
         return {}
@@ -161,7 +162,8 @@ def _ledger_metrics(folder: Path, cid: str) -> dict:
             row = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, dict) and row.get("id") == cid and isinstance(row.get("metrics"), dict):
+        if isinstance(row, dict) and row.get("id") == cid and row.get("phase") == phase \
+                and isinstance(row.get("metrics"), dict):
             return row["metrics"]
     return {}
 
@@ -320,8 +322,11 @@ def _row_workload(args: argparse.Namespace, path: Path, config: dict,
                          "(no run.json or summary.json next to it records one)")
     if isinstance(row, dict) and "metrics" not in row and path.suffix.lower() == ".csv":
         # pareto.csv keeps no metrics: the spike rates measured in the search are in the ledger
-        # (a pair of the hardware inner loop names its ledger row in row_id)
-        row = {**row, "metrics": _ledger_metrics(path.parent, str(row.get("row_id") or row.get("id") or ""))}
+        # (a pair of the hardware inner loop names its ledger row in row_id; a stand-alone accuracy
+        # is a retrain row's, whose network is not the search row's)
+        phase = "retrain" if row.get("accuracy_source") == "stand-alone" else None
+        cid = str(row.get("row_id") or row.get("id") or "")
+        row = {**row, "metrics": _ledger_metrics(path.parent, cid, phase)}
     return _candidate_workload(row, str(path), space_name, space_over, args)
 
 

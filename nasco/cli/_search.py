@@ -210,6 +210,9 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
     """The evaluator settings the flags give (None: not given)."""
     if kind != "oneshot" and args.few_shot is not None:
         raise UsageError(f"--few-shot applies to --evaluator oneshot (it splits the supernet), not {kind}")
+    if args.retrain_top is not None and kind != "oneshot":
+        raise UsageError(f"--retrain-top applies to --evaluator oneshot (its accuracies are inherited), not "
+                         f"'{kind}', whose accuracies need no retraining")
     if kind == "table":
         given = {"table": args.table, "table_dataset": args.table_dataset, "table_fidelity": args.table_fidelity,
                  "table_split": args.table_split}
@@ -374,7 +377,7 @@ def _search(args: argparse.Namespace) -> int:
     try:
         outcome = study.optimize(evaluator, budget=args.budget, executor=executor, window=args.window,
                                  progress=not args.quiet and sys.stderr, device=getattr(evaluator, "device", None),
-                                 log=not args.quiet)
+                                 log=not args.quiet, retrain_top=args.retrain_top)
     except ConnectionError as exc:
         raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
     _report(outcome, evaluator)
@@ -395,8 +398,14 @@ def _report(outcome, evaluator) -> None:
               f"{len(outcome.front)}; normalised hypervolume {hv}; searcher saw {evaluator.valid_column}, reports "
               f"{evaluator.test_column}")
     else:
+        sources = outcome.sources
+        front = f"front of {len(outcome.front)}" + ("" if sources is None else " (accuracy: " + ", ".join(
+            f"{sources.get(s, 0)} {s}" for s in ("stand-alone", "inherited")) + ")")
         print(f"{out}: {c['total']} evaluations (ok {c['ok']}, infeasible {c['infeasible']}, failed {c['failed']}); "
-              f"front of {len(outcome.front)}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
+              f"{front}; normalised hypervolume {hv}; {outcome.wall_seconds:.0f} s")
+    if c.get("retrained"):
+        print(f"{c['retrained']} architectures of the front retrained stand-alone after the search "
+              f"({outcome.retrained} this session); the front reports their stand-alone accuracy")
     if outcome.trainings is not None:
         print(f"{outcome.trainings} trainings for the {c['total']} evaluations (the budget counts trainings; "
               f"an architecture evaluated on other hardware reuses its training)")
@@ -520,6 +529,15 @@ def _add_evaluator(p) -> None:
                         "cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int_in(1), default=None, help="torch CPU threads (default 1)")
     p.add_argument("--max-train-seconds", type=float_in(0.0, above=True), default=None, help="cap each candidate's training time")
+    p.add_argument("--retrain-top", type=int_in(0), default=None, metavar="K",
+                   help="--evaluator oneshot: after the search (beyond its --budget, which counts the "
+                        "search's evaluations alone), train the K best architectures of the front from "
+                        "scratch as --evaluator train would (distinct architectures ranked by their best "
+                        "accuracy on the front; same data, training settings, seed and hardware inner loop). "
+                        "Each is a retrain row of the ledger, and the front (pareto.csv, summary.json) "
+                        "reports it with its stand-alone accuracy in place of the inherited one "
+                        "(pareto.csv's accuracy_source); --resume finishes an interrupted retraining "
+                        "(default 0; with --resume the recorded K)")
     p.add_argument("--hw-inner", choices=("on", "off"), default=None,
                    help="train and oneshot evaluators: score each trained (or inherited) network on the "
                         "accelerator space's other configurations too, so the front holds (architecture, accelerator) pairs (default on; "

@@ -116,7 +116,7 @@ class Evaluator(Protocol):
 
     Optional hooks (called with :func:`evaluator_hook`, which gives
     :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir``,
-    ``training_keys``, ``shared_state`` and ``adopt_shared_state``, see there.
+    ``training_keys``, ``shared_state``, ``adopt_shared_state`` and ``retrainer``, see there.
     """
 
     objectives: tuple[str, ...]
@@ -164,11 +164,17 @@ class EvaluatorBase:
         """Take ``state`` (values of :meth:`shared_state`, made in another process), which
         evaluations here then use instead of making them. The default takes nothing."""
 
+    def retrainer(self) -> Any:
+        """The evaluator that trains this evaluator's architectures stand-alone after a search
+        (a run's ``retrain_top``), for an evaluator whose accuracies are estimates (inherited
+        weights); None, the default, for one whose accuracies need no retraining."""
+        return None
+
 
 # The optional attributes of an evaluator; their defaults are EvaluatorBase's.
 OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains")
 # The optional hooks of an evaluator; their defaults are EvaluatorBase's.
-EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "shared_state", "adopt_shared_state")
+EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "shared_state", "adopt_shared_state", "retrainer")
 _DEFAULT = EvaluatorBase()
 
 

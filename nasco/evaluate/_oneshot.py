@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -101,7 +101,8 @@ class OneShotEvaluator(TrainCostEvaluator):
     :meth:`attach_run_dir` keeps the supernets' checkpoints (one folder per supernet in
     ``supernets/``, resumed after an interruption) and the scored networks (``inherited/``)
     in the run directory. Single-task spaces only. An evaluation scores, it does not train:
-    a run's budget counts evaluations.
+    a run's budget counts evaluations. :meth:`retrainer` is the train evaluator that trains
+    the best architectures of a run's front stand-alone after the search (``retrain_top``).
 
     Workers: :meth:`shared_state` makes (trains or reads back) in this process the supernets
     that candidates need and returns their weights by supernet key; an evaluator that was given
@@ -155,6 +156,14 @@ class OneShotEvaluator(TrainCostEvaluator):
         super().attach_run_dir(out_dir, resume=resume, seed=seed)
         self._store = TrainingStore(Path(out_dir).resolve() / INHERITED_DIR)
         self._supernet_root = Path(out_dir).resolve() / SUPERNETS_DIR
+
+    def retrainer(self) -> TrainCostEvaluator:
+        """A :class:`TrainCostEvaluator` with this evaluator's space, data, objectives, training
+        settings (``batch_size``, ``lr``; the space's epochs: ``epochs`` here is the supernet's),
+        device, hardware inner loop and seed: it trains an architecture from scratch, as a search
+        with the train evaluator would."""
+        settings = {f.name: getattr(self, f.name) for f in fields(TrainCostEvaluator) if f.init}
+        return TrainCostEvaluator(**{**settings, "epochs": None})
 
     # ---------------------------------------------------------------- supernets
     def _supernet_of(self, geno: dict[str, Any]) -> tuple[str, dict[str, Any], Any, Any]:

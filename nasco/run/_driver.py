@@ -35,11 +35,12 @@ from nasco.core import Candidate, Evaluator, Objective, Result, evaluator_attr, 
 from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
-from nasco.run._job import Job
-from nasco.run._ledger import FILENAME, Ledger, to_json_line
+from nasco.run._job import Job, evaluate_job
+from nasco.run._ledger import FILENAME, RETRAIN_PHASE, Ledger, is_retrain, search_rows, to_json_line
 from nasco.run._lock import RunLock
 from nasco.run._outputs import write_outputs
 from nasco.run._progress import Progress
+from nasco.run._retrain import STAND_ALONE, arch_of, retrain_plan
 from nasco.run._rundir import RUN_FILE, RunDirError, check_run_json, read_run_json, run_meta, write_run_json
 from nasco.search import DIFFERENTIABLE
 from nasco.search._base import Searcher
@@ -69,7 +70,8 @@ class RunOutcome:
     """What a call of :func:`run_search` produced (all of it is also on disk)."""
 
     out_dir: Path
-    counts: dict[str, int]          # ok, failed, infeasible, total (rows in the ledger)
+    counts: dict[str, int]          # ok, failed, infeasible, total (search rows in the ledger); retrained
+    #                                 (retrain rows, when there are any)
     front: pd.DataFrame             # feasible front: id, one column per objective, arch, hw
     hypervolume: float | None       # normalised at the objectives' ideal and bound (summary.json)
     reference_point: dict[str, float | None]  # each objective's bound, natural units
@@ -79,6 +81,8 @@ class RunOutcome:
     stopped: str                    # "budget", "exhausted", "repeats", "row_limit", "complete", "timeout"
     #                                 or "interrupted"
     trainings: int | None = None    # distinct trainings in the ledger, where the budget counts them
+    retrained: int = 0              # retrain rows written by this call (architectures trained stand-alone)
+    sources: dict[str, int] | None = None  # front pairs per accuracy source (inherited, stand-alone)
 
 
 def eval_seed(seed: int, seq: int) -> int:
@@ -432,7 +436,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                 executor: Executor | None = None, window: int | None = None,
                 ref_point: Mapping[str, float] | None = None, timeout: float | None = None,
                 callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
-                enqueued: Sequence[Candidate] = ()) -> RunOutcome:
+                enqueued: Sequence[Candidate] = (), retrain_top: int = 0) -> RunOutcome:
     """:func:`run_search` without the run-directory lock (which it holds around this)."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -446,7 +450,11 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     # What scored the rows, for the resume check, when the config does not say (a Study's does).
     meta = run_meta(space=space, searcher=searcher, objectives=objectives, seed=seed, config=config,
                     evaluator=type(getattr(evaluator, "inner", evaluator)).__name__)
+    retrainer = _retrainer(evaluator, objectives, retrain_top)
     ledger, recorded = _open_ledger(out_dir, meta, resume)
+    # The search's rows; rows written after it (retrain rows) are not the searcher's to replay.
+    closed = len(recorded) - len(search_rows(recorded))
+    recorded = search_rows(recorded)
     defs = run_bounds(searcher.objective_defs, out_dir, limits=limits, ref_point=ref_point)
     executor = executor if executor is not None else InProcessExecutor()
     meta["budget_counts"] = counts = _budget_counts(out_dir, evaluator, searcher, recorded)
@@ -457,12 +465,19 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     paid = Counter(first_uses(recorded, keys_of).values()) if counts == "trainings" else None
     spent = sum(paid.values()) if paid is not None else len({r.get("seq") for r in recorded})
     tasks = len(space.tasks) if paid is not None else 1
+    budget_asked = budget
+    if closed and spent < budget * tasks:
+        warnings.warn(f"{out_dir}: the search is over ({closed} architectures of its front were retrained "
+                      f"after it); its {spent} evaluations stand and nothing more is evaluated, whatever the "
+                      f"budget ({budget}); search further in another --out", RuntimeWarning, stacklevel=3)
+        budget = max(1, -(-spent // tasks))
     started = spent < budget * tasks
     prog = Progress(progress, budget=budget * tasks, objective=defs[0], label=searcher.name)
     interrupted: BaseException | None = None
     restore = _on_sigterm()
     sched: Schedule | None = None
     rec: _Recorder | None = None
+    retrained: list[str] = []  # ids of the retrain rows this session wrote
     try:
         window = _begin(out_dir, recorded, meta, defs, searcher=searcher, evaluator=evaluator, executor=executor,
                         objectives=objectives, prog=prog, window=window, budget=budget * tasks, start=started,
@@ -473,6 +488,9 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         rec = _Recorder(ledger, sched, prog, callbacks,
                         deadline=None if timeout is None else t_start + timeout)
         _drive(executor, sched, rec)
+        if retrainer is not None and sched.stopped != "timeout":
+            _retrain(ledger, retrainer, objectives, defs, top=retrain_top, seed=seed, out_dir=out_dir,
+                     prog=prog, written=retrained)
     except (KeyboardInterrupt, _Interrupted) as exc:
         interrupted = exc
     finally:
@@ -489,15 +507,78 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         "stopped": "interrupted" if interrupted is not None or sched is None else sched.stopped,
         "wall_seconds": time.perf_counter() - t_start, "space": space.describe(), "budget_counts": counts,
     }
+    if retrain_top or closed:
+        summary["budget"] = budget_asked
+        summary["retrain"] = {"top": int(retrain_top), "retrained_this_session": len(retrained)}
     if counts == "trainings":
-        summary["trainings"] = len(first_uses(ledger.rows(), evaluator_hook(evaluator, "training_keys")))
+        keys_of = evaluator_hook(evaluator, "training_keys")
+        summary["trainings"] = len(first_uses(search_rows(ledger.rows()), keys_of))
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
     if interrupted is not None:
         prog.message(f"[{searcher.name}] interrupted after {rep.counts['total']} evaluations; pareto.csv and "
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
-    return _outcome(out_dir, rep, objectives, summary, t_start)
+    return _outcome(out_dir, rep, objectives, summary, t_start, len(retrained))
+
+
+def _retrainer(evaluator: Evaluator, objectives: tuple[str, ...], top: int) -> Evaluator | None:
+    """The evaluator that retrains the front after the search (None for ``top`` 0): a
+    ValueError for a ``top`` that is not a non-negative integer, an evaluator without a
+    retrainer, or objectives without ``accuracy``."""
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ValueError(f"retrain_top must be a non-negative integer (architectures to retrain), "
+                         f"got {top!r}")
+    if not top:
+        return None
+    retrainer = evaluator_hook(evaluator, "retrainer")()
+    if retrainer is None:
+        kind = type(getattr(evaluator, "inner", evaluator)).__name__
+        raise ValueError(f"retrain_top {top}: {kind} needs no retraining (its accuracies are not inherited); "
+                         f"retraining applies to the one-shot evaluator")
+    if "accuracy" not in objectives:
+        raise ValueError(f"retrain_top {top}: the front's architectures are ranked by accuracy, which is not "
+                         f"among the objectives ({', '.join(objectives)})")
+    return retrainer
+
+
+def _retrain(ledger: Ledger, retrainer: Evaluator, objectives: tuple[str, ...], defs: Sequence[Objective], *,
+             top: int, seed: int, out_dir: Path, prog: Progress, written: list[str]) -> None:
+    """Train the ``top`` best architectures of the search's front stand-alone
+    (:func:`~nasco.run._retrain.retrain_plan`) with ``retrainer``, one after another in this
+    process, each written to the ledger as a retrain row as soon as it is scored; an
+    architecture with a retrain row already (an earlier session's) is not retrained. A row
+    gets the next free seq and the seed :func:`eval_seed` gives it; ``phase``
+    :data:`~nasco.run._ledger.RETRAIN_PHASE`; and the metrics ``accuracy_source``
+    (stand-alone), ``retrained`` (True), ``retrains`` (the seqs of the search rows of its
+    architecture) and ``inherited_accuracy`` (its best accuracy on the search's front). The
+    retrainer keeps its trainings in the run directory, so a retraining interrupted before its
+    row was written reads the training back. The id of each row written is appended to
+    ``written`` as it is written."""
+    rows = ledger.rows()
+    done = {arch_of(r) for r in rows if is_retrain(r)}
+    plan = retrain_plan(rows, defs, top)
+    todo = [p for p in plan if arch_of({"arch": p.cand.arch}) not in done]
+    if not todo:
+        return
+    evaluator_hook(retrainer, "attach_run_dir")(out_dir, resume=bool(done), seed=seed)
+    keys_of = evaluator_hook(retrainer, "training_keys")
+    seq = max(int(r["seq"]) for r in rows) + 1
+    before = f" ({len(plan) - len(todo)} retrained before)" if len(todo) < len(plan) else ""
+    prog.message(f"[retrain] training {len(todo)} of the {len(plan)} best architectures of the front "
+                 f"stand-alone{before}")
+    for i, p in enumerate(todo):
+        job = Job(seq, p.cand, eval_seed(seed, seq), trains=tuple(keys_of(p.cand)))
+        row = evaluate_job(retrainer, objectives, job)
+        row = {"seq": row.pop("seq"), "id": row.pop("id"), "phase": RETRAIN_PHASE, **row}
+        row["metrics"].update(accuracy_source=STAND_ALONE, retrained=True, retrains=list(p.retrains),
+                              inherited_accuracy=p.inherited_accuracy)
+        ledger.append(row)
+        written.append(row["id"])
+        acc = row["objectives"].get("accuracy")
+        prog.message(f"[retrain] {i + 1}/{len(todo)} {p.cand.id}: {row['status']}, accuracy "
+                     + ("n/a" if acc is None else f"{acc:.4f}") + f" (inherited {p.inherited_accuracy:.4f})")
+        seq += 1
 
 
 def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], defs: Sequence[Objective], *,
@@ -533,13 +614,15 @@ def _begin(out_dir: Path, recorded: list[dict[str, Any]], meta: dict[str, Any], 
 
 
 def _outcome(out_dir: Path, rep: Any, objectives: Sequence[str], summary: dict[str, Any],
-             t_start: float) -> RunOutcome:
+             t_start: float, retrained: int = 0) -> RunOutcome:
     """What the run returns, from what :func:`write_outputs` reported and the summary."""
-    front = rep.front.reindex(columns=["id", *objectives, "arch", "hw"])
+    sources = ["accuracy_source"] if rep.sources is not None else []
+    front = rep.front.reindex(columns=["id", *objectives, *sources, "arch", "hw"])
     return RunOutcome(out_dir=out_dir, counts=rep.counts, front=front, hypervolume=rep.hypervolume,
                       reference_point=rep.reference_point, wall_seconds=time.perf_counter() - t_start,
                       evaluated=summary["evaluated_this_session"], replayed=summary["replayed"],
-                      stopped=summary["stopped"], trainings=summary.get("trainings"))
+                      stopped=summary["stopped"], trainings=summary.get("trainings"), retrained=retrained,
+                      sources=rep.sources)
 
 
 def _open_ledger(out_dir: Path, meta: dict[str, Any], resume: bool) -> tuple[Ledger, list[dict[str, Any]]]:
@@ -701,6 +784,17 @@ def run_search(*, out_dir: str | Path, **kw: Any) -> RunOutcome:
 
     The run also ends, with ``stopped`` = ``"exhausted"``, once every distinct candidate of
     the space is in the ledger (see :class:`Schedule`), whatever the budget.
+
+    ``retrain_top`` K > 0 (an evaluator with a ``retrainer``, such as the one-shot evaluator,
+    and an ``accuracy`` objective; else a ValueError): once the search is over (not after a
+    ``timeout`` or an interruption), the K best architectures of its front are trained from
+    scratch by the retrainer and written to the ledger as retrain rows (see :func:`_retrain`);
+    they come after the budget, which counts the search alone. The reported front (pareto.csv,
+    summary.json, the outcome) then takes each retrained architecture's stand-alone scores in
+    place of its inherited ones (:func:`~nasco.run._retrain.reported_rows`). A resume retrains
+    what is left and redoes no retrain row; a ledger with retrain rows is a finished search,
+    so a resume evaluates nothing more for the search (with a warning when the budget asks
+    for more).
     """
     with RunLock(out_dir):
         return _run_search(out_dir=out_dir, **kw)

@@ -7,11 +7,12 @@ most one torn (partial) last line. Readers skip that line with a warning, and th
 
 Any other damage is a :class:`LedgerError` that names the file and the line: a line before
 the last that is not UTF-8 JSON, a row without a non-negative integer ``seq``, a string
-``id``, a known ``status`` and numeric objectives (NaN is not one), and a row whose ``seq``
-or ``id`` an earlier line already holds. The driver writes every
-evaluation once, so a repeated row (even a byte-identical copy) means the file was edited
-or two files were joined; it is refused rather than dropped, since which copy is right
-cannot be told from the file.
+``id``, a known ``status``, a known ``phase`` (absent, or :data:`RETRAIN_PHASE`) and numeric
+objectives (NaN is not one), and a row whose ``seq``, or whose ``id`` within its phase, an
+earlier line already holds (a retrain row scores again a candidate of the search, under the
+same id). The driver writes every evaluation once, so a repeated row (even a byte-identical
+copy) means the file was edited or two files were joined; it is refused rather than dropped,
+since which copy is right cannot be told from the file.
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ import pandas as pd
 from nasco.core import STATUSES, Candidate, NascoError, member_error
 from nasco.pareto import expand_pairs
 
-__all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerError", "to_json_line"]
+__all__ = ["LEDGER_COLUMNS", "Ledger", "LedgerError", "RETRAIN_PHASE", "is_retrain", "rows_frame",
+           "search_rows", "to_json_line"]
 
 FILENAME = "ledger.jsonl"
+# The ``phase`` of a row written after the search: an architecture of the front trained
+# stand-alone (a search row has no ``phase``).
+RETRAIN_PHASE = "retrain"
 # The flat columns of to_frame(), before the objective columns; arch, hw, violations and
 # metrics follow the objectives, as canonical JSON strings.
 LEDGER_COLUMNS = ("seq", "id", "status", "reason", "seed", "seconds", "started_at", "finished_at")
@@ -67,6 +72,8 @@ def _row_error(row: dict[str, Any]) -> str | None:
     for key in ("objectives", "metrics", "violations"):
         if row.get(key) is not None and not isinstance(row[key], dict):
             return f"key '{key}': expected an object, found {json.dumps(row[key])[:40]}"
+    if "phase" in row and row["phase"] != RETRAIN_PHASE:
+        return f"key 'phase': expected '{RETRAIN_PHASE}' or no phase, found {json.dumps(row['phase'])[:40]}"
     if row.get("status") not in STATUSES:
         return f"key 'status': expected one of {', '.join(STATUSES)}, found {json.dumps(row.get('status'))}"
     for name, value in (row.get("objectives") or {}).items():
@@ -126,7 +133,7 @@ class Ledger:
                               f"non-file; restore the run's ledger or choose another --out")
         data = self.path.read_bytes()
         rows: list[dict[str, Any]] = []
-        seen: dict[tuple[str, Any], int] = {}  # ("seq", seq) and ("id", id) -> line number
+        seen: dict[tuple[Any, ...], int] = {}  # ("seq", seq) and ("id", phase, id) -> line number
         pos = 0
         lines = data.split(b"\n")
         for i, raw in enumerate(lines):
@@ -148,14 +155,14 @@ class Ledger:
             row = json.loads(raw.decode("utf-8"))
             why = _row_error(row)
             if why is None:
-                first = seen.get(("seq", row["seq"])) or seen.get(("id", row["id"]))
+                first = seen.get(("seq", row["seq"])) or seen.get(("id", row.get("phase"), row["id"]))
                 if first is not None:
                     why = (f"row seq {row['seq']} (id {row['id']}) repeats line {first}: a ledger records "
                            f"each evaluation once")
             if why is not None:
                 raise LedgerError(f"{self.path}:{i + 1}: {why}; the file was edited or corrupted; restore it "
                                   f"or remove the line")
-            seen[("seq", row["seq"])] = seen[("id", row["id"])] = i + 1
+            seen[("seq", row["seq"])] = seen[("id", row.get("phase"), row["id"])] = i + 1
             rows.append(row)
             pos += len(raw) + 1
         return rows, pos, b""
@@ -219,30 +226,45 @@ class Ledger:
         JSON strings with sorted keys; with ``pairs``, when some row has members, ``pair`` and
         ``row_id`` last (NaN for a row without members).
         """
-        rows = self.rows()
-        if pairs:
-            rows = expand_pairs(rows)
-        names = list(objectives) if objectives is not None else _seen_objectives(rows)
-        flat = []
-        for r in rows:
-            d: dict[str, Any] = {c: r.get(c) for c in LEDGER_COLUMNS}
-            objs = r.get("objectives") or {}
-            for o in names:
-                v = objs.get(o)
-                d[o] = math.nan if v is None else v
-            for c in _JSON_COLUMNS:
-                d[c] = json.dumps(r.get(c) if r.get(c) is not None else {}, sort_keys=True,
-                                  separators=(",", ":"), default=_default)
-            flat.append(d)
-        columns = [*LEDGER_COLUMNS, *names, *_JSON_COLUMNS]
-        if pairs and any("pair" in r for r in rows):
-            for d, r in zip(flat, rows):
-                d["pair"], d["row_id"] = r.get("pair"), r.get("row_id")
-            columns += ["pair", "row_id"]
-        df = pd.DataFrame(flat, columns=columns)
+        return rows_frame(self.rows(), objectives, pairs=pairs)
+
+
+def is_retrain(row: dict[str, Any]) -> bool:
+    """Whether ``row`` is a retrain row (an architecture trained stand-alone after the search)."""
+    return row.get("phase") == RETRAIN_PHASE
+
+
+def search_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the search: every row but the retrain rows, in order."""
+    return [r for r in rows if not is_retrain(r)]
+
+
+def rows_frame(rows: Sequence[dict[str, Any]], objectives: Sequence[str] | None = None, *,
+               pairs: bool = False) -> pd.DataFrame:
+    """Ledger ``rows`` as :meth:`Ledger.to_frame` gives them."""
+    if pairs:
+        rows = expand_pairs(rows)
+    names = list(objectives) if objectives is not None else _seen_objectives(rows)
+    flat = []
+    for r in rows:
+        d: dict[str, Any] = {c: r.get(c) for c in LEDGER_COLUMNS}
+        objs = r.get("objectives") or {}
         for o in names:
-            df[o] = pd.to_numeric(df[o], errors="coerce").astype(float)
-        return df
+            v = objs.get(o)
+            d[o] = math.nan if v is None else v
+        for c in _JSON_COLUMNS:
+            d[c] = json.dumps(r.get(c) if r.get(c) is not None else {}, sort_keys=True,
+                              separators=(",", ":"), default=_default)
+        flat.append(d)
+    columns = [*LEDGER_COLUMNS, *names, *_JSON_COLUMNS]
+    if pairs and any("pair" in r for r in rows):
+        for d, r in zip(flat, rows):
+            d["pair"], d["row_id"] = r.get("pair"), r.get("row_id")
+        columns += ["pair", "row_id"]
+    df = pd.DataFrame(flat, columns=columns)
+    for o in names:
+        df[o] = pd.to_numeric(df[o], errors="coerce").astype(float)
+    return df
 
 
 def _seen_objectives(rows: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import platform
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +20,8 @@ import pandas as pd
 
 from nasco.core import Objective
 from nasco.pareto import normalised_hypervolume, pareto_front, plot_front, plot_history
-from nasco.run._ledger import Ledger
+from nasco.run._ledger import Ledger, is_retrain, rows_frame, search_rows
+from nasco.run._retrain import accuracy_sources, reported_rows
 from nasco.run._rundir import atomic_write_text
 
 __all__ = ["FrontReport", "OUTPUT_FILES", "package_versions", "write_outputs"]
@@ -33,12 +35,15 @@ OUTPUT_FILES = (PARETO_CSV, PARETO_PNG, HISTORY_PNG, SUMMARY_JSON)  # what write
 
 @dataclass(frozen=True, eq=False)
 class FrontReport:
-    counts: dict[str, int]
+    counts: dict[str, int]  # ok, failed, infeasible, total (search rows); retrained (retrain rows, if any)
     front: pd.DataFrame
     hypervolume: float | None     # normalised (0 at each ideal, 1 at each bound); None without bounds
     reference_point: dict[str, float | None]  # the bound of each objective, natural units
     ideal_point: dict[str, float | None]      # the ideal of each objective, natural units
     eval_seconds: float
+    # How many of the front's pairs have each accuracy source (metric ``accuracy_source``:
+    # inherited, stand-alone); None when no front row has one.
+    sources: dict[str, int] | None = None
 
 
 def package_versions() -> dict[str, str | None]:
@@ -100,16 +105,38 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
     accelerator) pair the rows scored, their members included (:func:`nasco.pareto.expand_pairs`;
     pareto.csv then adds ``row_id`` and ``pair``), in ``seq`` order, so it does not depend on
     the order in which evaluations finished and were appended to the ledger.
+
+    Retrain rows (architectures trained stand-alone after the search) replace the search rows
+    of their architecture on the front (:func:`nasco.run._retrain.reported_rows`); the counts
+    and history.png are the search's, and ``counts["retrained"]`` (only when there are any)
+    the retrain rows. Where the front's rows say where their accuracy comes from (metric
+    ``accuracy_source``), pareto.csv has an ``accuracy_source`` column and summary.json
+    ``front_accuracy_sources``, the count of front pairs per source.
     """
     names = tuple(o.name for o in objectives)
-    df = ledger.to_frame(names).sort_values("seq", kind="stable").reset_index(drop=True)
-    pairs = ledger.to_frame(names, pairs=True).sort_values("seq", kind="stable").reset_index(drop=True)
+    rows = ledger.rows()
+    search = search_rows(rows)
+    df = rows_frame(search, names).sort_values("seq", kind="stable").reset_index(drop=True)
+    pairs = rows_frame(reported_rows(rows), names, pairs=True).sort_values("seq", kind="stable")
+    pairs = pairs.reset_index(drop=True)
     rep = _front_report(df, objectives, pairs)
+    retrained = sum(1 for r in rows if is_retrain(r))
+    if retrained:
+        rep.counts["retrained"] = retrained
+    sources = accuracy_sources(rep.front)
+    source_cols: list[str] = []
+    if any(s is not None for s in sources):
+        rep = replace(rep, front=rep.front.assign(accuracy_source=sources),
+                      sources={k: int(v) for k, v in Counter(s for s in sources if s is not None).items()})
+        source_cols = ["accuracy_source"]
     report_metrics = tuple(report_metrics)
     front = _with_metrics(rep.front, report_metrics) if report_metrics else rep.front
-    cols = ["id", *names, *report_metrics, "arch", "hw", *(["row_id", "pair"] if "pair" in pairs.columns else [])]
+    cols = ["id", *names, *source_cols, *report_metrics, "arch", "hw",
+            *(["row_id", "pair"] if "pair" in pairs.columns else [])]
     atomic_write_text(out_dir / PARETO_CSV, front.reindex(columns=cols).to_csv(index=False))
     plot_front(pairs, objectives, out_dir / PARETO_PNG, limits=limits)
+    if retrained:  # the history is the search's
+        pairs = rows_frame(search, names, pairs=True).sort_values("seq", kind="stable").reset_index(drop=True)
     plot_history(pairs, objectives, out_dir / HISTORY_PNG)
     full = {
         **summary,
@@ -127,6 +154,8 @@ def write_outputs(out_dir: Path, ledger: Ledger, objectives: tuple[Objective, ..
                             "(natural units), reference (1, ..., 1)",
         "limits": {k: float(v) for k, v in (limits or {}).items()},
     }
+    if rep.sources is not None:
+        full["front_accuracy_sources"] = rep.sources
     if report_metrics:
         full["front_report"] = {n: [None if math.isnan(v) else v for v in front[n].tolist()] for n in report_metrics}
     atomic_write_text(out_dir / SUMMARY_JSON, json.dumps(full, indent=2, default=str) + "\n")

@@ -213,6 +213,11 @@ class SpecChecked(EvaluatorBase):
     def adopt_shared_state(self, state: Mapping[str, Any]) -> None:
         evaluator_hook(self.inner, "adopt_shared_state")(state)
 
+    def retrainer(self) -> SpecChecked | None:
+        """The inner evaluator's retrainer, its results checked against the same design specs."""
+        inner = evaluator_hook(self.inner, "retrainer")()
+        return None if inner is None else SpecChecked(inner, self.space)
+
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling)
             raise AttributeError(name)

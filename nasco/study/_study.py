@@ -24,13 +24,14 @@ from nasco.core import (
     RunDirError,
     resolve_objectives,
 )
-from nasco.core._result import evaluator_attr
+from nasco.core._result import evaluator_attr, evaluator_hook
 from nasco.run import Ledger, RunOutcome, Schedule, run_search
 from nasco.run._driver import record_run, run_bounds
 from nasco.run._job import Job, evaluate_job
-from nasco.run._ledger import FILENAME, to_json_line
+from nasco.run._ledger import FILENAME, is_retrain, to_json_line
 from nasco.run._lock import RunLock
 from nasco.run._outputs import SUMMARY_JSON
+from nasco.run._retrain import reported_rows
 from nasco.run._rundir import (
     RUN_FILE,
     check_run_json,
@@ -135,14 +136,18 @@ class Study:
         return self._objectives
 
     # ------------------------------------------------------------------ running
-    def _config(self, evaluator_facts: Mapping[str, Any], budget: int | None) -> dict[str, Any]:
+    def _config(self, evaluator_facts: Mapping[str, Any], budget: int | None,
+                retrain_top: int = 0) -> dict[str, Any]:
         options = dict(self.searcher_options)
         if isinstance(options.get("storage"), str):
             from nasco.search._optuna import mask_url
 
             options["storage"] = mask_url(options["storage"])  # never a password on disk
-        return {**self._space_facts, **evaluator_facts, "searcher": self.searcher_name,
-                "searcher_options": options, "budget": budget, "ref_point": self.ref_point or None}
+        config = {**self._space_facts, **evaluator_facts, "searcher": self.searcher_name,
+                  "searcher_options": options, "budget": budget, "ref_point": self.ref_point or None}
+        if retrain_top:
+            config["retrain_top"] = int(retrain_top)
+        return config
 
     def _searcher(self, extra: Mapping[str, Any] | None = None) -> Searcher:
         if self._recorded:
@@ -176,7 +181,8 @@ class Study:
     def optimize(self, evaluator: Any = None, *, budget: int | None = None, timeout: float | None = None,
                  executor: Any = None, window: int | None = None,
                  callbacks: Sequence[Callable[[Study, dict[str, Any]], None]] = (),
-                 progress: Any = True, device: str | None = None, log: bool = True) -> RunOutcome:
+                 progress: Any = True, device: str | None = None, log: bool = True,
+                 retrain_top: int | None = None) -> RunOutcome:
         """Search until the ledger holds ``budget`` evaluations, or ``budget`` distinct
         trainings for an evaluator that memoises them (the train evaluator, see
         :class:`~nasco.run.Schedule`) (default: the recorded budget of a loaded study, else
@@ -194,6 +200,12 @@ class Study:
         :func:`~nasco.run._rundir.row_settings`) is a RunDirError that names the setting and
         both values. The run stops early, ``stopped == "exhausted"``, once every distinct
         candidate of the space is in the ledger.
+
+        ``retrain_top`` K (default: the recorded one of a loaded study, else 0): after the
+        search, and after its budget, train the K best architectures of the front from scratch
+        (distinct architectures ranked by their best accuracy on the front) and report them on
+        the front with their stand-alone accuracy (:func:`~nasco.run.run_search`); for the
+        one-shot evaluator only, whose accuracies are inherited. A resume retrains what is left.
         """
         facts: dict[str, Any]
         if evaluator is None:
@@ -214,6 +226,19 @@ class Study:
         self._adopt(evaluator)
         if budget is None:
             budget = int(self._recorded.get("config", {}).get("budget") or self.default_budget())
+        if retrain_top is None:
+            retrain_top = self._recorded.get("config", {}).get("retrain_top") or 0
+        if isinstance(retrain_top, bool) or not isinstance(retrain_top, int) or retrain_top < 0:
+            raise NascoError(f"retrain_top: expected a non-negative integer (architectures of the front to "
+                             f"retrain), found {retrain_top!r}")
+        if retrain_top and evaluator_hook(evaluator, "retrainer")() is None:
+            raise NascoError(f"retrain_top {retrain_top}: expected an evaluator whose accuracies are "
+                             f"inherited (make_evaluator('oneshot')), found {facts.get('evaluator')}, whose "
+                             f"accuracies need no retraining")
+        if retrain_top and "accuracy" not in self.objective_names:
+            raise NascoError(f"retrain_top {retrain_top}: expected 'accuracy' among the objectives (it ranks "
+                             f"the front's architectures for retraining), found "
+                             f"{', '.join(self.objective_names)}")
         extra: dict[str, Any] = {}
         if self.searcher_name in DIFFERENTIABLE:
             data = getattr(evaluator, "data", None)
@@ -234,9 +259,10 @@ class Study:
         outcome = run_search(space=self.space, evaluator=SpecChecked(evaluator, self.space),
                              searcher=searcher, budget=int(budget), out_dir=self.storage, seed=self.seed,
                              resume=resume,
-                             config=self._config(facts, int(budget)), progress=progress, limits=limits,
-                             executor=executor, window=window, ref_point=self.ref_point or None,
-                             timeout=timeout, callbacks=cbs, enqueued=self._enqueued)
+                             config=self._config(facts, int(budget), retrain_top), progress=progress,
+                             limits=limits, executor=executor, window=window,
+                             ref_point=self.ref_point or None, timeout=timeout, callbacks=cbs,
+                             enqueued=self._enqueued, retrain_top=retrain_top)
         self._reload_recorded()
         return outcome
 
@@ -289,6 +315,11 @@ class Study:
             searcher = self._searcher()
             ledger = Ledger(self.storage / FILENAME)
             rows = ledger.rows() if ledger.path.exists() else []
+            if any(is_retrain(r) for r in rows):
+                self._lock.release()
+                self._lock = None
+                raise NascoError(f"{self.storage}: the search is over (its front was retrained after it); "
+                                 f"ask/tell cannot continue it; search further in another storage")
             meta = run_meta(space=self.space, searcher=searcher, objectives=self.objective_names or (),
                             seed=self.seed, config=self._config({"evaluator": "ask-tell"}, None))
             if rows:
@@ -357,7 +388,8 @@ class Study:
         units J, s, mm2 and accuracy as a fraction), ``reason``, ``seconds``, and the nested
         fields flattened with dots (``metrics.test_accuracy``, ``arch.hp.timesteps``,
         ``hw.template``, ``violations.latency``). ``df.attrs['units']`` maps each
-        objective column to its unit."""
+        objective column to its unit. Rows written after the search (architectures
+        retrained stand-alone) have ``phase`` 'retrain'."""
         return self._frame(self._rows())
 
     def _frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -382,10 +414,13 @@ class Study:
         """The feasible non-dominated (architecture, accelerator) pairs, flat as in
         :meth:`trials_dataframe`: an evaluation whose evaluator scored other accelerator
         configurations for the same network (its ``members``) is one pair per configuration
-        (:func:`nasco.pareto.expand_pairs`, with ``pair`` and ``row_id`` columns)."""
+        (:func:`nasco.pareto.expand_pairs`, with ``pair`` and ``row_id`` columns). An
+        architecture retrained after the search stands on it with its stand-alone scores, its
+        search rows left out (:func:`nasco.run._retrain.reported_rows`); ``metrics.accuracy_source``
+        says which accuracy each pair has, where the evaluator records it."""
         from nasco.pareto import expand_pairs, pareto_front
 
-        df = self._frame(expand_pairs(self._rows()))
+        df = self._frame(expand_pairs(reported_rows(self._rows())))
         if df.empty:
             return df
         front = pareto_front(df, self.objectives)
