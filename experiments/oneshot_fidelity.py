@@ -108,7 +108,7 @@ def append_row(path: Path, row: dict) -> None:
 def standalone(space: SearchSpace, name: str, cands: list, data: Any, seeds: list[int], cache: Path,
                pool_bn: bool) -> dict[tuple[str, int], dict]:
     """Each cell trained stand-alone once per seed (read from ``cache`` when it is there)."""
-    done = {(r["id"], r["seed"]): r for r in read_rows(cache, space=name, pool_bn=pool_bn)}
+    done = {(r["id"], r["seed"]): r for r in read_rows(cache, space=name, pool_bn=pool_bn) if "kind" not in r}
     todo = [(c, s) for s in seeds for c in cands if (c.id, s) not in done]
     for k, (cand, seed) in enumerate(todo):
         arch, _ = space.resolve(cand)

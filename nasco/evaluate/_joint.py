@@ -299,7 +299,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         }
         rates = dict(rec.spike_rates) if plan.spiking else {}
         if plan.spiking:
-            metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
+            from nasco.evaluate._train import mean_spike_rate
+
+            metrics["mean_spike_rate"] = mean_spike_rate(rates)
             metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
         if hw is not None:
             precision = precision_of(hw)

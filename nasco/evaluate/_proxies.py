@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from nasco.core import BUILTIN_OBJECTIVES, EvaluatorBase, Registry, Result
 from nasco.evaluate._joint import EnergyTableCache, check_limits
 from nasco.evaluate._precision import as_precision, precision_metric, precision_of
-from nasco.evaluate._train import reset_states
+from nasco.evaluate._train import mean_spike_rate, reset_states
 from nasco.hw import CostModel
 from nasco.nn import Plan, Precision, QuantizedInput, plan_network, plan_workload, quantize
 from nasco.space import Candidate, SearchSpace
@@ -587,7 +587,7 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
             metrics["precision"] = precision_metric(precision_of(hw))
         if probe.plan.spiking:
             rates = probe.rates()
-            metrics["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
+            metrics["mean_spike_rate"] = mean_spike_rate(rates)
             metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
             metrics["spike_rates_from"] = "init"
         return metrics

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RateRecorder", "SpikeRateRecorder", "SpikeRateSource", "TrainConfig", "TrainResult",
-    "TrainingDiverged", "epoch_reporter", "evaluate_accuracy", "reset_states", "set_torch_threads",
-    "train_and_evaluate",
+    "TrainingDiverged", "epoch_reporter", "evaluate_accuracy", "mean_spike_rate", "reset_states",
+    "set_torch_threads", "train_and_evaluate",
 ]
 
 _OPTIMIZERS = ("sgd", "adam")
@@ -186,6 +186,12 @@ class SpikeRateRecorder:
         """Mean output per recorded module, as python floats."""
         return {name: float(self._sums[name].item()) / self._counts[name]
                 for name in self._modules if self._counts.get(name)}
+
+
+def mean_spike_rate(rates: Mapping[str, float]) -> float:
+    """The mean of ``rates`` (0.0 when empty), exactly rounded whatever the mapping's order
+    (math.fsum): a record read back from JSON gives the value its training gave."""
+    return math.fsum(rates.values()) / len(rates) if rates else 0.0
 
 
 def _first_tensor(output: object) -> torch.Tensor | None:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from nasco.dsl import ArchSpace
 from nasco.dsl._vocab import OPS, PARAMETER_FREE
-from nasco.evaluate._train import TrainingDiverged, _amp_context, _check_device, reset_states
+from nasco.evaluate._train import TrainingDiverged, _amp_context, _check_device, mean_spike_rate, reset_states
 from nasco.nn import SupernetPlan, plan_supernet
 
 __all__ = ["DartsConfig", "DartsFit", "collapse_report", "cosine_power", "fit_darts", "genotype_str"]
@@ -368,7 +368,7 @@ class _Search:
         }
         if recorder is not None:
             rates = recorder.rates()
-            row["mean_spike_rate"] = float(np.mean(list(rates.values()))) if rates else 0.0
+            row["mean_spike_rate"] = mean_spike_rate(rates)
         if self.cost is not None:
             with torch.no_grad():
                 _, exp = self._hw_term()

@@ -16,8 +16,9 @@ from nasco.hw import CostModel
 from nasco.nn import Precision, plan_network, plan_workload
 from nasco.space import SearchSpace
 
+# No BN after the pooling ops: the network whose 4-bit membranes were measured to cost accuracy.
 TINY = {("macro", "cells"): 1, ("macro", "stem", "channels"): 8, ("macro", "reductions"): [],
-        ("timesteps",): 2}
+        ("timesteps",): 2, ("cell", "pool_bn"): False}
 # sata_like with four of its choices left: dataflow, skipping, clock and the membrane's width
 # (2 x 2 x 2 x 4 = 32 configurations, four precisions).
 FIXED = {("pe_array", "rows"): 16, ("pe_array", "cols"): 8, ("buffers", "ifmap_kb"): 32,

@@ -216,3 +216,15 @@ def test_set_torch_threads_sets_the_count_and_skips_an_equal_one(monkeypatch: py
     finally:
         monkeypatch.undo()
         torch.set_num_threads(1)
+
+
+def test_mean_spike_rate_does_not_depend_on_the_order_of_the_rates():
+    """A record read back from JSON may list its layers in another order than its training
+    did: the mean must be the same number. These values sum to 1.0 exactly (hand-checked), but
+    a left-to-right float sum gives 0.0 or 1.0 depending on the order."""
+    from nasco.evaluate._train import mean_spike_rate
+
+    ordered = {"a": 1e16, "b": 1.0, "c": -1e16}
+    shuffled = {"a": 1e16, "c": -1e16, "b": 1.0}
+    assert mean_spike_rate(ordered) == mean_spike_rate(shuffled) == 1.0 / 3
+    assert mean_spike_rate({}) == 0.0
