@@ -23,7 +23,8 @@ INHERITED_DIR = "inherited"  # a run directory's scored networks (inherited weig
 # space's training epochs: a SPOS step trains one path, so each op of a supernet gets a fraction
 # of a stand-alone training's steps. On 40 darts_snn cells (digits), 16x ranked them at Kendall
 # tau 0.51 against the mean of three stand-alone trainings (0.8 x their seed-to-seed ceiling
-# 0.61 is 0.49), 8x at 0.48, 1x at 0.29 (experiments/results/oneshot_fidelity_darts_snn.md).
+# 0.61 is 0.49), 8x at 0.48, 32x at 0.30, 1x at 0.29
+# (experiments/results/oneshot_fidelity_darts_snn.md).
 SUPERNET_EPOCHS_FACTOR = 16
 # Training batches the BN statistics of an inherited network are re-estimated on (SPOS
 # recalibrates on 20,000 ImageNet images, Guo et al., ECCV 2020; digits has ~1,000 in all).
