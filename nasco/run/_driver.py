@@ -442,11 +442,8 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     out_dir = Path(out_dir)
     config = dict(config or {})
     objectives = _check_args(space, evaluator, searcher, budget, seed, config)
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    _check_limits(timeout, window)
     seed, budget = int(seed), int(budget)
-    if window is not None and (not isinstance(window, (int, np.integer)) or window < 1):
-        raise ValueError(f"window must be a positive number of proposals, got {window!r}")
     # What scored the rows, for the resume check, when the config does not say (a Study's does).
     meta = run_meta(space=space, searcher=searcher, objectives=objectives, seed=seed, config=config,
                     evaluator=type(getattr(evaluator, "inner", evaluator)).__name__)
@@ -465,12 +462,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
     paid = Counter(first_uses(recorded, keys_of).values()) if counts == "trainings" else None
     spent = sum(paid.values()) if paid is not None else len({r.get("seq") for r in recorded})
     tasks = len(space.tasks) if paid is not None else 1
-    budget_asked = budget
-    if closed and spent < budget * tasks:
-        warnings.warn(f"{out_dir}: the search is over ({closed} architectures of its front were retrained "
-                      f"after it); its {spent} evaluations stand and nothing more is evaluated, whatever the "
-                      f"budget ({budget}); search further in another --out", RuntimeWarning, stacklevel=3)
-        budget = max(1, -(-spent // tasks))
+    budget_asked, budget = budget, _open_budget(out_dir, closed, spent, budget, tasks)
     started = spent < budget * tasks
     prog = Progress(progress, budget=budget * tasks, objective=defs[0], label=searcher.name)
     interrupted: BaseException | None = None
@@ -520,6 +512,24 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
     return _outcome(out_dir, rep, objectives, summary, t_start, len(retrained))
+
+
+def _check_limits(timeout: float | None, window: int | None) -> None:
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if window is not None and (not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"window must be a positive number of proposals, got {window!r}")
+
+
+def _open_budget(out_dir: Path, closed: int, spent: int, budget: int, tasks: int) -> int:
+    """The budget this session runs to: ``budget``, unless ``closed`` rows (retrains) closed the
+    search, which then stays as it is (with a warning when more was asked)."""
+    if closed and spent < budget * tasks:
+        warnings.warn(f"{out_dir}: the search is over ({closed} architectures of its front were retrained "
+                      f"after it); its {spent} evaluations stand and nothing more is evaluated, whatever the "
+                      f"budget ({budget}); search further in another --out", RuntimeWarning, stacklevel=4)
+        return max(1, -(-spent // tasks))
+    return budget
 
 
 def _retrainer(evaluator: Evaluator, objectives: tuple[str, ...], top: int) -> Evaluator | None:

@@ -226,19 +226,7 @@ class Study:
         self._adopt(evaluator)
         if budget is None:
             budget = int(self._recorded.get("config", {}).get("budget") or self.default_budget())
-        if retrain_top is None:
-            retrain_top = self._recorded.get("config", {}).get("retrain_top") or 0
-        if isinstance(retrain_top, bool) or not isinstance(retrain_top, int) or retrain_top < 0:
-            raise NascoError(f"retrain_top: expected a non-negative integer (architectures of the front to "
-                             f"retrain), found {retrain_top!r}")
-        if retrain_top and evaluator_hook(evaluator, "retrainer")() is None:
-            raise NascoError(f"retrain_top {retrain_top}: expected an evaluator whose accuracies are "
-                             f"inherited (make_evaluator('oneshot')), found {facts.get('evaluator')}, whose "
-                             f"accuracies need no retraining")
-        if retrain_top and "accuracy" not in self.objective_names:
-            raise NascoError(f"retrain_top {retrain_top}: expected 'accuracy' among the objectives (it ranks "
-                             f"the front's architectures for retraining), found "
-                             f"{', '.join(self.objective_names)}")
+        retrain_top = self._retrain_top(retrain_top, evaluator, facts)
         extra: dict[str, Any] = {}
         if self.searcher_name in DIFFERENTIABLE:
             data = getattr(evaluator, "data", None)
@@ -265,6 +253,24 @@ class Study:
                              enqueued=self._enqueued, retrain_top=retrain_top)
         self._reload_recorded()
         return outcome
+
+    def _retrain_top(self, retrain_top: int | None, evaluator: Any, facts: Mapping[str, Any]) -> int:
+        """``retrain_top`` checked against ``evaluator`` and the objectives (None: the recorded one,
+        else 0)."""
+        if retrain_top is None:
+            retrain_top = self._recorded.get("config", {}).get("retrain_top") or 0
+        if isinstance(retrain_top, bool) or not isinstance(retrain_top, int) or retrain_top < 0:
+            raise NascoError(f"retrain_top: expected a non-negative integer (architectures of the front to "
+                             f"retrain), found {retrain_top!r}")
+        if retrain_top and evaluator_hook(evaluator, "retrainer")() is None:
+            raise NascoError(f"retrain_top {retrain_top}: expected an evaluator whose accuracies are "
+                             f"inherited (make_evaluator('oneshot')), found {facts.get('evaluator')}, whose "
+                             f"accuracies need no retraining")
+        if retrain_top and "accuracy" not in self.objective_names:
+            raise NascoError(f"retrain_top {retrain_top}: expected 'accuracy' among the objectives (it ranks "
+                             f"the front's architectures for retraining), found "
+                             f"{', '.join(self.objective_names)}")
+        return retrain_top
 
     def _recorded_evaluator(self, kind: str | None = None, **given: Any) -> Any:
         """The evaluator the run recorded, with the settings in ``given`` (None: recorded)
