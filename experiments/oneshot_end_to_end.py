@@ -28,12 +28,12 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _provenance import git_commit  # noqa: E402
 
 import nasco  # noqa: E402
 from nasco.pareto import normalised_hypervolume  # noqa: E402
@@ -71,14 +71,6 @@ def arm(kind: str, seed: int, out: Path, args: argparse.Namespace, timeout: floa
             "retrained": sum(1 for r in rows if r.get("phase") == "retrain"), "stopped": outcome.stopped}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=2000,
@@ -105,7 +97,7 @@ def main() -> None:
         f"Command: `OMP_NUM_THREADS=1 python experiments/oneshot_end_to_end.py --budget {args.budget} "
         f"--retrain-top {args.retrain_top} --seeds {' '.join(map(str, args.seeds))} "
         f"--hw-inner {args.hw_inner}{' ' + sets if sets else ''}`", "",
-        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python "
+        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, Python "
         f"{platform.python_version()}, 1 thread, {os.cpu_count()} cores shared with other work; "
         f"{(time.perf_counter() - t_all) / 60:.1f} min in all.", "",
         "| seed | arm | wall s | ledger rows | retrained | front pairs (one-shot: stand-alone only) "

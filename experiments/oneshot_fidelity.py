@@ -40,7 +40,6 @@ import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -48,6 +47,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _provenance import git_commit  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from nasco.dsl import Choice, find_file, load_file, resolve  # noqa: E402
@@ -216,18 +216,7 @@ def tau(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(r.statistic), float(r.pvalue)
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--space", default="darts_snn", help="a cell space (default darts_snn)")
@@ -252,6 +241,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--few-shot", default=None, metavar="EDGE",
                     help="few-shot supernets split on this cell edge (e.g. normal.n0.e0): one per op the "
                          "cells carry there, each trained for the full epochs")
+    return ap
+
+
+def inherited_rows(space: SearchSpace, cands: list, data: Any, args: argparse.Namespace, pool_bn: bool,
+                   base_epochs: int, mv: list[float], mt: list[float]) -> list[tuple]:
+    """Per supernet multiple: (multiple, inherited accuracies, epoch losses, supernet seconds, tau
+    with the mean stand-alone validation accuracies, tau with the test ones); read from
+    ``--inherited-cache`` when it holds that supernet, else measured and added to it."""
+    clip = args.grad_clip or None
+    key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip,
+           "few_shot": args.few_shot}
+    rows = []
+    for m in args.multipliers:
+        got = read_rows(args.inherited_cache, **key, epochs=base_epochs * m)
+        if got:
+            accs, losses, secs = got[-1]["accuracies"], got[-1]["epoch_losses"], got[-1]["seconds"]
+        else:
+            accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip,
+                                           args.few_shot)
+            append_row(args.inherited_cache, {**key, "epochs": base_epochs * m, "ids": [c.id for c in cands],
+                                              "accuracies": accs, "epoch_losses": losses, "seconds": secs})
+        tv, tt = tau(accs, mv), tau(accs, mt)
+        rows.append((m, accs, losses, secs, tv, tt))
+        print(f"supernet {base_epochs * m} epochs ({secs:.0f} s): inherited mean {np.mean(accs):.3f}, "
+              f"tau(mean valid) {tv[0]:+.3f} (p {tv[1]:.3f}), tau(mean test) {tt[0]:+.3f}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.n < 3 or min(args.multipliers) < 1 or args.grad_clip < 0 or len(set(args.seeds)) < 2:
         ap.error("--n must be >= 3, --multipliers >= 1, --grad-clip >= 0, and --seeds two or more distinct")
@@ -272,30 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     ceiling_t = [tau(st[a], st[b])[0] for a, b in itertools.combinations(args.seeds, 2)]
     prox = proxies(space, args.space, cands, data, args.seed, args.cache, pool_bn)
     base_epochs = int(space.resolve(cands[0])[0].training.epochs)
+    rows = inherited_rows(space, cands, data, args, pool_bn, base_epochs, mv, mt)
     clip = args.grad_clip or None
-    key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip,
-           "few_shot": args.few_shot}
-    rows = []
-    for m in args.multipliers:
-        got = read_rows(args.inherited_cache, **key, epochs=base_epochs * m)
-        if got:
-            accs, losses, secs = got[-1]["accuracies"], got[-1]["epoch_losses"], got[-1]["seconds"]
-        else:
-            accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip,
-                                           args.few_shot)
-            append_row(args.inherited_cache, {**key, "epochs": base_epochs * m, "ids": [c.id for c in cands],
-                                              "accuracies": accs, "epoch_losses": losses, "seconds": secs})
-        tv, tt = tau(accs, mv), tau(accs, mt)
-        rows.append((m, accs, losses, secs, tv, tt))
-        print(f"supernet {base_epochs * m} epochs ({secs:.0f} s): inherited mean {np.mean(accs):.3f}, "
-              f"tau(mean valid) {tv[0]:+.3f} (p {tv[1]:.3f}), tau(mean test) {tt[0]:+.3f}", flush=True)
 
     cmd = "OMP_NUM_THREADS=1 python experiments/oneshot_fidelity.py " + " ".join(sys.argv[1:] if argv is None
                                                                                   else argv)
     hp = ", ".join(f"{k} {v}" for k, v in cands[0].arch["hp"].items()) or "none"
     lines = [
         f"# One-shot rank fidelity on {args.space} (digits)", "",
-        f"Command: `{cmd}`  ", f"Commit: {_commit()}  ",
+        f"Command: `{cmd}`  ", f"Commit: {git_commit()}  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}  ",
         f"Machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, torch "
         f"{torch.__version__}, {torch.get_num_threads()} thread; {time.perf_counter() - t0:.0f} s in all "

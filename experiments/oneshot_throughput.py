@@ -21,7 +21,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -29,6 +28,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _provenance import git_commit  # noqa: E402
 
 from nasco.dsl import load_spec  # noqa: E402
 from nasco.evaluate import OneShotEvaluator, TrainCostEvaluator, load_dataset  # noqa: E402
@@ -74,14 +74,6 @@ def arm(kind: str, inner: bool, space: SearchSpace, data, cands: list, seed: int
             "infeasible": statuses.count("infeasible"), "failed": statuses.count("failed")}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=6,
@@ -108,7 +100,7 @@ def main() -> None:
         "# One-shot against train: candidates scored per minute", "",
         f"Command: `OMP_NUM_THREADS=1 python experiments/oneshot_throughput.py --train {args.train} "
         f"--oneshot {args.oneshot} --seed {args.seed}`", "",
-        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python "
+        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, Python "
         f"{platform.python_version()}, torch {torch.__version__}, 1 thread, {os.cpu_count()} cores shared "
         f"with other work; {(time.perf_counter() - t_all) / 60:.1f} min in all.", "",
         "| evaluator | hardware inner loop | candidates | seconds | candidates / min "

@@ -499,12 +499,7 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
         "stopped": "interrupted" if interrupted is not None or sched is None else sched.stopped,
         "wall_seconds": time.perf_counter() - t_start, "space": space.describe(), "budget_counts": counts,
     }
-    if retrain_top or closed:
-        summary["budget"] = budget_asked
-        summary["retrain"] = {"top": int(retrain_top), "retrained_this_session": len(retrained)}
-    if counts == "trainings":
-        keys_of = evaluator_hook(evaluator, "training_keys")
-        summary["trainings"] = len(first_uses(search_rows(ledger.rows()), keys_of))
+    summary.update(_spent(ledger, evaluator, counts, budget_asked, retrain_top, closed, len(retrained)))
     rep = write_outputs(out_dir, ledger, defs, limits, summary,
                         report_metrics=tuple(evaluator_attr(evaluator, "report_metrics")))
     if interrupted is not None:
@@ -512,6 +507,20 @@ def _run_search(*, space: SearchSpace, evaluator: Evaluator, searcher: Searcher,
                      f"summary.json written for them; resume with --resume (resume=True)")
         raise KeyboardInterrupt(str(interrupted) or "interrupted") from None
     return _outcome(out_dir, rep, objectives, summary, t_start, len(retrained))
+
+
+def _spent(ledger: Ledger, evaluator: Evaluator, counts: str, budget: int, retrain_top: int, closed: int,
+           retrained: int) -> dict[str, Any]:
+    """The summary's account of what the run spent: its trainings (when the budget counts
+    them) and, for a run with retraining, the budget asked and the retrains."""
+    out: dict[str, Any] = {}
+    if retrain_top or closed:
+        out["budget"] = budget
+        out["retrain"] = {"top": int(retrain_top), "retrained_this_session": retrained}
+    if counts == "trainings":
+        keys_of = evaluator_hook(evaluator, "training_keys")
+        out["trainings"] = len(first_uses(search_rows(ledger.rows()), keys_of))
+    return out
 
 
 def _check_limits(timeout: float | None, window: int | None) -> None:

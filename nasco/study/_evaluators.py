@@ -127,12 +127,19 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
             raise NascoError(f"evaluator proxy: {exc}") from None
         facts.update(ev.describe())
         return ev, facts
+    return _training_evaluator(kind, space, data if n > 1 else data[0], names, opts, device, seed, facts)
+
+
+def _training_evaluator(kind: str, space: SearchSpace, data: Any, names: tuple[str, ...],
+                        opts: dict[str, Any], device: str, seed: int,
+                        facts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The train or oneshot evaluator on the loaded ``data``, and ``facts`` with what it adds."""
     from nasco.evaluate import OneShotEvaluator, TrainCostEvaluator
 
     cls, extra = (OneShotEvaluator, {"few_shot": opts["few_shot"]}) if kind == "oneshot" else \
         (TrainCostEvaluator, {"max_seconds": opts["max_seconds"]})
     try:
-        ev = cls(space, data if n > 1 else data[0], names, epochs=opts["epochs"], device=device, seed=seed,
+        ev = cls(space, data, names, epochs=opts["epochs"], device=device, seed=seed,
                  hw_inner=bool(opts["hw_inner"]), hw_exhaustive=opts["hw_exhaustive"], **extra)
     except ValueError as exc:
         raise NascoError(f"evaluator {kind}: {exc}") from None
