@@ -48,6 +48,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _provenance import git_commit  # noqa: E402
+from proxy_tau import sample_candidates  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from nasco.dsl import Choice, find_file, load_file, resolve  # noqa: E402
@@ -62,18 +63,6 @@ from nasco.space import SearchSpace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROXY_BATCH = 64
-
-
-def sample_candidates(space: SearchSpace, n: int, seed: int) -> list:
-    """``n`` distinct cells (by candidate id), hyperparameters at their defaults."""
-    rng = np.random.default_rng(seed)
-    out, seen = [], set()
-    while len(out) < n:
-        cand = space.make(space.cells.sample(rng))
-        if cand.id not in seen:
-            seen.add(cand.id)
-            out.append(cand)
-    return out
 
 
 def config(arch: Any, seed: int, epochs: int | None = None) -> TrainConfig:
