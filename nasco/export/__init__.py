@@ -6,6 +6,10 @@ same graph the cost model reads, rather than a traced module.
 """
 from __future__ import annotations
 
-from nasco.export._errors import ExportError
+from nasco.export._errors import ExportError, MissingWeightsError
+from nasco.export._export import EXPORTS_DIR, FORMATS, SIDECAR, Format, export, export_network
+from nasco.export._network import TrainedNetwork, find_pair, load_network
+from nasco.export._torch import load_torch
 
-__all__ = ["ExportError"]
+__all__ = ["EXPORTS_DIR", "ExportError", "FORMATS", "Format", "MissingWeightsError", "SIDECAR",
+           "TrainedNetwork", "export", "export_network", "find_pair", "load_network", "load_torch"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from nasco.core import NascoError
 
-__all__ = ["ExportError"]
+__all__ = ["ExportError", "MissingWeightsError"]
 
 
 class ExportError(NascoError):
@@ -14,3 +14,8 @@ class ExportError(NascoError):
     def __init__(self, where: str, reason: str, hint: str) -> None:
         super().__init__(f"{where}: {reason}; {hint}")
         self.where, self.reason, self.hint = where, reason, hint
+
+
+class MissingWeightsError(ExportError):
+    """The run kept no weights for the candidate's network (a run from before nasco kept
+    them, or its files were removed): training it first (``--train``) gives them."""

@@ -46,10 +46,11 @@ class FrontReport:
     sources: dict[str, int] | None = None
 
 
-def package_versions() -> dict[str, str | None]:
-    """Versions from the installed metadata (importing torch just for its version is slow)."""
+def package_versions(*extra: str) -> dict[str, str | None]:
+    """Versions of nasco, torch, numpy, pymoo and the ``extra`` distributions, from the installed
+    metadata (importing torch just for its version is slow); None for one not installed."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("nasco", "torch", "numpy", "pymoo"):
+    for name in ("nasco", "torch", "numpy", "pymoo", *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

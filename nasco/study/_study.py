@@ -448,6 +448,45 @@ class Study:
         idx = ok[name].idxmax() if defs[name].maximise else ok[name].idxmin()
         return ok.loc[idx]
 
+    # ------------------------------------------------------------------ export
+    def export(self, id: str, format: str = "torch", out: str | Path | None = None, *,  # noqa: A002
+               approximate: bool = False, train: bool = False, task: int | None = None) -> Path:
+        """Export the network of candidate ``id`` (a front or ledger id, or a unique prefix)
+        in ``format`` (``torch``, ``nir`` or ``onnx``) to the folder ``out`` (default
+        ``STORAGE/exports/ID-FORMAT``), with its sidecar; returns the folder (see
+        :func:`nasco.export.export`). With ``train``, a candidate whose network the run did not
+        keep is first trained stand-alone with the run's recorded evaluator, settings and seed
+        (by the evaluator's retrainer where it has one, as ``retrain_top`` would), and its
+        weights are kept in the run directory."""
+        from nasco.export import MissingWeightsError, export, find_pair
+
+        try:
+            return export(self.storage, id, format, out, approximate=approximate, task=task, space=self.space)
+        except MissingWeightsError:
+            if not train:
+                raise
+        key = self._train_for_export(find_pair(self.storage, id), task)
+        return export(self.storage, id, format, out, approximate=approximate, task=task, key=key,
+                      space=self.space)
+
+    def _train_for_export(self, pair: Mapping[str, Any], task: int | None) -> str:
+        """Train the network of ``pair`` with the run's recorded evaluator (its retrainer where
+        it has one); the key of the training, whose weights are now in the run directory."""
+        evaluator = self._recorded_evaluator()
+        trainer = evaluator_hook(evaluator, "retrainer")() or evaluator
+        evaluator_hook(trainer, "attach_run_dir")(self.storage, resume=True, seed=self.seed)
+        cand = Candidate.make(pair["arch"], pair.get("hw") or {})
+        keys = evaluator_hook(trainer, "training_keys")(cand)
+        if not keys:
+            kind = (self._recorded.get("config") or {}).get("evaluator")
+            raise NascoError(f"{self.storage}: --train: the run's {kind} evaluator trains no network; "
+                             f"export a candidate of a train or oneshot run")
+        result = trainer.evaluate(cand, int(pair.get("seed") or 0))
+        if result.status == "failed":
+            raise NascoError(f"candidate {pair['id']}: training it for the export failed ({result.reason}); "
+                             f"export another candidate of the front")
+        return str(keys[task or 0])
+
     @property
     def summary(self) -> dict[str, Any]:
         """summary.json of the last session (empty before the first)."""
