@@ -143,6 +143,30 @@ def _adopt(key: str, evaluator: Evaluator, shared: Sequence[tuple[str, Any]]) ->
         _ADOPTED[key].update(k for k, _ in new)
 
 
+class SharedRefs:
+    """A Ray actor's class that holds, by key, the object references of the shared state a run's
+    driver put in the object store, for trials (whose configs carry only the keys) to fetch.
+    References travel boxed in lists, so Ray hands on the reference, not its value."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, Any] = {}
+
+    def put(self, key: str, boxed: list) -> None:
+        self._refs.setdefault(key, boxed[0])
+
+    def get(self, keys: Sequence[str]) -> list[tuple[str, list]]:
+        return [(k, [self._refs[k]]) for k in keys]
+
+
+def adopt_shared(key: str, evaluator: Evaluator, holder: Any, keys: Sequence[str]) -> None:
+    """Hand the evaluator of run ``key`` the shared state of ``keys`` that a
+    :class:`SharedRefs` actor ``holder`` holds (each key fetched once per worker)."""
+    if keys:
+        import ray
+
+        _adopt(key, evaluator, [(k, boxed[0]) for k, boxed in ray.get(holder.get.remote(list(keys)))])
+
+
 def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,
                threads: int | None, shared: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
     evaluator, objectives = load_evaluator(key, boxed)

@@ -26,7 +26,8 @@ order, window, replay on resume) and the ledger. :meth:`TuneExecutor.drive` hand
 
 * ``suggest(trial_id)`` returns the next queued :class:`~nasco.run._job.Job` as a
   JSON config (``seq``, ``seed``, ``candidate`` as ``{"id", "arch", "hw"}``, ``failed``,
-  ``info``); the queue is filled from ``sched.advance()``. Nothing queued: None (Tune asks
+  ``info``, and ``shared``: the keys of the shared state its evaluation uses, see below); the
+  queue is filled from ``sched.advance()``. Nothing queued: None (Tune asks
   again next step) while evaluations are out, ``Searcher.FINISHED`` once ``sched.done()``.
 * ``on_trial_complete(trial_id, result, error)`` builds the ledger row, calls the
   driver's ``record(row)`` (ledger first, then the schedule), then ``sched.advance()``
@@ -34,9 +35,13 @@ order, window, replay on resume) and the ledger. :meth:`TuneExecutor.drive` hand
 
 Tune's concurrency limit is the driver's window (``max_concurrent_trials``). The trial
 function gets the evaluator as an object reference boxed in a list and caches it per
-worker process, like the task executor, runs :func:`~nasco.run._job.evaluate_job`
-(so exceptions, ``MemoryError`` and bad results become failed rows exactly as elsewhere)
-and reports once at the end: the objectives as flat floats (for Tune's logs) and the
+worker process, like the task executor. State that evaluations share (a one-shot
+evaluator's supernet weights, its ``shared_state`` hook) is made in the driver when
+``suggest`` hands out the first job that uses it, put in the object store once, and held by
+a small actor (:class:`~nasco.run._ray.SharedRefs`) by key; a trial fetches the keys its
+config names that its worker lacks, so no trial trains a supernet. The trial then runs
+:func:`~nasco.run._job.evaluate_job` (so exceptions, ``MemoryError`` and bad results become
+failed rows exactly as elsewhere) and reports once at the end: the objectives as flat floats (for Tune's logs) and the
 whole row as JSON (``nasco_row``), which is what the driver records.
 
 Retries follow the executors' one :class:`~nasco.run._job.RetryPolicy`: Tune restarts a
@@ -103,9 +108,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from nasco.core import Evaluator
+from nasco.core._result import evaluator_hook
 from nasco.run._base import Executor
 from nasco.run._job import DEFAULT_RETRIES, Job, RetryPolicy, failed_row
-from nasco.run._ray import join
+from nasco.run._ray import SharedRefs, join
 from nasco.run._tune_trial import _EPOCH, _ROW, _death_reason, _job_config, _trial
 from nasco.search._optuna_tune import TuneOptunaSearcher
 
@@ -136,8 +142,9 @@ class _Bridge:
     trial (starts, deaths, stops decided by nasco). Never pickled with Tune's state."""
 
     def __init__(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
-                 say: Callable[[], None], timeout: float | None, retry: RetryPolicy) -> None:
-        self.sched, self.record, self.say = sched, record, say
+                 say: Callable[[], None], timeout: float | None, retry: RetryPolicy,
+                 share: Callable[[Job], list[str]] = lambda job: []) -> None:
+        self.sched, self.record, self.say, self.share = sched, record, say, share
         self.timeout, self.retry = timeout, retry
         self.queue: deque[Job] = deque()
         self.jobs: dict[str, Job] = {}          # trial id -> its job (its retries: earlier attempts' deaths)
@@ -255,7 +262,10 @@ def _make_searcher(bridge: _Bridge) -> Any:
             if b.queue:
                 job = b.queue.popleft()
                 b.jobs[trial_id] = job
-                return _job_config(job)
+                shared = b.guard(lambda: b.share(job))
+                if b.error is not None:  # making the shared state failed: the run ends with it
+                    return Searcher.FINISHED
+                return {**_job_config(job), "shared": shared}
             if b.sched.done() or b.error is not None:
                 return Searcher.FINISHED
             return None
@@ -517,14 +527,32 @@ class TuneExecutor(Executor):
         self._objectives = objectives
         self._key = uuid.uuid4().hex
         self._ref = ray.put((evaluator, objectives))
+        self._shared_of = evaluator_hook(evaluator, "shared_state")
+        self._shared: dict[str, Any] = {}  # shared-state key -> object reference (kept alive here)
+        self._holder = ray.remote(SharedRefs).options(num_cpus=0).remote()
         log.info("Tune executor: %s, %d trials at once", self.cluster["address"], self.slots)
+
+    def _share(self, job: Job) -> list[str]:
+        """The keys of the shared state ``job``'s evaluation uses (a one-shot evaluator's
+        supernet weights), each made here in the driver and put in the object store the first
+        time a job needs it, for the trial to fetch from the holder actor: no trial makes it."""
+        import ray
+
+        if job.failed is not None:
+            return []
+        state = self._shared_of([job.cand])
+        for k, value in state.items():
+            if k not in self._shared:
+                self._shared[k] = ray.put(value)
+                ray.get(self._holder.put.remote(k, [self._shared[k]]))
+        return list(state)
 
     def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
               say: Callable[[], None]) -> None:
         """Run the schedule's evaluations as Tune trials until it is done."""
         if self.optuna:
             sched.searcher = TuneOptunaSearcher.wrap(sched.searcher)
-        bridge = _Bridge(sched, record, say, self.trial_timeout, self.retry)
+        bridge = _Bridge(sched, record, say, self.trial_timeout, self.retry, self._share)
         bridge.advance()
         if bridge.error is None and sched.done() and not bridge.queue:
             return  # all replayed: nothing for Tune to run
@@ -546,7 +574,8 @@ class TuneExecutor(Executor):
         storage.mkdir(parents=True, exist_ok=True)
         name = f"nasco-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.experiment = bridge.experiment = str(storage / name)
-        run = {"key": self._key, "boxed": [self._ref], "threads": self.threads, "asha_metric": asha_metric}
+        run = {"key": self._key, "boxed": [self._ref], "threads": self.threads, "asha_metric": asha_metric,
+               "shared": self._holder}
         trainable = tune.with_resources(tune.with_parameters(_trial, run=run),
                                         {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
 

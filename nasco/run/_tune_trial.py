@@ -8,7 +8,7 @@ from typing import Any
 
 from nasco.run._job import Job, evaluate_job
 from nasco.run._ledger import to_json_line
-from nasco.run._ray import load_evaluator
+from nasco.run._ray import adopt_shared, load_evaluator
 from nasco.space import Candidate
 
 _ROW = "nasco_row"        # the final report: the ledger row as JSON
@@ -33,11 +33,13 @@ def _config_job(config: dict[str, Any]) -> Job:
 
 
 def _trial(config: dict[str, Any], run: dict[str, Any]) -> None:
-    """One Tune trial: evaluate the job in ``config``, report the row (and with ASHA, one
-    result per training epoch before it)."""
+    """One Tune trial: take the shared state its config names (made in the driver), evaluate
+    the job in ``config``, report the row (and with ASHA, one result per training epoch
+    before it)."""
     from ray import tune
 
     evaluator, objectives = load_evaluator(run["key"], run["boxed"])
+    adopt_shared(run["key"], evaluator, run["shared"], config.get("shared") or ())
     job = _config_job(config)
     metric = run.get("asha_metric")
     if metric:

@@ -1,6 +1,7 @@
 """The one-shot evaluator on worker executors: the driver trains each supernet once and the
-workers get its weights (Ray through the object store, the pool with the jobs), so no worker
-trains one, and every candidate scores bit for bit as in the driver's own process."""
+workers get its weights (Ray tasks and Tune trials through the object store, the pool with
+the jobs), so no worker trains one, and every candidate scores bit for bit as in the driver's
+own process."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,7 @@ from nasco.evaluate._trainings import training_key
 from nasco.run import Ledger, run_search
 from nasco.run._executors import InProcessExecutor, PoolExecutor
 from nasco.run._ray import RayExecutor
+from nasco.run._tune import TuneExecutor
 from nasco.search import RandomSearch
 from nasco.space import SearchSpace
 from nasco.study._evaluators import SpecChecked
@@ -89,6 +91,12 @@ def test_ray_workers_get_the_supernets_from_the_object_store(space, digits, base
                                                              ray_env, tmp_path):
     rows = _run(space, digits, tmp_path / "run", RayExecutor(address=ray_env, workers=2))
     assert len({r["worker"] for r in rows}) == 2  # both workers scored candidates
+    _check_trained_once_in_the_driver(rows, baseline, driver_trainings)
+
+
+def test_tune_trials_get_the_supernets_from_the_object_store(space, digits, baseline, driver_trainings,
+                                                             ray_env, tmp_path):
+    rows = _run(space, digits, tmp_path / "run", TuneExecutor(address=ray_env, workers=2))
     _check_trained_once_in_the_driver(rows, baseline, driver_trainings)
 
 
