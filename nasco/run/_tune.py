@@ -41,8 +41,9 @@ evaluator's supernet weights, its ``shared_state`` hook) is made in the driver w
 a small actor (:class:`~nasco.run._ray.SharedRefs`) by key; a trial fetches the keys its
 config names that its worker lacks, so no trial trains a supernet. The trial then runs
 :func:`~nasco.run._job.evaluate_job` (so exceptions, ``MemoryError`` and bad results become
-failed rows exactly as elsewhere) and reports once at the end: the objectives as flat floats (for Tune's logs) and the
-whole row as JSON (``nasco_row``), which is what the driver records.
+failed rows exactly as elsewhere) and reports once at the end: the objectives as flat
+floats (for Tune's logs) and the whole row as JSON (``nasco_row``), which is what the driver
+records.
 
 Retries follow the executors' one :class:`~nasco.run._job.RetryPolicy`: Tune restarts a
 trial whose actor died (``FailureConfig.max_failures`` = ``max_retries``), and a
