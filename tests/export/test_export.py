@@ -165,3 +165,31 @@ def test_not_a_run_and_out_a_file(run, tmp_path, capsys):
                            str(tmp_path / "d"))
     assert code == 2 and "found other files" in err
     assert (tmp_path / "d" / "mine.txt").read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def oneshot_run(tmp_path_factory) -> Path:
+    """A one-shot run whose best architecture was retrained stand-alone after the search."""
+    out = tmp_path_factory.mktemp("runs") / "oneshot"
+    study = nasco.create_study(space="darts_snn", hw="asic_template", storage=out, seed=2,
+                               sets=["macro.cells=1", "macro.reductions=[]", "macro.stem.channels=4",
+                                     "timesteps=1", "training.epochs=1"])
+    study.optimize(study.make_evaluator("oneshot", epochs=1, limit=100, hw_inner=False), budget=3,
+                   retrain_top=1, progress=False)
+    return out
+
+
+def test_oneshot_exports_say_inherited_or_stand_alone(oneshot_run, tmp_path):
+    rows = [json.loads(line) for line in (oneshot_run / "ledger.jsonl").read_text().splitlines()]
+    retrained = next(r for r in rows if r.get("phase") == "retrain")
+    inherited = next(r for r in rows if r.get("phase") is None and r["arch"] != retrained["arch"]
+                     and r["status"] != "failed")
+    study = nasco.load_study(oneshot_run)
+    for row, source, store in ((retrained, "stand-alone", "trainings"), (inherited, "inherited", "inherited")):
+        out = study.export(row["id"], "torch", tmp_path / source)
+        meta = json.loads((out / SIDECAR).read_text())
+        assert (meta["accuracy_source"], meta["training"]["store"]) == (source, store)
+        assert meta["training"]["key"] == row["metrics"]["training"]
+        kept = load_file(str(oneshot_run / store / f"{row['metrics']['training']}.safetensors"))
+        exported = load_file(str(out / "network.safetensors"))
+        assert kept.keys() == exported.keys() and all(torch.equal(kept[k], exported[k]) for k in kept)
