@@ -185,7 +185,8 @@ def test_oneshot_exports_say_inherited_or_stand_alone(oneshot_run, tmp_path):
     inherited = next(r for r in rows if r.get("phase") is None and r["arch"] != retrained["arch"]
                      and r["status"] != "failed")
     study = nasco.load_study(oneshot_run)
-    for row, source, store in ((retrained, "stand-alone", "trainings"), (inherited, "inherited", "inherited")):
+    cases = ((retrained, "stand-alone", "trainings"), (inherited, "inherited", "inherited"))
+    for row, source, store in cases:
         out = study.export(row["id"], "torch", tmp_path / source)
         meta = json.loads((out / SIDECAR).read_text())
         assert (meta["accuracy_source"], meta["training"]["store"]) == (source, store)
