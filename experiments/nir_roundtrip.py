@@ -30,7 +30,14 @@ from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR  # noqa: E402
 from nasco.evaluate._trainings import TrainingStore  # noqa: E402
 from nasco.export import ExportError  # noqa: E402
 from nasco.export._nir import plan_to_nir  # noqa: E402
-from nasco.export._nir_roundtrip import LOGIT_ATOL, READERS, agreement, load_reader, trace_graphnet, trace_reader  # noqa: E402,E501
+from nasco.export._nir_roundtrip import (  # noqa: E402,E501
+    LOGIT_ATOL,
+    READERS,
+    agreement,
+    load_reader,
+    trace_graphnet,
+    trace_reader,
+)
 from nasco.nn import GraphNet, plan_network  # noqa: E402
 from nasco.space import SearchSpace  # noqa: E402
 
@@ -50,7 +57,8 @@ def sampled_networks(n: int, seed: int, data, overrides: dict) -> list[tuple[str
             if cand.id not in seen:
                 seen.add(cand.id)
                 cands.append(cand)
-        covered = {kind: {op for c in cands for op, _j in c.arch["cell"][kind]} for kind in ("normal", "reduce")}
+        covered = {kind: {op for c in cands for op, _j in c.arch["cell"][kind]}
+                   for kind in ("normal", "reduce")}
         if all(v == set(EXPRESSIBLE) for v in covered.values()):
             break
     return [(c.id[:10], space.resolve(c)[0], c.arch["cell"]) for c in cands]
@@ -146,7 +154,8 @@ def markdown(rows: list[dict], refused: list[tuple[str, str]], command: str, sec
                      f"{pct(r['predictions'])} | {pct(r['spikes'])} | {pct(r['last_layer_spikes'])} | "
                      f"{pct(r['logits'])} | {r['max_logit_diff']:.2g} | {r['pairs']} |")
     lines += ["", "## Per op kind (networks whose cells use the op; mean over them)", "",
-              "| op | framework | networks | predictions % | spikes % | logits % |", "|---|---|---|---|---|---|"]
+              "| op | framework | networks | predictions % | spikes % | logits % |",
+              "|---|---|---|---|---|---|"]
     by_op: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         for op in r["ops"]:

@@ -161,8 +161,8 @@ class _Exporter:
     def op_conv(self, node: Node) -> None:
         a = node.attrs
         weight = _numpy(self.net.module_of(node.name).weight)
-        conv = _conv(weight, self.by_name[node.inputs[0]].shape, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
-                     groups=a["groups"])
+        conv = _conv(weight, self.by_name[node.inputs[0]].shape, stride=a["stride"], padding=a["padding"],
+                     dilation=a["dilation"], groups=a["groups"])
         self.g.terms[node.name] = [self.g.add(node.name, conv, self.sources(node), node.name)]
 
     def op_bn(self, node: Node) -> None:
@@ -208,7 +208,8 @@ class _Exporter:
         self.op_avgpool(node)
 
     def op_avgpool(self, node: Node) -> None:
-        self.g.terms[node.name] = _avgpool(self.g, node, self.by_name[node.inputs[0]].shape, self.sources(node))
+        in_shape = self.by_name[node.inputs[0]].shape
+        self.g.terms[node.name] = _avgpool(self.g, node, in_shape, self.sources(node))
 
     def op_add(self, node: Node) -> None:
         self.g.terms[node.name] = [t for i in node.inputs for t in self.g.terms[i]]
@@ -232,15 +233,16 @@ class _Exporter:
 
     def op_gap(self, node: Node) -> None:
         c, h, w = self.by_name[node.inputs[0]].shape
-        pool = self.g.add(f"{node.name}.pool", _conv(np.full((c, 1, h, w), 1.0 / (h * w)), (c, h, w), groups=c),
-                          self.sources(node), node.name)
+        mean = _conv(np.full((c, 1, h, w), 1.0 / (h * w)), (c, h, w), groups=c)
+        pool = self.g.add(f"{node.name}.pool", mean, self.sources(node), node.name)
         # Negative dims: NIR shapes are per sample, torch readers add a batch dim in front.
         flat = nir.Flatten(input_type={"input": np.array([c, 1, 1])}, start_dim=-3, end_dim=-1)
         self.g.terms[node.name] = [self.g.add(node.name, flat, [pool], node.name)]
 
     def op_linear(self, node: Node) -> None:
         lin = self.net.module_of(node.name)
-        affine = nir.Affine(weight=_numpy(lin.weight).astype(np.float32), bias=_numpy(lin.bias).astype(np.float32))
+        affine = nir.Affine(weight=_numpy(lin.weight).astype(np.float32),
+                            bias=_numpy(lin.bias).astype(np.float32))
         self.g.terms[node.name] = [self.g.add(node.name, affine, self.sources(node), node.name)]
 
 
@@ -271,8 +273,8 @@ def _avgpool(g: _Graph, node: Node, in_shape: tuple[int, int, int], sources: lis
     k, s, p = a["kernel"], a["stride"], a["padding"]
     c, h, w = in_shape
     _c, ho, wo = node.shape
-    terms = [g.add(node.name, _conv(np.full((c, 1, k, k), 1.0 / (k * k)), in_shape, stride=s, padding=p, groups=c),
-                   sources, node.name)]
+    window = _conv(np.full((c, 1, k, k), 1.0 / (k * k)), in_shape, stride=s, padding=p, groups=c)
+    terms = [g.add(node.name, window, sources, node.name)]
     diff = (_pool_operator(h, w, k, s, p, False) - _pool_operator(h, w, k, s, p, True)).reshape(ho * wo, h, w)
     border = [int(o) for o in np.flatnonzero(np.abs(diff).reshape(ho * wo, -1).max(axis=1) > 0)]
     if not border:

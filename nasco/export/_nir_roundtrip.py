@@ -69,7 +69,8 @@ def load_reader(graph: nir.NIRGraph, reader: str, dt: float) -> torch.nn.Module:
         from norse.torch.utils.import_nir import _import_norse_module
 
         load = partial(_import_norse_module, dt=dt)
-        return nirtorch.nir_to_torch(graph, {kind: load for kind in (nir.LIF, nir.Conv2d, nir.Affine, nir.Flatten)})
+        kinds = (nir.LIF, nir.Conv2d, nir.Affine, nir.Flatten)
+        return nirtorch.nir_to_torch(graph, {kind: load for kind in kinds})
     raise ValueError(f"unknown NIR reader {reader!r}; known: {', '.join(READERS)}")
 
 
@@ -132,7 +133,8 @@ def trace_graphnet(net: GraphNet, x: torch.Tensor) -> Trace:
     handles = [net.module_of(n.name).register_forward_hook(
         lambda _m, _a, out, name=n.name: spikes.__setitem__(name, out.detach()))
         for n in plan.nodes if n.op == "neuron"]
-    handles.append(net.module_of(plan.output).register_forward_hook(lambda _m, _a, out: logits.append(out.detach())))
+    handles.append(net.module_of(plan.output).register_forward_hook(
+        lambda _m, _a, out: logits.append(out.detach())))
     net.eval()
     reset_net(net)
     try:

@@ -102,8 +102,8 @@ def test_lif_parameters_follow_spikingjelly_step_by_step():
 
 
 # ---------------------------------------------------------------- average pooling
-@pytest.mark.parametrize("hw,k,s,p", [((8, 8), 3, 1, 1), ((8, 8), 3, 2, 1), ((5, 5), 3, 2, 1), ((4, 4), 2, 2, 0),
-                                      ((2, 2), 3, 1, 1)])
+@pytest.mark.parametrize("hw,k,s,p", [((8, 8), 3, 1, 1), ((8, 8), 3, 2, 1), ((5, 5), 3, 2, 1),
+                                      ((4, 4), 2, 2, 0), ((2, 2), 3, 1, 1)])
 def test_avgpool_convs_equal_pool_without_padding_count(hw, k, s, p):
     c = 3
     x = torch.randn((2, c, *hw), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -114,10 +114,11 @@ def test_avgpool_convs_equal_pool_without_padding_count(hw, k, s, p):
     vals = {"x": x}
     for name, conv in g.nodes.items():  # insertion order is topological
         src = sum(vals[a] for a, b in g.edges if b == name)
-        vals[name] = F.conv2d(src, torch.from_numpy(conv.weight).double(), torch.from_numpy(conv.bias).double(),
-                              tuple(conv.stride), tuple(conv.padding), tuple(conv.dilation))
+        weight, bias = torch.from_numpy(conv.weight).double(), torch.from_numpy(conv.bias).double()
+        vals[name] = F.conv2d(src, weight, bias, conv.stride, conv.padding, conv.dilation)
     got = sum(vals[t] for t in terms)
-    # Measured: 2.2e-16 (float32 weights 1/9 and 1/6, float64 data); 1e-6 is float32's rounding of the weights.
+    # Measured: at most 4.1e-8 over these cases (the float32 rounding of weights such as 1/9 and
+    # 1/6, on float64 data of |x| < 4); 1e-6 leaves a margin.
     assert torch.allclose(got, expected, atol=1e-6, rtol=0)
     assert (len(terms) == 1) == (p == 0)  # a correction exactly where windows cross the padding
 
@@ -146,11 +147,13 @@ def test_every_expressible_op_round_trips(all_ops, digits, reader):
 @pytest.mark.parametrize("reader", READERS)
 def test_plif_round_trips_with_learned_tau(plif, digits, reader):
     plan, arch, net = plif
-    taus = {float(1 / torch.sigmoid(m.w.detach())) for m in net.modules() if isinstance(m, sj_neuron.ParametricLIFNode)}
+    taus = {float(1 / torch.sigmoid(m.w.detach())) for m in net.modules()
+            if isinstance(m, sj_neuron.ParametricLIFNode)}
     assert len(taus) > 1  # trained: the layers' time constants moved apart from init_tau
     _ref, agree = _round_trip(plan, arch, net, digits.x_test, reader)
-    # Measured: predictions 100%, spikes 100%, logits within 2e-6.
-    assert agree["predictions"] == 1.0 and agree["spikes"] >= 0.999
+    # Measured (both readers): predictions 100%, spikes 100% of 15.4M (neuron, timestep) pairs at a
+    # mean rate of 0.15, logits within 7.2e-7. Floors as above.
+    assert agree["predictions"] == 1.0 and agree["spikes"] >= 0.999 and agree["logits"] >= 0.99
 
 
 def _hand_plan() -> Plan:
@@ -161,7 +164,8 @@ def _hand_plan() -> Plan:
     nodes = (
         n("input", "input", (), (1, 8, 8)),
         n("encode", "encode", ("input",), (1, 8, 8), encoding="direct"),
-        n("stem.conv", "conv", ("encode",), (4, 8, 8), c_in=1, kernel=3, stride=1, dilation=1, groups=1, padding=1),
+        n("stem.conv", "conv", ("encode",), (4, 8, 8), c_in=1, kernel=3, stride=1, dilation=1, groups=1,
+          padding=1),
         n("stem.bn", "bn", ("stem.conv",), (4, 8, 8)),
         n("a", "neuron", ("stem.bn",), (4, 8, 8)),
         n("pool", "avgpool", ("a",), (4, 8, 8), **pool),
@@ -180,7 +184,7 @@ def test_unfoldable_bn_doubled_and_zero_terms_round_trip(digits, reader):
     plan, arch = _hand_plan(), _arch()
     torch.manual_seed(0)
     net = GraphNet(plan, arch)
-    with torch.no_grad():  # seeded BN statistics: the two layers fire at rates 0.34 and 0.20
+    with torch.no_grad():  # seeded BN statistics: the two layers fire at rates 0.34 and 0.27
         for bn, gain, shift in ((net.module_of("stem.bn"), (1.0, 3.0), (0.0, 1.0)),
                                 (net.module_of("pool_bn"), (0.5, 1.0), (-1.0, -0.5))):
             bn.running_mean.uniform_(-0.5, 0.5)
@@ -193,8 +197,8 @@ def test_unfoldable_bn_doubled_and_zero_terms_round_trip(digits, reader):
     ref, agree = _round_trip(plan, arch, net, digits.x_test, reader)
     rates = [float(s.mean()) for s in ref.spikes.values()]
     assert all(0.05 < r < 0.5 for r in rates)
-    # Measured: predictions 100%, spikes 100%, logits within 1e-6.
-    assert agree["predictions"] == 1.0 and agree["spikes"] >= 0.999
+    # Measured (both readers): predictions 100%, spikes 100%, logits equal. Floors as above.
+    assert agree["predictions"] == 1.0 and agree["spikes"] >= 0.999 and agree["logits"] >= 0.99
 
 
 # ---------------------------------------------------------------- refusals
@@ -283,5 +287,6 @@ def test_write_nir_writes_a_graph_readers_load(all_ops, tmp_path, digits):
     assert isinstance(lif, nir.LIF)
     assert float(lif.tau.max()) == float(lif.tau.min()) == np.float32(2.0 * DT)  # tau_sj * dt, tau_sj = 2
     ref = trace_graphnet(net, digits.x_test[:64])
-    other = trace_reader(load_reader(read, "snntorch", DT), "snntorch", digits.x_test[:64], 4, list(ref.spikes))
+    module = load_reader(read, "snntorch", DT)
+    other = trace_reader(module, "snntorch", digits.x_test[:64], 4, list(ref.spikes))
     assert agreement(ref, other)["predictions"] == 1.0
