@@ -211,6 +211,10 @@ class _Exporter:
         in_shape = self.by_name[node.inputs[0]].shape
         self.g.terms[node.name] = _avgpool(self.g, node, in_shape, self.sources(node))
 
+    def op_mix(self, node: Node) -> None:
+        raise ExportError(node.name, "a supernet's mixed op (every candidate op weighted by alpha) is no "
+                          "single network", "derive the discrete cell first and export the trained network")
+
     def op_add(self, node: Node) -> None:
         self.g.terms[node.name] = [t for i in node.inputs for t in self.g.terms[i]]
 
