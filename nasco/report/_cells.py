@@ -46,38 +46,51 @@ def _diagram(spec: Any, edges: list[tuple[int, int, str]]) -> tuple[nx.DiGraph, 
     return g, labels
 
 
-def _layout(g: nx.DiGraph) -> dict[Any, tuple[float, float]]:
-    """Left to right by topological generation, each generation spread over y in [-1, 1]; a
-    generation of one node sits above or below the middle in turn, so that a chain of nodes
-    is not drawn on one line (where its skip edges would hide behind it)."""
-    pos = {}
-    for x, nodes in enumerate(nx.topological_generations(g)):
-        nodes = sorted(nodes, key=str)
-        if len(nodes) == 1:
-            pos[nodes[0]] = (float(x), 0.0 if nodes[0] == OUT else (0.45 if x % 2 else -0.45))
-            continue
-        for i, n in enumerate(nodes):
-            pos[n] = (float(x), 1.0 - 2.0 * i / (len(nodes) - 1))
+def _layout(g: nx.DiGraph, n_in: int) -> dict[Any, tuple[float, float]]:
+    """An arc diagram: the cell's nodes in a row, in order, the output (darts) at its end; a darts
+    cell's two inputs to the left, above and below the row."""
+    pos: dict[Any, tuple[float, float]] = {}
+    for n in g:
+        if n == OUT:
+            pos[n] = (float(max(x for x in g if x != OUT) - n_in + 2), 0.0)
+        elif n_in == 2 and n < 2:
+            pos[n] = (0.0, 0.55 if n == 0 else -0.55)
+        else:
+            pos[n] = (float(n - n_in + 1), 0.0)
     return pos
+
+
+def _bends(g: nx.DiGraph, n_in: int) -> list[tuple[float, list]]:
+    """The edges in groups that share a bend (matplotlib's arc3 ``rad``: negative bulges up on a
+    left-to-right edge): edges along the row and from the upper input above the row, edges from
+    the lower input and into the output below it, so that no edge runs through a node."""
+    up, down = [], []
+    for e in g.edges:
+        below = e[1] == OUT or (n_in == 2 and e[0] == 1)
+        (down if below else up).append(e)
+    return [(-0.35, up), (0.35, down)]
 
 
 def _draw(ax: Axes, spec: Any, edges: list[tuple[int, int, str]], title: str,
           colours: dict[str, Any]) -> None:
     g, labels = _diagram(spec, edges)
-    pos = _layout(g)
+    n_in = 1 if spec.type == "dense" else 2
+    pos = _layout(g, n_in)
     ops = nx.get_edge_attributes(g, "op")
     ends = [n for n in g if g.in_degree(n) == 0 or g.out_degree(n) == 0]
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=700, edgecolors="0.3",
                            node_color=["#cfe3f7" if n in ends else "#eeeeee" for n in g])
     nx.draw_networkx_labels(g, pos, labels, ax=ax, font_size=7)
-    op_edges, concat = [e for e in g.edges if ops[e]], [e for e in g.edges if not ops[e]]
-    for style, chosen in (("solid", op_edges), ("dashed", concat)):
-        nx.draw_networkx_edges(g, pos, edgelist=chosen, ax=ax, node_size=700, arrowsize=11, width=1.8,
-                               style=style, connectionstyle="arc3,rad=0.18",
-                               edge_color=[colours[ops[e]] if ops[e] else "0.65" for e in chosen])
+    for rad, chosen in _bends(g, n_in):
+        parts = (("solid", [e for e in chosen if ops[e]]), ("dashed", [e for e in chosen if not ops[e]]))
+        for style, part in parts:
+            if part:
+                nx.draw_networkx_edges(g, pos, edgelist=part, ax=ax, node_size=700, arrowsize=11, width=1.8,
+                                       style=style, connectionstyle=f"arc3,rad={rad}",
+                                       edge_color=[colours[ops[e]] if ops[e] else "0.65" for e in part])
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
-    ax.margins(0.1)
+    ax.margins(0.06, 0.12)
 
 
 def cell_figure(spec: Any, cell: dict[str, Any]) -> Figure:
@@ -92,7 +105,11 @@ def cell_figure(spec: Any, cell: dict[str, Any]) -> Figure:
     ops = [o for o in spec.ops if o != "none"]
     cmap = colormaps["tab10"]
     colours = {op: cmap.colors[i % len(cmap.colors)] for i, op in enumerate(ops)}
-    fig = Figure(figsize=(4.0 * len(kinds) + 1.6, 2.8), dpi=100, layout="constrained")
+    width = 4.4 * len(kinds) + 1.4
+    fig = Figure(figsize=(width, 2.3), dpi=100)
+    # Fixed margins (a constrained layout would be solved again at every save): the legend's column
+    # on the right, the panels side by side to its left.
+    fig.subplots_adjust(left=0.01, right=1 - 1.4 / width, bottom=0.02, top=0.9, wspace=0.04)
     for i, kind in enumerate(kinds):
         ax = fig.add_subplot(1, len(kinds), i + 1)
         title = "cell" if kind is None else ("normal cell" if kind == "normal" else "reduction cell")
@@ -100,8 +117,7 @@ def cell_figure(spec: Any, cell: dict[str, Any]) -> Figure:
     handles = [Line2D([], [], color=colours[op], lw=2, label=op) for op in ops]
     if spec.type != "dense":
         handles.append(Line2D([], [], color="0.65", lw=2, ls="--", label="concatenated"))
-    fig.legend(handles=handles, loc="outside right center", fontsize=7, title="op", title_fontsize=7,
-               frameon=False)
+    fig.legend(handles=handles, loc="center right", fontsize=7, title="op", title_fontsize=7, frameon=False)
     return fig
 
 

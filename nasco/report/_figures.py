@@ -65,9 +65,9 @@ def front_figure(front: pd.DataFrame, others: pd.DataFrame, objectives: Sequence
     colours = {t: _rgb(c) for t, c in template_colours(templates or [""]).items()}
     for t in sorted(set(templates)):
         sel = [i for i, name in enumerate(templates) if name == t]
-        fig.add_trace(go.Splom(dimensions=dims(front.iloc[sel]), name=f"front: {t}" if t else "front", **common,
-                               marker={"color": colours[t], "size": 8, "line": {"color": "black",
-                                                                                 "width": 1}},
+        fig.add_trace(go.Splom(dimensions=dims(front.iloc[sel]), name=f"front: {t}" if t else "front",
+                               **common, marker={"color": colours[t], "size": 8,
+                                                 "line": {"color": "black", "width": 1}},
                                hovertext=[hover[i] for i in sel], hoverinfo="text"))
     _axes(fig, defs, limits, pd.concat([front, others]) if len(others) else front)
     n = len(defs) - 1

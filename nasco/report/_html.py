@@ -6,9 +6,12 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from typing import Any, Sequence
 
 __all__ = ["data_script", "figure_div", "page", "table"]
+
+_QUANTITY = re.compile(r"-?\d[\d.]*(e[-+]?\d+)?( \S+)?")
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -19,9 +22,9 @@ nav{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid 
 nav a{margin-right:14px;text-decoration:none;color:#1f5fa8}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:.9em;max-width:100%}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .facts{display:flex;flex-wrap:wrap;gap:10px}.fact{background:#f4f7fb;border-radius:6px;padding:8px 12px}
-.fact b{display:block;font-size:1.3em}.cells svg{max-width:100%;height:auto}
+.fact b{display:block;font-size:1.3em}.cells svg{width:100%;max-width:1000px;height:auto}
 .arch{border:1px solid #e3e3e3;border-radius:8px;padding:4px 14px 10px;margin:14px 0}
 code,pre{font-size:.88em}pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap}
 td.wrap{word-break:break-all}
@@ -33,6 +36,8 @@ def _cell(value: Any) -> str:
         return f'<td class="num">{"n/a" if math.isnan(value) else f"{value:.4g}"}</td>'
     if isinstance(value, int) and not isinstance(value, bool):
         return f'<td class="num">{value}</td>'
+    if isinstance(value, str) and _QUANTITY.fullmatch(value):  # a value with its unit, kept on one line
+        return f'<td class="num">{html.escape(value)}</td>'
     return f"<td>{html.escape(str(value))}</td>"
 
 

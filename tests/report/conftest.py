@@ -17,7 +17,7 @@ def train_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "run"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        code = main(["search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "2", "--seed", "0",
-                     "--limit", "150", "--epochs", "1", "--quiet", "--out", str(out)])
+        code = main(["search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "2",
+                     "--seed", "0", "--limit", "150", "--epochs", "1", "--quiet", "--out", str(out)])
     assert code == 0
     return out, buf.getvalue()

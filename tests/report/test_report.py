@@ -80,7 +80,8 @@ def test_each_section_is_there(report):
                     "Cells", "Energy per layer, by part", "Input spike rate per layer", "run.json config"):
         assert heading in text, heading
     assert "normal cell" in text and "reduction cell" in text  # the cell diagrams' SVG text
-    for label in ("energy [µJ]", "latency [ms]", "area [mm²]"):  # engineering units, as plotly's JSON has them
+    # Engineering units, as plotly's JSON writes them.
+    for label in ("energy [µJ]", "latency [ms]", "area [mm²]"):
         assert json.dumps(label)[1:-1] in text, label
 
 
@@ -222,5 +223,5 @@ def test_markdown_summary(report):
 def test_a_folder_without_a_run_is_one_line(tmp_path):
     with pytest.raises(RunDirError) as err:
         write_report(tmp_path)
-    assert str(err.value) == (f"{tmp_path}: expected a run directory with run.json, found none; give the --out "
-                              f"of a finished nasco search")
+    assert str(err.value) == (f"{tmp_path}: expected a run directory with run.json, found none; give the "
+                              f"--out of a finished nasco search")
