@@ -103,8 +103,15 @@ def test_embedded_front_equals_pareto_csv(report):
 
 
 def test_counts_equal_the_ledger(report):
-    run_dir, _, md_path, page = report
-    status = Counter(r["status"] for r in _ledger(run_dir) if r.get("phase") is None)
+    run_dir, html_path, md_path, page = report
+    rows = [r for r in _ledger(run_dir) if r.get("phase") is None]
+    status = Counter(r["status"] for r in rows)
+    specs = Counter(k for r in rows if r["status"] == "infeasible" for k in r["violations"])
+    assert specs, "the run has an infeasible row"
+    text = html_path.read_text(encoding="utf-8")
+    assert "<h4>Infeasible candidates, by violated design spec</h4>" in text
+    for spec, n in specs.items():
+        assert f'<tr><td>{spec}</td><td class="num">{n}</td></tr>' in text
     want = {"ok": status["ok"], "infeasible": status["infeasible"], "failed": status["failed"],
             "total": sum(status.values())}
     assert json.loads(page.data[COUNTS_DATA_ID]) == want
@@ -225,3 +232,38 @@ def test_a_folder_without_a_run_is_one_line(tmp_path):
         write_report(tmp_path)
     assert str(err.value) == (f"{tmp_path}: expected a run directory with run.json, found none; give the "
                               f"--out of a finished nasco search")
+
+
+def test_failed_reasons_are_grouped_by_their_first_line(train_run, tmp_path):
+    """Three failed rows appended to a copy of the run: two divergences (their first lines equal,
+    the details after them not) and a timeout."""
+    import shutil
+
+    from nasco.core import Candidate
+
+    run_dir, _ = train_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    rows = _ledger(copy)
+    first = rows[0]
+    seq = max(r["seq"] for r in rows) + 1
+    reasons = ["TrainingDiverged: loss is nan\nat epoch 1", "TrainingDiverged: loss is nan\nat epoch 2",
+               "timeout"]
+    with open(copy / "ledger.jsonl", "a") as fh:
+        for k, reason in enumerate(reasons):
+            hw = {**first["hw"], "failed_probe": k}  # a distinct candidate id per row
+            row = {"seq": seq + k, "id": Candidate.make(first["arch"], hw).id, "arch": first["arch"],
+                   "hw": hw, "status": "failed", "reason": reason, "objectives": {}, "metrics": {},
+                   "violations": {}}
+            fh.write(json.dumps(row) + "\n")
+    html_path, md_path = write_report(copy, tmp_path / "out")
+    page = _Page()
+    page.feed(html_path.read_text(encoding="utf-8"))
+    assert json.loads(page.data[COUNTS_DATA_ID])["failed"] == 3
+    text = html_path.read_text(encoding="utf-8")
+    assert ("<h4>Failed candidates, by reason</h4><table class=\"\"><thead><tr><th>reason</th>"
+            "<th>rows</th></tr></thead><tbody><tr><td>TrainingDiverged: loss is nan</td>"
+            "<td class=\"num\">2</td></tr><tr><td>timeout</td><td class=\"num\">1</td></tr>"
+            "</tbody></table>") in text
+    md = md_path.read_text(encoding="utf-8").splitlines()
+    assert "- failed (2): TrainingDiverged: loss is nan" in md and "- failed (1): timeout" in md
