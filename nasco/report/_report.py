@@ -71,9 +71,9 @@ def _history_section(run: RunData) -> str:
     body = (figure_div(fig) if fig is not None else
             '<p class="note">No normalised hypervolume: an objective has no ideal or bound '
             '(give --ref-point).</p>')
+    best = " and the best accuracy so far" if "accuracy" in run.names else ""
     return (f'<h2 id="history">Search history</h2><p class="note">Normalised hypervolume of the front (each '
-            f"objective scaled to 0 at its ideal and 1 at its bound) and the best accuracy so far, after "
-            f"each evaluation.</p>{body}")
+            f"objective scaled to 0 at its ideal and 1 at its bound){best}, after each evaluation.</p>{body}")
 
 
 def _energy_block(run: RunData, m: Member) -> str:
