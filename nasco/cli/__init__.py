@@ -8,6 +8,7 @@ import sys
 from nasco.cli._common import Parser, fail, user_errors
 from nasco.cli._cost import add_cost
 from nasco.cli._export import add_export
+from nasco.cli._report import add_report
 from nasco.cli._search import add_search
 from nasco.cli._searchers import add_searchers
 from nasco.cli._spaces import add_spaces, add_validate
@@ -30,6 +31,7 @@ def build_parser() -> Parser:
     add_validate(sub)
     add_table(sub)
     add_export(sub)
+    add_report(sub)
     return p
 
 

@@ -381,7 +381,22 @@ def _search(args: argparse.Namespace) -> int:
     except ConnectionError as exc:
         raise UsageError(f"--ray-address {args.ray_address}: {exc}") from None
     _report(outcome, evaluator)
+    _write_report(outcome.out_dir)
     return 0
+
+
+def _write_report(out: Path) -> None:
+    """The run's report.html and report.md, and their path on stdout; a report that cannot be
+    written is a warning (the search's files are complete), naming the command that retries it."""
+    from nasco.core import NascoError
+    from nasco.report import write_report
+
+    try:
+        html_path, _ = write_report(out)
+    except (NascoError, OSError, ValueError) as exc:
+        print(f"nasco: warning: report not written ({exc}); retry with 'nasco report {out}'", file=sys.stderr)
+        return
+    print(f"report: {html_path} (and report.md beside it)")
 
 
 
