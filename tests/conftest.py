@@ -3,6 +3,7 @@ machine can run tens of times slower), a headless matplotlib, and the shipped nb
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,21 @@ def nb201(nb201_cache):
     from nasco.tables import load_table
 
     return load_table("nb201", cache=nb201_cache)
+
+
+@pytest.fixture(autouse=True)
+def _searches_skip_the_html_report(request, monkeypatch):
+    """`nasco search` ends by writing the run's HTML report (a few seconds: plotly, the front
+    architectures' per-layer costs and cell diagrams). The report's tests (tests/report and the
+    test files named for it) cover it on real runs; the other tests' searches get a stub that
+    writes nothing, so the suite does not pay it 78 times."""
+    path = Path(str(request.path))
+    if path.parent.name == "report" or "report" in path.name:
+        return
+    import nasco.report
+
+    def stub(run_dir, out=None):
+        folder = Path(out if out is not None else run_dir)
+        return folder / nasco.report.HTML_FILE, folder / nasco.report.MD_FILE
+
+    monkeypatch.setattr(nasco.report, "write_report", stub)
