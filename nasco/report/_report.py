@@ -109,7 +109,18 @@ def _arch_block(run: RunData, k: int, group: ArchGroup) -> str:
                 [[f, v, "yes" if s else ""] for f, v, s in accelerator_rows(m)])
     detail = (f"<h4>Its best pair {html.escape(m.id)}: accelerator "
               f"({html.escape(precision_text(m.template, _spiking(run)))})</h4>{acc}")
-    return head + pairs + "<h4>Cells</h4>" + cells + detail + _energy_block(run, m) + "</div>"
+    return (head + pairs + "<h4>Cells</h4>" + cells + detail + _export_hint(run, m) + _energy_block(run, m)
+            + "</div>")
+
+
+def _export_hint(run: RunData, m: Member) -> str:
+    """The command that exports the pair's trained network (none for a network the run did not train)."""
+    if not (m.row.get("metrics") or {}).get("training"):
+        return ""
+    formats = "nir|onnx|torch" if _spiking(run) else "onnx|torch"
+    command = f"nasco export {run.path} --id {m.id} --format {formats}"
+    return f'<p class="note">Export this network: <code>{html.escape(command)}</code></p>'
+
 
 
 def _architectures(run: RunData, groups: list[ArchGroup]) -> str:

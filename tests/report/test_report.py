@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections import Counter
 from html.parser import HTMLParser
 
@@ -83,6 +84,16 @@ def test_each_section_is_there(report):
     # Engineering units, as plotly's JSON writes them.
     for label in ("energy [µJ]", "latency [ms]", "area [mm²]"):
         assert json.dumps(label)[1:-1] in text, label
+
+
+def test_each_architecture_says_how_to_export_it(report):
+    run_dir, html_path, _, page = report
+    text = html_path.read_text(encoding="utf-8")
+    blocks = sorted(i for i in page.ids if i.startswith("arch-"))
+    commands = re.findall(r"nasco export (\S+) --id (\w+) --format nir\|onnx\|torch", text)
+    assert len(commands) == len(blocks) >= 1
+    front_ids = {r["id"] for r in _pareto(run_dir)}
+    assert all(path == str(run_dir) and cid in front_ids for path, cid in commands)
 
 
 def test_embedded_front_equals_pareto_csv(report):
@@ -183,8 +194,6 @@ def test_cell_diagram_edges_are_the_networks(train_run):
     """The diagram's edges (node, input) are the edges the network builder made: its plan names
     each edge's layers cells.C.nI.eJ.* (node I from 0, input J), and a reduction cell's edges from
     its inputs stride by 2."""
-    import re
-
     from nasco.dsl import ArchSpace, build
     from nasco.evaluate._trainings import TrainingStore
     from nasco.nn import plan_network
