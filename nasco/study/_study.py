@@ -448,6 +448,16 @@ class Study:
         idx = ok[name].idxmax() if defs[name].maximise else ok[name].idxmin()
         return ok.loc[idx]
 
+    # ------------------------------------------------------------------ report
+    def report(self, out: str | Path | None = None) -> tuple[Path, Path]:
+        """Write the run's report: one self-contained HTML file (the front, the search history,
+        each front architecture's cells, accelerator, per-layer energy and spike rates, the
+        counts and config) and a markdown summary, in ``out`` (default: the storage folder);
+        returns (report.html, report.md). ``nasco search`` writes it at its end."""
+        from nasco.report import write_report
+
+        return write_report(self.storage, out)
+
     # ------------------------------------------------------------------ export
     def export(self, id: str, format: str = "torch", out: str | Path | None = None, *,  # noqa: A002
                approximate: bool = False, train: bool = False, task: int | None = None) -> Path:

@@ -276,3 +276,15 @@ def test_failed_reasons_are_grouped_by_their_first_line(train_run, tmp_path):
             "</tbody></table>") in text
     md = md_path.read_text(encoding="utf-8").splitlines()
     assert "- failed (2): TrainingDiverged: loss is nan" in md and "- failed (1): timeout" in md
+
+
+def test_study_report_writes_the_run_s_report_where_asked(train_run, tmp_path):
+    import nasco
+
+    run_dir, _ = train_run
+    got = nasco.load_study(run_dir).report(tmp_path)
+    assert got == (tmp_path / "report.html", tmp_path / "report.md")
+    rows = _ledger(run_dir)
+    md = got[1].read_text(encoding="utf-8")
+    assert f"- front: {len(_pareto(run_dir))} pairs" in md and f"- {len(rows)} evaluations:" in md
+    assert "Front architectures" in got[0].read_text(encoding="utf-8")
