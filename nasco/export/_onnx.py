@@ -145,7 +145,8 @@ _INPUT_NOTES = {
     "direct": "the image, as in training; the stem runs once and its output is repeated over the T timesteps",
     "events": "event frames (B, T, C, H, W), any positive count read as a spike",
     "rate": "the rate-encoded spikes (B, T, C, H, W) in {0, 1}: the random Bernoulli encoder is not in the "
-            "graph; draw spike[b, t] = uniform() < clamp(x[b], 0, 1) per timestep, x the image as in training",
+            "graph; draw spike[b, t] = uniform() < clamp(x[b], 0, 1) per timestep, x the image as in "
+            "training",
 }
 
 
