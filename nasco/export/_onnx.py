@@ -2,10 +2,11 @@
 
 The exported module is nasco's own :class:`~nasco.nn.GraphNet` executing the plan, exported
 with torch's ``torch.export``-based ONNX exporter (a symbolic batch axis). In a spiking
-network each spikingjelly neuron, whose update is a registered custom op that ONNX cannot
-hold, is swapped for :class:`UnrolledLIF`: the same discrete LIF/PLIF update written in
-plain torch ops and unrolled over the T timesteps, so the file holds only default-domain
-ONNX operators (Conv, BatchNormalization, GreaterOrEqual, Where, ...).
+network each spikingjelly neuron (a stateful module whose update is a registered custom op,
+picked by device, dtype and surrogate) is swapped for :class:`UnrolledLIF`: the same discrete
+LIF/PLIF update written in plain torch ops and unrolled over the T timesteps, so the graph
+does not depend on how spikingjelly dispatches and holds only default-domain ONNX operators
+(Conv, BatchNormalization, GreaterOrEqual, Where, ...).
 """
 from __future__ import annotations
 
