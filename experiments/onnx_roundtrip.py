@@ -211,8 +211,8 @@ def report(rows: list[dict], ops_of: dict, args: argparse.Namespace, seconds: fl
                      f"(worst agreement {min(r['spike_agreement'] for r in snn):.6f}); "
                      f"prediction agreement {min(r['prediction_agreement'] for r in snn):.4f}; worst max abs "
                      f"logit difference {max(r['max_abs_logit_diff'] for r in snn):.1e} "
-                     f"({sum(r['samples_over_1e-4'] for r in snn)} samples over 1e-4 in all); in torch, unrolled "
-                     f"neurons against spikingjelly's: worst "
+                     f"({sum(r['samples_over_1e-4'] for r in snn)} samples over 1e-4 in all); in torch, "
+                     f"unrolled neurons against spikingjelly's: worst "
                      f"{max(r['unrolled_vs_spikingjelly'] for r in snn):.1e}")
     lines += ["", READING,
               "", "## Per network", "", *network_table(rows), "", "## Per op kind", "",
