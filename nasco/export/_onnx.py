@@ -196,7 +196,9 @@ def write_onnx(plan: Plan, space: ArchSpace, state: Mapping[str, torch.Tensor], 
         facts["outputs"][1].update(node=module.tap, note=f"spikes of the last neuron node, {module.tap}")
     if plan.spiking:
         n = space.neuron
-        facts["neuron"] = {"type": n.type, "tau": n.tau, "v_threshold": n.v_threshold, "v_reset": n.v_reset,
+        # a PLIF layer's time constant is trained (in the file's weights); the space gives its start
+        facts["neuron"] = {"type": n.type, "tau_init" if n.type == "plif" else "tau": n.tau,
+                           "v_threshold": n.v_threshold, "v_reset": n.v_reset,
                            "reset": "soft" if n.v_reset is None else "hard"}
     return facts
 

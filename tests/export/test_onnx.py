@@ -176,7 +176,10 @@ def test_sidecar_facts_describe_the_file(exported):
         ("logits", ["batch", 10]), ("spikes", [2, "batch", c, h, w])]
     assert facts["outputs"][1]["node"] == tap
     assert facts["onnx_version"] == onnx.__version__
-    assert facts["neuron"]["reset"] == "hard" and exported("plif_soft").facts["neuron"]["reset"] == "soft"
+    assert facts["neuron"] == {"type": "lif", "tau": 1.333, "v_threshold": 0.25, "v_reset": 0.0,
+                               "reset": "hard"}
+    assert exported("plif_soft").facts["neuron"] == {"type": "plif", "tau_init": 2.0, "v_threshold": 0.25,
+                                                      "v_reset": None, "reset": "soft"}
 
 
 def test_batch_axis_is_dynamic(exported, digits):
