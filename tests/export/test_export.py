@@ -219,3 +219,25 @@ def test_nir_export_of_a_run_follows_the_network_in_other_frameworks(run, tmp_pa
     # Measured 1.0 on this run; >= 99.9 % is the export's promise (float rounding of folded BNs
     # can flip a spike that sits on the threshold).
     assert agree["last_layer_spikes"] >= 0.999, agree
+
+
+def test_onnx_export_of_a_run_runs_in_onnxruntime(run, tmp_path, capsys):
+    """The file `nasco export --format onnx` writes, run by onnxruntime on the run's test split,
+    gives the logits and predictions of the run's network."""
+    import onnxruntime as ort
+
+    member = _front(run).iloc[0]
+    assert run_cli(capsys, "export", str(run), "--id", member["id"], "--out", str(tmp_path / "t"))[0] == 0
+    code, _, err = run_cli(capsys, "export", str(run), "--id", member["id"], "--format", "onnx",
+                           "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    meta = json.loads((tmp_path / "o" / SIDECAR).read_text())
+    [inp], [out] = meta["format_facts"]["inputs"], meta["format_facts"]["outputs"]
+    x = load_dataset("digits", seed=SEED, limit=150).x_test
+    session = ort.InferenceSession(str(tmp_path / "o" / "network.onnx"), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run([out["name"]], {inp["name"]: x.numpy()})[0])
+    with torch.no_grad():
+        want = load_torch(tmp_path / "t")(x)
+    assert torch.equal(got.argmax(1), want.argmax(1))
+    # Measured 1.5e-8 on this run; 1e-5 leaves room for onnxruntime's other summation order.
+    assert float((got - want).abs().max()) <= 1e-5
