@@ -22,7 +22,7 @@ from nasco.dsl import (
     HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
     load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
-from nasco.evaluate._joint import check_limits
+from nasco.evaluate._joint import check_limits, emitted_rates
 from nasco.hw import CostModel, read_scalesim_csv, snn_twin
 
 __all__ = ["add_cost"]
@@ -234,6 +234,8 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     if isinstance(task_metrics, list) and args.task < len(task_metrics):  # a multi-task ledger row
         metrics = task_metrics[args.task] or {}
         rates = metrics.get("spike_rates") or {}
+    # The maps neurons emit take the rates their readers measured, as in the search's evaluator.
+    rates = {**emitted_rates(plan, rates), **rates} if rates else rates
     return plan_workload(plan, name=str(data.get("id") or Path(file).stem)), hw, rates, metrics
 
 
@@ -413,6 +415,10 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         a = out["assumptions"]["spike_rate_assumed"]
         print(f"note: {len(a['layers'])} spiking layers had no measured spike rate; assumed {a['rate']} "
               "(set --spike-rate)", file=sys.stderr)
+    if "spike_out_rate_assumed" in out["assumptions"]:
+        a = out["assumptions"]["spike_out_rate_assumed"]
+        print(f"note: {len(a['layers'])} neuron layers had no measured rate for the spike maps they emit; "
+              f"assumed {a['rate']} (set --spike-rate)", file=sys.stderr)
     for metric, excess in out["violations"].items():
         unit, scale = _SHOW[metric]
         limit = limits[metric]

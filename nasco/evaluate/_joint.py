@@ -439,8 +439,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         values = {"energy": tot["energy_j"], "latency": tot["latency_s"], "area": tot["area_mm2"]}
         metrics: dict[str, Any] = {"cycles": tot["cycles"], "utilization": tot["utilization"],
                                    "energy_breakdown": tot["energy"], "ops": tot["ops"]}
-        if "spike_rate_assumed" in rep.assumptions:
-            metrics["spike_rate_assumed"] = rep.assumptions["spike_rate_assumed"]
+        for key in ("spike_rate_assumed", "spike_out_rate_assumed"):  # rates the cost model had to assume
+            if key in rep.assumptions:
+                metrics[key] = rep.assumptions[key]
         return values, metrics
 
     # ---------------------------------------------------------------- a candidate
