@@ -79,6 +79,11 @@ def measured(ss, archs, path: Path) -> dict[int, dict]:
 def all_rates(plan, workload, rates: dict[str, float]) -> tuple[dict[str, float], int]:
     """The measured input rates, each neuron's emitted rate (its readers', else the mean
     measured rate), and how many neurons took the mean."""
+    spiking = [la.name for la in workload.layers if la.spiking_input and la.kind in ("conv", "linear")]
+    missing = [n for n in spiking if n not in rates]
+    if missing:  # a cache written for other architectures: refuse rather than assume rates
+        raise SystemExit(f"{workload.name}: no measured rate for {missing[:3]}; delete "
+                         "experiments/results/snn_traffic_rates.json and rerun")
     emitted = emitted_rates(plan, rates)
     mean = float(np.mean(list(rates.values())))
     neurons = [la.name for la in workload.layers if la.kind == "neuron"]

@@ -205,3 +205,40 @@ def test_a_spiking_row_prints_its_ann_twin_as_the_run_recorded_it(run_dir, capsy
     # The ledger keeps spike rates to 6 decimals, so the SNN's own cost here moves a little:
     # measured 6.5e-9 relative; asserted within 1e-6.
     assert got["snn_advantage"] == pytest.approx(twin["snn_advantage"], rel=1e-6)
+
+
+def test_a_sparse_spike_format_charges_each_neurons_map_at_its_readers_measured_rate(tmp_path, capsys):
+    """A candidate with measured input rates, costed with AER spike maps: every neuron's map
+    takes the rate of the conv that reads it (none is assumed), as the search's evaluator does;
+    the total equals the cost model's with those rates spelled out here."""
+    import numpy as np
+
+    from nasco.dsl import load_energy_table, load_spec, resolve
+    from nasco.hw import CostModel
+    from nasco.nn import plan_network, plan_workload
+    from nasco.space import SearchSpace
+
+    ss = SearchSpace(load_spec("darts_snn"))
+    cand = ss.sample(np.random.default_rng(3))
+    arch, _ = ss.resolve(cand)
+    plan = plan_network(arch, cand.arch["cell"], (1, 8, 8), 10)
+    workload = plan_workload(plan)
+    spiking = [la.name for la in workload.layers if la.spiking_input and la.kind in ("conv", "linear")]
+    measured = {name: 0.01 * (1 + i % 7) for i, name in enumerate(spiking)}
+    by_name = {n.name: n for n in plan.nodes}
+    emitted = {}
+    for name in spiking:  # the neuron each spiking conv reads directly
+        src = by_name[name].inputs[0]
+        if by_name[src].op == "neuron":
+            emitted.setdefault(src, measured[name])
+    assert emitted
+    f = tmp_path / "cand.json"
+    f.write_text(json.dumps({**json.loads(cand.to_json()), "metrics": {"spike_rates": measured}}))
+    code, out, err = run_cli(capsys, "cost", "--space", "darts_snn", "--hw", "sata_like", "--set",
+                             "spikes.format=aer", "--workload", str(f), "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert "spike_out_rate_assumed" not in rep["assumptions"] and rep["assumptions"]["spikes"] == "aer"
+    t = resolve(load_spec("sata_like", overrides={("spikes", "format"): "aer"}), {})
+    want = CostModel(t, load_energy_table(t)).cost(workload, {**emitted, **measured}).total()
+    assert rep["total"]["energy_j"] == want["energy_j"]

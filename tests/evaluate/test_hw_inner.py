@@ -23,7 +23,7 @@ TINY = {("macro", "cells"): 1, ("macro", "stem", "channels"): 8, ("macro", "redu
 # (2 x 2 x 2 x 4 = 32 configurations, four precisions).
 FIXED = {("pe_array", "rows"): 16, ("pe_array", "cols"): 8, ("buffers", "ifmap_kb"): 32,
          ("buffers", "filter_kb"): 144, ("buffers", "ofmap_kb"): 32, ("buffers", "membrane_kb"): 4,
-         ("bandwidth", "dram_bytes_per_cycle"): 16, ("spikes", "format"): "dense"}
+         ("bandwidth", "dram_bytes_per_cycle"): 16}
 OBJ = ("accuracy", "energy", "latency", "area")
 
 
