@@ -32,16 +32,17 @@ T = 3
 
 # ---------------------------------------------------------------------- dense: today's costs
 def _dense_rows():
-    gen = _gen()
-    totals, workloads = gen.totals, gen.workloads
-    rows = json.loads((FIXTURES / "dense_costs.json").read_text())
-    by_name = {w.name: w for w in workloads()}
-    return rows, by_name, totals
+    """The fixture's rows and its workloads, rebuilt from their stored layers."""
+    data = json.loads((FIXTURES / "dense_costs.json").read_text())
+    by_name = {name: Workload(tuple(Layer(**la) for la in layers), name=name)
+               for name, layers in data["workloads"].items()}
+    return data["rows"], by_name, _gen().totals
 
 
 def test_default_dense_spikes_give_the_costs_of_the_model_before_the_choice_bit_for_bit():
     """dense_costs.json holds float.hex totals written by the cost model before templates had
-    a ``spikes`` section (tests/hw/fixtures/dense_costs_gen.py, run at commit 05fdf0c)."""
+    a ``spikes`` section (tests/hw/fixtures/dense_costs_gen.py, run at commit 05fdf0c), and the
+    layers of the workloads they cost."""
     rows, workloads, totals = _dense_rows()
     assert len(rows) == 60
     for row in rows:
@@ -174,7 +175,8 @@ def test_a_neuron_without_an_emitted_rate_is_charged_rate_one_and_recorded():
 
 @pytest.mark.parametrize("fmt", ["aer", "bitmap_rle"])
 def test_sparse_formats_agree_across_cost_cost_many_and_cost_configurations(fmt):
-    wl = _gen().workloads()[0]
+    _, workloads, _ = _dense_rows()
+    wl = workloads["darts_snn_seed0"]
     rates = {la.name: 0.04 for la in wl.layers if (la.spiking_input and la.kind in ("conv", "linear"))
              or la.kind == "neuron"}
     raw = load_spec("sata_like", overrides={("spikes", "format"): {"choice": ["dense", "aer", "bitmap_rle"]}})
