@@ -111,6 +111,14 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     training and process), seeded with the training's seed, and kept with the training
     (:meth:`TrainingStore.put_measure`): workers and a resumed run read it back.
 
+    Spiking networks on an accelerator also get their ANN twin (:func:`nasco.hw.snn_twin`): the
+    same architecture as a ⌈log2(T+1)⌉-bit ANN on the same template with MAC PEs, in the metric
+    ``snn_twin`` (its energy and latency, ``snn_advantage`` = twin energy / SNN energy, the
+    latency ratio and the break-even spike rate); ``snn_advantage`` is an objective of
+    single-task spaces, computed for each hardware-front member on that member's configuration.
+    The maps neurons emit take the rates their readers measured (:func:`emitted_rates`), which
+    templates whose spike maps are not dense charge.
+
     Hardware inner loop (``hw_inner``): on a template or a template set, each trained
     network also meets the other configurations of the accelerator space
     (:func:`nasco.evaluate.hardware_front`: every one when there are at most
