@@ -22,8 +22,8 @@ from nasco.dsl import (
     HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
     load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
-from nasco.evaluate._joint import check_limits
-from nasco.hw import CostModel, read_scalesim_csv
+from nasco.evaluate._joint import check_limits, emitted_rates
+from nasco.hw import CostModel, read_scalesim_csv, snn_twin
 
 __all__ = ["add_cost"]
 
@@ -234,6 +234,8 @@ def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
     if isinstance(task_metrics, list) and args.task < len(task_metrics):  # a multi-task ledger row
         metrics = task_metrics[args.task] or {}
         rates = metrics.get("spike_rates") or {}
+    # The maps neurons emit take the rates their readers measured, as in the search's evaluator.
+    rates = {**emitted_rates(plan, rates), **rates} if rates else rates
     return plan_workload(plan, name=str(data.get("id") or Path(file).stem)), hw, rates, metrics
 
 
@@ -379,9 +381,15 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SpecError(f"choices of template '{template.name}'", str(exc), file=str(path), path=("hw",),
                         hint="cost the row with the accelerator it was searched on (--hw)") from None
-    model = CostModel(resolved, load_energy_table(template))
+    table = load_energy_table(template)
+    model = CostModel(resolved, table)
     report = model.cost(workload, rates, default_rate=args.spike_rate)
     out = report.to_dict()
+    if any(layer.kind == "neuron" for layer in workload.layers):  # a spiking workload: its ANN twin beside it
+        try:
+            out["snn_twin"] = snn_twin(workload, resolved, table, out["total"])
+        except ValueError as exc:  # layers with different T: no single twin width
+            notes.append(f"note: no ANN twin: {exc}")
     out["assumptions"]["choices_taken"] = taken
     out["assumptions"]["hw"] = {k: v for k, v in to_data(resolved).items()
                                 if k not in ("schema", "kind", "description", "specs")}
@@ -401,15 +409,33 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         print("defaults taken: " + ", ".join(f"{k}={v}" for k, v in taken.items())
               + " (fix any with --set KEY=VALUE)", file=sys.stderr)
     _print_table(out)
+    if "snn_twin" in out:
+        _print_twin(out["snn_twin"])
     if "spike_rate_assumed" in out["assumptions"]:
         a = out["assumptions"]["spike_rate_assumed"]
         print(f"note: {len(a['layers'])} spiking layers had no measured spike rate; assumed {a['rate']} "
               "(set --spike-rate)", file=sys.stderr)
+    if "spike_out_rate_assumed" in out["assumptions"]:
+        a = out["assumptions"]["spike_out_rate_assumed"]
+        print(f"note: {len(a['layers'])} neuron layers had no measured rate for the spike maps they emit; "
+              f"assumed {a['rate']} (set --spike-rate)", file=sys.stderr)
     for metric, excess in out["violations"].items():
         unit, scale = _SHOW[metric]
         limit = limits[metric]
         print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")
     return 0
+
+
+def _print_twin(twin: dict) -> None:
+    """The SNN's ANN twin (same template, MAC PEs, ceil(log2(T+1))-bit activations) beside it."""
+    lat_u, lat_k = _SHOW["latency"]
+    en_u, en_k = _SHOW["energy"]
+    be = {"never": "none (the SNN costs more even at rate 0)", "always": "none (the SNN costs less even at rate 1)",
+          "none": "none (no spiking-input layer)"}.get(twin["break_even"])
+    be = be or f"{twin['break_even_rate']:.4f}"
+    print(f"ANN twin ({twin['twin_bits']}-bit activations, MAC PEs): energy {twin['twin_energy'] * en_k:.4f} {en_u}, "
+          f"latency {twin['twin_latency'] * lat_k:.5f} {lat_u}; snn_advantage (twin / SNN energy) "
+          f"{twin['snn_advantage']:.4f}; break-even spike rate {be}")
 
 
 def _print_table(out: dict) -> None:

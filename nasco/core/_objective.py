@@ -112,6 +112,10 @@ BUILTIN_OBJECTIVES: Mapping[str, Objective] = MappingProxyType({o.name: o for o 
     _o("area", "min", "mm2", 0.0, 10.0, "accelerator area"),
     _o("params", "min", "count", 0.0, 1e8, "parameters"),
     _o("macs", "min", "count", 0.0, 1e11, "multiply-accumulates per inference, timesteps included"),
+    # A ratio of two positive energies: 0 is its worst (the SNN infinitely dearer than its twin)
+    # and it has no natural best, so a normalised hypervolume over it needs an ideal (ref_point).
+    _o("snn_advantage", "max", "ratio", None, 0.0,
+       "energy of the ceil(log2(T+1))-bit ANN twin on the same template over the SNN's (> 1: the SNN wins)"),
     _o("flops", "min", "count", 0.0, 1e11, "MACs of the workload (zero-cost proxy evaluator)"),
     _o("sops", "min", "count", 0.0, 1e11, "synaptic operations (zero-cost proxy evaluator)"),
     _o("naswot", "max", "", None, None, "NASWOT score (zero-cost proxy)"),

@@ -13,7 +13,8 @@ from nasco.dsl._vocab import OPS
 
 __all__ = [
     "SCHEMA_VERSION", "StemSpec", "MacroSpec", "CellSpec", "NeuronSpec", "TrainingSpec",
-    "ArchSpace", "PEArraySpec", "PESpec", "RFSpec", "BufferSpec", "BandwidthSpec", "BitsSpec", "Constraint",
+    "ArchSpace", "PEArraySpec", "PESpec", "RFSpec", "BufferSpec", "BandwidthSpec", "BitsSpec", "SpikesSpec",
+    "Constraint",
     "AcceleratorTemplate", "Constant", "EnergyTable",
 ]
 
@@ -155,6 +156,7 @@ class ArchSpace:
 # ------------------------------------------------------------------ accelerators
 DATAFLOWS = ("os", "ws", "is", "rs")
 PE_TYPES = ("mac", "sop")
+SPIKE_FORMATS = ("dense", "aer", "bitmap_rle")
 
 # Physical ranges of the template's numbers. Each is wide enough for any real design and
 # keeps the cost model's arithmetic finite: a clock of 1e-320 MHz or a bandwidth of 1e-300
@@ -191,6 +193,28 @@ class PESpec:
     type: str | Choice = F("mac", doc="PE kind", enum=PE_TYPES, searchable=True)
     skip_zero_spikes: bool | Choice = F(
         False, doc="sop PEs: zero spikes skip cycles (true) or only gate energy", searchable=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpikesSpec:
+    """How spike maps are stored in the buffers and moved over the NoC and to and from DRAM.
+
+    ``dense``: one bit per neuron per timestep, spiked or not. ``aer``: address events, one
+    ``address_bits`` word per spike and nothing for a silent neuron. ``bitmap_rle``: the
+    bitmap run-length coded as in Eyeriss's RLC, one ``run_bits``-bit zero run and a 1-bit
+    level per code. The cost model's formulas are in :mod:`nasco.hw._spikes`. Only the
+    traffic of spike maps changes: a PE still sees its input as a bit per MAC position.
+    """
+
+    format: str | Choice = F("dense", doc="spike-map encoding in buffers, NoC and DRAM", enum=SPIKE_FORMATS,
+                             searchable=True)
+    address_bits: int | Choice | None = F(
+        None, doc="aer: bits per event; null: the fewest that name every neuron of the map, per map",
+        min=1, max=64, why=_WHY_BITS, searchable=True)
+    run_bits: int | Choice = F(5, doc="bitmap_rle: bits of a zero-run field (Eyeriss's RLC: 5)",
+                               min=1, max=16,
+                               why="1 to 16 bits: runs of up to 65,535 zeros; Eyeriss's RLC uses 5",
+                               searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,6 +311,7 @@ class AcceleratorTemplate:
     clock_mhz: float | Choice = F(doc="clock frequency (MHz)", min=1e-3, max=1e5, why=_WHY_CLOCK,
                                   searchable=True)
     bits: BitsSpec = F(BitsSpec())
+    spikes: SpikesSpec = F(SpikesSpec(), doc="how spike maps are stored and moved")
     technology: str = F(doc="name or path of an energy_table file")
     specs: dict[str, Constraint] | None = F(None, doc="design specs (latency, energy, area, power)")
 

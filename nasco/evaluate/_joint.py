@@ -20,7 +20,7 @@ from nasco.evaluate._trainings import (
     training_key,
     training_seed,
 )
-from nasco.hw import CostModel
+from nasco.hw import CostModel, snn_twin, twin_total
 from nasco.nn import plan_network, plan_workload
 from nasco.space import Candidate, SearchSpace
 
@@ -29,15 +29,15 @@ if TYPE_CHECKING:
 
 # FLOAT_BITS and precision_of are re-exported from nasco.evaluate._precision, whose rule every evaluator applies.
 __all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
-           "precision_of"]
+           "emitted_rates", "precision_of"]
 
 # How a multi-task candidate's accuracy objective is made of its tasks' validation
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
 # DAC 2020). The minimum is recorded beside it (metrics 'accuracy_min') for reports.
 ACCURACY_AGGREGATE = "mean"
 
-# The objectives a trained and costed candidate reports.
-SCORED = ("accuracy", "energy", "latency", "area", "params", "macs")
+# The objectives a trained and costed candidate reports (snn_advantage: spiking networks only).
+SCORED = ("accuracy", "energy", "latency", "area", "params", "macs", "snn_advantage")
 
 
 def check_limits(values: dict[str, float], limits: dict[str, float]) -> dict[str, float]:
@@ -111,6 +111,14 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     training and process), seeded with the training's seed, and kept with the training
     (:meth:`TrainingStore.put_measure`): workers and a resumed run read it back.
 
+    Spiking networks on an accelerator also get their ANN twin (:func:`nasco.hw.snn_twin`): the
+    same architecture as a ⌈log2(T+1)⌉-bit ANN on the same template with MAC PEs, in the metric
+    ``snn_twin`` (its energy and latency, ``snn_advantage`` = twin energy / SNN energy, the
+    latency ratio and the break-even spike rate); ``snn_advantage`` is an objective of
+    single-task spaces, computed for each hardware-front member on that member's configuration.
+    The maps neurons emit take the rates their readers measured (:func:`emitted_rates`), which
+    templates whose spike maps are not dense charge.
+
     Hardware inner loop (``hw_inner``): on a template or a template set, each trained
     network also meets the other configurations of the accelerator space
     (:func:`nasco.evaluate.hardware_front`: every one when there are at most
@@ -163,6 +171,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             datas = [self.data] * n
         if len(datas) != n:
             raise ValueError(f"{len(datas)} datasets for {n} tasks; give one, or one per task")
+        if "snn_advantage" in self.objectives and (self.space.multi_task or self.space.hw is None):
+            raise ValueError("objective snn_advantage needs a single-task spiking space and an accelerator "
+                             "template (--hw); drop it or pick such a space")
         self.datas = datas
         if self.hw_exhaustive is not None and (isinstance(self.hw_exhaustive, bool)
                                                or not isinstance(self.hw_exhaustive, int) or self.hw_exhaustive < 0):
@@ -297,12 +308,12 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             "train_loss": rec.train_loss, "epochs": rec.epochs, "train_seconds": rec.seconds,
             "params": rec.params, "macs": workload.macs, "layers": len(workload), "training": rec.key,
         }
-        rates = dict(rec.spike_rates) if plan.spiking else {}
+        rates = net.rates
         if plan.spiking:
             from nasco.evaluate._train import mean_spike_rate
 
-            metrics["mean_spike_rate"] = mean_spike_rate(rates)
-            metrics["spike_rates"] = {k: round(v, 6) for k, v in rates.items()}
+            metrics["mean_spike_rate"] = mean_spike_rate(rec.spike_rates)
+            metrics["spike_rates"] = {k: round(v, 6) for k, v in rec.spike_rates.items()}
         if hw is not None:
             precision = precision_of(hw)
             values["accuracy"] = net.accuracy_at(precision)
@@ -310,6 +321,11 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             cost_values, cost_metrics = self._cost(hw, workload, rates)
             values.update(cost_values)
             metrics.update(cost_metrics)
+            if plan.spiking:
+                twin = snn_twin(workload, hw, self.table_of(hw),
+                                {"energy_j": values["energy"], "latency_s": values["latency"]})
+                values["snn_advantage"] = twin["snn_advantage"]
+                metrics["snn_twin"] = twin
         return values, metrics, trained, net
 
     def _quantized_accuracy(self, net: _Network, precision: tuple[int, int, int]) -> float:
@@ -349,7 +365,17 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
                                objectives=[o for o in self.objectives if o in HW_OBJECTIVES],
                                accuracy_of=net.accuracy_at, seed=seed, proposed=candidate.hw,
                                exhaustive=self._exhaustive(), table_of=self.table_of)
-        return self._front_members(front, values), self._front_info(front), front.seconds
+        extra = None
+        if "snn_advantage" in self.objectives:
+            extra = [self._member_advantage(net, p) for p in front.points if p.hw != front.proposed.hw]
+        return self._front_members(front, values, extra), self._front_info(front), front.seconds
+
+    def _member_advantage(self, net: _Network, point: Any) -> dict[str, float]:
+        """``snn_advantage`` of a hardware front's point: its ANN twin's energy on the point's
+        configuration over the network's energy there (the point's own, from the loop)."""
+        (template,) = self.space.hw.resolve(point.hw)
+        tot, _bits = twin_total(net.workload, template, self.table_of(template))
+        return {"snn_advantage": tot["energy_j"] / point.values["energy"]}
 
     def _task_members(self, nets: Sequence[_Network], candidate: Candidate, values: dict[str, float],
                       seed: int) -> tuple[tuple[dict[str, Any], ...], dict[str, Any], float]:
@@ -391,17 +417,22 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
 
         return HW_EXHAUSTIVE if self.hw_exhaustive is None else self.hw_exhaustive
 
-    def _front_members(self, front: Any, values: dict[str, float]) -> tuple[dict[str, Any], ...]:
+    def _front_members(self, front: Any, values: dict[str, float],
+                       extra: Sequence[dict[str, float]] | None = None) -> tuple[dict[str, Any], ...]:
         """A hardware front's points other than the proposed one as result members; objectives
-        the front does not score (``params``, ``macs``) are the network's ``values``."""
+        the front does not score are the network's ``values`` (``params``, ``macs``) or, per
+        member, ``extra`` (``snn_advantage``, which depends on the configuration)."""
         from nasco.evaluate._hw_front import HW_OBJECTIVES
 
-        arch_values = {o: values[o] for o in self.objectives if o not in HW_OBJECTIVES}
+        points = [p for p in front.points if p.hw != front.proposed.hw]
+        extra = extra if extra is not None else [{} for _ in points]
+        arch_values = {o: values[o] for o in self.objectives if o not in HW_OBJECTIVES and o != "snn_advantage"}
         return tuple(
             {"hw": p.hw, "status": "infeasible" if p.violations else "ok",
-             "objectives": {o: float(p.values[o]) if o in p.values else arch_values[o] for o in self.objectives},
+             "objectives": {o: float(p.values[o]) if o in p.values else float(x[o]) if o in x else arch_values[o]
+                            for o in self.objectives},
              "violations": {k: float(v) for k, v in p.violations.items()}}
-            for p in front.points if p.hw != front.proposed.hw)
+            for p, x in zip(points, extra))
 
     @staticmethod
     def _front_info(front: Any) -> dict[str, Any]:
@@ -416,8 +447,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         values = {"energy": tot["energy_j"], "latency": tot["latency_s"], "area": tot["area_mm2"]}
         metrics: dict[str, Any] = {"cycles": tot["cycles"], "utilization": tot["utilization"],
                                    "energy_breakdown": tot["energy"], "ops": tot["ops"]}
-        if "spike_rate_assumed" in rep.assumptions:
-            metrics["spike_rate_assumed"] = rep.assumptions["spike_rate_assumed"]
+        for key in ("spike_rate_assumed", "spike_out_rate_assumed"):  # rates the cost model had to assume
+            if key in rep.assumptions:
+                metrics[key] = rep.assumptions[key]
         return values, metrics
 
     # ---------------------------------------------------------------- a candidate
@@ -525,7 +557,13 @@ class _Network:
 
     @property
     def rates(self) -> dict[str, float]:
-        return dict(self.rec.spike_rates) if self.plan.spiking else {}
+        """The measured input rates of the spiking layers, and for each neuron whose map a
+        conv or linear reads directly, that map's rate (what it emits: the cost model reads it
+        where a template's spike maps are not dense)."""
+        if not self.plan.spiking:
+            return {}
+        measured = dict(self.rec.spike_rates)
+        return {**emitted_rates(self.plan, measured), **measured}
 
     def model(self) -> nn.Module:
         """The trained network, weights loaded, in eval mode."""
@@ -552,3 +590,16 @@ class _Network:
     def accuracy_at(self, precision: tuple[int, int, int]) -> float:
         """Validation accuracy at (weight, activation, membrane) bits."""
         return self.evaluator._quantized_accuracy(self, precision)
+
+
+def emitted_rates(plan: Any, measured: dict[str, float]) -> dict[str, float]:
+    """Neuron name -> the spike rate of the map it emits, for every neuron whose output a conv
+    or linear with a measured input rate reads directly (that rate is measured on exactly this
+    map). Several such readers see the same map: their mean is taken. A neuron read only
+    through a pool, an add or a concatenation has no entry."""
+    neurons = {n.name for n in plan.nodes if n.op == "neuron"}
+    seen: dict[str, list[float]] = {}
+    for n in plan.nodes:
+        if n.op in ("conv", "linear") and n.name in measured and n.inputs and n.inputs[0] in neurons:
+            seen.setdefault(n.inputs[0], []).append(float(measured[n.name]))
+    return {k: float(np.mean(v)) for k, v in seen.items()}

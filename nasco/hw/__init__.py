@@ -11,6 +11,8 @@ from nasco.hw._snn import (
     literature_energy,
     quantised_template,
     quantised_twin,
+    snn_twin,
+    twin_total,
 )
 from nasco.hw._systolic import (
     DATAFLOWS,
@@ -25,5 +27,6 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "Workload", "ann_twin", "break_even_rate", "compare", "cost_configurations", "literature_energy",
            "quantised_template",
            "quantised_twin", "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
-           "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses", "systolic_utilization",
-           "write_scalesim_csv"]
+           "snn_twin", "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses",
+           "systolic_utilization",
+           "twin_total", "write_scalesim_csv"]

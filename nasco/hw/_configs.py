@@ -120,6 +120,8 @@ def cost_configurations(template: AcceleratorTemplate, table: EnergyTable,
     cols = workload.columns()
     rates = np.ones(len(workload))
     _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), dict(spike_rates or {}), default_rate)
+    # The rates of the maps neurons emit: read only where spikes are not dense (CostModel.cost).
+    _fill_rates(rates, workload, np.flatnonzero(cols[_NEURON] != 0), dict(spike_rates or {}), default_rate)
     rates = np.clip(rates, 0.0, 1.0)
     spiking = bool(cols[_NEURON].any())
 

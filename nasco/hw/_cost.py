@@ -22,6 +22,7 @@ from nasco.core import NascoError
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
 from nasco.hw._rowstationary import rs_layer_core
 from nasco.hw._sop import sop_traffic
+from nasco.hw._spikes import spike_map_bits
 from nasco.hw._systolic import systolic_layer_core
 from nasco.hw._workload import COLUMNS, Workload
 
@@ -201,6 +202,10 @@ class CostModel:
         self.rs = template.dataflow == "rs"
         self.sop = template.pe.type == "sop"
         self.skip_zero = bool(template.pe.skip_zero_spikes) and self.sop
+        spikes = template.spikes
+        self.spike_format = str(spikes.format)
+        self.address_bits = None if spikes.address_bits is None else int(spikes.address_bits)
+        self.run_bits = int(spikes.run_bits)
         noc = template.bandwidth.noc_bytes_per_cycle
         self.noc_bpc = None if noc is None else float(noc)
         e = table.energy_j
@@ -288,11 +293,18 @@ class CostModel:
         ``spike_rates`` maps layer name -> measured input spike rate for layers with spiking
         input; a spiking layer without one takes ``default_rate`` (recorded in
         ``assumptions``), or 1.0 (every input spikes: an upper bound) when that is None.
+        When the template's ``spikes.format`` is not ``dense``, a neuron layer's name gives the
+        spike rate of the map it emits (the same default applies, recorded as
+        ``spike_out_rate_assumed``); a dense template never reads those entries.
         """
         cols = workload.columns()
         self._check_mappable(cols, lambda i: (workload.name, workload.layers[i].name))
         rates = np.ones(len(workload))
         missing = _fill_rates(rates, workload, np.flatnonzero(_rate_layers(cols)), spike_rates, default_rate)
+        out_missing = []
+        if self.spike_format != "dense":  # the maps the neurons write are sized by their rates
+            out_missing = _fill_rates(rates, workload, np.flatnonzero(cols[_NEURON] != 0), spike_rates,
+                                      default_rate)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0))
         area = self.area_mm2(bool(cols[_NEURON].any()))
         self._check_results(r, area, lambda i: (workload.name, workload.layers[i].name),
@@ -302,6 +314,11 @@ class CostModel:
         if missing:
             assumptions["spike_rate_assumed"] = {"rate": 1.0 if default_rate is None else default_rate,
                                                  "layers": missing}
+        if self.spike_format != "dense":
+            assumptions["spikes"] = self.spike_format
+        if out_missing:
+            assumptions["spike_out_rate_assumed"] = {"rate": 1.0 if default_rate is None else default_rate,
+                                                     "layers": out_missing}
         return CostReport(
             names=tuple(layer.name for layer in workload.layers),
             kinds=tuple(layer.kind for layer in workload.layers),
@@ -326,7 +343,8 @@ class CostModel:
         Returns arrays with one entry per workload: ``cycles``, ``compute_cycles`` (int64),
         ``latency_s``, ``energy_j``, ``energy_<part>`` for each of ``ENERGY_PARTS``, ``macs``,
         ``ops``, ``utilization``, ``area_mm2``, and ``rate_assumed_layers``: how many spiking
-        layers took ``default_rate`` (or 1.0) for want of a measured rate. ``spike_rates[k]``
+        layers (and, on a template whose spikes are not dense, neuron layers: see :meth:`cost`)
+        took ``default_rate`` (or 1.0) for want of a measured rate. ``spike_rates[k]``
         is the layer name -> rate map of ``workloads[k]`` (None: none measured).
         """
         n_w = len(workloads)
@@ -387,6 +405,17 @@ class CostModel:
                                       spike_rates[k] if spike_rates is not None else None,
                                       default_rate, base=int(offsets[k]))
                 assumed[k] = len(missing)
+        neurons = (np.flatnonzero(cols[_NEURON] != 0) if self.spike_format != "dense"
+                   else np.zeros(0, np.int64))
+        if neurons.size:  # the rates of the maps the neurons emit (see cost)
+            owner = np.searchsorted(offsets, neurons, side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(n_w + 1))
+            for k in np.flatnonzero(np.diff(bounds)):
+                rows = neurons[bounds[k]:bounds[k + 1]]
+                missing = _fill_rates(rates, workloads[k], rows - offsets[k],
+                                      spike_rates[k] if spike_rates is not None else None,
+                                      default_rate, base=int(offsets[k]))
+                assumed[k] += len(missing)
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0), utilization=False)
         self._check_results(r, None, locate, offsets)
         r["energy_j"] = sum(r["energy_" + k] for k in ENERGY_PARTS)
@@ -494,7 +523,7 @@ class CostModel:
             core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
                                        a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
         work = self._compute(geo, core, rates)
-        buf = self._buffers(geo, core, work)
+        buf = self._buffers(geo, core, work, rates)
         dram = self._dram(geo, buf)
         return self._latency(work, buf, dram, utilization)
 
@@ -574,8 +603,20 @@ class CostModel:
         return _Work(snn=snn, serial=serial, vec_binary=vec_binary, macs=macs, ops=ops, busy=busy,
                      cycles=cycles, e_compute=e_compute)
 
-    def _buffers(self, geo: _Geometry, core: dict[str, Any], work: _Work) -> _Buffers:
-        """Register-file, SRAM and NoC traffic and their energy."""
+    def _buffers(self, geo: _Geometry, core: dict[str, Any], work: _Work, rates: np.ndarray) -> _Buffers:
+        """Register-file, SRAM and NoC traffic and their energy.
+
+        Spike maps cost the bits per element of the template's ``spikes.format``
+        (:func:`~nasco.hw._spikes.spike_map_bits`) wherever they are stored or moved: a
+        spiking conv/linear layer's input at its measured rate (over the padded input the layer
+        reads, as SCALE-Sim counts it: padding never spikes, so a sparse format is charged
+        for rate x padded elements, slightly more than the spikes), and on sop templates the
+        map a neuron layer emits at its own rate (see :meth:`cost`). A pool of spikes has no
+        measured input rate and stays dense, and so does a max-pool's output map. The PEs
+        still latch one spike bit per MAC position (the register files), whatever the format.
+        With ``pe.skip_zero_spikes`` (sop) an array skips the cycles of zero spikes (compute
+        cycles x rate); the gated work (weight reads, accumulator updates, adds) follows the
+        spikes on either setting, since SATA clock-gates a PE whose input did not spike."""
         a, steps, spiking, serial, ops = geo.a, geo.steps, geo.spiking, work.serial, work.ops
         # Register files: every MAC position reads its input operand (1 bit when it is a
         # spike); every op reads its weight and updates its psum (``psum_rw`` accesses). A sop
@@ -588,6 +629,9 @@ class CostModel:
             in_bits = np.where(spiking | serial, 1, self.ab)
             in_slots = np.where(serial, ops, work.macs)
             ifmap_bits = np.where(spiking | work.vec_binary, 1, self.ab)
+            if self.spike_format != "dense":
+                in_elems = a["ifmap_h"] * a["ifmap_w"] * a["channels"]
+                ifmap_bits = np.where(spiking, self._spike_bits(rates, in_elems), ifmap_bits)
         else:
             in_bits, in_slots, ifmap_bits = self.ab, work.macs, self.ab
         e_register = (in_slots * in_bits * self.e_rf_i + ops * self.wb * self.e_rf_f
@@ -615,10 +659,17 @@ class CostModel:
             sop = sop_traffic(a, core, steps, geo.lif_src, geo.fused, ifmap_bits, vec_in, vec_out,
                               dataflow=self.t.dataflow, act_bits=self.ab, weight_bits=self.wb,
                               membrane_bits=self.mb, e_sram_r=self.e_sram_r, e_sram_w=self.e_sram_w,
-                              e_reg=self.e_reg, e_neuron_op=self.e_neuron_op)
+                              e_reg=self.e_reg, e_neuron_op=self.e_neuron_op,
+                              spike_out_bits=(None if self.spike_format == "dense"
+                                              else self._spike_bits(rates, a["elements"])))
             e_sram, noc_bits = sop["e_sram"], sop["noc_bits"]
         return _Buffers(ifmap_bits=ifmap_bits, vec_in=vec_in, vec_out=vec_out, e_register=e_register,
                         e_sram=e_sram, noc_bits=noc_bits, e_noc=noc_bits * self.e_noc, sop=sop)
+
+    def _spike_bits(self, rates: np.ndarray, elements: np.ndarray) -> np.ndarray:
+        """Bits per element and timestep of spike maps of ``elements`` neurons at ``rates``."""
+        return spike_map_bits(self.spike_format, rates, elements, address_bits=self.address_bits,
+                              run_bits=self.run_bits)
 
     def _dram(self, geo: _Geometry, buf: _Buffers) -> _Dram:
         """DRAM traffic of weights, activations and spilled membranes, and the neuron updates'

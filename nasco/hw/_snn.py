@@ -13,7 +13,9 @@ twins on the same template with MAC PEs (:func:`ann_template`):
 * :func:`ann_twin` / :func:`quantised_twin`: the same layers as an ANN (ReLU in place of
   neurons) and the activation width ⌈log2(T+1)⌉ that carries as much as T binary spikes;
 * :func:`compare`: SNN, ANN twin and quantised ANN, each costed in full;
-* :func:`break_even_rate`: the uniform spike rate at which the SNN costs what a baseline does.
+* :func:`break_even_rate`: the uniform spike rate at which the SNN costs what a baseline does;
+* :func:`snn_twin`: the figures an evaluation records for a spiking candidate: its
+  ⌈log2(T+1)⌉-bit twin's energy and latency, ``snn_advantage`` and the break-even rate.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from nasco.hw._workload import Workload
 
 __all__ = ["BASELINES", "FP_ENERGY_PJ", "activation_bits_for", "ann_template", "ann_twin", "break_even_rate",
            "compare", "literature_energy", "quantised_template", "quantised_twin", "snn_energy_line",
-           "snn_timesteps"]
+           "snn_timesteps", "snn_twin", "twin_total"]
 
 # Floating-point MAC and accumulate (add) energies at 45 nm in pJ (Horowitz, "Computing's
 # energy problem", ISSCC 2014; as tabulated in docs/REFERENCES.md, "SNN energy"). Integer
@@ -195,22 +197,55 @@ def _summary(rep: CostReport) -> dict[str, Any]:
 
 
 def _uniform(workload: Workload, rate: float) -> dict[str, float]:
-    return {n: float(rate) for n in _spiking_names(workload)}
+    """One rate for every spiking-input layer and every neuron layer (the maps neurons emit
+    have their own rates where spikes are not dense, see :meth:`CostModel.cost`)."""
+    names = _spiking_names(workload) + [layer.name for layer in workload.layers if layer.kind == "neuron"]
+    return {n: float(rate) for n in names}
+
+
+def _affine(template: AcceleratorTemplate) -> bool:
+    """Whether the SNN's energy is affine in a uniform rate on ``template``: dense spike maps
+    (sparse formats make buffer and DRAM traffic, and the DRAM tiling, follow the rate)."""
+    return template.spikes.format == "dense"
 
 
 def snn_energy_line(workload: Workload, template: AcceleratorTemplate,
                     table: EnergyTable) -> tuple[float, float]:
     """(E(0), dE/dr) of the SNN's total CostModel energy in J at a uniform spike rate r.
 
-    Only the gated accumulates and the accumulator/weight register updates they cause scale
-    with the rate (``ops = macs · r`` in :meth:`CostModel.cost`); SRAM, DRAM and neuron
-    energy do not depend on it. So E(r) = E(0) + r·(E(1) − E(0)) on [0, 1] exactly, and two
+    On a template with dense spike maps (``spikes.format: dense``) only the gated
+    accumulates and the accumulator/weight register updates they cause scale with the rate
+    (``ops = macs · r`` in :meth:`CostModel.cost`); SRAM, DRAM and neuron energy do not
+    depend on it. So E(r) = E(0) + r·(E(1) − E(0)) on [0, 1] exactly, and two
     evaluations give the line.
     """
     cm = CostModel(template, table)
     e0 = float(cm.cost(workload, spike_rates=_uniform(workload, 0.0)).energy_j.sum())
     e1 = float(cm.cost(workload, spike_rates=_uniform(workload, 1.0)).energy_j.sum())
     return e0, e1 - e0
+
+
+def _energy_at(workload: Workload, model: CostModel, rate: float) -> float:
+    return float(model.cost(workload, spike_rates=_uniform(workload, rate)).energy_j.sum())
+
+
+def _crossing(workload: Workload, template: AcceleratorTemplate, table: EnergyTable, target: float) -> float:
+    """The uniform rate in [0, 1] where the SNN's energy reaches ``target`` on a template whose
+    spike maps are not dense; nan / inf as in :func:`_solve`. The energy is non-decreasing in
+    the rate (every format's bits per element are), so bisection finds the crossing (brentq,
+    to a rate tolerance of 1e-12)."""
+    from scipy.optimize import brentq
+
+    model = CostModel(template, table)
+    e0, e1 = _energy_at(workload, model, 0.0), _energy_at(workload, model, 1.0)
+    if e1 <= e0:
+        raise ValueError("the SNN's energy does not depend on the spike rate (no spiking-input "
+                         "layer in the workload?); there is no break-even rate")
+    if target < e0:
+        return math.nan
+    if target > e1:
+        return math.inf
+    return float(brentq(lambda r: _energy_at(workload, model, r) - target, 0.0, 1.0, xtol=1e-12))
 
 
 def _solve(line: tuple[float, float], target: float, extrapolate: bool) -> float:
@@ -251,10 +286,18 @@ def break_even_rate(workload: Workload, template: AcceleratorTemplate, table: En
     * ``inf``: the SNN costs less at every rate, even r = 1.
 
     ``extrapolate=True`` returns the crossing of the (affine) energy line wherever it lies,
-    negative or above 1, to show how far from [0, 1] it is. The template must be resolved.
+    negative or above 1, to show how far from [0, 1] it is; it needs dense spike maps, on
+    which the energy is affine in the rate. With a sparse ``spikes.format`` the crossing is
+    found by bisection on [0, 1]. The template must be resolved.
     """
     base_wl, base_t, _bits = _baseline(workload, ann_template(template), table, against)
     target = float(CostModel(base_t, table).cost(base_wl).energy_j.sum())
+    if not _affine(template):
+        if extrapolate:
+            raise ValueError("extrapolate needs dense spike maps (the energy is then affine in the rate); "
+                             f"template {template.name!r} has spikes.format "
+                             f"{template.spikes.format!r}")
+        return _crossing(workload, template, table, target)
     return _solve(snn_energy_line(workload, template, table), target, extrapolate)
 
 
@@ -267,23 +310,37 @@ def compare(workload: Workload, spike_rates: float | Mapping[str, float], templa
     breakdown, latency,
     cycles). Also returned: the literature estimate of the SNN (and of the ANN twin, E_MAC per
     MAC), the SNN's energy ratio to each baseline, and the break-even rates against both
-    (see :func:`break_even_rate`; ``*_extrapolated`` gives the unclipped crossing).
+    (see :func:`break_even_rate`; ``*_extrapolated`` gives the unclipped crossing, None where
+    the spike maps are not dense). ``energy_line`` is None there too.
     """
     rates = _rates(workload, spike_rates)
     T = snn_timesteps(workload)
     snn_model = CostModel(template, table)
-    snn = _summary(snn_model.cost(workload, spike_rates=rates))
+    # The maps neurons emit: one float rate covers them too; a mapping gives them by name
+    # (read only where spikes are not dense, see CostModel.cost).
+    neurons = [layer.name for layer in workload.layers if layer.kind == "neuron"]
+    if isinstance(spike_rates, Mapping):
+        emitted = {n: float(spike_rates[n]) for n in neurons if n in spike_rates}
+    else:
+        emitted = {n: float(spike_rates) for n in neurons}
+    snn = _summary(snn_model.cost(workload, spike_rates={**rates, **emitted}))
     ann_t = ann_template(template)
     ann_wl = ann_twin(workload)
     ann = _summary(CostModel(ann_t, table).cost(ann_wl))
     q_wl, bits = quantised_twin(workload, T)
     q_template = quantised_template(ann_t, bits)
     quant = _summary(CostModel(q_template, table).cost(q_wl))
-    line = snn_energy_line(workload, template, table) if _spiking_names(workload) else None
+    affine = _affine(template)
+    line = snn_energy_line(workload, template, table) if _spiking_names(workload) and affine else None
     be: dict[str, float | None] = {}
     for name, base in (("quantised", quant), ("ann", ann)):
-        be[name] = _solve(line, base["energy_j"], False) if line else None
-        be[f"{name}_extrapolated"] = _solve(line, base["energy_j"], True) if line else None
+        if line:
+            be[name] = _solve(line, base["energy_j"], False)
+            be[f"{name}_extrapolated"] = _solve(line, base["energy_j"], True)
+        else:  # no spiking layer, or a sparse spike format (no line to extrapolate)
+            be[name] = (_crossing(workload, template, table, base["energy_j"])
+                        if _spiking_names(workload) else None)
+            be[f"{name}_extrapolated"] = None
     b = template.bits
     return {
         "workload": workload.name,
@@ -300,3 +357,48 @@ def compare(workload: Workload, spike_rates: float | Mapping[str, float], templa
         "energy_line": {"e0_j": line[0], "slope_j": line[1]} if line else None,
         "break_even": be,
     }
+
+
+def twin_total(workload: Workload, template: AcceleratorTemplate,
+               table: EnergyTable) -> tuple[dict[str, Any], int]:
+    """The :meth:`CostReport.total` of the spiking ``workload``'s ⌈log2(T+1)⌉-bit ANN twin on
+    ``template`` with MAC PEs, and that width."""
+    q_wl, bits = quantised_twin(workload, snn_timesteps(workload))
+    return CostModel(quantised_template(ann_template(template), bits), table).cost(q_wl).total(), bits
+
+
+def snn_twin(workload: Workload, template: AcceleratorTemplate, table: EnergyTable,
+             snn: Mapping[str, float]) -> dict[str, Any]:
+    """What an evaluation records for a spiking network beside its own cost on ``template``.
+
+    ``snn`` holds the network's own totals at its measured spike rates (``energy_j``,
+    ``latency_s``: :meth:`CostReport.total` on ``template``). The twin is the same
+    architecture as a ⌈log2(T+1)⌉-bit ANN on the same template with MAC PEs
+    (:func:`quantised_twin`, :func:`quantised_template` of :func:`ann_template`). Returns
+    ``twin_energy`` (J), ``twin_latency`` (s), ``twin_bits``, ``snn_advantage`` = twin energy /
+    SNN energy (above 1: the SNN is cheaper), ``latency_ratio`` = twin latency / SNN latency,
+    and ``break_even_rate``: the uniform spike rate at which the SNN's energy equals the twin's
+    (:func:`break_even_rate`), None when there is none in [0, 1], with ``break_even`` saying why
+    (``"never"``: the SNN costs more even at rate 0; ``"always"``: less even at rate 1;
+    ``"none"``: no layer takes spikes; else ``"rate"``).
+    """
+    tot, bits = twin_total(workload, template, table)
+    out: dict[str, Any] = {"twin_energy": tot["energy_j"], "twin_latency": tot["latency_s"],
+                           "twin_bits": bits,
+                           "snn_advantage": tot["energy_j"] / snn["energy_j"],
+                           "latency_ratio": tot["latency_s"] / snn["latency_s"]}
+    r = None
+    if _spiking_names(workload):
+        if _affine(template):
+            r = _solve(snn_energy_line(workload, template, table), tot["energy_j"], False)
+        else:
+            r = _crossing(workload, template, table, tot["energy_j"])
+    if r is None:
+        out.update(break_even_rate=None, break_even="none")
+    elif math.isnan(r):
+        out.update(break_even_rate=None, break_even="never")
+    elif math.isinf(r):
+        out.update(break_even_rate=None, break_even="always")
+    else:
+        out.update(break_even_rate=float(r), break_even="rate")
+    return out

@@ -15,15 +15,18 @@ __all__ = ["sop_traffic"]
 def sop_traffic(a: dict[str, np.ndarray], core: dict[str, Any], steps: np.ndarray, lif_src: np.ndarray,
                 fused: np.ndarray, ifmap_bits: Any, vec_in: np.ndarray, vec_out: np.ndarray, *, dataflow: str,
                 act_bits: int, weight_bits: int, membrane_bits: int, e_sram_r: float, e_sram_w: float,
-                e_reg: float, e_neuron_op: float) -> dict[str, np.ndarray]:
+                e_reg: float, e_neuron_op: float, spike_out_bits: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
     """Buffer, NoC, DRAM and membrane traffic of the spiking dataflow on sop PEs.
 
     ``a`` are the workload's columns by name, ``core`` the array's accesses from the
     dataflow's core, ``ifmap_bits`` the bits per input element and ``vec_in`` / ``vec_out``
     the vector unit's elements; the energies are per bit (SRAM read and write, register) and
-    per neuron update. Returns the SRAM energy and NoC bits that replace the dense
-    dataflow's, the bits each layer reads (``neuron_in``) and writes (``out_bits`` per output
-    element, ``neuron_out``) over all its timesteps, and the neuron updates' energy.
+    per neuron update; ``spike_out_bits`` the bits per element of the spike map each neuron
+    layer emits (None: dense, 1 bit; see :mod:`nasco.hw._spikes`). Returns the SRAM energy
+    and NoC bits that replace the dense dataflow's, the bits each layer reads (``neuron_in``)
+    and writes (``out_bits`` per output element, ``neuron_out``) over all its timesteps, and
+    the neuron updates' energy.
 
     The LIF units at the array edge are fused with the layer that feeds them (``lif_src``,
     see Layer.output_bits) and the timestep loop runs innermost over each tile, as in SATA
@@ -60,6 +63,9 @@ def sop_traffic(a: dict[str, np.ndarray], core: dict[str, Any], steps: np.ndarra
     w_reads = 1.0 if dataflow == "ws" else steps
     neuron_in = np.where(alone, elems * act_bits * steps, 0.0)
     neuron_out = np.where(alone, elems * steps, 0.0)
+    if spike_out_bits is not None:  # a fused source writes its neuron's map, a lone neuron its own
+        out_w = np.where(lif_src, np.roll(spike_out_bits, -1), out_w)
+        neuron_out = neuron_out * spike_out_bits
     reads = ((core["ifmap_reads"] + vec_in) * ifmap_bits * steps
              + core["filter_reads"] * weight_bits * w_reads + neuron_in)
     writes = (core["ofmap_writes"] + vec_out) * out_w * out_steps + neuron_out

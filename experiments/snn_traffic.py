@@ -1,0 +1,185 @@
+"""SNN candidates against their ANN twins per spike-map format and template, at measured spike rates.
+
+20 random darts_snn cells (the space's defaults: T from its choice, digits 8x8 input) are
+trained for 2 epochs on digits by nasco's train evaluator (``TrainCostEvaluator``), which
+measures each spiking layer's input spike rate on the validation pass; the rates are cached in
+``experiments/results/snn_traffic_rates.json``. Each network is then costed at those rates on
+every member of asic_template at its defaults, with each spike-map format (``spikes.format``:
+dense, aer, bitmap_rle; nasco/hw/_spikes.py), beside its ⌈log2(T+1)⌉-bit ANN twin on the same
+template with MAC PEs (``nasco.hw.snn_twin``). A neuron's emitted map takes the rate its
+readers measured (``nasco.evaluate._joint.emitted_rates``); a neuron read only through a pool,
+an add or a concatenation has none measured and takes the network's mean measured rate here.
+
+Reported per template and format: the share of candidates with ``snn_advantage`` (twin energy /
+SNN energy) > 1, its median and range, how the break-even rates fall (none in [0, 1] because
+the SNN costs more even at rate 0, a rate, or the SNN cheaper at every rate), and the
+advantage at rate 0 (the most any sparsity could give) beside the measured mean rate.
+For contrast, the VGG-like stacks of ``experiments/snn_break_even.py`` (fused LIFs, T = 5,
+32x32 input) get their break-even rate against the 3-bit twin on sata_like per format.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python experiments/snn_traffic.py [--archs 20] [--out FILE.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasco.dsl import load_energy_table, load_spec, resolve
+from nasco.evaluate._joint import emitted_rates
+from nasco.hw import CostModel, break_even_rate, snn_twin
+from nasco.nn import plan_network, plan_workload
+from nasco.space import SearchSpace
+
+INPUT, CLASSES = (1, 8, 8), 10
+EPOCHS = 2
+TEMPLATES = ("eyeriss_like", "nvdla_like", "shidiannao_like", "input_stationary", "sata_like")
+FORMATS = ("dense", "aer", "bitmap_rle")
+RESULTS = Path(__file__).parent / "results"
+
+
+def architectures(n: int):
+    ss = SearchSpace(load_spec("darts_snn"), load_spec("asic_template"))
+    out = []
+    for seed in range(n):
+        cand = ss.sample(np.random.default_rng(seed))
+        arch, _ = ss.resolve(cand)
+        plan = plan_network(arch, cand.arch["cell"], INPUT, CLASSES)
+        out.append((seed, cand, plan, plan_workload(plan, name=f"darts_snn seed {seed}")))
+    return ss, out
+
+
+def measured(ss, archs, path: Path) -> dict[int, dict]:
+    """seed -> {"rates", "accuracy", "seconds"}: a 2-epoch training on digits, cached in ``path``."""
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    todo = [(s, c) for s, c, _, _ in archs if str(s) not in cache]
+    if todo:
+        from nasco.evaluate import TrainCostEvaluator, load_dataset
+
+        ev = TrainCostEvaluator(ss, load_dataset("digits", seed=0), epochs=EPOCHS, hw_inner=False)
+        for seed, cand in todo:
+            t0 = time.perf_counter()
+            r = ev.evaluate(cand, 0)
+            cache[str(seed)] = {"rates": r.metrics["spike_rates"], "accuracy": r.objectives["accuracy"],
+                                "seconds": time.perf_counter() - t0}
+            path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+            print(f"trained seed {seed}: accuracy {r.objectives['accuracy']:.3f} in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return {s: cache[str(s)] for s, _, _, _ in archs}
+
+
+def all_rates(plan, workload, rates: dict[str, float]) -> tuple[dict[str, float], int]:
+    """The measured input rates, each neuron's emitted rate (its readers', else the mean
+    measured rate), and how many neurons took the mean."""
+    spiking = [la.name for la in workload.layers if la.spiking_input and la.kind in ("conv", "linear")]
+    missing = [n for n in spiking if n not in rates]
+    if missing:  # a cache written for other architectures: refuse rather than assume rates
+        raise SystemExit(f"{workload.name}: no measured rate for {missing[:3]}; delete "
+                         "experiments/results/snn_traffic_rates.json and rerun")
+    emitted = emitted_rates(plan, rates)
+    mean = float(np.mean(list(rates.values())))
+    neurons = [la.name for la in workload.layers if la.kind == "neuron"]
+    fallback = {n: mean for n in neurons if n not in emitted}
+    return {**fallback, **emitted, **rates}, len(fallback)
+
+
+def _fmt_range(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _stacks() -> list[str]:
+    """Break-even rates of snn_break_even.py's VGG-like stacks on sata_like, per format."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from snn_break_even import STACKS, conv_stack
+
+    out = ["", "## VGG-like stacks (fused LIFs, T = 5, 32x32) on sata_like: break-even rate against the "
+           "3-bit twin", "", "| workload | " + " | ".join(FORMATS) + " |", "|---|" + "---:|" * len(FORMATS)]
+    for name, widths in STACKS.items():
+        wl = conv_stack(widths, name)
+        cells = []
+        for fmt in FORMATS:
+            t = resolve(load_spec("sata_like", overrides={("spikes", "format"): fmt}), {})
+            r = break_even_rate(wl, t, load_energy_table(t))
+            cells.append("never" if math.isnan(r) else "always" if math.isinf(r) else f"{r:.2%}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(out[-1], flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=RESULTS / "snn_traffic.md")
+    args = ap.parse_args()
+    ss, archs = architectures(args.archs)
+    meas = measured(ss, archs, RESULTS / "snn_traffic_rates.json")
+    nets = []
+    fallbacks = []
+    for seed, _, plan, wl in archs:
+        rates, n_mean = all_rates(plan, wl, meas[seed]["rates"])
+        fallbacks.append(n_mean)
+        nets.append((seed, wl, rates, float(np.mean(list(meas[seed]["rates"].values())))))
+    lines = [
+        "# SNN candidates against their ANN twins per spike-map format and template",
+        "",
+        f"Generated by `experiments/snn_traffic.py`: {len(nets)} random darts_snn cells (seeds "
+        f"0-{len(nets) - 1}, the space's defaults), trained {EPOCHS} epochs on digits (8x8) by "
+        "TrainCostEvaluator, which measured "
+        "each spiking layer's input rate; each costed at those rates on every asic_template member at its "
+        "defaults (horowitz_45nm or the member's table) with each spike-map format, beside its "
+        "⌈log2(T+1)⌉-bit ANN twin on the same template with MAC PEs (nasco.hw.snn_twin).",
+        "",
+        f"Measured mean input spike rate per network: {_fmt_range([n[3] for n in nets])} (median, range); "
+        f"validation accuracy {_fmt_range([meas[s]['accuracy'] for s, *_ in archs])}. Neurons whose map no "
+        f"conv reads directly took the network's mean rate: {_fmt_range([float(f) for f in fallbacks])} per "
+        "network.",
+        "",
+        "snn_advantage = twin energy / SNN energy (> 1: the SNN wins). Break-even: 'never' the SNN costs "
+        "more even at rate 0; 'rate' a crossing in [0, 1]; 'always' the SNN is cheaper at every rate. "
+        "'adv. at r=0': the advantage with no spike at all (every spiking layer's and neuron's rate 0), "
+        "the most any sparsity could give on that design.",
+        "",
+        "| template | format | share snn_advantage > 1 | snn_advantage median (range) | break-even never / "
+        "rate / always | break-even rates (median) | adv. at r=0 median (range) |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    t0 = time.perf_counter()
+    for name in TEMPLATES:
+        for fmt in FORMATS:
+            raw = load_spec(name, overrides={("spikes", "format"): fmt})
+            t = resolve(raw, {})
+            table = load_energy_table(t)
+            adv, adv0, kinds, crossings = [], [], {"never": 0, "rate": 0, "always": 0}, []
+            for _seed, wl, rates, _mean in nets:
+                model = CostModel(t, table)
+                tot = model.cost(wl, rates).total()
+                twin = snn_twin(wl, t, table, tot)
+                adv.append(twin["snn_advantage"])
+                kinds[twin["break_even"]] += 1
+                if twin["break_even_rate"] is not None:
+                    crossings.append(twin["break_even_rate"])
+                zero = model.cost(wl, dict.fromkeys(rates, 0.0)).total()["energy_j"]
+                adv0.append(twin["twin_energy"] / zero)
+            share = sum(a > 1 for a in adv) / len(adv)
+            be = f"{statistics.median(crossings):.4f}" if crossings else "-"
+            lines.append(f"| {name} | {fmt} | {share:.0%} | {_fmt_range(adv)} | {kinds['never']} / "
+                         f"{kinds['rate']} / {kinds['always']} | {be} | {_fmt_range(adv0)} |")
+            print(lines[-1], flush=True)
+    lines += _stacks()
+    lines += ["", f"Costing all {len(TEMPLATES) * len(FORMATS)} template-format pairs (SNN, twin, "
+              "break-even, "
+              f"rate 0) took {time.perf_counter() - t0:.1f} s."]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
