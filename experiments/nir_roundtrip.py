@@ -24,10 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import git_commit  # noqa: E402
 
-from nasco.dsl import ArchSpace, build, load_spec  # noqa: E402
+from nasco.dsl import ArchSpace, load_spec  # noqa: E402
 from nasco.evaluate import TrainConfig, load_dataset, train_and_evaluate  # noqa: E402
-from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR  # noqa: E402
-from nasco.evaluate._trainings import TrainingStore  # noqa: E402
 from nasco.export import ExportError  # noqa: E402
 from nasco.export._nir import plan_to_nir  # noqa: E402
 from nasco.export._nir_roundtrip import (  # noqa: E402,E501
@@ -74,22 +72,25 @@ def train(arch: ArchSpace, cell: dict, data, seed: int) -> GraphNet:
 
 
 def front_networks(run_dirs: list[Path]) -> list[tuple[str, ArchSpace, dict, dict]]:
-    """The front members of finished runs that kept their weights: (id, space, cell, state)."""
-    import json
+    """The distinct trained networks of the front members (pareto.csv) of finished runs, as
+    `nasco export` loads them: (name, space, cell, state)."""
+    import csv
 
-    from nasco.pareto import pareto_front
-    from nasco.run import Ledger
+    from nasco.export import ExportError, load_network
 
-    out = []
+    out, seen = [], set()
     for run in run_dirs:
-        objectives = json.loads((run / "run.json").read_text())["objectives"]
-        store = TrainingStore(run / TRAININGS_DIR)
-        for i, row in pareto_front(Ledger(run).rows(), objectives).iterrows():
-            key = json.loads(row["metrics"]).get("training") if isinstance(row.get("metrics"), str) else None
-            record = store.get(key) if key else None
-            if record is not None:
-                out.append((f"{run.name}/{key[:10]}", build(ArchSpace, record.inputs["space"]),
-                            record.inputs["arch"]["cell"], store.state_dict(key)))
+        with open(run / "pareto.csv", newline="") as fh:
+            ids = [row["id"] for row in csv.DictReader(fh)]
+        for cid in ids:
+            try:
+                net = load_network(run, cid)
+            except ExportError as exc:  # no network kept (a table run): say so, go on
+                print(f"{run}: {exc}")
+                continue
+            if net.key not in seen:
+                seen.add(net.key)
+                out.append((f"{run.name}/{cid[:10]}", net.space, net.inputs["arch"]["cell"], net.state))
     return out
 
 
