@@ -125,13 +125,15 @@ class LayerEnergy:
     kinds: tuple[str, ...]
     parts: dict[str, np.ndarray]
     spike_rates: dict[str, float]
+    twin: dict[str, Any] | None = None  # a spiking network's ANN twin (nasco.hw.snn_twin)
 
     def totals(self) -> dict[str, float]:
         return {k: float(v.sum()) for k, v in self.parts.items()}
 
 
 def _workload(run: RunData, key: str) -> tuple[Any, dict[str, float]] | None:
-    """(workload, spike rates) of the training ``key``, from its record; None without one."""
+    """(workload, spike rates) of the training ``key``, from its record (the rates measured at
+    the spiking layers' inputs, as the evaluator records them); None without one."""
     cache = run._cache.setdefault("workloads", {})
     if key not in cache:
         from nasco.dsl import ArchSpace, build
@@ -146,22 +148,40 @@ def _workload(run: RunData, key: str) -> tuple[Any, dict[str, float]] | None:
             plan = plan_network(build(ArchSpace, inputs["space"]), inputs["arch"]["cell"],
                                 tuple(inputs["data"]["input_shape"]), int(inputs["data"]["num_classes"]))
             cache[key] = (plan_workload(plan), dict(rec.spike_rates) if plan.spiking else {})
+            run._cache.setdefault("plans", {})[key] = plan
     return cache[key]
+
+
+def _plan(run: RunData, key: str) -> Any:
+    """The plan of the training ``key`` (after :func:`_workload` found its record)."""
+    return run._cache["plans"][key]
 
 
 def layer_energy(run: RunData, member: Member) -> LayerEnergy | None:
     """The member's per-layer energy on its own accelerator: the workload of its trained network
     (the training record's resolved space and cell) costed by :class:`nasco.hw.CostModel` with the
-    spike rates measured in that training. None when the run kept no training record for it
-    (table and proxy evaluators) or it has no single accelerator."""
+    spike rates measured in that training (the maps neurons emit at their readers' rates), and for
+    a spiking network its ANN twin on the same accelerator (:func:`nasco.hw.snn_twin`). None when
+    the run kept no training record for it (table and proxy evaluators) or it has no single
+    accelerator."""
     if member.template is None or member.training is None or member.multi_task:
         return None
     found = _workload(run, member.training)
     if found is None:
         return None
     from nasco.dsl import load_energy_table
-    from nasco.hw import CostModel
+    from nasco.evaluate._joint import emitted_rates
+    from nasco.hw import CostModel, snn_twin
 
     workload, rates = found
-    rep = CostModel(member.template, load_energy_table(member.template)).cost(workload, rates)
-    return LayerEnergy(rep.names, rep.kinds, dict(rep.energy), {n: rates[n] for n in rep.names if n in rates})
+    table = load_energy_table(member.template)
+    # The maps neurons emit take their readers' measured rates, as in the evaluator's costing.
+    costed = {**emitted_rates(_plan(run, member.training), rates), **rates} if rates else rates
+    rep = CostModel(member.template, table).cost(workload, costed)
+    twin = None
+    if rates:
+        total = rep.total()
+        twin = snn_twin(workload, member.template, table,
+                        {"energy_j": total["energy_j"], "latency_s": total["latency_s"]})
+    return LayerEnergy(rep.names, rep.kinds, dict(rep.energy), {n: rates[n] for n in rep.names if n in rates},
+                       twin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 from nasco.report._cells import cell_svg
 from nasco.report._figures import energy_figure, front_figure, history_figure, spike_rate_figure
@@ -87,9 +88,28 @@ def _energy_block(run: RunData, m: Member) -> str:
             "parts": {k: v.tolist() for k, v in energy.parts.items()}, "spike_rates": energy.spike_rates}
     out = (f"<h4>Energy per layer, by part (per inference)</h4>{figure_div(energy_figure(energy))}"
            f"{table(['part', 'total'], rows)}{data_script(ENERGY_DATA_PREFIX + m.id, data)}")
+    if energy.twin is not None:
+        latency_obj = next((o for o in run.objectives if o.name == "latency"), None)
+        out += _twin_text(energy.twin, energy_obj, latency_obj)
     if energy.spike_rates:
         out += f"<h4>Input spike rate per layer</h4>{figure_div(spike_rate_figure(energy.spike_rates))}"
     return out
+
+
+def _twin_text(twin: dict[str, Any], energy_obj: Any, latency_obj: Any) -> str:
+    """The spiking network beside its ceil(log2(T+1))-bit ANN twin on the same accelerator."""
+    energy = value_text(twin["twin_energy"], energy_obj) if energy_obj else f"{twin['twin_energy']:.4g} J"
+    latency = (value_text(twin["twin_latency"], latency_obj) if latency_obj
+               else f"{twin['twin_latency']:.4g} s")
+    where = {"never": "costs more than its twin at every spike rate, even 0",
+             "always": "costs less than its twin at every spike rate",
+             "none": "has no layer that takes spikes"}.get(twin["break_even"])
+    if where is None:
+        rate = 100 * twin["break_even_rate"]
+        where = f"costs less than its twin below a uniform input spike rate of {rate:.3g} %"
+    return (f'<p class="note">ANN twin ({twin["twin_bits"]}-bit activations, MAC PEs, same accelerator): '
+            f"{html.escape(energy)}, {html.escape(latency)}; snn_advantage (twin energy / SNN energy) "
+            f"{twin['snn_advantage']:.3g}. The SNN {where}.</p>")
 
 
 def _arch_block(run: RunData, k: int, group: ArchGroup) -> str:

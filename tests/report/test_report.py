@@ -81,6 +81,7 @@ def test_each_section_is_there(report):
                     "Cells", "Energy per layer, by part", "Input spike rate per layer", "run.json config"):
         assert heading in text, heading
     assert "normal cell" in text and "reduction cell" in text  # the cell diagrams' SVG text
+    assert "ANN twin (" in text and "snn_advantage (twin energy / SNN energy)" in text
     # Engineering units, as plotly's JSON writes them.
     for label in ("energy [µJ]", "latency [ms]", "area [mm²]"):
         assert json.dumps(label)[1:-1] in text, label
@@ -160,6 +161,11 @@ def test_layer_energy_equals_the_ledger_on_each_rows_own_accelerator(train_run):
         for part, value in recorded.items():
             assert totals[part] == pytest.approx(value, rel=RTOL, abs=0.0), part
         assert sum(totals.values()) == pytest.approx(row["objectives"]["energy"], rel=RTOL, abs=0.0)
+        # The ANN twin the report shows is the one the evaluator recorded for the row.
+        recorded_twin = row["metrics"]["snn_twin"]
+        assert set(energy.twin) == set(recorded_twin)
+        for k, v in recorded_twin.items():
+            assert energy.twin[k] == (pytest.approx(v, rel=RTOL, abs=0.0) if isinstance(v, float) else v), k
         checked += 1
     assert checked >= 2
 
