@@ -47,8 +47,7 @@ from _provenance import git_commit  # noqa: E402
 
 from nasco.dsl import load_spec  # noqa: E402
 from nasco.evaluate import TrainConfig, load_dataset, train_and_evaluate  # noqa: E402
-from nasco.evaluate._train import reset_states  # noqa: E402
-from nasco.export._onnx import _exported_module, write_onnx  # noqa: E402  (the module it exports)
+from nasco.export._onnx import _exported_module, torch_outputs, write_onnx  # noqa: E402  (the module it exports)
 from nasco.nn import GraphNet, plan_network  # noqa: E402
 from nasco.space import SearchSpace  # noqa: E402
 
@@ -91,19 +90,6 @@ def neuron_variant(arch, i: int):
     return dataclasses.replace(arch, neuron=neuron)
 
 
-def torch_run(model: GraphNet, x: torch.Tensor, tap: str | None):
-    seen: list[torch.Tensor] = []
-    handle = model.module_of(tap).register_forward_hook(lambda _m, _a, o: seen.append(o)) if tap else None
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        reset_states(model)
-        if handle is not None:
-            handle.remove()
-    return logits.numpy(), (seen[0].numpy() if tap else None)
-
-
 def run_one(space: SearchSpace, i: int, cand: Any, data: Any, args: argparse.Namespace,
             work: Path) -> dict[str, Any]:
     name = space.arch_spec.name
@@ -120,7 +106,7 @@ def run_one(space: SearchSpace, i: int, cand: Any, data: Any, args: argparse.Nam
     export_s = time.perf_counter() - t0
     path = work / f"{name}_{i}" / facts["files"][0]
     tap = facts["outputs"][1]["node"] if plan.spiking else None
-    logits, spikes = torch_run(model, data.x_test, tap)
+    logits, spikes = torch_outputs(model, data.x_test, tap)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outs = session.run(None, {"input": data.x_test.numpy()})
     diff = np.abs(outs[0] - logits).max(1)

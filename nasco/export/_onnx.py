@@ -25,7 +25,7 @@ from nasco.export._errors import ExportError
 from nasco.nn import GraphNet, Node, Plan
 from nasco.nn._torch import make_layer
 
-__all__ = ["OPSET", "UnrolledLIF", "write_onnx"]
+__all__ = ["OPSET", "UnrolledLIF", "torch_outputs", "write_onnx"]
 
 # The default-domain opset the file declares: ONNX 1.15's, which onnxruntime runs from 1.17 on
 # and torch's exporter targets by default.
@@ -210,3 +210,21 @@ def _value_info(v) -> dict[str, Any]:
     t = v.type.tensor_type
     dims = [d.dim_param if d.HasField("dim_param") else d.dim_value for d in t.shape.dim]
     return {"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name}
+
+
+def torch_outputs(model: GraphNet, x: torch.Tensor, tap: str | None = None) -> tuple[Any, Any]:
+    """What an ONNX export is checked against: ``model``'s logits on ``x`` and, for ``tap`` (a
+    neuron node), the spikes [T, B, ...] it emitted, as numpy arrays (None without a tap); the
+    network's neuron states are reset after the run."""
+    from nasco.evaluate._train import reset_states
+
+    seen: list[torch.Tensor] = []
+    handle = model.module_of(tap).register_forward_hook(lambda _m, _a, out: seen.append(out)) if tap else None
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        reset_states(model)
+        if handle is not None:
+            handle.remove()
+    return logits.numpy(), (seen[0].numpy() if tap else None)

@@ -12,9 +12,8 @@ import torch
 from nasco.dsl import load_spec, resolve
 from nasco.evaluate import TrainConfig, train_and_evaluate
 from nasco.evaluate._data import load_dataset
-from nasco.evaluate._train import reset_states
 from nasco.export import ExportError
-from nasco.export._onnx import UnrolledLIF, write_onnx
+from nasco.export._onnx import UnrolledLIF, torch_outputs, write_onnx
 from nasco.nn import GraphNet, plan_network, plan_supernet
 
 torch.set_num_threads(1)
@@ -65,20 +64,6 @@ def _trained(name: str, overrides: dict, cell: dict, digits, epochs: int = 1):
     return plan, arch, model.eval()
 
 
-def _torch_run(model: GraphNet, x: torch.Tensor, tap: str | None = None):
-    """Logits of the torch network and, for ``tap``, the spikes [T, B, ...] its neuron emitted."""
-    seen = []
-    handle = model.module_of(tap).register_forward_hook(lambda _m, _a, out: seen.append(out)) if tap else None
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        reset_states(model)
-        if handle is not None:
-            handle.remove()
-    return logits.numpy(), (seen[0].numpy() if tap else None)
-
-
 def _ort_run(path, x: np.ndarray) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"input": x})
@@ -125,7 +110,7 @@ def exported(digits, tmp_path_factory):
 def test_ann_logits_and_predictions_match_torch(key, exported, digits):
     net = exported(key)
     assert net.cell_ops == set(net.arch.cell.ops)  # every op of the space, nb201's none included
-    logits, _ = _torch_run(net.model, digits.x_test)
+    logits, _ = torch_outputs(net.model, digits.x_test)
     (out,) = _ort_run(net.path, digits.x_test.numpy())
     # Measured on the 360 test digits: darts 2.9e-6, nb201 9.5e-7 (float32 convs summed in
     # another order); the bound the export promises is 1e-4.
@@ -141,7 +126,7 @@ def test_snn_spike_trains_and_predictions_match_torch(key, exported, digits):
     assert (net.arch.neuron.type, net.arch.neuron.tau, net.arch.neuron.v_reset) == kind
     assert {"cells.0.out", "cells.1.out", "cells.2.pre0.conv"} <= set(net.plan.by_name())
     with net.model.spike_rate_recorder() as rec:
-        logits, spikes = _torch_run(net.model, digits.x_test, _last_neuron(net.plan))
+        logits, spikes = torch_outputs(net.model, digits.x_test, _last_neuron(net.plan))
     rates = rec.rates().values()
     assert 0.05 <= min(rates) and max(rates) <= 0.5  # realistic rates: the comparison tests firing
     out, out_spikes = _ort_run(net.path, digits.x_test.numpy())
@@ -186,7 +171,7 @@ def test_batch_axis_is_dynamic(exported, digits):
     net = exported("darts")
     for n in (1, 7):
         x = digits.x_test[:n]
-        logits, _ = _torch_run(net.model, x)
+        logits, _ = torch_outputs(net.model, x)
         (out,) = _ort_run(net.path, x.numpy())
         assert out.shape == (n, 10)
         assert np.abs(out - logits).max() <= 1e-4  # the bound of the full-split test above
@@ -233,7 +218,7 @@ def test_rate_encoded_network_reads_the_encoded_spikes(tmp_path, digits):
     assert facts["inputs"][0]["shape"] == ["batch", 2, 1, 8, 8] and "uniform()" in facts["inputs"][0]["note"]
     x = digits.x_test[:64] * digits.std[0] + digits.mean[0]  # intensities in [0, 1]
     torch.manual_seed(5)  # GraphNet draws the Bernoulli spikes, (T, B, C, H, W), first thing
-    logits, spikes = _torch_run(model, x, _last_neuron(plan))
+    logits, spikes = torch_outputs(model, x, _last_neuron(plan))
     torch.manual_seed(5)
     encoded = (torch.rand((2, *x.shape)) < x.clamp(0, 1)).float()
     out, out_spikes = _ort_run(tmp_path / "network.onnx", encoded.transpose(0, 1).numpy())
@@ -248,7 +233,7 @@ def test_event_frames_in_b_t_c_h_w(tmp_path):
     assert facts["inputs"][0]["shape"] == ["batch", 2, 2, 8, 8]
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 3, (16, 2, 2, 8, 8), generator=g).float()  # event counts 0-2: read as spikes
-    logits, spikes = _torch_run(model, frames, _last_neuron(plan))
+    logits, spikes = torch_outputs(model, frames, _last_neuron(plan))
     out, out_spikes = _ort_run(tmp_path / "network.onnx", frames.numpy())
     assert spikes.mean() > 0.05
     assert np.array_equal(out_spikes, spikes)
