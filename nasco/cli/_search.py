@@ -442,10 +442,13 @@ def _with_out(args: argparse.Namespace, out: Path) -> argparse.Namespace:
 
 def add_search(sub) -> None:
     p = sub.add_parser(
-        "search", help="search architectures x accelerator configurations; writes ledger, front, plot, summary",
+        "search",
+        help="search architectures x accelerator configurations; writes ledger, front, plots, summary, report",
         description="Search a space (and an accelerator template, template set, or a multi-accelerator with "
-                    "one space per task) with real training on a dataset and the analytical cost model. Writes DIR/ledger.jsonl (every evaluation, durable as it "
-                    "completes), DIR/pareto.csv, DIR/pareto.png, DIR/history.png and DIR/summary.json.")
+                    "one space per task) with real training on a dataset and the analytical cost model. Writes "
+                    "DIR/ledger.jsonl (every evaluation, durable as it completes), DIR/pareto.csv, "
+                    "DIR/pareto.png, DIR/history.png, DIR/summary.json, and at the end DIR/report.html "
+                    "(self-contained) and DIR/report.md.")
     _add_problem(p)
     _add_searcher(p)
     _add_evaluator(p)
