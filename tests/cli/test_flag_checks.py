@@ -80,7 +80,8 @@ def run_cli(capsys, argv: list[str]) -> tuple[int, str]:
      "--budget is a flag of 'nasco search'; put the command first, e.g. 'nasco search --budget 3'"),
     (["--bud", "3"], "--bud is a flag of 'nasco search'; put the command first, e.g. 'nasco search --bud 3'"),
     (["--bogus"],
-     "--bogus: not a flag of nasco; give a command first (search, searchers, cost, spaces, validate, table); "
+     "--bogus: not a flag of nasco; give a command first (search, searchers, cost, spaces, validate, table, "
+     "export, report, show); "
      "see 'nasco --help'"),
 ])
 def test_a_bad_flag_value_is_one_line_naming_the_flag(capsys, tmp_path, monkeypatch, argv, line):
