@@ -158,13 +158,14 @@ class SharedRefs:
         return [(k, [self._refs[k]]) for k in keys]
 
 
-def adopt_shared(key: str, evaluator: Evaluator, holder: Any, keys: Sequence[str]) -> None:
-    """Hand the evaluator of run ``key`` the shared state of ``keys`` that a
-    :class:`SharedRefs` actor ``holder`` holds (each key fetched once per worker)."""
+def adopt_shared(key: str, evaluator: Evaluator, holder: str, keys: Sequence[str]) -> None:
+    """Hand the evaluator of run ``key`` the shared state of ``keys`` that the
+    :class:`SharedRefs` actor named ``holder`` holds (each key fetched once per worker)."""
     if keys:
         import ray
 
-        _adopt(key, evaluator, [(k, boxed[0]) for k, boxed in ray.get(holder.get.remote(list(keys)))])
+        refs = ray.get(ray.get_actor(holder).get.remote(list(keys)))
+        _adopt(key, evaluator, [(k, boxed[0]) for k, boxed in refs])
 
 
 def _run_tasks(key: str, boxed: list, jobs: list[Job], timeout: float | None,

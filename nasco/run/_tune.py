@@ -38,7 +38,8 @@ function gets the evaluator as an object reference boxed in a list and caches it
 worker process, like the task executor. State that evaluations share (a one-shot
 evaluator's supernet weights, its ``shared_state`` hook) is made in the driver when
 ``suggest`` hands out the first job that uses it, put in the object store once, and held by
-a small actor (:class:`~nasco.run._ray.SharedRefs`) by key; a trial fetches the keys its
+a small named actor (:class:`~nasco.run._ray.SharedRefs`, started with the first shared state
+and killed when the run closes) by key; a trial fetches the keys its
 config names that its worker lacks, so no trial trains a supernet. The trial then runs
 :func:`~nasco.run._job.evaluate_job` (so exceptions, ``MemoryError`` and bad results become
 failed rows exactly as elsewhere) and reports once at the end: the objectives as flat
@@ -530,7 +531,10 @@ class TuneExecutor(Executor):
         self._ref = ray.put((evaluator, objectives))
         self._shared_of = evaluator_hook(evaluator, "shared_state")
         self._shared: dict[str, Any] = {}  # shared-state key -> object reference (kept alive here)
-        self._holder = ray.remote(SharedRefs).options(num_cpus=0).remote()
+        # The actor that gives trials the references, by name: started with the first shared
+        # state a job uses (never, for evaluators that share none), killed when close() ends the run.
+        self._holder: Any = None
+        self._holder_name = f"nasco-shared-{self._key}"
         log.info("Tune executor: %s, %d trials at once", self.cluster["address"], self.slots)
 
     def _share(self, job: Job) -> list[str]:
@@ -544,6 +548,8 @@ class TuneExecutor(Executor):
         state = self._shared_of([job.cand])
         for k, value in state.items():
             if k not in self._shared:
+                if self._holder is None:
+                    self._holder = ray.remote(SharedRefs).options(num_cpus=0, name=self._holder_name).remote()
                 self._shared[k] = ray.put(value)
                 ray.get(self._holder.put.remote(k, [self._shared[k]]))
         return list(state)
@@ -576,7 +582,7 @@ class TuneExecutor(Executor):
         name = f"nasco-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.experiment = bridge.experiment = str(storage / name)
         run = {"key": self._key, "boxed": [self._ref], "threads": self.threads, "asha_metric": asha_metric,
-               "shared": self._holder}
+               "shared": self._holder_name}
         trainable = tune.with_resources(tune.with_parameters(_trial, run=run),
                                         {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
 
@@ -605,6 +611,10 @@ class TuneExecutor(Executor):
     def close(self) -> None:
         import ray
 
+        if getattr(self, "_holder", None) is not None:
+            if ray.is_initialized():
+                ray.kill(self._holder)
+            self._holder, self._shared = None, {}
         if self.cluster.get("local") and ray.is_initialized():
             ray.shutdown()
 

@@ -96,8 +96,24 @@ def test_ray_workers_get_the_supernets_from_the_object_store(space, digits, base
 
 def test_tune_trials_get_the_supernets_from_the_object_store(space, digits, baseline, driver_trainings,
                                                              ray_env, tmp_path):
-    rows = _run(space, digits, tmp_path / "run", TuneExecutor(address=ray_env, workers=2))
+    import time
+
+    executor = TuneExecutor(address=ray_env, workers=2)
+    rows = _run(space, digits, tmp_path / "run", executor)
     _check_trained_once_in_the_driver(rows, baseline, driver_trainings)
+    # The actor that held the supernets' references ends with the run. (Ray is imported only
+    # now: the executor's join sets what Ray reads at import to stay on loopback.)
+    import ray
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(executor._holder_name)
+        except ValueError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"actor {executor._holder_name} still alive after the run")
 
 
 def test_pool_workers_get_the_supernets_with_their_jobs(space, digits, baseline, driver_trainings, tmp_path):
