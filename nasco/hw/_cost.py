@@ -395,27 +395,22 @@ class CostModel:
         self._check_mappable(cols, locate)
         rates = np.ones(cols.shape[1])
         assumed = np.zeros(n_w, dtype=np.int64)
-        spiking = np.flatnonzero(_rate_layers(cols))
-        if spiking.size:
-            owner = np.searchsorted(offsets, spiking, side="right") - 1
+
+        def fill(layers: np.ndarray) -> None:
+            """Fill ``rates`` at the stacked rows ``layers``, workload by workload, counting the
+            rates each workload had to assume."""
+            owner = np.searchsorted(offsets, layers, side="right") - 1
             bounds = np.searchsorted(owner, np.arange(n_w + 1))
             for k in np.flatnonzero(np.diff(bounds)):
-                rows = spiking[bounds[k]:bounds[k + 1]]
-                missing = _fill_rates(rates, workloads[k], rows - offsets[k],
-                                      spike_rates[k] if spike_rates is not None else None,
-                                      default_rate, base=int(offsets[k]))
-                assumed[k] = len(missing)
-        neurons = (np.flatnonzero(cols[_NEURON] != 0) if self.spike_format != "dense"
-                   else np.zeros(0, np.int64))
-        if neurons.size:  # the rates of the maps the neurons emit (see cost)
-            owner = np.searchsorted(offsets, neurons, side="right") - 1
-            bounds = np.searchsorted(owner, np.arange(n_w + 1))
-            for k in np.flatnonzero(np.diff(bounds)):
-                rows = neurons[bounds[k]:bounds[k + 1]]
+                rows = layers[bounds[k]:bounds[k + 1]]
                 missing = _fill_rates(rates, workloads[k], rows - offsets[k],
                                       spike_rates[k] if spike_rates is not None else None,
                                       default_rate, base=int(offsets[k]))
                 assumed[k] += len(missing)
+
+        fill(np.flatnonzero(_rate_layers(cols)))
+        if self.spike_format != "dense":  # the rates of the maps the neurons emit (see cost)
+            fill(np.flatnonzero(cols[_NEURON] != 0))
         r = self._layer_costs(cols, np.clip(rates, 0.0, 1.0), utilization=False)
         self._check_results(r, None, locate, offsets)
         r["energy_j"] = sum(r["energy_" + k] for k in ENERGY_PARTS)
