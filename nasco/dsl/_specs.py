@@ -21,6 +21,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 NEURONS = ("lif", "plif")
+PLACEMENTS = ("pre_op", "post_node", "spike_native")  # see NeuronSpec.placement
 # Surrogate gradients that spikingjelly.activation_based.surrogate provides.
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "soft_sign", "erf")
 
@@ -104,7 +105,12 @@ class NeuronSpec:
     surrogate: str | Choice = F("atan", doc="surrogate gradient", enum=SURROGATES, searchable=True)
     surrogate_alpha: float = F(2.0, doc="surrogate sharpness", gt=0.0)
     detach_reset: bool = F(True, doc="detach the reset from the graph")
-    placement: str = F("pre_op", doc="where neurons sit", enum=("pre_op", "post_node"))
+    # pre_op: a neuron before every conv inside each op; post_node: a neuron after each cell
+    # node's sum; spike_native: post_node plus a neuron after each preprocessing conv and at
+    # the end of each op whose output is not already spikes, so that every tensor a layer reads
+    # from memory (the stem's image aside) is a spike map (see nasco.nn.plan_network).
+    placement: str | Choice = F("pre_op", doc="where neurons sit (the cell's spike wiring)",
+                                enum=PLACEMENTS, searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -80,7 +80,7 @@ class _Work:
 
     snn: bool                 # spiking arithmetic applies to this batch of layers
     serial: np.ndarray        # non-binary input run bit-serially on sop PEs
-    vec_binary: np.ndarray    # a pool of binary spikes
+    vec_binary: np.ndarray    # a pool or an add of binary spikes
     macs: np.ndarray
     ops: np.ndarray
     busy: np.ndarray          # MAC positions the array steps through (utilisation's numerator)
@@ -587,10 +587,13 @@ class CostModel:
         cycles = (cyc_pass + cyc_neuron + cyc_vector) * steps
 
         # Vector ops are adds/compares at activation width; on a pool of binary spikes they are
-        # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each.
-        vec_binary = geo.pool & (a["spiking_input"] != 0)
+        # 1-bit operations (an OR for max-pool, a 1-bit count for avg-pool): add_8b / 8 each. An
+        # add of n spike maps counts spikes: adds at the count's width, bit_length(n) bits
+        # (adders scale linearly in width, EnergyTable.scaled).
+        vec_binary = geo.vector & (a["spiking_input"] != 0)
         if snn:
-            e_vec_op = np.where(vec_binary, self.e_add1, self.e_add_act)
+            count_bits = np.where(geo.add, np.floor(np.log2(np.maximum(a["operands"], 1))) + 1, 1.0)
+            e_vec_op = np.where(vec_binary, self.e_add1 * count_bits, self.e_add_act)
             e_op = np.where(spiking | serial, self.e_ac, self.e_mac)
             e_compute = ops * e_op + vec_ops * steps * e_vec_op
         else:
@@ -606,8 +609,9 @@ class CostModel:
         spiking conv/linear layer's input at its measured rate (over the padded input the layer
         reads, as SCALE-Sim counts it: padding never spikes, so a sparse format is charged
         for rate x padded elements, slightly more than the spikes), and on sop templates the
-        map a neuron layer emits at its own rate (see :meth:`cost`). A pool of spikes has no
-        measured input rate and stays dense, and so does a max-pool's output map. The PEs
+        map a neuron layer emits at its own rate (see :meth:`cost`). A pool or an add of spikes
+        has no measured input rate and reads them dense (1 bit per element), and a max-pool's
+        output map stays dense too. The PEs
         still latch one spike bit per MAC position (the register files), whatever the format.
         With ``pe.skip_zero_spikes`` (sop) an array skips the cycles of zero spikes (compute
         cycles x rate); the gated work (weight reads, accumulator updates, adds) follows the

@@ -78,7 +78,8 @@ class Layer:
     no MACs and no parameters.
 
     ``spiking_input``: the layer's input is binary spikes, so each MAC becomes an
-    accumulate gated by the input spike. ``timesteps``: how often the layer runs per
+    accumulate gated by the input spike; on a pool or add layer, its inputs are read at 1 bit
+    per element and its adds or compares are 1-bit operations. ``timesteps``: how often the layer runs per
     inference (1 for ANNs and for a directly-encoded SNN stem, whose output is reused).
 
     ``output_bits``: the width of the layer's output per element and timestep when it is

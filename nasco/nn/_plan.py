@@ -78,8 +78,11 @@ class _Builder:
         self.shapes: dict[str, tuple[int, int, int]] = {}
         self.index: dict[str, int] = {}
         self.spiking = space.neuron is not None
-        self.pre_op = self.spiking and space.neuron.placement == "pre_op"
-        self.post_node = self.spiking and space.neuron.placement == "post_node"
+        placement = space.neuron.placement if self.spiking else None
+        # spike_native is post_node with every value that crosses memory turned into spikes:
+        # see plan_network.
+        self.spike_native = placement == "spike_native"
+        self.post_node = placement in ("post_node", "spike_native")
         # Supernet mode: the candidate op a node belongs to ((kind, edge, op index), see
         # plan_supernet), and one activation per value shared by every op that reads it.
         self.owner: tuple[str, int, int] | None = None
@@ -152,11 +155,26 @@ class _Builder:
         return self.add(name, "add", tuple(xs), self.shapes[xs[0]])
 
     def node_out(self, x: str, name: str) -> str:
-        """After a cell node's sum: a neuron when neurons sit after nodes."""
-        return self.add(f"{name}.neuron", "neuron", (x,), self.shapes[x]) if self.post_node else x
+        """After a cell node's sum: a neuron when neurons sit after nodes (under spike_native,
+        not on a value that is spikes already, such as a single skip of spikes)."""
+        if not self.post_node or (self.spike_native and self.binary(x)):
+            return x
+        return self.add(f"{name}.neuron", "neuron", (x,), self.shapes[x])
+
+    def spikes(self, x: str, name: str) -> str:
+        """Under spike_native, a neuron on ``x`` unless it is spikes already: what leaves an op
+        or a preprocessing conv is then a spike map; other wirings leave ``x`` as it is."""
+        if not self.spike_native or self.binary(x):
+            return x
+        return self.add(f"{name}.neuron", "neuron", (x,), self.shapes[x])
 
     # -------------------------------------------------------------- edge ops
     def edge(self, x: str, name: str, op: str, c_out: int, stride: int) -> str:
+        """The layers of one edge op on ``x``; under spike_native they end in a neuron unless
+        their output is spikes already (a skip of spikes, a max-pool of spikes without BN)."""
+        return self.spikes(self._edge(x, name, op, c_out, stride), name)
+
+    def _edge(self, x: str, name: str, op: str, c_out: int, stride: int) -> str:
         d = OPS[op]
         c, _h, _w = self.shapes[x]
         if d.kind == "skip":
@@ -186,8 +204,8 @@ class _Builder:
         # After a reduction the cell two back has twice the resolution: its 1x1
         # preprocessing conv then strides (DARTS uses FactorizedReduce there).
         s0_stride = max(1, -(-self.shapes[s0][1] // self.shapes[s1][1]))  # ceil: odd sizes (17 -> 9)
-        s0 = self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride)
-        s1 = self.act_conv_bn(s1, f"{name}.pre1", c, 1)
+        s0 = self.spikes(self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride), f"{name}.pre0")
+        s1 = self.spikes(self.act_conv_bn(s1, f"{name}.pre1", c, 1), f"{name}.pre1")
         k = spec.edges_per_node or 2
         edges = [(2 + pos // k, j, op) for pos, (op, j) in enumerate(cell)]
         g = cell_graph(spec, edges)
@@ -238,9 +256,9 @@ class _Builder:
         # NB201's residual reduction block: act-conv3x3(s2)-BN, act-conv3x3-BN, plus a
         # 2x2 average-pool + 1x1 conv shortcut (Dong & Yang, ICLR 2020).
         a = self.act_conv_bn(x, f"{name}.a", c_out, 3, 2)
-        b = self.act_conv_bn(a, f"{name}.b", c_out, 3, 1)
+        b = self.spikes(self.act_conv_bn(a, f"{name}.b", c_out, 3, 1), f"{name}.b")
         p = self.pool(x, f"{name}.short.pool", "avgpool", 2, 2, 0)
-        s = self.conv(p, f"{name}.short.conv", c_out, 1)
+        s = self.spikes(self.conv(p, f"{name}.short.conv", c_out, 1), f"{name}.short")
         return self.node_out(self.add(f"{name}.sum", "add", (b, s), self.shapes[b]), name)
 
 
@@ -264,8 +282,8 @@ class _Builder:
         spec = self.space.cell
         kind = "reduce" if reduction else "normal"
         s0_stride = max(1, -(-self.shapes[s0][1] // self.shapes[s1][1]))  # ceil: odd sizes (17 -> 9)
-        s0 = self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride)
-        s1 = self.act_conv_bn(s1, f"{name}.pre1", c, 1)
+        s0 = self.spikes(self.act_conv_bn(s0, f"{name}.pre0", c, 1, s0_stride), f"{name}.pre0")
+        s1 = self.spikes(self.act_conv_bn(s1, f"{name}.pre1", c, 1), f"{name}.pre1")
         states = [s0, s1]
         edge = 0
         for i in range(spec.nodes):
@@ -324,13 +342,24 @@ def _macro(b: _Builder, space: ArchSpace, cell_fn, input_shape: tuple[int, int, 
 def _check_resolved(space: ArchSpace) -> None:
     from nasco.dsl import Choice  # local: keeps the import surface of this module small
 
-    if any(isinstance(v, Choice) for v in (space.macro.cells, space.macro.stem.channels, space.timesteps)):
+    open_ = (space.macro.cells, space.macro.stem.channels, space.timesteps,
+             space.neuron.placement if space.neuron is not None else None)
+    if any(isinstance(v, Choice) for v in open_):
         raise ValueError("a network or supernet plan needs a resolved space (see SearchSpace.resolve)")
 
 
 def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int, int, int],
                  num_classes: int, *, prune_dead: bool = True) -> Plan:
     """The plan of the network a resolved space and a cell genotype describe.
+
+    In a spiking space ``neuron.placement`` wires the neurons: ``pre_op`` puts one before
+    every conv inside each op (each op fires on the value it reads, so a node's sum and a
+    preprocessing conv's output are multi-bit currents); ``post_node`` one after each cell
+    node's sum and after the stem (ops read spikes of nodes, but preprocessing outputs stay
+    currents that every edge fires on again); ``spike_native`` is post_node with a neuron
+    after each preprocessing conv and at the end of each op whose output is not spikes
+    already, so that every value a conv, linear or add reads is a spike map, the stem's
+    directly encoded image and the classifier's globally pooled features aside.
 
     ``prune_dead=False`` (dense cells only) keeps the edges that :func:`nasco.space.cell_graph`
     prunes: every non-'none' edge is computed, also when its output never reaches the cell's

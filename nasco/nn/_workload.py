@@ -17,7 +17,8 @@ def plan_workload(plan: Plan, name: str = "network") -> Workload:
     Spiking plans also say where a neuron can fire on its input as it is computed: a conv
     (through its BN) or an add whose only consumer is one neuron gets ``output_bits`` 1 and
     that neuron follows it directly (:func:`fused_sources`); a max-pool of spikes gets
-    ``output_bits`` 1 too. Spiking templates read these flags; others ignore them.
+    ``output_bits`` 1 too. An add whose operands are all spikes has ``spiking_input``.
+    Spiking templates read these flags; others ignore them.
     """
     shapes = {n.name: n.shape for n in plan.nodes}
     binary = plan.binary()
@@ -47,7 +48,8 @@ def plan_workload(plan: Plan, name: str = "network") -> Workload:
         elif n.op == "add":
             c, h, w = n.shape
             layers.append(Layer(n.name, "add", h, w, 1, 1, c, c, timesteps=steps, elements=c * h * w,
-                                operands=len(n.inputs), output_bits=int(n.name in fuse)))
+                                operands=len(n.inputs), output_bits=int(n.name in fuse),
+                                spiking_input=all(binary[i] for i in n.inputs)))
         elif n.op == "neuron" and n.name not in fused_neurons:
             layers.append(_neuron_layer(n, plan.timesteps))
         if n.name in fuse:  # its neuron runs in the same pass: right after it

@@ -159,6 +159,23 @@ def test_max_pool_of_spikes_writes_spikes_and_an_add_can_feed_a_fused_lif():
     assert rep.compute_cycles.tolist()[2] == 0
 
 
+def test_an_add_of_spike_maps_reads_them_at_one_bit_and_counts_at_their_width():
+    # spike_native wiring: a node sums two spike maps and its fused LIF fires on the count
+    add = Layer("s", "add", 4, 4, 1, 1, 8, 8, timesteps=T, elements=128, operands=2, output_bits=1,
+                spiking_input=True)
+    rep = model().cost(Workload((add, LIF)))
+    assert "spike_rate_assumed" not in rep.assumptions  # no gated MACs: no rate to take
+    # two 1-bit maps in, the LIF's spikes out, every timestep
+    assert by_layer(rep, "sram")[0] == approx((2 * 128 + 128) * T * E_SRAM)
+    assert by_layer(rep, "dram")[0] == approx((2 * 128 + 128) * T * E_DRAM)
+    # one add per element at the 2-bit width of a count of two spikes: add_8b * 2 / 8
+    assert by_layer(rep, "compute")[0] == approx(128 * T * E_ADD8 * 2 / 8)
+    three = model().cost(Workload((dataclasses.replace(add, operands=3), LIF)))
+    assert by_layer(three, "compute")[0] == approx(2 * 128 * T * E_ADD8 * 2 / 8)  # 0..3: 2 bits
+    four = model().cost(Workload((dataclasses.replace(add, operands=4), LIF)))
+    assert by_layer(four, "compute")[0] == approx(3 * 128 * T * E_ADD8 * 3 / 8)  # 0..4: 3 bits
+
+
 def test_cost_many_agrees_with_cost_across_fused_workloads():
     m = model()
     wls = [pair(True), pair(False), Workload((LIF,)), pair(True, steps=T)]

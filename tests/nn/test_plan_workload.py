@@ -83,12 +83,13 @@ CASES = [
     ("nb201", None, 3, 13),
     ("darts_snn", {("encoding",): "rate"}, 2, 14),
     ("darts_snn", {("neuron", "placement"): "post_node"}, 2, 15),
+    ("darts_snn", {("neuron", "placement"): "spike_native"}, 3, 16),
 ]
+IDS = ["darts_snn", "darts", "nb201", "snn_rate", "snn_post_node", "snn_spike_native"]
 
 
 # ---------------------------------------------------------------------- MACs / params
-@pytest.mark.parametrize("name,overrides,n,seed", CASES,
-                         ids=["darts_snn", "darts", "nb201", "snn_rate", "snn_post_node"])
+@pytest.mark.parametrize("name,overrides,n,seed", CASES, ids=IDS)
 def test_hook_counted_macs_and_params_equal_workload(name, overrides, n, seed):
     space, cands = _sampled(name, n, seed, overrides)
     # the default candidate too, so the space's defaults are covered
@@ -111,8 +112,7 @@ def test_hook_counted_macs_and_params_equal_workload(name, overrides, n, seed):
     assert len(seen_macs) > 1  # the candidates really differ
 
 
-@pytest.mark.parametrize("name,overrides,n,seed", CASES,
-                         ids=["darts_snn", "darts", "nb201", "snn_rate", "snn_post_node"])
+@pytest.mark.parametrize("name,overrides,n,seed", CASES, ids=IDS)
 def test_every_pool_and_add_node_has_one_workload_layer(name, overrides, n, seed):
     """Each avgpool/maxpool plan node is one 'pool' layer and each add node one 'add' layer,
     with the node's output element count, in plan order; they carry no MACs or params."""
@@ -134,7 +134,7 @@ def test_every_pool_and_add_node_has_one_workload_layer(name, overrides, n, seed
             assert layer.timesteps == (1 if static[node.name] else plan.timesteps)
             if node.op == "add":
                 assert layer.kind == "add" and layer.operands == len(node.inputs) >= 2
-                assert not layer.spiking_input
+                assert layer.spiking_input == all(binary[i] for i in node.inputs)
             else:
                 a, (ci, hi, wi) = node.attrs, nodes[node.inputs[0]].shape
                 assert layer.kind == "pool" and layer.filter_h == layer.filter_w == a["kernel"]
@@ -275,6 +275,89 @@ def test_post_node_every_conv_but_the_stem_has_spiking_input():
         convs = [layer for layer in wl.layers if layer.kind == "conv" and layer.name != "stem.conv"]
         assert all(layer.spiking_input for layer in convs), [
             layer.name for layer in convs if not layer.spiking_input]
+
+
+# ---------------------------------------------------------------------- spike_native
+NATIVE = {("neuron", "placement"): "spike_native"}
+
+
+def test_spike_native_every_value_a_layer_reads_is_spikes():
+    """spike_native: every conv, linear and add reads spikes but the stem (the image) and the
+    head's linear (globally pooled spikes); checked on the values the running network feeds
+    its modules and its adds, and each neuron sits on a value that is not spikes already."""
+    space, cands = _sampled("darts_snn", 3, 41, {**NATIVE, ("neuron", "v_threshold"): 0.25})
+    adds_seen = 0
+    for cand in cands:
+        plan, net, wl = _build(space, cand)
+        binary, nodes = plan.binary(), plan.by_name()
+        assert all(not binary[nodes[n.name].inputs[0]] for n in plan.nodes if n.op == "neuron")
+        for layer in wl.layers:
+            if layer.kind in ("conv", "linear", "add"):
+                assert layer.spiking_input == (layer.name not in ("stem.conv", "head.linear")), layer.name
+        _m, inputs, _ = _run_counting(net.train(), torch.rand(BATCH, *INPUT))
+        for layer in wl.layers:
+            if layer.spiking_input and layer.kind in ("conv", "linear"):
+                assert all(_is_binary(t) for t in inputs[net.module_of(layer.name)]), layer.name
+        # the adds' operands, recorded from the running network (GraphNet keeps no module for them)
+        values = {}
+        hooks = [m.register_forward_hook(lambda _m, _a, out, k=k: values.__setitem__(k, out.detach()))
+                 for k, m in net.layers.items()]
+        try:
+            with torch.no_grad():
+                net(torch.rand(BATCH, *INPUT))
+        finally:
+            for h in hooks:
+                h.remove()
+            functional.reset_net(net)
+        for n in plan.nodes:
+            if n.op == "add":
+                adds_seen += 1
+                for i in n.inputs:
+                    key = i.replace(".", "__")
+                    assert nodes[i].op == "neuron" and key in values, (n.name, i)
+                    assert _is_binary(values[key]), (n.name, i)
+    assert adds_seen
+
+
+def test_spike_native_fuses_every_neuron_after_a_conv_or_sum():
+    """What leaves a preprocessing conv, an edge's conv and a node's sum is spikes: each feeds
+    exactly one neuron, which the workload fuses with it (output_bits 1)."""
+    space, cands = _sampled("darts_snn", 3, 43, NATIVE)
+    for cand in cands:
+        arch, _hw = space.resolve(cand)
+        wl = plan_workload(plan_network(arch, cand.arch["cell"], INPUT, CLASSES))
+        by_name = {layer.name: layer for layer in wl.layers}
+        pre = [n for n in by_name if n.endswith((".pre0.conv", ".pre1.conv"))]
+        sums = [n for n in by_name if n.endswith(".sum")]
+        assert pre and sums
+        assert all(by_name[n].output_bits == 1 for n in pre + sums), [
+            n for n in pre + sums if by_name[n].output_bits != 1]
+
+
+def test_spike_native_fires_no_neuron_on_spikes():
+    """A node whose one input is a skip of spikes passes them on: a second neuron on a spike
+    map would only delay and thin it."""
+    space = SearchSpace(load_spec("darts_snn", overrides={**NATIVE, ("cell", "edges_per_node"): 1}))
+    genes = [("conv_3x3", 1), ("skip_connect", 2), ("conv_1x1", 3), ("skip_connect", 4)]
+    cand = space.make({"normal": genes, "reduce": genes})
+    plan, _net, wl = _build(space, cand)
+    nodes = plan.by_name()
+    assert not any(f"cells.0.n{i}.neuron" in nodes for i in range(4))
+    # each conv's output fires once, and the skips pass those spikes on to the cell's output
+    fired = ("cells.0.n0.e1.neuron", "cells.0.n2.e3.neuron")
+    assert nodes["cells.0.out"].inputs == (fired[0], fired[0], fired[1], fired[1])
+    assert all(nodes[f].op == "neuron" for f in fired)
+
+
+def test_placement_is_searchable():
+    space = SearchSpace(load_spec("darts_snn", overrides={
+        ("neuron", "placement"): {"choice": ["pre_op", "post_node", "spike_native"]}}))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        arch, _hw = space.resolve(space.sample(rng))
+        seen.add(arch.neuron.placement)
+    assert seen == {"pre_op", "post_node", "spike_native"}
 
 
 # ---------------------------------------------------------------------- NB201 skeleton
