@@ -244,6 +244,8 @@ def _node_layer(graph: _Graph, node: onnx.NodeProto, index: int, name: str, batc
         if op == "ReduceMean":
             _global_mean(graph, node, index)
             return None
+    except SpecError:
+        raise
     except ValueError as exc:  # Layer's own checks: a size outside the cost model's bounds
         raise SpecError("a layer within nasco.hw's size bounds", str(exc), file=graph.file,
                         path=("graph", "node", index), hint="check the model's sizes") from None

@@ -220,6 +220,21 @@ def test_asymmetric_pads_are_summed(tmp_path):
     assert (la.ifmap_h, la.ifmap_w, la.ofmap_h, la.ofmap_w, la.macs) == (8, 7, 6, 5, 6 * 5 * 9)
 
 
+@pytest.mark.parametrize("pool", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_a_global_pool_before_the_classifier_is_not_costed(tmp_path, pool):
+    w = numpy_helper.from_array(np.zeros((4, 2, 1, 1), np.float32), "w")
+    fc = numpy_helper.from_array(np.zeros((4, 3), np.float32), "fc")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node(pool, ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc")]
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, fc])
+    onnx.save(m, str(tmp_path / "g.onnx"))
+    wl = read_onnx(tmp_path / "g.onnx")
+    # conv: 25 x 4 x 2 = 200 MACs; linear 4 -> 3: 12; the pool between them is no layer
+    assert [(la.name, la.macs, la.params) for la in wl.layers] == [("conv", 200, 8), ("fc", 12, 12)]
+
+
 def test_unequal_strides_are_unsupported(tmp_path):
     path = _conv_model(tmp_path / "s.onnx", [1, 1, 8, 8], [1, 1, 3, 3], strides=[1, 2])
     with pytest.raises(SpecError) as e:
