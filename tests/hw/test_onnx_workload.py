@@ -187,6 +187,48 @@ def test_workload_is_per_sample(tmp_path, batch_axis):
     assert all(la.timesteps == 1 for la in wl.layers)
 
 
+class Stem(nn.Module):
+    """A ResNet stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), a MobileNet-style depthwise and pointwise
+    pair with ReLU6 and a residual add, global average pool and classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 7, 2, 3, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16)
+        self.pw = nn.Conv2d(16, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 3, 2, 1)
+        y = nn.functional.relu6(self.pw(self.dw(x))) + x
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+def test_a_file_of_torchs_older_exporter_at_opset_11(tmp_path):
+    """The TorchScript-based exporter writes what older ONNX files hold: Constant nodes, Clip with
+    constant bounds, GlobalAveragePool, Flatten."""
+    path = tmp_path / "stem.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the older exporter is deprecated
+        torch.onnx.export(Stem().eval(), (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False,
+                          opset_version=11, input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Constant", "Clip", "GlobalAveragePool", "Flatten"} <= ops
+    wl = read_onnx(path)
+    got = [(la.kind, la.ifmap_h, la.filter_h, la.stride, la.groups, la.macs, la.params, la.elements)
+           for la in wl.layers]
+    assert got == [
+        # pad 3: 38 rows, (38 - 7) // 2 + 1 = 16
+        ("conv", 38, 7, 2, 1, 16 * 16 * 16 * 7 * 7 * 3, 7 * 7 * 3 * 16, 0),
+        ("pool", 18, 3, 2, 1, 0, 0, 16 * 8 * 8),  # pad 1: 18, (18 - 3) // 2 + 1 = 8
+        ("conv", 10, 3, 1, 16, 8 * 8 * 16 * 9, 9 * 16, 0),  # depthwise
+        ("conv", 8, 1, 1, 1, 8 * 8 * 16 * 16, 16 * 16, 0),
+        ("add", 8, 1, 1, 1, 0, 0, 16 * 8 * 8),
+        ("linear", 1, 1, 1, 1, 160, 160, 0),
+    ]
+
+
 # ---------------------------------------------------------------- forms built by hand
 def _model(nodes, inputs, outputs, inits=(), opset=OPSET) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
