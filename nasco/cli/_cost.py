@@ -1,6 +1,7 @@
 """`nasco cost`: per-layer and total cost of a workload on an accelerator template.
 
-The workload is a SCALE-Sim topology CSV, or a candidate: one row of a run's ``pareto.csv``
+The workload is a SCALE-Sim topology CSV, an ONNX model (``.onnx``, read by
+:func:`nasco.hw.read_onnx`), or a candidate: one row of a run's ``pareto.csv``
 or ``ledger.jsonl`` (picked by ``--id`` or ``--row``), or a single-row JSON file. A row read
 from a run directory takes its architecture space, accelerator and ``--set`` overrides from
 the run's recorded config (``run.json``, else ``summary.json``) unless ``--space`` / ``--hw``
@@ -13,6 +14,7 @@ import csv
 import difflib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,14 @@ from nasco.dsl import (
     load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
 from nasco.evaluate._joint import check_limits, emitted_rates
-from nasco.hw import CostModel, read_scalesim_csv, snn_twin
+from nasco.hw import CostModel, read_onnx, read_scalesim_csv, snn_twin
 
 __all__ = ["add_cost"]
 
 # `--workload example`: a SCALE-Sim topology shipped with the built-in DSL files.
 EXAMPLE_WORKLOAD = "scalesim_example.csv"
+# How many skipped ONNX nodes the note names (all of them are in --json's assumptions.skipped).
+_SKIPPED_SHOWN = 10
 # Display units of the text table, fixed per column; the DSL's own unit names, so a limit
 # printed in a violation line can be pasted into --set 'hw.specs.latency.max=...'.
 _SHOW = {"latency": ("ms", 1e3), "energy": ("uJ", 1e6), "area": ("mm2", 1.0)}
@@ -59,8 +63,8 @@ def _workload_path(text: str) -> Path:
         return path
     if text == "example":
         return builtin_dir() / EXAMPLE_WORKLOAD
-    raise UsageError(f"--workload {text}: no such file; give a SCALE-Sim topology .csv, a run's pareto.csv "
-                     "or ledger.jsonl (with --id or --row), a candidate .json, or 'example'")
+    raise UsageError(f"--workload {text}: no such file; give a SCALE-Sim topology .csv, an ONNX model .onnx, "
+                     "a run's pareto.csv or ledger.jsonl (with --id or --row), a candidate .json, or 'example'")
 
 
 def _is_scalesim(path: Path) -> bool:
@@ -289,15 +293,15 @@ def _run_overrides(config: dict, task: int) -> tuple[dict, dict]:
     return split_overrides(config["set"])
 
 
-def _accelerator(args: argparse.Namespace, path: Path, scalesim: bool, config: dict, run_file: Path | None,
-                 run_hw_over: dict) -> tuple[Any, str, dict]:
+def _accelerator(args: argparse.Namespace, path: Path, network: str | None, config: dict,
+                 run_file: Path | None, run_hw_over: dict) -> tuple[Any, str, dict]:
     """(spec, its name, the overrides applied): --hw with --set, else the run's with its --set too."""
     hw_name = args.hw
     if hw_name is None:
         hw_name = _recorded(config, "hw", "", 0) if config else None
         if hw_name is None:
-            if scalesim:
-                raise UsageError("--hw is needed to cost a SCALE-Sim topology, e.g. --hw asic_template")
+            if network:
+                raise UsageError(f"--hw is needed to cost {network}, e.g. --hw asic_template")
             why = (f"the run in {run_file.parent} was searched without an accelerator (config.hw is null in "
                    f"{run_file.name})" if run_file else "no run.json or summary.json next to it says which")
             raise UsageError(f"--workload {path}: {why}; give --hw, e.g. --hw asic_template")
@@ -351,16 +355,34 @@ def _member(spec: Any, cand_hw: dict, hw_over: dict, hw_name: str) -> tuple[Any,
     return spec.member(name), f"template: {name} ({note})"
 
 
+def _skipped_note(workload: Any) -> str | None:
+    """One line naming the ONNX nodes ``--skip-unsupported`` left out (None when none were)."""
+    skipped = workload.meta.get("skipped", ())
+    if not skipped:
+        return None
+    shown = ", ".join(f"{name} ({op})" for name, op in skipped[:_SKIPPED_SHOWN])
+    more = f", and {len(skipped) - _SKIPPED_SHOWN} more" if len(skipped) > _SKIPPED_SHOWN else ""
+    counts = ", ".join(f"{op} x{n}" for op, n in Counter(op for _, op in skipped).most_common())
+    return f"note: {len(skipped)} unsupported node(s) not costed ({counts}): {shown}{more}"
+
+
 def _cmd_cost(args: argparse.Namespace) -> int:
     path = _workload_path(args.workload)
     scalesim = path.suffix.lower() == ".csv" and _is_scalesim(path)
-    run = None if scalesim else _run_config(path.parent)
+    onnx_model = path.suffix.lower() == ".onnx"
+    if args.skip_unsupported and not onnx_model:
+        raise UsageError(f"--skip-unsupported: applies to an ONNX model (.onnx), not to --workload {path}")
+    network = "a SCALE-Sim topology" if scalesim else "an ONNX model" if onnx_model else None
+    run = None if network else _run_config(path.parent)
     config, run_file = run if run else ({}, None)
     run_space_over, run_hw_over = _run_overrides(config, args.task)
-    spec, hw_name, hw_over = _accelerator(args, path, scalesim, config, run_file, run_hw_over)
+    spec, hw_name, hw_over = _accelerator(args, path, network, config, run_file, run_hw_over)
     notes: list[str | None] = []  # printed once the cost is known, so an error stays one line
     if scalesim:
         workload, cand_hw, rates, metrics = read_scalesim_csv(path), {}, {}, {}
+    elif onnx_model:
+        workload, cand_hw, rates, metrics = read_onnx(path, skip_unsupported=args.skip_unsupported), {}, {}, {}
+        notes.append(_skipped_note(workload))
     else:
         workload, cand_hw, rates, metrics = _row_workload(args, path, config, run_space_over)
         notes.append(_macs_note(workload, metrics, args))
@@ -370,7 +392,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     template, note = _member(spec, cand_hw, hw_over, hw_name)
     notes.append(note)
     dims = search_dimensions(template)
-    if not scalesim:
+    if not network:
         _known_keys(cand_hw, list(dims), str(path), ("hw",), f"a choice of template '{template.name}'",
                     "cost the row with the accelerator it was searched on (--hw)")
     values = defaults(template)
@@ -391,6 +413,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         except ValueError as exc:  # layers with different T: no single twin width
             notes.append(f"note: no ANN twin: {exc}")
     out["assumptions"]["choices_taken"] = taken
+    if onnx_model:
+        out["assumptions"]["skipped"] = [{"node": name, "op_type": op} for name, op in workload.meta["skipped"]]
     out["assumptions"]["hw"] = {k: v for k, v in to_data(resolved).items()
                                 if k not in ("schema", "kind", "description", "specs")}
     limits = template.limits()
@@ -457,6 +481,9 @@ def add_cost(sub) -> None:
     p = sub.add_parser("cost", help="cost a workload on an accelerator template (cycles, latency, energy, area)",
                        description="Per-layer and total cost of a workload on an accelerator template. "
                                    "FILE is a SCALE-Sim topology CSV ('example' names the one nasco ships), "
+                                   "an ONNX model (.onnx; per sample, BN, activations and the global pool "
+                                   "not costed; an operator nasco does not cost is an error unless "
+                                   "--skip-unsupported), "
                                    "a run's pareto.csv or ledger.jsonl (one row of it: --id or --row), or a "
                                    "candidate JSON (a ledger row, a pareto.csv row as JSON, or "
                                    "Candidate.to_json()). A row of a run directory takes the run's space, "
@@ -470,8 +497,11 @@ def add_cost(sub) -> None:
                         "a candidate picked): built-in name or .yaml path; default for a run's row: the "
                         "run's")
     p.add_argument("--workload", required=True, metavar="FILE",
-                   help="SCALE-Sim topology .csv, 'example', a run's pareto.csv / ledger.jsonl, or a "
-                        "candidate .json")
+                   help="SCALE-Sim topology .csv, 'example', an ONNX model .onnx, a run's pareto.csv / "
+                        "ledger.jsonl, or a candidate .json")
+    p.add_argument("--skip-unsupported", action="store_true",
+                   help="an ONNX model: leave out the nodes nasco does not cost (listed on stderr and in "
+                        "--json's assumptions.skipped) and cost the rest")
     p.add_argument("--id", help="the candidate id of the row to cost (pareto.csv, ledger.jsonl)")
     p.add_argument("--row", type=int, help="the row to cost, counted from 0 (pareto.csv, ledger.jsonl)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", type=key_value,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from nasco.hw._configs import SIZED, cost_configurations
 from nasco.hw._cost import ENERGY_PARTS, MAX_CYCLES, CostError, CostModel, CostReport, MappingError
+from nasco.hw._onnx import read_onnx
 from nasco.hw._rowstationary import rs_accesses, rs_compute_cycles, rs_mapping
 from nasco.hw._snn import (
     ann_twin,
@@ -26,7 +27,8 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "MAX_CYCLES", "MappingError", "SIZED",
            "Workload", "ann_twin", "break_even_rate", "compare", "cost_configurations", "literature_energy",
            "quantised_template",
-           "quantised_twin", "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
+           "quantised_twin", "read_onnx",
+           "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
            "snn_twin", "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses",
            "systolic_utilization",
            "twin_total", "write_scalesim_csv"]

@@ -1,7 +1,8 @@
 """Workloads: the layers of a network as the cost model sees them.
 
 A workload is built by shape inference (``nasco.nn.workload``) without running torch,
-or read from a SCALE-Sim topology CSV, the format users of systolic simulators know.
+read from a SCALE-Sim topology CSV, the format users of systolic simulators know, or read
+from any ONNX model (:func:`nasco.hw.read_onnx`).
 """
 from __future__ import annotations
 
