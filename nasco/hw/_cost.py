@@ -571,7 +571,8 @@ class CostModel:
             if buffer == "membrane":
                 neurons = int(tiling["neurons"][i])
                 return f"the membranes of one fold's {neurons} output neurons x {self.mb} bits"
-            steps = f"{int(geo.steps[i])} timesteps" if self.loop == "inner" else "1 timestep"
+            n = int(geo.steps[i]) if self.loop == "inner" else 1
+            steps = f"{n} timestep" + ("s" if n != 1 else "")
             return f"{int(tiling['words'][i])} input words of one fold x {steps}"
 
         out = []

@@ -10,6 +10,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nasco.dsl import SpecError, load_energy_table, load_spec, resolve, search_dimensions
@@ -294,3 +295,71 @@ def test_the_dsl_rejects_outer_on_mac_only_templates_and_unknown_orders():
         load_spec("sata_like", overrides={("pe", "timestep_loop"): "sideways"})
     assert err.value.path == ("pe", "timestep_loop") and "inner" in str(err.value)
     assert load_spec("sata_like", overrides={("pe", "timestep_loop"): "outer"}).pe.timestep_loop == "outer"
+
+
+# ---------------------------------------------------------------------- infeasible, not an error
+LOOP_SOP = """schema: 1
+kind: accelerator
+name: loop_small
+dataflow: ws
+pe_array: {rows: 8, cols: 8}
+pe: {type: sop, timestep_loop: {choice: [inner, outer]}}
+buffers: {ifmap_kb: {choice: [0.5, 1]}, filter_kb: 4, ofmap_kb: 4, membrane_kb: 1}
+bandwidth: {dram_bytes_per_cycle: 4}
+clock_mhz: 200
+bits: {weight: 8, activation: 8, accumulator: 16, membrane: 8}
+technology: horowitz_45nm
+"""
+
+
+def test_the_hardware_loop_records_an_untileable_configuration_as_infeasible(tmp_path):
+    """WS_CONV's ws tile needs 8192 bits (1 KiB) for its 4 timesteps under inner: the 0.5 KiB
+    ifmap buffer cannot hold it, so that configuration is infeasible (violation ``tiling``,
+    need / have - 1 = 1) and off the front; outer needs 2048 bits and is feasible on both."""
+    from nasco.evaluate import hardware_front
+    from nasco.evaluate._joint import tiling_violation
+    from nasco.space import hw_space
+
+    path = tmp_path / "loop_small.yaml"
+    path.write_text(LOOP_SOP)
+    space = hw_space(load_spec(path))
+    wl = one(WS_CONV)
+    small_inner = {"pe.timestep_loop": "inner", "buffers.ifmap_kb": 0.5}
+    front = hardware_front(wl, None, space, objectives=("energy", "latency"), proposed=small_inner)
+    assert front.proposed.violations == {"tiling": 1.0}
+    rep = CostModel(resolve(load_spec(path), small_inner), _TABLE).cost(wl)
+    assert tiling_violation(rep) == {"tiling": 1.0} and len(rep.infeasible) == 1
+    assert front.feasible and all(p.violations == {} for p in front.points)
+    assert small_inner not in [p.hw for p in front.points]
+    fine = CostModel(resolve(load_spec(path), {"pe.timestep_loop": "outer", "buffers.ifmap_kb": 0.5}),
+                     _TABLE).cost(wl)
+    assert tiling_violation(fine) == {}
+
+
+def test_a_searched_candidate_that_cannot_be_tiled_is_recorded_infeasible_not_failed():
+    """The train evaluator costs a darts_snn candidate on sata_like with a 0.05 KiB (409.6-bit)
+    ifmap buffer: its directly encoded stem (3x3 conv on the padded 10x10 digit, bit-serial at 8
+    bits, run once) needs min(16, 9) x 64 = 576 input words x 8 bits = 4608 bits for one ws tile.
+    The result is infeasible with the ``tiling`` violation and the layers' reasons in its
+    metrics; its objectives are still scored."""
+    from nasco.evaluate import TrainCostEvaluator
+    from nasco.evaluate._data import load_dataset
+    from nasco.space import SearchSpace
+
+    tiny = {("macro", "cells"): 1, ("macro", "stem", "channels"): 8, ("macro", "reductions"): [],
+            ("timesteps",): 2, ("cell", "pool_bn"): False}
+    fixed = {("pe_array", "rows"): 16, ("pe_array", "cols"): 8, ("buffers", "ifmap_kb"): 0.05,
+             ("buffers", "filter_kb"): 144, ("buffers", "ofmap_kb"): 32, ("buffers", "membrane_kb"): 4,
+             ("bandwidth", "dram_bytes_per_cycle"): 16, ("pe", "skip_zero_spikes"): False,
+             ("clock_mhz",): 400, ("bits", "membrane"): 8, ("dataflow",): "ws"}
+    space = SearchSpace(load_spec("darts_snn", overrides=tiny), load_spec("sata_like", overrides=fixed))
+    ev = TrainCostEvaluator(space, load_dataset("digits", seed=0, limit=200), ("accuracy", "energy"),
+                            epochs=1, lr=0.05, hw_inner=False)
+    res = ev.evaluate(space.sample(np.random.default_rng(0)), 0)
+    assert res.status == "infeasible" and set(res.violations) == {"tiling"}
+    reasons = res.metrics["tiling_infeasible"]
+    assert reasons[0] == ("layer 'stem.conv': timestep_loop inner on ws (16x8 PEs) needs 4608 bits of the "
+                          "ifmap buffer (576 input words of one fold x 1 timestep); the template has 409.6 "
+                          "bits (0.05 KiB)")
+    assert res.violations["tiling"] == res.metrics["tiling_excess"] == 4608 / 409.6 - 1
+    assert res.objectives["energy"] > 0
