@@ -363,3 +363,30 @@ def test_a_searched_candidate_that_cannot_be_tiled_is_recorded_infeasible_not_fa
                           "bits (0.05 KiB)")
     assert res.violations["tiling"] == res.metrics["tiling_excess"] == 4608 / 409.6 - 1
     assert res.objectives["energy"] > 0
+
+
+def test_outer_loses_the_break_even_of_a_plain_conv_stack():
+    """The README's figures: the 4-conv stack of test_spiking_template at T = 5 on sata_like
+    (ws) breaks even with its 3-bit twin between 1 and 20 % inner, never outer, whose membranes
+    (64 x 32 x 32 x 8 bits = 64 KiB per LIF layer) spill and whose DRAM traffic is four times
+    inner's at a 10 % rate."""
+    import math
+
+    from nasco.hw import break_even_rate
+
+    spec = importlib.util.spec_from_file_location("spiking_template", Path(__file__).with_name(
+        "test_spiking_template.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wl = module.plain_stack(5)
+    names = [la.name for la in wl.layers if la.spiking_input and la.kind in ("conv", "linear")]
+    by_loop = {}
+    for loop in ("inner", "outer"):
+        t = resolve(_RAW, {})
+        t = dataclasses.replace(t, pe=dataclasses.replace(t.pe, timestep_loop=loop))
+        by_loop[loop] = (break_even_rate(wl, t, _TABLE, against="quantised"),
+                         CostModel(t, _TABLE).cost(wl, dict.fromkeys(names, 0.1)).total())
+    (r_in, inner), (r_out, outer) = by_loop["inner"], by_loop["outer"]
+    assert 0.01 <= r_in <= 0.20 and math.isnan(r_out)
+    assert 4 * inner["energy"]["dram"] < outer["energy"]["dram"] < 5 * inner["energy"]["dram"]
+    assert outer["energy_j"] > 2 * inner["energy_j"]
