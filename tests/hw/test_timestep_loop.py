@@ -52,8 +52,12 @@ def _gen():
     return mod
 
 
-def test_sata_like_runs_the_timestep_loop_inner_by_default():
+def test_sata_like_runs_the_timestep_loop_inner_by_default(tmp_path):
     assert resolve(_RAW, {}).pe.timestep_loop == "inner"
+    # a template that leaves the key out runs it inner too
+    path = tmp_path / "plain_sop.yaml"
+    path.write_text(LOOP_SOP.replace("timestep_loop: {choice: [inner, outer]}", "skip_zero_spikes: false"))
+    assert load_spec(path).pe.timestep_loop == "inner"
     assert "pe.timestep_loop" not in search_dimensions(_RAW)  # SATA's order: fixed, searchable by --set
 
 
@@ -105,6 +109,12 @@ def test_inner_needs_the_T_input_maps_of_a_ws_tile_in_the_ifmap_buffer():
         "layer 'c': timestep_loop inner on ws (8x8 PEs) needs 8192 bits of the ifmap buffer (2048 input "
         "words of one fold x 4 timesteps); the template has 8188 bits (0.999512 KiB)")
     assert over.assumptions["tiling_infeasible"] == list(over.infeasible)
+    # two such layers: the workload's excess is the worst layer's, in cost_many as in cost
+    twice = Workload((WS_CONV, dataclasses.replace(WS_CONV, name="d")), name="w2")
+    model = CostModel(template(ifmap_kb=(need - T) / KIB), _TABLE)
+    rep = model.cost(twice)
+    assert len(rep.infeasible) == 2 and rep.tiling_excess == over.tiling_excess
+    assert model.cost_many([twice, one(WS_CONV)])["tiling_excess"].tolist() == [over.tiling_excess] * 2
     # the tile's layer is costed all the same, as at the edge (residency of the whole input aside)
     assert float(over.energy["compute"][0]) == float(edge.energy["compute"][0])
 
