@@ -346,14 +346,12 @@ def test_the_hardware_loop_records_an_untileable_configuration_as_infeasible(tmp
     assert tiling_violation(fine) == {}
 
 
-def test_a_searched_candidate_that_cannot_be_tiled_is_recorded_infeasible_not_failed():
-    """The train evaluator costs a darts_snn candidate on sata_like with a 0.05 KiB (409.6-bit)
-    ifmap buffer: its directly encoded stem (3x3 conv on the padded 10x10 digit, bit-serial at 8
-    bits, run once) needs min(16, 9) x 64 = 576 input words x 8 bits = 4608 bits for one ws tile.
-    The result is infeasible with the ``tiling`` violation and the layers' reasons in its
-    metrics; its objectives are still scored."""
-    from nasco.evaluate import TrainCostEvaluator
-    from nasco.evaluate._data import load_dataset
+STEM_REASON = ("layer 'stem.conv': timestep_loop inner on ws (16x8 PEs) needs 4608 bits of the ifmap buffer "
+               "(576 input words of one fold x 1 timestep); the template has 409.6 bits (0.05 KiB)")
+
+
+def _untileable_space():
+    """A small darts_snn space on sata_like (ws, 16x8 PEs) with a 0.05 KiB ifmap buffer."""
     from nasco.space import SearchSpace
 
     tiny = {("macro", "cells"): 1, ("macro", "stem", "channels"): 8, ("macro", "reductions"): [],
@@ -362,17 +360,37 @@ def test_a_searched_candidate_that_cannot_be_tiled_is_recorded_infeasible_not_fa
              ("buffers", "filter_kb"): 144, ("buffers", "ofmap_kb"): 32, ("buffers", "membrane_kb"): 4,
              ("bandwidth", "dram_bytes_per_cycle"): 16, ("pe", "skip_zero_spikes"): False,
              ("clock_mhz",): 400, ("bits", "membrane"): 8, ("dataflow",): "ws"}
-    space = SearchSpace(load_spec("darts_snn", overrides=tiny), load_spec("sata_like", overrides=fixed))
+    return SearchSpace(load_spec("darts_snn", overrides=tiny), load_spec("sata_like", overrides=fixed))
+
+
+def test_a_searched_candidate_that_cannot_be_tiled_is_recorded_infeasible_not_failed():
+    """The train evaluator costs a darts_snn candidate on sata_like with a 0.05 KiB (409.6-bit)
+    ifmap buffer: its directly encoded stem (3x3 conv on the padded 10x10 digit, bit-serial at 8
+    bits, run once) needs min(16, 9) x 64 = 576 input words x 8 bits = 4608 bits for one ws tile.
+    The result is infeasible with the ``tiling`` violation and the layers' reasons in its
+    metrics; its objectives are still scored."""
+    from nasco.evaluate import TrainCostEvaluator
+    from nasco.evaluate._data import load_dataset
+
+    space = _untileable_space()
     ev = TrainCostEvaluator(space, load_dataset("digits", seed=0, limit=200), ("accuracy", "energy"),
                             epochs=1, lr=0.05, hw_inner=False)
     res = ev.evaluate(space.sample(np.random.default_rng(0)), 0)
     assert res.status == "infeasible" and set(res.violations) == {"tiling"}
-    reasons = res.metrics["tiling_infeasible"]
-    assert reasons[0] == ("layer 'stem.conv': timestep_loop inner on ws (16x8 PEs) needs 4608 bits of the "
-                          "ifmap buffer (576 input words of one fold x 1 timestep); the template has 409.6 "
-                          "bits (0.05 KiB)")
+    assert res.metrics["tiling_infeasible"][0] == STEM_REASON
     assert res.violations["tiling"] == res.metrics["tiling_excess"] == 4608 / 409.6 - 1
     assert res.objectives["energy"] > 0
+
+
+def test_the_proxy_evaluator_records_it_too():
+    from nasco.evaluate import ProxyEvaluator
+    from nasco.evaluate._data import load_dataset
+
+    space = _untileable_space()
+    ev = ProxyEvaluator(space, load_dataset("digits", seed=0, limit=120), ("sahd", "energy"), batch_size=16)
+    res = ev.evaluate(space.sample(np.random.default_rng(0)), 0)
+    assert res.status == "infeasible" and res.violations == {"tiling": 4608 / 409.6 - 1}
+    assert res.metrics["tiling_infeasible"][0] == STEM_REASON
 
 
 def test_outer_loses_the_break_even_of_a_plain_conv_stack():
