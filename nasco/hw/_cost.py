@@ -567,6 +567,7 @@ class CostModel:
         core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
                                    a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
         tiling = self._tiling(geo, self._buffers(geo, core, self._compute(geo, core, rates), rates))
+
         def what(buffer: str, i: int) -> str:
             if buffer == "membrane":
                 neurons = int(tiling["neurons"][i])
@@ -581,8 +582,8 @@ class CostModel:
                 need, have = float(tiling[f"need_{buffer}"][i]), float(tiling[f"have_{buffer}"])
                 if need > have:
                     out.append(f"layer {names[i]!r}: timestep_loop {self.loop} on {self.t.dataflow} "
-                               f"({self.rows}x{self.cols} PEs) needs {need:.6g} bits of the {buffer} buffer "
-                               f"({what(buffer, i)}); the template has {have:.6g} bits "
+                               f"({self.rows}x{self.cols} PEs) needs {need:.10g} bits of the {buffer} buffer "
+                               f"({what(buffer, i)}); the template has {have:.10g} bits "
                                f"({have / (1024 * 8):g} KiB)")
         return out
 

@@ -39,8 +39,10 @@ et al., arXiv 2309.03388: data movement repeated over timesteps decides the ener
   timesteps in the membrane buffer, or go to DRAM and back each timestep when they do not
   fit (never infeasible).
 
-A layer that cannot be tiled under the order makes the candidate infeasible (see
-:meth:`nasco.hw.CostModel.cost`); it is costed all the same.
+The array's cycles are the same under both orders: CostModel charges each fold its SCALE-Sim
+cycles, the stationary operand's load included, once per timestep. A layer that cannot be
+tiled under the order makes the candidate infeasible (see :meth:`nasco.hw.CostModel.cost`); it
+is costed all the same.
 """
 from __future__ import annotations
 
