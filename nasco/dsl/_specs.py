@@ -162,6 +162,7 @@ class ArchSpace:
 # ------------------------------------------------------------------ accelerators
 DATAFLOWS = ("os", "ws", "is", "rs")
 PE_TYPES = ("mac", "sop")
+TIMESTEP_LOOPS = ("inner", "outer")
 SPIKE_FORMATS = ("dense", "aer", "bitmap_rle")
 
 # Physical ranges of the template's numbers. Each is wide enough for any real design and
@@ -194,11 +195,30 @@ class PESpec:
     an AND gate that lets a weight through when its input spiked and an adder that
     accumulates it into the membrane (SATA, Yin et al., TCAD 2022); non-binary inputs (a
     directly encoded first layer) run bit-serially, one bit plane per pass.
+
+    ``timestep_loop`` (sop PEs) orders a spiking layer's loops. ``inner``: all T timesteps of
+    a tile (one fold of the array) run while its weights and membranes stay on chip, as in
+    SATA; the tile's input spike maps of all T timesteps must fit the ifmap buffer. ``outer``:
+    the layer runs one timestep at a time over all its tiles; weights that do not fit their
+    buffer come from DRAM again each timestep, and the whole layer's membranes wait in the
+    membrane buffer between timesteps, or go to DRAM and back when they do not fit. The
+    costs and the tiling rules are in :mod:`nasco.hw._sop`. MAC PEs ignore the key (their
+    spiking layers already run timestep by timestep, the outer order); a template whose PEs
+    can only be ``mac`` may not ask for ``outer``.
     """
 
     type: str | Choice = F("mac", doc="PE kind", enum=PE_TYPES, searchable=True)
     skip_zero_spikes: bool | Choice = F(
         False, doc="sop PEs: zero spikes skip cycles (true) or only gate energy", searchable=True)
+    timestep_loop: str | Choice = F(
+        "inner", enum=TIMESTEP_LOOPS, searchable=True,
+        doc="sop PEs: timesteps innermost over each tile (inner) or outermost over the layer (outer)")
+
+    def _check(self, path: tuple) -> None:
+        if "sop" not in _options(self.type) and "outer" in _options(self.timestep_loop):
+            raise SpecError("timestep_loop 'inner' (the default) on MAC PEs: the loop order is a choice of "
+                            "spiking (sop) PEs", "'outer' among the options", path=path + ("timestep_loop",),
+                            hint="drop timestep_loop, or offer pe.type sop")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -189,10 +189,13 @@ class _Archive:
         limits = self.space.limits(hws[0])
         totals = {"energy": out["energy_j"], "latency": out["latency_s"], "area": out["area_mm2"]}
         excess = _excess(totals, limits)
+        # a configuration whose timestep loop order cannot tile a layer (its excess is already
+        # relative: need / have - 1) is infeasible like one over a design spec
+        relative = _relative_violation(excess, limits, len(hws)) + out["tiling_excess"]
+        excess["tiling"] = out["tiling_excess"]
         names = list(excess)
         E = np.stack([excess[k] for k in names], axis=1) if names else np.zeros((len(hws), 0))
         over = E > 0
-        relative = _relative_violation(excess, limits, len(hws))
         keys = list(group)
         mapped = out["mapped"]
         for j in np.flatnonzero(~mapped).tolist():
@@ -459,8 +462,10 @@ def hardware_front(workload: Workload, rates: Mapping[str, float] | None,
     configuration's costs equal ``CostModel(resolve(template, hw), table_of(template))
     .cost(workload, rates, default_rate).total()`` exactly; its violations are
     :func:`nasco.evaluate.check_limits` of its energy, latency and area against
-    ``hw_space.limits(hw)``. ``proposed`` (completed with the space's defaults) is always
-    costed and returned as :attr:`HardwareFront.proposed`. ``table_of(template)`` gives a
+    ``hw_space.limits(hw)``, and ``tiling`` where the configuration's timestep loop order cannot
+    tile a layer (as :func:`nasco.evaluate._joint.tiling_violation` gives it). ``proposed``
+    (completed with the space's defaults) is always costed and returned as
+    :attr:`HardwareFront.proposed`. ``table_of(template)`` gives a
     template's energy table (default: :func:`nasco.dsl.load_energy_table`, once per table).
     Raises ValueError for an unknown objective, an accuracy objective without
     ``accuracy_of``, or a ``proposed`` that is not a configuration of the space or whose

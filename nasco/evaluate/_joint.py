@@ -51,6 +51,15 @@ def check_limits(values: dict[str, float], limits: dict[str, float]) -> dict[str
     return {k: float(values[k] - lim) for k, lim in limits.items() if k in values and values[k] > lim}
 
 
+def tiling_violation(report: Any) -> dict[str, float]:
+    """``{"tiling": excess}`` when a layer of a costed network cannot be tiled under its spiking
+    template's timestep loop order (:attr:`nasco.hw.CostReport.tiling_excess`: the largest
+    need / have - 1 over the layers' tiles, the layers in :attr:`~nasco.hw.CostReport.infeasible`);
+    else ``{}``. It is a violation like a design spec's, so the candidate is infeasible (kept in
+    the ledger, not on the front), never an error."""
+    return {"tiling": float(report.tiling_excess)} if report.tiling_excess > 0 else {}
+
+
 class _Diverged(Exception):
     pass
 
@@ -450,6 +459,9 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         for key in ("spike_rate_assumed", "spike_out_rate_assumed"):  # rates the cost model had to assume
             if key in rep.assumptions:
                 metrics[key] = rep.assumptions[key]
+        if rep.infeasible:  # layers the template's timestep loop order cannot tile (see _result)
+            metrics["tiling_infeasible"] = list(rep.infeasible)
+            metrics["tiling_excess"] = rep.tiling_excess
         return values, metrics
 
     # ---------------------------------------------------------------- a candidate
@@ -538,6 +550,11 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
             raise ValueError(f"objectives {missing} need an accelerator template (--hw)")
         objectives = {o: float(values[o]) for o in self.objectives}
         violations = check_limits(values, limits)
+        # a task (or the network) that its template's timestep loop order cannot tile
+        worst = max([metrics.get("tiling_excess", 0.0)] + [t.get("tiling_excess", 0.0)
+                                                            for t in metrics.get("tasks", ())])
+        if worst > 0:
+            violations["tiling"] = float(worst)
         status = "infeasible" if violations else "ok"
         return Result(status, objectives, metrics, violations, None, time.perf_counter() - start, members)
 

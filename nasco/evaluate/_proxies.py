@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from nasco.core import BUILTIN_OBJECTIVES, EvaluatorBase, Registry, Result
-from nasco.evaluate._joint import EnergyTableCache, check_limits
+from nasco.evaluate._joint import EnergyTableCache, check_limits, tiling_violation
 from nasco.evaluate._precision import as_precision, precision_metric, precision_of
 from nasco.evaluate._train import mean_spike_rate, reset_states
 from nasco.hw import CostModel
@@ -555,14 +555,19 @@ class ProxyEvaluator(EnergyTableCache, EvaluatorBase):
                                  "layer)",
                                  time.perf_counter() - start, **metrics)
         if hw is not None:
-            tot = CostModel(hw, self.table_of(hw)).cost(probe.workload, probe.rates()).total()
+            report = CostModel(hw, self.table_of(hw)).cost(probe.workload, probe.rates())
+            tot = report.total()
             values.update(energy=tot["energy_j"], latency=tot["latency_s"], area=tot["area_mm2"])
             metrics.update(cycles=tot["cycles"], utilization=tot["utilization"],
                            energy_breakdown=tot["energy"], ops=tot["ops"])
             if self.space.hw.name != getattr(hw, "name", None):
                 metrics["template"] = hw.name
+            if report.infeasible:
+                metrics["tiling_infeasible"] = list(report.infeasible)
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
         violations = check_limits(values, limits)
+        if hw is not None:
+            violations.update(tiling_violation(report))
         objectives = {o: float(values[o]) for o in self.objectives}
         return Result("infeasible" if violations else "ok", objectives, metrics, violations, None,
                       time.perf_counter() - start)

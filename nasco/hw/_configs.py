@@ -95,7 +95,9 @@ def cost_configurations(template: AcceleratorTemplate, table: EnergyTable,
     the same key of ``CostModel(resolve(template, configs[k]), table).cost(workload, spike_rates,
     default_rate).total()`` exactly: ``cycles``, ``compute_cycles``, ``macs`` (int64), ``latency_s``,
     ``energy_j``, ``energy_<part>`` for each of :data:`ENERGY_PARTS`, ``area_mm2``, ``utilization``,
-    ``ops`` (float64); ``mapped`` (bool) says which configurations the dataflow can map.
+    ``ops`` (float64); ``mapped`` (bool) says which configurations the dataflow can map;
+    ``tiling_excess`` (float64) equals the report's :attr:`~nasco.hw.CostReport.tiling_excess`
+    (positive: a layer cannot be tiled under the configuration's timestep loop order).
 
     A configuration whose dataflow cannot map a layer raises :class:`MappingError` (as
     :meth:`CostModel.cost` does), or with ``unmappable="skip"`` gets ``mapped`` False and zeros.
@@ -127,7 +129,7 @@ def cost_configurations(template: AcceleratorTemplate, table: EnergyTable,
 
     out = {key: np.zeros(n, dtype=np.int64) for key in ("cycles", "compute_cycles", "macs")}
     out.update({key: np.zeros(n) for key in ("latency_s", "energy_j", "area_mm2", "utilization", "ops",
-                                            *(f"energy_{p}" for p in ENERGY_PARTS))})
+                                            "tiling_excess", *(f"energy_{p}" for p in ENERGY_PARTS))})
     out["mapped"] = np.ones(n, dtype=bool)
     for rows in groups.values():
         rep = resolve(template, full[rows[0]])
@@ -151,9 +153,11 @@ def cost_configurations(template: AcceleratorTemplate, table: EnergyTable,
         for j in np.flatnonzero(~totals.pop("ok")).tolist():
             # A value outside the checked ranges: the scalar model raises CostError for it (or,
             # at the edge of a bound, costs it; its totals are then taken).
-            total = CostModel(resolve(template, full[rows[j]]), table).cost(workload, spike_rates,
-                                                                           default_rate).total()
+            model_j = CostModel(resolve(template, full[rows[j]]), table)
+            report = model_j.cost(workload, spike_rates, default_rate)
+            total = report.total()
             total.update({f"energy_{p}": v for p, v in total.pop("energy").items()})
+            total["tiling_excess"] = report.tiling_excess
             for key in totals:
                 totals[key][j] = total[key]
         for key, value in totals.items():
@@ -201,5 +205,6 @@ def _group_totals(model: _Columns, cols: np.ndarray, rates: np.ndarray, spiking:
                                    for b, c in zip(busy.tolist(), out["cycles"].tolist())])
     out["macs"] = per["macs"].sum(axis=1).astype(np.int64)
     out["ops"] = per["ops"].sum(axis=1)
+    out["tiling_excess"] = per["tiling_excess"].max(axis=1, initial=0.0)
     out["ok"] = ok
     return out

@@ -21,7 +21,7 @@ import numpy as np
 from nasco.core import NascoError
 from nasco.dsl import AcceleratorTemplate, EnergyTable, search_dimensions
 from nasco.hw._rowstationary import rs_layer_core
-from nasco.hw._sop import sop_traffic
+from nasco.hw._sop import TILING_BUFFERS, sop_tiling, sop_traffic
 from nasco.hw._spikes import spike_map_bits
 from nasco.hw._systolic import systolic_layer_core
 from nasco.hw._workload import COLUMNS, Workload
@@ -135,6 +135,11 @@ class CostReport:
     # MAC positions the array stepped through: the MACs, or on an array that skips zero spikes
     # the spike-gated accumulates of its spiking layers (None: the MACs).
     busy: np.ndarray | None = None
+    # Spiking (sop) templates: the layers that cannot be tiled under the template's timestep
+    # loop order, one line each (layer, buffer, bits needed, bits the template has; empty:
+    # every layer can), and the largest need / have - 1 over the layers' tiles (0 when all fit).
+    infeasible: tuple[str, ...] = ()
+    tiling_excess: float = 0.0
 
     @property
     def energy_j(self) -> np.ndarray:
@@ -202,6 +207,8 @@ class CostModel:
         self.rs = template.dataflow == "rs"
         self.sop = template.pe.type == "sop"
         self.skip_zero = bool(template.pe.skip_zero_spikes) and self.sop
+        # The timestep loop order of sop PEs (nasco.hw._sop); MAC PEs ignore it.
+        self.loop = str(template.pe.timestep_loop) if self.sop else "inner"
         spikes = template.spikes
         self.spike_format = str(spikes.format)
         self.address_bits = None if spikes.address_bits is None else int(spikes.address_bits)
@@ -296,6 +303,12 @@ class CostModel:
         When the template's ``spikes.format`` is not ``dense``, a neuron layer's name gives the
         spike rate of the map it emits (the same default applies, recorded as
         ``spike_out_rate_assumed``); a dense template never reads those entries.
+
+        On sop templates the report's ``assumptions`` name the ``timestep_loop`` order, and a
+        layer whose tiles do not fit the buffers under that order (:func:`~nasco.hw._sop.sop_tiling`)
+        is listed in :attr:`CostReport.infeasible` (and ``assumptions['tiling_infeasible']``) with
+        the buffer, the bits it needs and the bits the template has: the workload is still
+        costed, and it is the caller's to count the design infeasible (it is not an error).
         """
         cols = workload.columns()
         self._check_mappable(cols, lambda i: (workload.name, workload.layers[i].name))
@@ -319,6 +332,13 @@ class CostModel:
         if out_missing:
             assumptions["spike_out_rate_assumed"] = {"rate": 1.0 if default_rate is None else default_rate,
                                                      "layers": out_missing}
+        infeasible: tuple[str, ...] = ()
+        if self.sop:
+            assumptions["timestep_loop"] = self.loop
+            if (r["tiling_excess"] > 0).any():
+                infeasible = tuple(self._tiling_reasons(cols, np.clip(rates, 0.0, 1.0),
+                                                        [layer.name for layer in workload.layers]))
+                assumptions["tiling_infeasible"] = list(infeasible)
         return CostReport(
             names=tuple(layer.name for layer in workload.layers),
             kinds=tuple(layer.kind for layer in workload.layers),
@@ -332,6 +352,8 @@ class CostModel:
             area_mm2=area,
             assumptions=assumptions,
             busy=r["busy"],
+            tiling_excess=float(r["tiling_excess"].max(initial=0.0)),
+            infeasible=infeasible,
         )
 
     def cost_many(self, workloads: Sequence[Workload], spike_rates: Sequence[dict | None] | None = None,
@@ -344,8 +366,10 @@ class CostModel:
         ``latency_s``, ``energy_j``, ``energy_<part>`` for each of ``ENERGY_PARTS``, ``macs``,
         ``ops``, ``utilization``, ``area_mm2``, and ``rate_assumed_layers``: how many spiking
         layers (and, on a template whose spikes are not dense, neuron layers: see :meth:`cost`)
-        took ``default_rate`` (or 1.0) for want of a measured rate. ``spike_rates[k]``
-        is the layer name -> rate map of ``workloads[k]`` (None: none measured).
+        took ``default_rate`` (or 1.0) for want of a measured rate, and ``tiling_excess``: the
+        :attr:`CostReport.tiling_excess` of each workload (positive: a layer cannot be tiled
+        under the template's timestep loop order). ``spike_rates[k]`` is the layer name ->
+        rate map of ``workloads[k]`` (None: none measured).
         """
         n_w = len(workloads)
         if spike_rates is not None and len(spike_rates) != n_w:
@@ -421,8 +445,9 @@ class CostModel:
         out: dict[str, np.ndarray] = {}
         for key, per_layer in r.items():
             total = np.zeros(n_w, dtype=per_layer.dtype)
-            if starts.size:
-                total[nonempty] = np.add.reduceat(per_layer, starts)
+            if starts.size:  # the tiling excess of a workload is its worst layer's
+                reduce = np.maximum.reduceat if key == "tiling_excess" else np.add.reduceat
+                total[nonempty] = reduce(per_layer, starts)
             out[key] = total
         out["rate_assumed_layers"] = assumed
         return out
@@ -520,7 +545,47 @@ class CostModel:
         work = self._compute(geo, core, rates)
         buf = self._buffers(geo, core, work, rates)
         dram = self._dram(geo, buf)
-        return self._latency(work, buf, dram, utilization)
+        r = self._latency(work, buf, dram, utilization)
+        r["tiling_excess"] = (self._tiling(geo, buf)["excess"] if self.sop
+                              else np.zeros(len(geo.steps)))
+        return r
+
+    def _tiling(self, geo: _Geometry, buf: _Buffers) -> dict[str, Any]:
+        """The buffer space each layer's tiles need under the template's timestep loop order
+        (:func:`~nasco.hw._sop.sop_tiling`; sop templates)."""
+        kib = 1024 * 8
+        return sop_tiling(geo.a, geo.compute, geo.lif_src, geo.steps, geo.oh, geo.ow, geo.ch_g, geo.nf_g,
+                          buf.ifmap_bits, dataflow=self.t.dataflow, rows=self.rows, cols=self.cols,
+                          loop=self.loop, membrane_bits=self.mb, ifmap_buffer_bits=self.ifmap_kb * kib,
+                          membrane_buffer_bits=self.membrane_kb * kib)
+
+    def _tiling_reasons(self, cols: np.ndarray, rates: np.ndarray, names: Sequence[str]) -> list[str]:
+        """One line per layer of ``cols`` that cannot be tiled under the timestep loop order:
+        the layer, the buffer, the bits one tile needs there and the bits the template has."""
+        geo = self._geometry(dict(zip(COLUMNS, cols)))
+        a = geo.a
+        core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
+                                   a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
+        tiling = self._tiling(geo, self._buffers(geo, core, self._compute(geo, core, rates), rates))
+
+        def what(buffer: str, i: int) -> str:
+            if buffer == "membrane":
+                neurons = int(tiling["neurons"][i])
+                return f"the membranes of one fold's {neurons} output neurons x {self.mb} bits"
+            n = int(geo.steps[i]) if self.loop == "inner" else 1
+            steps = f"{n} timestep" + ("s" if n != 1 else "")
+            return f"{int(tiling['words'][i])} input words of one fold x {steps}"
+
+        out = []
+        for i in np.flatnonzero(tiling["excess"] > 0).tolist():
+            for buffer in TILING_BUFFERS:
+                need, have = float(tiling[f"need_{buffer}"][i]), float(tiling[f"have_{buffer}"])
+                if need > have:
+                    out.append(f"layer {names[i]!r}: timestep_loop {self.loop} on {self.t.dataflow} "
+                               f"({self.rows}x{self.cols} PEs) needs {need:.10g} bits of the {buffer} buffer "
+                               f"({what(buffer, i)}); the template has {have:.10g} bits "
+                               f"({have / (1024 * 8):g} KiB)")
+        return out
 
     def _geometry(self, a: dict[str, np.ndarray]) -> _Geometry:
         """What each layer is (array, vector unit or neurons; spiking input; a fused LIF) and
@@ -660,7 +725,8 @@ class CostModel:
                               membrane_bits=self.mb, e_sram_r=self.e_sram_r, e_sram_w=self.e_sram_w,
                               e_reg=self.e_reg, e_neuron_op=self.e_neuron_op,
                               spike_out_bits=(None if self.spike_format == "dense"
-                                              else self._spike_bits(rates, a["elements"])))
+                                              else self._spike_bits(rates, a["elements"])),
+                              loop=self.loop, membrane_buffer_bits=self.membrane_kb * 1024 * 8)
             e_sram, noc_bits = sop["e_sram"], sop["noc_bits"]
         return _Buffers(ifmap_bits=ifmap_bits, vec_in=vec_in, vec_out=vec_out, e_register=e_register,
                         e_sram=e_sram, noc_bits=noc_bits, e_noc=noc_bits * self.e_noc, sop=sop)
@@ -686,10 +752,14 @@ class CostModel:
         w_bits = np.where(compute, a["filter_h"] * a["filter_w"] * geo.ch_g * a["num_filters"], 0) * self.wb
         i_bits = np.where(compute, geo.ih * geo.iw * a["channels"], buf.vec_in) * buf.ifmap_bits
         o_bits = np.where(compute, oh * ow * a["num_filters"], buf.vec_out) * self.ab
-        if sop is not None:  # what a layer reads and writes over all its timesteps (sop_traffic)
+        outer = self.loop == "outer"
+        if sop is not None:  # what a layer reads and writes over all its timesteps (sop_traffic) ...
             o_elems = np.where(compute, oh * ow * a["num_filters"], buf.vec_out)
-            i_bits = i_bits * steps + sop["neuron_in"]
             o_bits = o_elems * sop["out_bits"] + sop["neuron_out"]
+            if outer:  # ... but the input of one timestep decides its residency
+                i_bits = i_bits + sop["neuron_in"] / steps
+            else:  # ... all T maps of the input do
+                i_bits = i_bits * steps + sop["neuron_in"]
         buf_w = self.filter_kb * kib
         buf_i = self.ifmap_kb * kib
         buf_o = self.ofmap_kb * kib
@@ -707,15 +777,21 @@ class CostModel:
         dram_w = w_bits * refetch_w
         dram_i = i_bits * refetch_i
         # Weights stay on chip across timesteps when they fit; activations move every step.
-        # (sop: the timestep loop runs inside each weight tile, so weights are read once, and
-        # i_bits/o_bits already hold every timestep.)
-        w_steps = np.where(w_bits <= buf_w, 1.0, steps) if not self.sop else 1.0
-        dram_bits = dram_w * w_steps + (dram_i + o_bits) * (steps if not self.sop else 1.0)
+        # (sop, timestep loop inner: the timestep loop runs inside each weight tile, so weights
+        # are read once, and i_bits/o_bits already hold every timestep; outer: weights that do
+        # not fit come again each timestep, i_bits is one timestep's and o_bits all of them.)
+        if not self.sop:
+            w_steps = np.where(w_bits <= buf_w, 1.0, steps)
+            dram_bits = dram_w * w_steps + (dram_i + o_bits) * steps
+        elif outer:
+            dram_bits = dram_w * np.where(w_bits <= buf_w, 1.0, steps) + dram_i * steps + o_bits
+        else:
+            dram_bits = dram_w * 1.0 + (dram_i + o_bits) * 1.0
         # Membrane potentials live in their buffer when they fit, else go to DRAM.
         mem_bits = np.where(geo.neuron, geo.elems, 0.0) * self.mb
         mem_on_chip = mem_bits <= self.membrane_kb * kib
-        if self.sop:  # tile-resident or in the LIF units' registers: never spilled (sop_traffic)
-            mem_on_chip = np.ones_like(mem_on_chip)
+        if self.sop:  # inner: tile-resident or in the LIF units' registers, never spilled; outer: the
+            mem_on_chip = ~sop["spilled"]  # layer's membranes in their buffer when they fit (sop_traffic)
         dram_bits = dram_bits + np.where(mem_on_chip, 0, 2 * mem_bits * steps)
         membrane = np.where(mem_on_chip, mem_bits * (self.e_sram_r + self.e_sram_w), 0)
         e_neuron = np.where(geo.neuron, geo.elems * self.e_neuron_op + membrane, 0.0) * steps

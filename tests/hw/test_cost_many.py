@@ -13,7 +13,7 @@ from nasco.hw import COLUMNS, ENERGY_PARTS, CostModel, Layer, Workload, stack_co
 _TEMPLATE = load_spec("systolic_template")
 _TABLE = load_energy_table(_TEMPLATE)
 KEYS = {"cycles", "compute_cycles", "latency_s", "energy_j", "macs", "ops", "utilization", "area_mm2",
-        "rate_assumed_layers"} | {f"energy_{k}" for k in ENERGY_PARTS}
+        "rate_assumed_layers", "tiling_excess"} | {f"energy_{k}" for k in ENERGY_PARTS}
 
 
 def model(dataflow="ws", rows=8, cols=8, kb=(32, 32, 16), bw=8) -> CostModel:
@@ -67,6 +67,7 @@ def check_against_cost(m: CostModel, wls, rates, default_rate=None) -> dict[str,
             np.testing.assert_allclose(got[f"energy_{part}"][k], tot["energy"][part], rtol=1e-12, atol=0)
         assumed = rep.assumptions.get("spike_rate_assumed", {}).get("layers", [])
         assert got["rate_assumed_layers"][k] == len(assumed)
+        assert got["tiling_excess"][k] == rep.tiling_excess
     return got
 
 
