@@ -447,6 +447,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         unit, scale = _SHOW[metric]
         limit = limits[metric]
         print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")
+    for reason in out["assumptions"].get("tiling_infeasible", []):  # a search records these as infeasible
+        print(f"cannot tile: {reason}")
     return 0
 
 

@@ -242,3 +242,19 @@ def test_a_sparse_spike_format_charges_each_neurons_map_at_its_readers_measured_
     t = resolve(load_spec("sata_like", overrides={("spikes", "format"): "aer"}), {})
     want = CostModel(t, load_energy_table(t)).cost(workload, {**emitted, **measured}).total()
     assert rep["total"]["energy_j"] == want["energy_j"]
+
+
+def test_layers_the_loop_order_cannot_tile_are_printed_one_line_each(capsys):
+    # 0.05 KiB (409.6 bits) of ifmap buffer: no layer of the example fits one fold's input
+    code, out, _ = run_cli(capsys, "cost", "--hw", "sata_like", "--workload", "example",
+                           "--set", "buffers.ifmap_kb=0.05")
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("cannot tile: ")]
+    code, js, _ = run_cli(capsys, "cost", "--hw", "sata_like", "--workload", "example",
+                          "--set", "buffers.ifmap_kb=0.05", "--json")
+    reasons = json.loads(js)["assumptions"]["tiling_infeasible"]
+    assert reasons and lines == [f"cannot tile: {r}" for r in reasons]
+    assert "the template has 409.6 bits (0.05 KiB)" in lines[0]
+    code, out, _ = run_cli(capsys, "cost", "--hw", "sata_like", "--workload", "example")
+    assert code == 0 and "cannot tile" not in out
+
