@@ -42,6 +42,8 @@ ZIGZAG_ACCELERATORS = {"zigzag_tpu_like": "tpu_like", "zigzag_edge_tpu_like": "e
 LPF_LIMIT = 6             # ZigZag's default loop-prime-factor limit of its LOMA temporal-mapping search
 NB_SPATIAL_MAPPINGS = 3   # ZigZag's default number of generated spatial mappings
 OPTIMIZE = ("energy", "latency")
+# Templates translated from a ZigZag accelerator that zigzag-dse 3.9.1 ships without a mapping file.
+_WITHOUT_MAPPING = {"zigzag_eyeriss_like": "eyeriss_like"}
 
 
 class ZigZagError(NascoError):
@@ -71,9 +73,13 @@ def zigzag_inputs() -> Path:
 
 def zigzag_accelerator(template_name: str) -> str:
     """The ZigZag accelerator a template was translated from; a ZigZagError when it has none."""
+    known = f"templates with one: {', '.join(ZIGZAG_ACCELERATORS)} (--hw NAME)"
+    if template_name in _WITHOUT_MAPPING:
+        raise ZigZagError(f"template '{template_name}': zigzag-dse 3.9.1 ships no mapping file for "
+                          f"{_WITHOUT_MAPPING[template_name]}, so it has no ZigZag description to cost; "
+                          f"{known}")
     if template_name not in ZIGZAG_ACCELERATORS:
-        raise ZigZagError(f"template '{template_name}' has no ZigZag description; templates with one: "
-                          f"{', '.join(ZIGZAG_ACCELERATORS)} (--hw NAME)")
+        raise ZigZagError(f"template '{template_name}' has no ZigZag description; {known}")
     return ZIGZAG_ACCELERATORS[template_name]
 
 

@@ -69,6 +69,11 @@ def test_a_template_without_a_zigzag_description_is_one_line():
         zigzag_accelerator("asic_template")
     assert str(err.value) == ("template 'asic_template' has no ZigZag description; templates with one: "
                               "zigzag_tpu_like, zigzag_edge_tpu_like, zigzag_tesla_npu_like (--hw NAME)")
+    with pytest.raises(ZigZagError) as err:
+        zigzag_accelerator("zigzag_eyeriss_like")
+    assert str(err.value) == ("template 'zigzag_eyeriss_like': zigzag-dse 3.9.1 ships no mapping file for "
+                              "eyeriss_like, so it has no ZigZag description to cost; templates with one: "
+                              "zigzag_tpu_like, zigzag_edge_tpu_like, zigzag_tesla_npu_like (--hw NAME)")
     assert zigzag_accelerator("zigzag_tpu_like") == "tpu_like"
 
 
