@@ -5,7 +5,8 @@ The workload is a SCALE-Sim topology CSV, an ONNX model (``.onnx``, read by
 or ``ledger.jsonl`` (picked by ``--id`` or ``--row``), or a single-row JSON file. A row read
 from a run directory takes its architecture space, accelerator and ``--set`` overrides from
 the run's recorded config (``run.json``, else ``summary.json``) unless ``--space`` / ``--hw``
-say otherwise.
+say otherwise. ``--backend zigzag`` costs the conv and linear layers with ZigZag too
+(:func:`nasco.hw.zigzag_cost`) and prints both totals side by side.
 """
 from __future__ import annotations
 
@@ -475,11 +476,13 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 def _side_by_side(out: dict, zz: dict) -> dict:
     """nasco's and ZigZag's totals over the layers both cost, and their ratios (nasco / ZigZag)."""
-    both = {row["name"] for row in zz["layers"]}
+    both = {row["name"] for row in zz["layers"]} & {row["name"] for row in out["layers"]}
     nasco = [row for row in out["layers"] if row["name"] in both]
+    zigzag = [row for row in zz["layers"] if row["name"] in both]
     n_e = math.fsum(row["energy_j"] for row in nasco)
     n_l = math.fsum(row["latency_s"] for row in nasco)
-    z_e, z_l = zz["total"]["energy_j"], zz["total"]["latency_s"]
+    z_e = math.fsum(row["energy_j"] for row in zigzag)
+    z_l = math.fsum(row["latency_s"] for row in zigzag)
     return {"layers": len(nasco), "nasco_energy_j": n_e, "zigzag_energy_j": z_e,
             "energy_ratio": n_e / z_e if z_e else math.nan,
             "nasco_latency_s": n_l, "zigzag_latency_s": z_l, "latency_ratio": n_l / z_l if z_l else math.nan}

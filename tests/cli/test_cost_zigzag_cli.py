@@ -91,3 +91,17 @@ def test_an_onnx_model_is_costed_by_both_side_by_side(tmp_path, capsys):
     assert last.startswith("nasco vs ZigZag over the 1 layer(s) both cost: energy ")
     assert f"(nasco / ZigZag {c['energy_ratio']:.4f})" in last
     assert f"{float(row['energy_opt_energy_pj']) * 1e-6:.4f} uJ" in last
+
+
+def test_the_side_by_side_totals_cover_the_layers_both_cost():
+    from nasco.cli._cost import _side_by_side
+
+    # nasco costs a and b, ZigZag b and c: only b is compared, on both sides
+    out = {"layers": [{"name": "a", "energy_j": 1.0, "latency_s": 10.0},
+                      {"name": "b", "energy_j": 3.0, "latency_s": 6.0}]}
+    zz = {"layers": [{"name": "b", "energy_j": 2.0, "latency_s": 4.0},
+                     {"name": "c", "energy_j": 5.0, "latency_s": 7.0}],
+          "total": {"energy_j": 7.0, "latency_s": 11.0}}
+    assert _side_by_side(out, zz) == {"layers": 1, "nasco_energy_j": 3.0, "zigzag_energy_j": 2.0,
+                                      "energy_ratio": 1.5, "nasco_latency_s": 6.0, "zigzag_latency_s": 4.0,
+                                      "latency_ratio": 1.5}
