@@ -2,8 +2,9 @@
 on its bundled accelerators, with its best mapping for energy and its best mapping for latency.
 
 Runs the real ZigZag (``pip install 'nasco[zigzag]'``, i.e. zigzag-dse 3.9.1 and ``six``, which
-zigzag-dse 3.9.1 imports without declaring it) in its own process; nasco is not imported, so the
-numbers cannot depend on nasco's cost model.
+zigzag-dse 3.9.1 imports without declaring it) through nasco.hw's ZigZag pipeline
+(nasco/hw/_zigzag.py, the one ``nasco cost --backend zigzag`` runs); nasco's cost model is not
+used, so the numbers cannot depend on it.
 
 Usage (with a venv where zigzag-dse 3.9.1 is installed)::
 
@@ -31,7 +32,6 @@ import argparse
 import csv
 import importlib.metadata
 import json
-import logging
 import math
 import os
 import platform
@@ -41,10 +41,10 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
+from nasco.hw._zigzag import LPF_LIMIT, NB_SPATIAL_MAPPINGS, run_zigzag, zigzag_inputs
+
 NETWORKS = ("alexnet", "resnet18", "mobilenetv2")
 ACCELERATORS = ("tpu_like", "edge_tpu_like", "eyeriss_like", "tesla_npu_like")
-LPF_LIMIT = 6                 # ZigZag's default loop-prime-factor limit of its LOMA search (--lpf-limit)
-NB_SPATIAL_MAPPINGS = 3       # ZigZag's default number of generated spatial mappings
 # eyeriss_like ships without a mapping file in zigzag-dse 3.9.1; this one (next to the fixtures)
 # links the operands to its memories and leaves the spatial mapping to ZigZag's generator.
 EYERISS_MAPPING = Path(__file__).resolve().parents[1] / "tests/hw/fixtures/zigzag/eyeriss_like_mapping.yaml"
@@ -57,90 +57,10 @@ FIELDS = ["network", "accelerator", "index", "name", "type", "K", "C", "OX", "OY
           "mem_energy_by_level_opt_energy", "reused_from", "search_s"]
 
 
-def _zigzag_inputs() -> Path:
-    import zigzag
-    return Path(zigzag.__file__).parent / "inputs"
-
-
 def _mapping_path(acc: str) -> str:
     if acc == "eyeriss_like":
         return str(EYERISS_MAPPING)
-    return str(_zigzag_inputs() / "mapping" / f"{acc}.yaml")
-
-
-def _stages():
-    """ZigZag's own stages, with the two reductions and the layer iterator described above."""
-    from zigzag.cost_model.cost_model import CostModelEvaluation
-    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
-    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
-    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
-    from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
-    from zigzag.stages.parser.onnx_model_parser import ONNXModelParserStage
-    from zigzag.stages.stage import Stage
-    from zigzag.stages.workload_iterator import WorkloadStage
-    from zigzag.workload.layer_node import LayerNode
-
-    def better_energy(a, b) -> bool:  # MinimalEnergyStage's rule
-        return b is None or a.energy_total < b.energy_total or (
-            a.energy_total == b.energy_total and a.latency_total2 < b.latency_total2)
-
-    def better_latency(a, b) -> bool:  # MinimalLatencyStage's rule
-        return b is None or a.latency_total2 < b.latency_total2 or (
-            a.latency_total2 == b.latency_total2 and a.energy_total < b.energy_total)
-
-    class BothMinimaStage(Stage):
-        """Yields (best-for-energy CME, {"latency": best-for-latency CME})."""
-
-        def run(self):
-            sub = self.list_of_callables[0](self.list_of_callables[1:], **self.kwargs)
-            best_e = best_l = None
-            for cme, extra in sub.run():
-                lat = cme
-                while not isinstance(extra, dict) and isinstance(extra, tuple) and extra:
-                    extra = extra[-1]
-                if isinstance(extra, dict) and "latency" in extra:
-                    lat = extra["latency"]
-                assert isinstance(cme, CostModelEvaluation)
-                if better_energy(cme, best_e):
-                    best_e = cme
-                if better_latency(lat, best_l):
-                    best_l = lat
-            assert best_e is not None
-            yield best_e, {"latency": best_l}
-
-    class TimedUniqueWorkloadStage(WorkloadStage):
-        """ZigZag's layer iterator, timing each search and reusing it for repeated layers."""
-
-        def run(self):
-            seen: dict[str, tuple[Any, Any, str, float]] = {}
-            for layer in self.workload.topological_sort():
-                if not isinstance(layer, LayerNode):
-                    continue
-                key = _layer_key(layer)
-                if key in seen:
-                    e, lat, first, took = seen[key]
-                    yield e, {"layer": layer, "latency": lat, "reused_from": first, "search_s": 0.0}
-                    continue
-                kwargs = self.kwargs.copy()
-                kwargs["layer"] = layer
-                kwargs["accelerator"] = self.accelerator
-                t0 = time.perf_counter()
-                sub = self.list_of_callables[0](self.list_of_callables[1:], **kwargs)
-                for e, extra in sub.run():
-                    took = time.perf_counter() - t0
-                    seen[key] = (e, extra["latency"], layer.name, took)
-                    yield e, {"layer": layer, "latency": extra["latency"], "reused_from": "",
-                              "search_s": took}
-
-    return [ONNXModelParserStage, AcceleratorParserStage, TimedUniqueWorkloadStage, BothMinimaStage,
-            SpatialMappingGeneratorStage, BothMinimaStage, TemporalMappingGeneratorStage, CostModelStage]
-
-
-def _layer_key(layer) -> str:
-    sizes = sorted((str(d), int(s)) for d, s in layer.layer_dim_sizes.items())
-    prec = sorted((str(k), int(v)) for k, v in layer.operand_precision.data.items())
-    return json.dumps([layer.type, str(layer.equation), sizes, [str(r) for r in layer.dimension_relations],
-                       str(layer.padding), prec, sorted(str(o) for o in layer.constant_operands)])
+    return str(zigzag_inputs() / "mapping" / f"{acc}.yaml")
 
 
 def _dim(layer, name: str) -> int:
@@ -182,19 +102,12 @@ def _level_energy(cme) -> str:
 def run_pair(args: tuple[str, str, int]) -> tuple[list[dict], float]:
     """Every layer of one network on one accelerator; returns the rows and the wall time."""
     net, acc, lpf = args
-    logging.disable(logging.CRITICAL)
-    from zigzag.mapping.temporal_mapping import TemporalMappingType
-    from zigzag.stages.main import MainStage
-    inputs = _zigzag_inputs()
+    inputs = zigzag_inputs()
     t0 = time.perf_counter()
-    main = MainStage(_stages(), accelerator=str(inputs / "hardware" / f"{acc}.yaml"),
-                     workload=str(inputs / "workload" / f"{net}.onnx"), mapping=_mapping_path(acc),
-                     dump_folder=None, loma_lpf_limit=lpf, loma_show_progress_bar=False,
-                     nb_mappings_generated=NB_SPATIAL_MAPPINGS, enable_mix_spatial_mapping_generation=False,
-                     access_same_data_considered_as_no_access=True,
-                     temporal_mapping_type=TemporalMappingType("uneven"))
+    results = run_zigzag(str(inputs / "workload" / f"{net}.onnx"), str(inputs / "hardware" / f"{acc}.yaml"),
+                         _mapping_path(acc), lpf)
     rows = []
-    for i, (e, info) in enumerate(main.run()):
+    for i, (e, info) in enumerate(results):
         layer, lat = info["layer"], info["latency"]
         sx, dx = _relation(layer, "OX")
         sy, dy = _relation(layer, "OY")
@@ -220,7 +133,7 @@ def _hardware_constants() -> dict[str, Any]:
     import yaml
     out = {}
     for acc in ACCELERATORS:
-        path = _zigzag_inputs() / "hardware" / f"{acc}.yaml"
+        path = zigzag_inputs() / "hardware" / f"{acc}.yaml"
         data = yaml.safe_load(path.read_text())
         mems = {}
         for name, m in data["memories"].items():

@@ -5,7 +5,8 @@ The workload is a SCALE-Sim topology CSV, an ONNX model (``.onnx``, read by
 or ``ledger.jsonl`` (picked by ``--id`` or ``--row``), or a single-row JSON file. A row read
 from a run directory takes its architecture space, accelerator and ``--set`` overrides from
 the run's recorded config (``run.json``, else ``summary.json``) unless ``--space`` / ``--hw``
-say otherwise.
+say otherwise. ``--backend zigzag`` costs the conv and linear layers with ZigZag too
+(:func:`nasco.hw.zigzag_cost`) and prints both totals side by side.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import csv
 import difflib
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +27,10 @@ from nasco.dsl import (
     load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
 from nasco.evaluate._joint import check_limits, emitted_rates
-from nasco.hw import CostModel, read_onnx, read_scalesim_csv, snn_twin
+from nasco.hw import (
+    ZIGZAG_EXTRA, ZIGZAG_LPF_LIMIT, ZIGZAG_OPTIMIZE, CostModel, read_onnx, read_scalesim_csv, snn_twin,
+    zigzag_accelerator, zigzag_available, zigzag_cost,
+)
 
 __all__ = ["add_cost"]
 
@@ -367,6 +372,9 @@ def _skipped_note(workload: Any) -> str | None:
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
+    if args.backend == "zigzag" and not zigzag_available():
+        raise UsageError(f"--backend zigzag needs zigzag-dse, which is not importable here: "
+                         f"pip install '{ZIGZAG_EXTRA}'")
     path = _workload_path(args.workload)
     scalesim = path.suffix.lower() == ".csv" and _is_scalesim(path)
     onnx_model = path.suffix.lower() == ".onnx"
@@ -403,6 +411,11 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SpecError(f"choices of template '{template.name}'", str(exc), file=str(path), path=("hw",),
                         hint="cost the row with the accelerator it was searched on (--hw)") from None
+    if args.backend == "zigzag":
+        zigzag_accelerator(template.name)  # a template without a ZigZag description: one line, before costing
+        if cand_hw or hw_over:
+            notes.append(f"note: ZigZag costs its own {zigzag_accelerator(template.name)} accelerator file; the "
+                         "choices and --set applied to the template change nasco's numbers only")
     table = load_energy_table(template)
     model = CostModel(resolved, table)
     report = model.cost(workload, rates, default_rate=args.spike_rate)
@@ -423,6 +436,13 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     if isinstance(spec, MultiAccelerator) and spec.limits():
         notes.append(f"note: the specs of {spec.name} bound the whole system (all tasks together); one "
                      "task is not checked against them")
+    if args.backend == "zigzag":
+        zz = zigzag_cost(workload, resolved, optimize=args.zigzag_optimize, lpf_limit=args.zigzag_lpf_limit,
+                         onnx=path if onnx_model else None)
+        out["zigzag"] = {**zz.to_dict(), "compared": _side_by_side(out, zz.to_dict())}
+        if zz.skipped:
+            notes.append(f"note: ZigZag costs conv and linear layers only; {len(zz.skipped)} layer(s) not "
+                         "costed by it and left out of the comparison")
     for line in notes:
         if line:
             print(line, file=sys.stderr)
@@ -449,7 +469,40 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")
     for reason in out["assumptions"].get("tiling_infeasible", []):  # a search records these as infeasible
         print(f"cannot tile: {reason}")
+    if "zigzag" in out:
+        _print_zigzag(out["zigzag"])
     return 0
+
+
+def _side_by_side(out: dict, zz: dict) -> dict:
+    """nasco's and ZigZag's totals over the layers both cost, and their ratios (nasco / ZigZag)."""
+    both = {row["name"] for row in zz["layers"]} & {row["name"] for row in out["layers"]}
+    nasco = [row for row in out["layers"] if row["name"] in both]
+    zigzag = [row for row in zz["layers"] if row["name"] in both]
+    n_e = math.fsum(row["energy_j"] for row in nasco)
+    n_l = math.fsum(row["latency_s"] for row in nasco)
+    z_e = math.fsum(row["energy_j"] for row in zigzag)
+    z_l = math.fsum(row["latency_s"] for row in zigzag)
+    return {"layers": len(nasco), "nasco_energy_j": n_e, "zigzag_energy_j": z_e,
+            "energy_ratio": n_e / z_e if z_e else math.nan,
+            "nasco_latency_s": n_l, "zigzag_latency_s": z_l, "latency_ratio": n_l / z_l if z_l else math.nan}
+
+
+def _print_zigzag(zz: dict) -> None:
+    """ZigZag's per-layer table, then both totals side by side."""
+    a = zz["assumptions"]
+    print(f"ZigZag ({a['accelerator']}, best mapping for {a['optimize']}, lpf limit {a['lpf_limit']}):")
+    lat_u, lat_k = _SHOW["latency"]
+    en_u, en_k = _SHOW["energy"]
+    print(f"{'layer':<28} {'kind':<7} {'cycles':>10} {'latency_' + lat_u:>12} {'energy_' + en_u:>12}")
+    for row in [*zz["layers"], {**zz["total"], "name": "total", "kind": ""}]:
+        print(f"{row['name'][:28]:<28} {row['kind']:<7} {row['cycles']:>10.0f} "
+              f"{row['latency_s'] * lat_k:>12.5f} {row['energy_j'] * en_k:>12.4f}")
+    c = zz["compared"]
+    print(f"nasco vs ZigZag over the {c['layers']} layer(s) both cost: "
+          f"energy {c['nasco_energy_j'] * en_k:.4f} vs {c['zigzag_energy_j'] * en_k:.4f} {en_u} "
+          f"(nasco / ZigZag {c['energy_ratio']:.4f}); latency {c['nasco_latency_s'] * lat_k:.5f} vs "
+          f"{c['zigzag_latency_s'] * lat_k:.5f} {lat_u} (nasco / ZigZag {c['latency_ratio']:.4f})")
 
 
 def _print_twin(twin: dict) -> None:
@@ -519,4 +572,13 @@ def add_cost(sub) -> None:
     p.add_argument("--input-shape", default=(1, 8, 8), type=_parse_shape,
                    help=f"C,H,W of the network input for a candidate, each 1..{MAX_INPUT_SIDE} (default 1,8,8)")
     p.add_argument("--classes", type=int_in(1), default=10, help="classes of the network output for a candidate")
+    p.add_argument("--backend", choices=("nasco", "zigzag"), default="nasco",
+                   help="zigzag: also cost the conv and linear layers with ZigZag (pip install "
+                        f"'{ZIGZAG_EXTRA}') on the accelerator a zigzag_* template was translated from, and "
+                        "show both totals side by side (--json: a 'zigzag' key); default nasco")
+    p.add_argument("--zigzag-optimize", choices=ZIGZAG_OPTIMIZE, default="energy",
+                   help="--backend zigzag: report ZigZag's best mapping for energy or for latency (default energy)")
+    p.add_argument("--zigzag-lpf-limit", type=int_in(1), default=ZIGZAG_LPF_LIMIT,
+                   help=f"--backend zigzag: the loop-prime-factor limit of ZigZag's LOMA mapping search; lower "
+                        f"searches fewer temporal mappings, faster (default {ZIGZAG_LPF_LIMIT}, ZigZag's)")
     p.set_defaults(func=_cmd_cost)

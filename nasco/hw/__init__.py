@@ -22,6 +22,17 @@ from nasco.hw._systolic import (
     systolic_utilization,
 )
 from nasco.hw._workload import COLUMNS, Layer, Workload, read_scalesim_csv, stack_columns, write_scalesim_csv
+from nasco.hw._zigzag import LPF_LIMIT as ZIGZAG_LPF_LIMIT
+from nasco.hw._zigzag import OPTIMIZE as ZIGZAG_OPTIMIZE
+from nasco.hw._zigzag import (
+    ZIGZAG_ACCELERATORS,
+    ZIGZAG_EXTRA,
+    ZigZagError,
+    ZigZagReport,
+    zigzag_accelerator,
+    zigzag_available,
+    zigzag_cost,
+)
 
 __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENERGY_PARTS", "Layer",
            "MAX_CYCLES", "MappingError", "SIZED",
@@ -31,4 +42,6 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
            "snn_twin", "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses",
            "systolic_utilization",
-           "twin_total", "write_scalesim_csv"]
+           "twin_total", "write_scalesim_csv", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA", "ZIGZAG_LPF_LIMIT",
+           "ZIGZAG_OPTIMIZE", "ZigZagError", "ZigZagReport", "zigzag_accelerator", "zigzag_available",
+           "zigzag_cost"]
