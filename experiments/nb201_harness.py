@@ -516,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mo", action="store_true", help="multi-objective: accuracy vs Eyeriss latency, HV ratio")
     p.add_argument("--out", default="experiments/results/nb201_harness.md")
     p.add_argument("--time-limit", type=float, default=None, help="stop submitting new runs after this many s")
-    p.add_argument("--render-only", action="store_true", help="rewrite the markdown from the .jsonl; run nothing")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite the markdown from the .jsonl; run nothing")
     args = p.parse_args(argv)
     from nasco.search import SEARCHERS as KNOWN
 
