@@ -257,8 +257,11 @@ class _PymooOwn:
 
     def __init__(self, space: Any, seed: int, mo: bool) -> None:
         from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.mixed import (MixedVariableDuplicateElimination, MixedVariableMating,
-                                      MixedVariableSampling)
+        from pymoo.core.mixed import (
+            MixedVariableDuplicateElimination,
+            MixedVariableMating,
+            MixedVariableSampling,
+        )
         from pymoo.core.problem import Problem
         from pymoo.core.termination import NoTermination
         from pymoo.core.variable import Choice
