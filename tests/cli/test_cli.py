@@ -24,16 +24,7 @@ TIMING_METRICS = {"train_seconds", "evaluator_seconds", "hw_front_seconds"}
 TINY = ["--limit", "150", "--epochs", "1", "--quiet", "--set", "cell.pool_bn=false"]
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_spaces_lists_the_four_builtins(capsys):
+def test_spaces_lists_the_four_builtins(capsys, run_cli):
     code, out, _ = run_cli(capsys, "spaces")
     assert code == 0
     for name in ("darts_snn", "darts", "nb201", "asic_template", "systolic_template"):
@@ -66,7 +57,7 @@ def test_validate_ok_and_one_line_error_without_traceback(tmp_path):
     assert "did you mean" in lines[0] and "'conv_3x3'" in lines[0].split("did you mean")[1]
 
 
-def test_usage_errors_exit_2_with_one_line(capsys):
+def test_usage_errors_exit_2_with_one_line(capsys, run_cli):
     code, _, err = run_cli(capsys, "search", "--space", "darts_snn", "--objectives", "acuracy")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "did you mean 'accuracy'" in err
     code, _, err = run_cli(capsys, "search", "--space", "darts_snnn")
@@ -83,7 +74,7 @@ def _fixture_groups() -> dict[tuple[str, int, int], list[dict]]:
     return groups
 
 
-def test_cost_reproduces_scalesim_compute_cycles(tmp_path, capsys):
+def test_cost_reproduces_scalesim_compute_cycles(tmp_path, capsys, run_cli):
     """Every SCALE-Sim fixture (OS/WS/IS, several array shapes, strides 1-2, 1x1..7x7) through
     `nasco cost --json`: compute cycles equal SCALE-Sim's Total - Stall cycles exactly."""
     groups = _fixture_groups()
@@ -112,7 +103,7 @@ def test_cost_reproduces_scalesim_compute_cycles(tmp_path, capsys):
     assert checked >= 150
 
 
-def test_cost_text_output_names_the_defaults_taken(tmp_path, capsys):
+def test_cost_text_output_names_the_defaults_taken(tmp_path, capsys, run_cli):
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
                     "conv1, 10, 10, 3, 3, 16, 32, 1,\n")
@@ -221,13 +212,13 @@ def test_search_killed_then_resumed_completes_without_duplicates(tiny_run, tmp_p
     assert rows == _ledger(tiny_run)
 
 
-def test_existing_run_without_resume_is_a_one_line_error(tiny_run, capsys):
+def test_existing_run_without_resume_is_a_one_line_error(tiny_run, capsys, run_cli):
     code, _, err = run_cli(capsys, "search", "--space", "darts_snn", "--hw", "asic_template", "--budget", "4",
                            "--seed", "3", "--out", str(tiny_run), *TINY)
     assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cost_of_a_candidate_from_the_ledger(tiny_run, tmp_path, capsys):
+def test_cost_of_a_candidate_from_the_ledger(tiny_run, tmp_path, capsys, run_cli):
     row = json.loads((tiny_run / "ledger.jsonl").read_text().splitlines()[0])
     cand = tmp_path / "cand.json"
     cand.write_text(json.dumps(row | {"space": "darts_snn"}))

@@ -6,19 +6,9 @@ import os
 
 import pytest
 
-from nasco.cli import main
 from nasco.run import Ledger
 
 TABLE = ["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--quiet", "--seed", "2"]
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -31,14 +21,14 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     (["--executor", "tune", "--tune-optuna"], "--tune-optuna hands the proposals to Tune's OptunaSearch: it needs an optuna-*"),
     (["--max-retries", "-1"], "--max-retries must be >= 0, found -1"),
 ])
-def test_executor_usage_errors_are_one_line(capsys, tmp_path, flags, message):
+def test_executor_usage_errors_are_one_line(capsys, tmp_path, flags, message, run_cli):
     code, _, err = run_cli(capsys, *TABLE, "--budget", "3", "--out", str(tmp_path / "r"), *flags)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert message in err
     assert not (tmp_path / "r").exists()  # nothing was started or written
 
 
-def test_pool_executor_end_to_end_under_storage(capsys, tmp_path):
+def test_pool_executor_end_to_end_under_storage(capsys, tmp_path, run_cli):
     storage = tmp_path / "shared"
     code, out, err = run_cli(capsys, *TABLE, "--budget", "12", "--executor", "pool", "--workers", "2",
                              "--storage", str(storage), "--out", "runs/p")

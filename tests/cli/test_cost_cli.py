@@ -17,15 +17,6 @@ RUN_SET = ["--set", "macro.stem.channels=16", "--set", "hw.specs.latency.max=1 s
            "hw.specs.area.max=1000 mm2"]
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cost") / "run"
@@ -45,7 +36,7 @@ def _total_line(out: str) -> list[str]:
     return next(line.split() for line in lines if line.startswith("total "))
 
 
-def test_pareto_row_without_space_or_hw(run_dir, capsys):
+def test_pareto_row_without_space_or_hw(run_dir, capsys, run_cli):
     rows = list(csv.DictReader((run_dir / "pareto.csv").read_text().splitlines()))
     assert rows, "the loose specs of RUN_SET leave every row feasible"
     # A front member is a ledger row's proposed configuration or one of the row's members (the
@@ -68,7 +59,7 @@ def test_pareto_row_without_space_or_hw(run_dir, capsys):
     assert code == 0 and out2 == out
 
 
-def test_ledger_row_json_keeps_base_units_and_the_runs_specs(run_dir, capsys):
+def test_ledger_row_json_keeps_base_units_and_the_runs_specs(run_dir, capsys, run_cli):
     row = _ledger(run_dir)[1]
     code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--id", row["id"],
                              "--json")
@@ -83,7 +74,7 @@ def test_ledger_row_json_keeps_base_units_and_the_runs_specs(run_dir, capsys):
     assert rep["violations"] == {}
 
 
-def test_ledger_row_flags_a_violated_spec(run_dir, capsys):
+def test_ledger_row_flags_a_violated_spec(run_dir, capsys, run_cli):
     row = _ledger(run_dir)[0]
     lat = row["objectives"]["latency"]
     code, out, err = run_cli(capsys, "cost", "--workload", str(run_dir / "ledger.jsonl"), "--row", "0",
@@ -97,7 +88,7 @@ def test_ledger_row_flags_a_violated_spec(run_dir, capsys):
     assert rep["violations"] == {"latency": pytest.approx(lat - 1e-6, rel=1e-8)}  # as above
 
 
-def test_a_table_run_needs_hw(tmp_path, capsys):
+def test_a_table_run_needs_hw(tmp_path, capsys, run_cli):
     out = tmp_path / "table_run"
     assert main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--budget", "2",
                  "--seed", "0", "--quiet", "--out", str(out)]) == 0
@@ -106,7 +97,7 @@ def test_a_table_run_needs_hw(tmp_path, capsys):
     assert "searched without an accelerator" in err and "give --hw" in err
 
 
-def test_the_shipped_example_topology(capsys):
+def test_the_shipped_example_topology(capsys, run_cli):
     path = builtin_dir() / EXAMPLE_WORKLOAD
     workload = read_scalesim_csv(path)
     assert [layer.name for layer in workload.layers] == ["conv1", "conv2", "conv3_s2", "conv4", "conv5_s2",
@@ -121,7 +112,7 @@ def test_the_shipped_example_topology(capsys):
     assert [layer["name"] for layer in json.loads(out)["layers"]] == [layer.name for layer in workload.layers]
 
 
-def test_each_task_of_a_multi_task_row_takes_its_own_space(tmp_path, capsys):
+def test_each_task_of_a_multi_task_row_takes_its_own_space(tmp_path, capsys, run_cli):
     out = tmp_path / "multi"
     assert main(["search", "--space", "darts_snn", "--space", "darts", "--hw", "hetero_2task",
                  "--budget", "1", "--seed", "1", "--limit", "150", "--epochs", "1", "--quiet",
@@ -165,7 +156,7 @@ FROM_A_RUN = "use a row of a ledger or pareto.csv, or Candidate.to_json()"
     ("[" * 100_000 + "]" * 100_000, "", "a candidate JSON object with 'arch' and 'hw'",
      "JSON nested too deep to read", "use the file nasco search wrote, unedited"),
 ])
-def test_a_candidate_file_of_the_wrong_shape(tmp_path, capsys, text, where, expected, found, hint):
+def test_a_candidate_file_of_the_wrong_shape(tmp_path, capsys, text, where, expected, found, hint, run_cli):
     f = tmp_path / "cand.json"
     f.write_text(text)
     code, out, err = run_cli(capsys, "cost", "--space", "nb201", "--hw", "systolic_template", "--workload",
@@ -174,7 +165,7 @@ def test_a_candidate_file_of_the_wrong_shape(tmp_path, capsys, text, where, expe
     assert (code, out, err) == (2, "", f"nasco: error: {place}expected {expected}, found {found}; {hint}\n")
 
 
-def test_a_well_formed_candidate_file_is_costed(tmp_path, capsys):
+def test_a_well_formed_candidate_file_is_costed(tmp_path, capsys, run_cli):
     """The control of the shape checks: the same file, right, is costed with the template's choice."""
     f = tmp_path / "cand.json"
     f.write_text(json.dumps({"arch": {"cell": {"edges": NB201_EDGES}, "hp": {}}, "hw": {"pe_array.rows": 8}}))
@@ -184,7 +175,7 @@ def test_a_well_formed_candidate_file_is_costed(tmp_path, capsys):
     assert json.loads(out)["assumptions"]["hw"]["pe_array"]["rows"] == 8
 
 
-def test_a_spiking_row_prints_its_ann_twin_as_the_run_recorded_it(run_dir, capsys):
+def test_a_spiking_row_prints_its_ann_twin_as_the_run_recorded_it(run_dir, capsys, run_cli):
     """The twin line of a ledger row's own configuration carries the figures the search's
     evaluator recorded in the row's metrics (snn_twin), in uJ and ms."""
     row = _ledger(run_dir)[0]
@@ -207,7 +198,8 @@ def test_a_spiking_row_prints_its_ann_twin_as_the_run_recorded_it(run_dir, capsy
     assert got["snn_advantage"] == pytest.approx(twin["snn_advantage"], rel=1e-6)
 
 
-def test_a_sparse_spike_format_charges_each_neurons_map_at_its_readers_measured_rate(tmp_path, capsys):
+def test_a_sparse_spike_format_charges_each_neurons_map_at_its_readers_measured_rate(tmp_path, capsys,
+                                                                                     run_cli):
     """A candidate with measured input rates, costed with AER spike maps: every neuron's map
     takes the rate of the conv that reads it (none is assumed), as the search's evaluator does;
     the total equals the cost model's with those rates spelled out here."""
@@ -244,7 +236,7 @@ def test_a_sparse_spike_format_charges_each_neurons_map_at_its_readers_measured_
     assert rep["total"]["energy_j"] == want["energy_j"]
 
 
-def test_layers_the_loop_order_cannot_tile_are_printed_one_line_each(capsys):
+def test_layers_the_loop_order_cannot_tile_are_printed_one_line_each(capsys, run_cli):
     # 0.05 KiB (409.6 bits) of ifmap buffer: no layer of the example fits one fold's input
     code, out, _ = run_cli(capsys, "cost", "--hw", "sata_like", "--workload", "example",
                            "--set", "buffers.ifmap_kb=0.05")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from nasco.cli import main
 from nasco.dsl import defaults, find_file, load_energy_table, load_file, resolve
 from nasco.export._onnx import OPSET
 from nasco.hw import CostModel, Layer, Workload
@@ -43,20 +42,11 @@ def _export(tmp_path, gated: bool = False):
     return path
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _nodes(path, *ops: str) -> list[str]:
     return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in ops]
 
 
-def test_an_onnx_model_is_costed_as_its_hand_written_layers(tmp_path, capsys):
+def test_an_onnx_model_is_costed_as_its_hand_written_layers(tmp_path, capsys, run_cli):
     path = _export(tmp_path)
     code, out, err = run_cli(capsys, "cost", "--workload", str(path), "--hw", "systolic_template", "--json")
     assert code == 0, err
@@ -78,7 +68,7 @@ def test_an_onnx_model_is_costed_as_its_hand_written_layers(tmp_path, capsys):
     assert rows == [*_nodes(path, "Conv", "Gemm"), "total"]
 
 
-def test_an_unsupported_node_is_one_line_and_skip_unsupported_costs_the_rest(tmp_path, capsys):
+def test_an_unsupported_node_is_one_line_and_skip_unsupported_costs_the_rest(tmp_path, capsys, run_cli):
     path = _export(tmp_path, gated=True)
     (mul,) = _nodes(path, "Mul")
     code, out, err = run_cli(capsys, "cost", "--workload", str(path), "--hw", "systolic_template")
@@ -98,14 +88,14 @@ def test_an_unsupported_node_is_one_line_and_skip_unsupported_costs_the_rest(tmp
     (["--hw", "systolic_template"], "expected an ONNX model (a protobuf ModelProto)"),
     ([], "nasco: error: --hw is needed to cost an ONNX model, e.g. --hw asic_template"),
 ])
-def test_refusals_are_one_line(tmp_path, capsys, argv, line):
+def test_refusals_are_one_line(tmp_path, capsys, argv, line, run_cli):
     path = tmp_path / "notes.onnx"
     path.write_text("not a model\n")
     code, out, err = run_cli(capsys, "cost", "--workload", str(path), *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and line in err
 
 
-def test_skip_unsupported_is_for_onnx_models(capsys):
+def test_skip_unsupported_is_for_onnx_models(capsys, run_cli):
     code, _, err = run_cli(capsys, "cost", "--workload", "example", "--hw", "systolic_template",
                            "--skip-unsupported")
     assert code == 2 and err.count("\n") == 1 and "--skip-unsupported: applies to an ONNX model" in err

@@ -12,22 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from nasco.cli import main
-
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).resolve().parents[1] / "hw" / "fixtures" / "zigzag"
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_without_zigzag_the_backend_is_one_line_exit_2(monkeypatch, capsys):
+def test_without_zigzag_the_backend_is_one_line_exit_2(monkeypatch, capsys, run_cli):
     # A None entry in sys.modules makes `import zigzag.api` raise ImportError, as where it is not installed.
     monkeypatch.setitem(sys.modules, "zigzag", None)
     monkeypatch.setitem(sys.modules, "zigzag.api", None)
@@ -39,7 +28,7 @@ def test_without_zigzag_the_backend_is_one_line_exit_2(monkeypatch, capsys):
                    "pip install 'nasco[zigzag]'\n")
 
 
-def test_a_template_without_a_zigzag_description_is_one_line_exit_2(monkeypatch, capsys):
+def test_a_template_without_a_zigzag_description_is_one_line_exit_2(monkeypatch, capsys, run_cli):
     # asic_template is a set: its default member, nvdla_like, is the template costed
     monkeypatch.setattr("nasco.cli._cost.zigzag_available", lambda: True)
     code, out, err = run_cli(capsys, "cost", "--workload", "example", "--hw", "asic_template",
@@ -60,7 +49,7 @@ def _alexnet_conv1(tmp_path: Path) -> Path:
     return path
 
 
-def test_an_onnx_model_is_costed_by_both_side_by_side(tmp_path, capsys):
+def test_an_onnx_model_is_costed_by_both_side_by_side(tmp_path, capsys, run_cli):
     pytest.importorskip("zigzag.api")
     path = _alexnet_conv1(tmp_path)
     code, out, err = run_cli(capsys, "cost", "--workload", str(path), "--hw", "zigzag_tpu_like",

@@ -15,15 +15,6 @@ from nasco.testing import write_standins
 TINY = ["--limit", "120", "--epochs", "1", "--quiet"]
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     return write_standins(tmp_path_factory.mktemp("hw"))
@@ -94,7 +85,7 @@ def _strip_timings(row: dict) -> dict:
 
 
 @pytest.mark.parametrize("kept", [3, 2])
-def test_multi_task_resume_evaluates_only_the_missing(multi_run, files, tmp_path, capsys, kept):
+def test_multi_task_resume_evaluates_only_the_missing(multi_run, files, tmp_path, capsys, kept, run_cli):
     """A resume of the finished run (all 3 rows kept) evaluates nothing; of a run cut after
     2 rows, it evaluates seq 2 alone, and gets the row the uninterrupted run got."""
     out = tmp_path / "multi"
@@ -117,7 +108,7 @@ def test_multi_task_resume_evaluates_only_the_missing(multi_run, files, tmp_path
     assert [_strip_timings(r) for r in new] == [_strip_timings(json.loads(line)) for line in full[kept:]]
 
 
-def test_cost_one_task_of_a_multi_task_candidate(multi_run, files, tmp_path, capsys):
+def test_cost_one_task_of_a_multi_task_candidate(multi_run, files, tmp_path, capsys, run_cli):
     row = next(json.loads(line) for line in (multi_run / "ledger.jsonl").read_text().splitlines()
                if json.loads(line)["status"] != "failed")
     cand = tmp_path / "cand.json"
@@ -140,19 +131,19 @@ def test_cost_one_task_of_a_multi_task_candidate(multi_run, files, tmp_path, cap
      "--dataset given 3 times for 2 --space"),
     (["--space", "darts", "--space", "darts", "--set", "task2.macro.cells=3"], "task0..task1"),
 ])
-def test_space_count_mismatch_is_a_usage_error(files, capsys, argv, fragment):
+def test_space_count_mismatch_is_a_usage_error(files, capsys, argv, fragment, run_cli):
     code, _, err = run_cli(capsys, "search", *argv, "--hw", str(files["toy_multi"]), "--budget", "1", *TINY)
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
 
 
-def test_several_spaces_need_a_multi_accelerator(files, capsys):
+def test_several_spaces_need_a_multi_accelerator(files, capsys, run_cli):
     code, _, err = run_cli(capsys, "search", "--space", "darts", "--space", "darts", "--hw", str(files["toy_set"]),
                            "--budget", "1", *TINY)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "2 --space (tasks) need a multi_accelerator --hw with 2 sub-accelerators" in err
 
 
-def test_over_budget_file_exits_2_with_one_line(files, tmp_path, capsys):
+def test_over_budget_file_exits_2_with_one_line(files, tmp_path, capsys, run_cli):
     bad = tmp_path / "bad_multi.yaml"
     text = files["toy_multi"].read_text().replace("pes: 320", "pes: 50").replace("[toy_set.yaml]",
                                                                                  f"[{files['toy_set']}]")
@@ -165,7 +156,7 @@ def test_over_budget_file_exits_2_with_one_line(files, tmp_path, capsys):
         assert f"{bad}:7: budget.pes: expected at least 64 PEs" in lines[0]
 
 
-def test_validate_and_spaces_know_the_new_kinds(files, capsys):
+def test_validate_and_spaces_know_the_new_kinds(files, capsys, run_cli):
     code, out, err = run_cli(capsys, "validate", str(files["toy_set"]), str(files["toy_multi"]))
     assert code == 0, err
     assert "AcceleratorSet 'toy_set', 3 templates: toy_os, toy_ws, toy_is; 36 configurations" in out
@@ -182,7 +173,7 @@ def test_validate_and_spaces_know_the_new_kinds(files, capsys):
     assert code == 0 and "accelerator sets:" in out and "multi-accelerators:" in out
 
 
-def test_builtin_set_and_multi_accelerator(capsys):
+def test_builtin_set_and_multi_accelerator(capsys, run_cli):
     code, out, _ = run_cli(capsys, "spaces", "--json")
     d = json.loads(out)
     assert d["accelerator sets"]["asic_template"]["templates"] == [

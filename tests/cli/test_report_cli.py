@@ -10,15 +10,6 @@ import pytest
 from nasco.cli import main
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def table_run(nb201, nb201_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-cli") / "run"
@@ -35,7 +26,7 @@ def _front(run) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_report_writes_both_files_where_asked(table_run, tmp_path, capsys):
+def test_report_writes_both_files_where_asked(table_run, tmp_path, capsys, run_cli):
     code, out, err = run_cli(capsys, "report", str(table_run), "--out", str(tmp_path / "rep"))
     assert code == 0, err
     assert out.splitlines() == [f"report: {tmp_path / 'rep' / 'report.html'}",
@@ -46,7 +37,7 @@ def test_report_writes_both_files_where_asked(table_run, tmp_path, capsys):
     assert "eyeriss_latency" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
 
 
-def test_show_prints_the_candidate_and_writes_its_cell_png(table_run, tmp_path, capsys):
+def test_show_prints_the_candidate_and_writes_its_cell_png(table_run, tmp_path, capsys, run_cli):
     front = _front(table_run)
     row = front[0]
     png = tmp_path / "cells.png"
@@ -63,7 +54,7 @@ def test_show_prints_the_candidate_and_writes_its_cell_png(table_run, tmp_path, 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_show_writes_the_png_next_to_the_run_by_default(table_run, capsys):
+def test_show_writes_the_png_next_to_the_run_by_default(table_run, capsys, run_cli):
     ledger = [json.loads(x) for x in (table_run / "ledger.jsonl").read_text().splitlines()]
     cid = ledger[-1]["id"]
     code, out, err = run_cli(capsys, "show", str(table_run), "--id", cid)
@@ -72,7 +63,7 @@ def test_show_writes_the_png_next_to_the_run_by_default(table_run, capsys):
     assert (table_run / f"cells-{cid}.png").is_file()
 
 
-def test_unknown_id_is_one_line_naming_close_matches(table_run, capsys):
+def test_unknown_id_is_one_line_naming_close_matches(table_run, capsys, run_cli):
     cid = _front(table_run)[0]["id"]
     code, out, err = run_cli(capsys, "show", str(table_run), "--id", cid[:-1])
     assert code == 2 and out == ""
@@ -81,7 +72,7 @@ def test_unknown_id_is_one_line_naming_close_matches(table_run, capsys):
 
 
 @pytest.mark.parametrize("command", [["report"], ["show", "--id", "abc"]])
-def test_a_bad_run_dir_is_one_line(tmp_path, capsys, command):
+def test_a_bad_run_dir_is_one_line(tmp_path, capsys, command, run_cli):
     (tmp_path / "afile").write_text("x")
     for target, found in ((tmp_path / "nope", "no such directory"), (tmp_path / "afile", "a file")):
         code, out, err = run_cli(capsys, command[0], str(target), *command[1:])
@@ -94,7 +85,7 @@ def test_a_bad_run_dir_is_one_line(tmp_path, capsys, command):
 
 
 @pytest.mark.parametrize("command", ["report", "show"])
-def test_help(capsys, command):
+def test_help(capsys, command, run_cli):
     code, out, _ = run_cli(capsys, command, "--help")
     assert code == 0 and out.startswith(f"usage: nasco {command} ")
     assert "RUN" in out and ("--png" in out if command == "show" else "--out" in out)
