@@ -359,7 +359,8 @@ def plan_network(space: ArchSpace, cell: dict[str, Any], input_shape: tuple[int,
     currents that every edge fires on again); ``spike_native`` is post_node with a neuron
     after each preprocessing conv and at the end of each op whose output is not spikes
     already, so that every value a conv, linear or add reads is a spike map, the stem's
-    directly encoded image and the classifier's globally pooled features aside.
+    directly encoded image, the classifier's globally pooled features and the average-pooled
+    spikes of NB201's residual shortcut aside.
 
     ``prune_dead=False`` (dense cells only) keeps the edges that :func:`nasco.space.cell_graph`
     prunes: every non-'none' edge is computed, also when its output never reaches the cell's
