@@ -25,16 +25,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from nasco.dsl import load_energy_table, load_spec, resolve
-from nasco.hw import CostModel, Layer, Workload
-from nasco.hw._snn import activation_bits_for, break_even_rate, compare
-from nasco.nn import plan_network, plan_workload
-from nasco.space import SearchSpace
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _provenance import write_report  # noqa: E402
+
+from nasco.dsl import load_energy_table, load_spec, resolve  # noqa: E402
+from nasco.hw import CostModel, Layer, Workload  # noqa: E402
+from nasco.hw._snn import activation_bits_for, break_even_rate, compare  # noqa: E402
+from nasco.nn import plan_network, plan_workload  # noqa: E402
+from nasco.space import SearchSpace  # noqa: E402
 
 T = 5
 SEEDS = (0, 1, 2, 3)
@@ -263,13 +268,7 @@ def main() -> None:
 
     lines += ["", "## Where the energy goes", ""] + detail
     lines.append(f"Run time: {time.perf_counter() - t0:.2f} s.")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(lines) + "\n"
-    marker = "<!-- analysis -->"
-    if out.exists() and marker in out.read_text():  # keep the hand-written analysis below the marker
-        text += "\n" + marker + out.read_text().split(marker, 1)[1]
-    out.write_text(text)
+    out = write_report(args.out, lines)
     print(f"wrote {out} ({time.perf_counter() - t0:.2f} s)")
 
 

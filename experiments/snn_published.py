@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _provenance import git_commit  # noqa: E402
+from _provenance import git_commit, write_report  # noqa: E402
 from snn_break_even import STACKS, conv_stack  # noqa: E402
 
 from nasco.dsl import load_energy_table, load_spec, resolve  # noqa: E402
@@ -185,18 +185,10 @@ def energies(workload: Workload, template, table, rate: float) -> tuple[dict, di
     return snn, CostModel(q_template, table).cost(twin).total()["energy"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "snn_published.md"),
-                    help="markdown report to write (default: %(default)s)")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-
-    raw = load_spec(TEMPLATE)
-    template = resolve(raw, {})
-    table = load_energy_table(raw)
-
-    # ------------------------------------------------------------------ T = 5 headline
+def yan_figures(template, table) -> dict:
+    """Yan et al.'s figures on ``template``: the T = 5 break-even and the energy ratio at the
+    published rate, T = 5..10, the energy by part at the break-even, sensitivities and the further
+    published cases; printed as they are measured."""
     wl5 = yan_layer(5)
     r5 = break_even_rate(wl5, template, table, against="quantised")
     snn_pub, q_pub = energies(wl5, template, table, PUBLISHED_T5)
@@ -226,8 +218,13 @@ def main() -> None:
                             against="quantised")
         further.append((what, published, r))
         print(f"  {what}: {pct(r)} (published {pct(published)})")
+    return {"r5": r5, "diff": diff, "ratio": ratio, "sweep": sweep, "worst": worst, "snn_e": snn_e,
+            "q_e": q_e, "sens": sens, "further": further}
 
-    # ------------------------------------------------------------------ Dampfhoffer et al., Eyeriss case
+
+def dampfhoffer_figures() -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Break-even spikes per synapse of every VGG-like stack at each T, SNN on eyeriss_snn with
+    address events and with dense spike maps, against its ANN twin on eyeriss_like."""
     ey_raw, ev_raw = load_spec("eyeriss_like"), load_spec("eyeriss_snn")
     eyeriss, ey_table = resolve(ey_raw, {}), load_energy_table(ey_raw)
     ev, ev_table = resolve(ev_raw, {}), load_energy_table(ev_raw)
@@ -240,12 +237,52 @@ def main() -> None:
 
     damp, damp_dense = eyeriss_case(ev), eyeriss_case(dense_ev)
     vgg = damp[DAMPFHOFFER_NET]
-    worst_gap = max(abs(x - DAMPFHOFFER_RANGE[1]) for x in vgg)
     print(f"Dampfhoffer et al., Eyeriss case: {DAMPFHOFFER_NET} breaks even at "
           + ", ".join(f"T={t}: {x:.3f}" for t, x in zip(DAMPFHOFFER_STEPS, vgg))
-          + f" spikes/synapse (published {DAMPFHOFFER_RANGE[1]}; farthest {worst_gap:.3f})")
+          + f" spikes/synapse (published {DAMPFHOFFER_RANGE[1]}; farthest {_farthest(vgg):.3f})")
+    return damp, damp_dense
 
-    # ------------------------------------------------------------------ report
+
+def _farthest(vgg: list[float]) -> float:
+    return max(abs(x - DAMPFHOFFER_RANGE[1]) for x in vgg)
+
+
+def _stack_table(title: str, rows: dict[str, list[float]]) -> list[str]:
+    """A markdown table of break-even spikes per synapse, one row per stack, one column per T."""
+    return [title, "", "| network | " + " | ".join(f"T = {t}" for t in DAMPFHOFFER_STEPS) + " |",
+            "|---|" + "---|" * len(DAMPFHOFFER_STEPS)] + [
+        f"| {name} | " + " | ".join(f"{x:.3f}" for x in xs) + " |" for name, xs in rows.items()]
+
+
+def _model_lines(sweep: list[tuple[int, int, float]]) -> list[str]:
+    """How Yan v4's per-synapse model maps onto the template, and the break-even per T."""
+    lines = [
+        "## The model",
+        "",
+        "Yan v4 costs a layer per synapse: the SNN moves every input spike to every neuron it feeds as an "
+        "event over the NoC (E~_move = 3.0 pJ per spike and hop, normalised from Loihi 1's per-event "
+        "routing energy) and accumulates a weight (E_ACC); its QNN twin moves every 3-bit activation "
+        "densely (E_move = 0.25 pJ per bit and hop) and does one MAC. `yan_neuromorphic` expresses this "
+        "as a weight-stationary column of 4096 sop PEs (one neuron's fan-in per fold, so the NoC carries "
+        "one move per synaptic event and each output leaves once), spike maps as 12-bit address events "
+        "(12 x 0.25 pJ = 3.0 pJ per event), no DRAM and no buffer energy (activations move over the NoC "
+        "only). At T = 5 the break-even is then, per synapse, T r (E~_move + E_ACC) = 3 E_move + E_MAC "
+        "plus per-neuron terms of order 1/N_src (tests/hw/test_snn_published.py checks nasco against this "
+        "hand formula).",
+        "",
+        "| T | QNN bits | break-even |",
+        "|---|---|---|",
+    ]
+    return lines + [f"| {t} | {bits} | {pct(r)} |" for t, bits, r in sweep]
+
+
+def report(template, yan: dict, damp: dict[str, list[float]],
+           damp_dense: dict[str, list[float]]) -> list[str]:
+    """The markdown report of :func:`yan_figures` and :func:`dampfhoffer_figures`."""
+    r5, diff, ratio, sweep, worst = yan["r5"], yan["diff"], yan["ratio"], yan["sweep"], yan["worst"]
+    snn_e, q_e, sens, further = yan["snn_e"], yan["q_e"], yan["sens"], yan["further"]
+    vgg = damp[DAMPFHOFFER_NET]
+    worst_gap = _farthest(vgg)
     b = template.bits
     lines = [
         "# Published SNN-vs-ANN break-evens reproduced",
@@ -277,23 +314,8 @@ def main() -> None:
         "",
         f"SNN / 3-bit QNN energy at the published 5.7 %: {ratio:.3f} (1 at the break-even).",
         "",
-        "## The model",
-        "",
-        "Yan v4 costs a layer per synapse: the SNN moves every input spike to every neuron it feeds as an "
-        "event over the NoC (E~_move = 3.0 pJ per spike and hop, normalised from Loihi 1's per-event "
-        "routing energy) and accumulates a weight (E_ACC); its QNN twin moves every 3-bit activation "
-        "densely (E_move = 0.25 pJ per bit and hop) and does one MAC. `yan_neuromorphic` expresses this "
-        "as a weight-stationary column of 4096 sop PEs (one neuron's fan-in per fold, so the NoC carries "
-        "one move per synaptic event and each output leaves once), spike maps as 12-bit address events "
-        "(12 x 0.25 pJ = 3.0 pJ per event), no DRAM and no buffer energy (activations move over the NoC "
-        "only). At T = 5 the break-even is then, per synapse, T r (E~_move + E_ACC) = 3 E_move + E_MAC "
-        "plus per-neuron terms of order 1/N_src (tests/hw/test_snn_published.py checks nasco against this "
-        "hand formula).",
-        "",
-        "| T | QNN bits | break-even |",
-        "|---|---|---|",
     ]
-    lines += [f"| {t} | {bits} | {pct(r)} |" for t, bits, r in sweep]
+    lines += _model_lines(sweep)
     lines += [
         "",
         f"Energy per inference of the T = 5 layer at its break-even rate ({pct(r5)}), in uJ:",
@@ -321,28 +343,25 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     lines += [f"| {w} | {pct(p)} | {pct(r)} | {100 * (r - p):+.2f} points |" for w, p, r in further]
-    lines += [
-        "",
-        "## Dampfhoffer et al.: break-even spikes per synapse per inference, SNN on eyeriss_snn vs ANN on "
-        "eyeriss_like",
-        "",
-        "| network | " + " | ".join(f"T = {t}" for t in DAMPFHOFFER_STEPS) + " |",
-        "|---|" + "---|" * len(DAMPFHOFFER_STEPS),
-    ]
-    lines += [f"| {name} | " + " | ".join(f"{x:.3f}" for x in xs) + " |" for name, xs in damp.items()]
-    lines += ["", "The same with dense spike maps on eyeriss_snn (`spikes.format: dense`; inf: the SNN costs "
-              "less at every rate):", "",
-              "| network | " + " | ".join(f"T = {t}" for t in DAMPFHOFFER_STEPS) + " |",
-              "|---|" + "---|" * len(DAMPFHOFFER_STEPS)]
-    lines += [f"| {name} | " + " | ".join(f"{x:.3f}" for x in xs) + " |" for name, xs in damp_dense.items()]
+    lines += [""] + _stack_table("## Dampfhoffer et al.: break-even spikes per synapse per inference, SNN "
+                                 "on eyeriss_snn vs ANN on eyeriss_like", damp)
+    lines += [""] + _stack_table("The same with dense spike maps on eyeriss_snn (`spikes.format: dense`; "
+                                 "inf: the SNN costs less at every rate):", damp_dense)
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "snn_published.md"),
+                    help="markdown report to write (default: %(default)s)")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    raw = load_spec(TEMPLATE)
+    template = resolve(raw, {})
+    yan = yan_figures(template, load_energy_table(raw))
+    lines = report(template, yan, *dampfhoffer_figures())
     lines += ["", f"Run time: {time.perf_counter() - t0:.2f} s."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(lines) + "\n"
-    marker = "<!-- analysis -->"
-    if out.exists() and marker in out.read_text():  # keep the hand-written analysis below the marker
-        text += "\n" + marker + out.read_text().split(marker, 1)[1]
-    out.write_text(text)
+    out = write_report(args.out, lines)
     print(f"wrote {out} ({time.perf_counter() - t0:.2f} s)")
 
 
