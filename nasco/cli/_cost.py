@@ -371,6 +371,23 @@ def _skipped_note(workload: Any) -> str | None:
     return f"note: {len(skipped)} unsupported node(s) not costed ({counts}): {shown}{more}"
 
 
+def _read_workload(args: argparse.Namespace, path: Path, scalesim: bool, onnx_model: bool, config: dict,
+                   run_space_over: dict, run_file: Any, notes: list[str | None]) -> tuple[Any, dict, dict]:
+    """(workload, the candidate's hw choices, spike rates) of ``--workload``: a SCALE-Sim topology,
+    an ONNX model or a candidate row; what to tell the user is appended to ``notes``."""
+    if scalesim:
+        return read_scalesim_csv(path), {}, {}
+    if onnx_model:
+        workload = read_onnx(path, skip_unsupported=args.skip_unsupported)
+        notes.append(_skipped_note(workload))
+        return workload, {}, {}
+    workload, cand_hw, rates, metrics = _row_workload(args, path, config, run_space_over)
+    notes.append(_macs_note(workload, metrics, args))
+    if run_file is not None:
+        notes.append(f"run config: {run_file} (space and hw from it unless --space/--hw; its --set re-applied)")
+    return workload, cand_hw, rates
+
+
 def _cmd_cost(args: argparse.Namespace) -> int:
     if args.backend == "zigzag" and not zigzag_available():
         raise UsageError(f"--backend zigzag needs zigzag-dse, which is not importable here: "
@@ -386,17 +403,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     run_space_over, run_hw_over = _run_overrides(config, args.task)
     spec, hw_name, hw_over = _accelerator(args, path, network, config, run_file, run_hw_over)
     notes: list[str | None] = []  # printed once the cost is known, so an error stays one line
-    if scalesim:
-        workload, cand_hw, rates, metrics = read_scalesim_csv(path), {}, {}, {}
-    elif onnx_model:
-        workload, cand_hw, rates, metrics = read_onnx(path, skip_unsupported=args.skip_unsupported), {}, {}, {}
-        notes.append(_skipped_note(workload))
-    else:
-        workload, cand_hw, rates, metrics = _row_workload(args, path, config, run_space_over)
-        notes.append(_macs_note(workload, metrics, args))
-        if run_file is not None:
-            notes.append(f"run config: {run_file} (space and hw from it unless --space/--hw; its --set "
-                         "re-applied)")
+    workload, cand_hw, rates = _read_workload(args, path, scalesim, onnx_model, config, run_space_over,
+                                              run_file, notes)
     template, note = _member(spec, cand_hw, hw_over, hw_name)
     notes.append(note)
     dims = search_dimensions(template)
@@ -449,6 +457,13 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    _print_text(out, taken)
+    return 0
+
+
+def _print_text(out: dict, taken: dict) -> None:
+    """The text form of ``nasco cost``: the defaults it took, the per-layer table and totals, the
+    ANN twin, assumed rates, violated specs, untileable layers and ZigZag's side of a comparison."""
     if taken:
         print("defaults taken: " + ", ".join(f"{k}={v}" for k, v in taken.items())
               + " (fix any with --set KEY=VALUE)", file=sys.stderr)
@@ -465,13 +480,12 @@ def _cmd_cost(args: argparse.Namespace) -> int:
               f"assumed {a['rate']} (set --spike-rate)", file=sys.stderr)
     for metric, excess in out["violations"].items():
         unit, scale = _SHOW[metric]
-        limit = limits[metric]
+        limit = out["limits"][metric]
         print(f"spec violated: {metric} {(limit + excess) * scale:.4g} {unit} > {limit * scale:.4g} {unit}")
     for reason in out["assumptions"].get("tiling_infeasible", []):  # a search records these as infeasible
         print(f"cannot tile: {reason}")
     if "zigzag" in out:
         _print_zigzag(out["zigzag"])
-    return 0
 
 
 def _side_by_side(out: dict, zz: dict) -> dict:
