@@ -119,13 +119,8 @@ def sop_traffic(a: dict[str, np.ndarray], core: dict[str, Any], steps: np.ndarra
     reads = ((core["ifmap_reads"] + vec_in) * ifmap_bits * steps
              + core["filter_reads"] * weight_bits * w_reads + neuron_in)
     writes = (core["ofmap_writes"] + vec_out) * out_w * out_steps + neuron_out
-    if loop == "inner":
-        per_step = fused & (np.roll(steps, 1) > 1) & (dataflow != "ws")
-        e_mem_bit = np.where(per_step, e_sram_r + e_sram_w, 2 * e_reg)
-        spilled = np.zeros(len(steps), dtype=bool)
-    else:  # the layer's membranes in the membrane buffer between timesteps, or in DRAM
-        spilled = neuron & (elems * membrane_bits > membrane_buffer_bits)
-        e_mem_bit = np.where(spilled, 0.0, e_sram_r + e_sram_w)
+    e_mem_bit, spilled = _membrane_access(neuron, fused, elems, steps, dataflow, loop, membrane_bits,
+                                          membrane_buffer_bits, e_sram_r + e_sram_w, e_reg)
     return {
         "e_sram": reads * e_sram_r + writes * e_sram_w,
         "noc_bits": core["ifmap_reads"] * ifmap_bits * steps + core["ofmap_writes"] * out_w * out_steps,
@@ -136,6 +131,21 @@ def sop_traffic(a: dict[str, np.ndarray], core: dict[str, Any], steps: np.ndarra
         "spilled": spilled,
     }
 
+
+
+def _membrane_access(neuron: np.ndarray, fused: np.ndarray, elems: np.ndarray, steps: np.ndarray,
+                     dataflow: str, loop: str, membrane_bits: Any, membrane_buffer_bits: Any,
+                     e_sram_rw: float, e_reg: float) -> tuple[np.ndarray, np.ndarray]:
+    """(energy per membrane bit per update, spilled) per layer: where each neuron layer keeps its
+    membranes between timesteps under the loop order (see :func:`sop_traffic`). ``inner``: in
+    the LIF units' registers (a read and a write), or in the membrane buffer when a fold under
+    os/is computes one timestep at a time; ``outer``: in the membrane buffer, or spilled to DRAM
+    (charged by the cost model) when the layer's membranes do not fit it."""
+    if loop == "inner":
+        per_step = fused & (np.roll(steps, 1) > 1) & (dataflow != "ws")
+        return np.where(per_step, e_sram_rw, 2 * e_reg), np.zeros(len(steps), dtype=bool)
+    spilled = neuron & (elems * membrane_bits > membrane_buffer_bits)
+    return np.where(spilled, 0.0, e_sram_rw), spilled
 
 # The buffers a tile may not fit (sop_tiling's ``need_<buffer>``, in this order).
 TILING_BUFFERS = ("ifmap", "membrane")
