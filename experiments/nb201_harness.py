@@ -395,63 +395,9 @@ def render(records: list[dict[str, Any]], command: str | None, wall: float) -> s
                   "run returns instead.", ""]
     total = sum(r["seconds"] for r in so + mo)
     for title, recs in (("Single objective: test accuracy (%)", so), ("Multi-objective: HV ratio", mo)):
-        if not recs:
-            continue
-        lines += [f"## {title}", ""]
-        if recs[0]["mo"]:
-            lines += [MO_PROTOCOL_TEXT, ""]
-        metrics = ([("hv_ratio", "front the run returns (pareto.csv, chosen on validation), scored on test"),
-                    ("oracle_hv_ratio", "oracle, not a search result: non-dominated set on test of every "
-                                        "queried cell")] if recs[0]["mo"] else [("best_test", "")])
-        for ds in [d for d in DATASETS if any(r["dataset"] == d for r in recs)]:
-            for group in sorted({seed_group(r["seed"]) for r in recs if r["dataset"] == ds}):
-                rd = [r for r in recs if r["dataset"] == ds and seed_group(r["seed"]) == group]
-                budgets = sorted({r["budget"] for r in rd})
-                names = [s for s in dict.fromkeys(r["searcher"] for r in rd)]
-                seeds = sorted({r["seed"] for r in rd})
-                for metric, what in metrics:
-                    head = (f"### {DATASET_NAMES[ds]}, seeds {_ranges(seeds)}"
-                            + (f" (optimum test {OPTIMA[ds]})" if not recs[0]["mo"] else
-                               f" (test error vs Eyeriss latency): {what}"))
-                    lines += [head, "", "| searcher | " + " | ".join(f"{b} queries" for b in budgets) + " |",
-                              "|---|" + "---|" * len(budgets)]
-                    for s in names:
-                        cells = []
-                        for b in budgets:
-                            rr = [r for r in rd if r["searcher"] == s and r["budget"] == b]
-                            vals = [r[metric] for r in rr if metric in r]
-                            n_err = sum(1 for r in rr if "error" in r)
-                            err = f", {n_err} errored" if n_err else ""
-                            cells.append(f"{_ms(vals, 3 if recs[0]['mo'] else 2)} (n={len(vals)}{err})"
-                                         if rr else "—")
-                        lines.append(f"| {PEER_LABELS.get(s, f'nasco {s}')} | " + " | ".join(cells) + " |")
-                    if ds == "c10" and not recs[0]["mo"]:
-                        for name, row in MEASURED_ROWS:
-                            lines.append(f"| REFERENCES.md measured: {name} | "
-                                         + " | ".join(row.get(b, "—") for b in budgets) + " |")
-                    lines.append("")
-        # Timing per (searcher, budget).
-        lines += ["Seconds per run (mean) and unique cells per run (mean):", "",
-                  "| searcher | dataset | budget | runs | s/run | unique cells | failed queries |", "|---|---|---|---|---|---|---|"]
-        groups: dict[tuple, list] = {}
-        for r in recs:
-            groups.setdefault((r["searcher"], r["dataset"], r["budget"]), []).append(r)
-        for (s, ds, b), rr in groups.items():
-            rr = [r for r in rr if "error" not in r] or rr
-            lines.append(f"| {s} | {ds} | {b} | {len(rr)} | {np.mean([r['seconds'] for r in rr]):.2f} | "
-                         f"{np.mean([r['unique'] for r in rr]):.1f} | {sum(r['failed'] for r in rr)} |")
-        lines.append("")
-    def kind(e: str) -> str:  # one line per error kind, whatever numbers it quotes
-        return re.sub(r"\d{5,}", "N", e)
-
-    errors = sorted({(r["searcher"], kind(r["error"])) for r in records if "error" in r})
-    if errors:
-        lines += ["Runs that raised (no result; seeds listed):", ""]
-        for s, e in errors:
-            seeds = sorted({r["seed"] for r in records if "error" in r and kind(r["error"]) == e
-                            and r["searcher"] == s})
-            lines.append(f"- {s}, seeds {seeds}: `{e}`")
-        lines.append("")
+        if recs:
+            lines += _result_tables(title, recs) + _timing_table(recs)
+    lines += _error_lines(records)
     lines += ["## Published and measured references", "",
               "NB201 paper (Dong & Yang, ICLR 2020, Table 5; CIFAR-10 test, 12-epoch valid reward, *time* "
               "budget, not a query budget, so not directly comparable):", "",
@@ -467,6 +413,75 @@ def render(records: list[dict[str, Any]], command: str | None, wall: float) -> s
         lines += ["Warnings raised during runs (deduplicated):", ""] + [f"- `{w}`" for w in warns[:20]] + [""]
     return "\n".join(lines)
 
+
+def _result_tables(title: str, recs: list[dict[str, Any]]) -> list[str]:
+    """One table per dataset, seed range and metric of ``recs`` (all single- or all multi-objective):
+    mean ± std per searcher and budget."""
+    lines = [f"## {title}", ""]
+    if recs[0]["mo"]:
+        lines += [MO_PROTOCOL_TEXT, ""]
+    metrics = ([("hv_ratio", "front the run returns (pareto.csv, chosen on validation), scored on test"),
+                ("oracle_hv_ratio", "oracle, not a search result: non-dominated set on test of every "
+                                    "queried cell")] if recs[0]["mo"] else [("best_test", "")])
+    for ds in [d for d in DATASETS if any(r["dataset"] == d for r in recs)]:
+        for group in sorted({seed_group(r["seed"]) for r in recs if r["dataset"] == ds}):
+            rd = [r for r in recs if r["dataset"] == ds and seed_group(r["seed"]) == group]
+            budgets = sorted({r["budget"] for r in rd})
+            names = [s for s in dict.fromkeys(r["searcher"] for r in rd)]
+            seeds = sorted({r["seed"] for r in rd})
+            for metric, what in metrics:
+                head = (f"### {DATASET_NAMES[ds]}, seeds {_ranges(seeds)}"
+                        + (f" (optimum test {OPTIMA[ds]})" if not recs[0]["mo"] else
+                           f" (test error vs Eyeriss latency): {what}"))
+                lines += [head, "", "| searcher | " + " | ".join(f"{b} queries" for b in budgets) + " |",
+                          "|---|" + "---|" * len(budgets)]
+                for s in names:
+                    cells = []
+                    for b in budgets:
+                        rr = [r for r in rd if r["searcher"] == s and r["budget"] == b]
+                        vals = [r[metric] for r in rr if metric in r]
+                        n_err = sum(1 for r in rr if "error" in r)
+                        err = f", {n_err} errored" if n_err else ""
+                        cells.append(f"{_ms(vals, 3 if recs[0]['mo'] else 2)} (n={len(vals)}{err})"
+                                     if rr else "—")
+                    lines.append(f"| {PEER_LABELS.get(s, f'nasco {s}')} | " + " | ".join(cells) + " |")
+                if ds == "c10" and not recs[0]["mo"]:
+                    for name, row in MEASURED_ROWS:
+                        lines.append(f"| REFERENCES.md measured: {name} | "
+                                     + " | ".join(row.get(b, "—") for b in budgets) + " |")
+                lines.append("")
+    return lines
+
+
+def _timing_table(recs: list[dict[str, Any]]) -> list[str]:
+    """Seconds, unique cells and failed queries per run, per (searcher, dataset, budget)."""
+    lines = ["Seconds per run (mean) and unique cells per run (mean):", "",
+              "| searcher | dataset | budget | runs | s/run | unique cells | failed queries |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple, list] = {}
+    for r in recs:
+        groups.setdefault((r["searcher"], r["dataset"], r["budget"]), []).append(r)
+    for (s, ds, b), rr in groups.items():
+        rr = [r for r in rr if "error" not in r] or rr
+        lines.append(f"| {s} | {ds} | {b} | {len(rr)} | {np.mean([r['seconds'] for r in rr]):.2f} | "
+                     f"{np.mean([r['unique'] for r in rr]):.1f} | {sum(r['failed'] for r in rr)} |")
+    lines.append("")
+    return lines
+
+
+def _error_lines(records: list[dict[str, Any]]) -> list[str]:
+    """One line per (searcher, kind of error) of the runs that raised, with their seeds."""
+    def kind(e: str) -> str:  # one line per error kind, whatever numbers it quotes
+        return re.sub(r"\d{5,}", "N", e)
+
+    errors = sorted({(r["searcher"], kind(r["error"])) for r in records if "error" in r})
+    if not errors:
+        return []
+    lines = ["Runs that raised (no result; seeds listed):", ""]
+    for s, e in errors:
+        seeds = sorted({r["seed"] for r in records if "error" in r and kind(r["error"]) == e
+                        and r["searcher"] == s})
+        lines.append(f"- {s}, seeds {seeds}: `{e}`")
+    return lines + [""]
 
 def seed_group(seed: int) -> int:
     """Seeds are reported in groups of a hundred: 0-99 (settings may be chosen on them), 100-199, ..."""
