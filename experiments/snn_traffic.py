@@ -147,8 +147,8 @@ def table_rows(placement: str, nets) -> list[str]:
             t = resolve(raw, {})
             table = load_energy_table(t)
             adv, adv0, kinds, crossings = [], [], {"never": 0, "rate": 0, "always": 0}, []
+            model = CostModel(t, table)
             for _seed, wl, rates, _mean in nets:
-                model = CostModel(t, table)
                 tot = model.cost(wl, rates).total()
                 twin = snn_twin(wl, t, table, tot)
                 adv.append(twin["snn_advantage"])
