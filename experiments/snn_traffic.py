@@ -20,6 +20,14 @@ advantage at rate 0 (the most any sparsity could give) beside the measured mean 
 For contrast, the VGG-like stacks of ``experiments/snn_break_even.py`` (fused LIFs, T = 5,
 32x32 input) get their break-even rate against the 3-bit twin on sata_like per format.
 
+Where the energy goes: the median share of each energy part (DRAM, SRAM, NoC, register,
+compute, neuron) in the SNN's and the twin's energy, on sata_like with address events and on
+the published neuromorphic regimes. Those regimes (``REGIMES``: yan_neuromorphic, Yan et al.'s
+typical neuromorphic hardware with weights and states on chip and one event move per synaptic
+event; eyeriss_snn, Eyeriss's technology with event-coded spikes; both in
+experiments/snn_published.py) cost the same networks at the same rates, with the accuracy of
+the networks that beat their twins beside the wiring's best.
+
 Usage::
 
     OMP_NUM_THREADS=1 python experiments/snn_traffic.py [--archs 20] [--placements pre_op,spike_native]
@@ -39,7 +47,8 @@ import numpy as np
 
 from nasco.dsl import load_energy_table, load_spec, resolve
 from nasco.evaluate._joint import emitted_rates
-from nasco.hw import CostModel, break_even_rate, snn_twin
+from nasco.hw import ENERGY_PARTS, CostModel, break_even_rate, quantised_template, quantised_twin, snn_twin
+from nasco.hw._snn import ann_template, snn_timesteps
 from nasco.nn import plan_network, plan_workload
 from nasco.space import SearchSpace
 
@@ -48,13 +57,15 @@ EPOCHS = 2
 TEMPLATES = ("eyeriss_like", "nvdla_like", "shidiannao_like", "input_stationary", "sata_like")
 FORMATS = ("dense", "aer", "bitmap_rle")
 PLACEMENTS = ("pre_op", "post_node", "spike_native")
+REGIMES = ("yan_neuromorphic", "eyeriss_snn")  # each in its own spike format
 RESULTS = Path(__file__).parent / "results"
 
 
-def architectures(n: int, placement: str):
-    """The same n cells (seeds 0..n-1) under one wiring: the sampled genotype does not depend
-    on the placement, which the space holds fixed."""
-    ss = SearchSpace(load_spec("darts_snn", overrides={("neuron", "placement"): placement}),
+def architectures(n: int, placement: str, spike_penalty: float = 0.0):
+    """The same n cells (seeds 0..n-1) under one wiring (and training penalty): the sampled
+    genotype does not depend on either, which the space holds fixed."""
+    ss = SearchSpace(load_spec("darts_snn", overrides={("neuron", "placement"): placement,
+                                                       ("training", "spike_penalty"): spike_penalty}),
                      load_spec("asic_template"))
     out = []
     for seed in range(n):
@@ -166,6 +177,54 @@ def table_rows(placement: str, nets) -> list[str]:
     return rows
 
 
+def regime_rows(placement: str, nets, meas) -> list[str]:
+    """Per published neuromorphic regime: the share of the wiring's networks that beat their
+    twins, and how accurate the winners are against the wiring's best."""
+    rows = []
+    best = max(m["accuracy"] for m in meas.values())
+    for name in REGIMES:
+        t = resolve(load_spec(name), {})
+        table = load_energy_table(t)
+        model = CostModel(t, table)
+        adv, wins, crossings = [], [], []
+        for seed, wl, rates, _mean in nets:
+            twin = snn_twin(wl, t, table, model.cost(wl, rates).total())
+            adv.append(twin["snn_advantage"])
+            if twin["snn_advantage"] > 1:
+                wins.append(meas[seed]["accuracy"])
+            if twin["break_even_rate"] is not None:
+                crossings.append(twin["break_even_rate"])
+        be = f"{statistics.median(crossings):.4f}" if crossings else "-"
+        top = f"{max(wins):.3f}" if wins else "-"
+        rows.append(f"| {placement} | {name} ({t.spikes.format}) | {sum(a > 1 for a in adv)} of {len(adv)} | "
+                    f"{_fmt_range(adv)} | {be} | {top} | {best:.3f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def energy_shares(placement: str, nets) -> list[str]:
+    """Median share of each energy part in the SNN's and the twin's energy, per template."""
+    rows = []
+    for name, fmt in (("sata_like", "aer"), *((r, None) for r in REGIMES)):
+        raw = load_spec(name, overrides={("spikes", "format"): fmt} if fmt else None)
+        t = resolve(raw, {})
+        table = load_energy_table(t)
+        shares: dict[str, dict[str, list[float]]] = {"SNN": {}, "twin": {}}
+        for _seed, wl, rates, _mean in nets:
+            q_wl, bits = quantised_twin(wl, snn_timesteps(wl))
+            q_t = quantised_template(ann_template(t), bits)
+            for who, rep in (("SNN", CostModel(t, table).cost(wl, rates)),
+                             ("twin", CostModel(q_t, table).cost(q_wl))):
+                parts = {k: float(v.sum()) for k, v in rep.energy.items()}
+                total = sum(parts.values())
+                for k, v in parts.items():
+                    shares[who].setdefault(k, []).append(v / total)
+        for who in ("SNN", "twin"):
+            cells = " | ".join(f"{statistics.median(shares[who][k]):.0%}" for k in ENERGY_PARTS)
+            rows.append(f"| {placement} | {name}{f' ({fmt})' if fmt else ''} | {who} | {cells} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=20, help="random cells per wiring (seeds 0..N-1)")
@@ -213,6 +272,25 @@ def main() -> None:
     t0 = time.perf_counter()
     for p, (nets, _meas, _fb) in measured_nets.items():
         lines += table_rows(p, nets)
+    lines += [
+        "",
+        "## Where the energy goes (median share of each part)",
+        "",
+        "| wiring | template | network | " + " | ".join(ENERGY_PARTS) + " |",
+        "|---|---|---|" + "---:|" * len(ENERGY_PARTS),
+    ]
+    for p, (nets, _meas, _fb) in measured_nets.items():
+        lines += energy_shares(p, nets)
+    lines += [
+        "",
+        "## The published neuromorphic regimes (weights and states on chip, event-coded spikes)",
+        "",
+        "| wiring | template (spike format) | snn_advantage > 1 | snn_advantage median (range) | break-even "
+        "rates (median) | best accuracy of the winners | best accuracy of the wiring |",
+        "|---|---|---:|---|---|---:|---:|",
+    ]
+    for p, (nets, meas, _fb) in measured_nets.items():
+        lines += regime_rows(p, nets, meas)
     lines += _stacks()
     lines += ["", f"Costing all {len(placements) * len(TEMPLATES) * len(FORMATS)} wiring-template-format "
               "triples (SNN, twin, break-even, rate 0) took "

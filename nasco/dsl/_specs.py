@@ -122,6 +122,11 @@ class TrainingSpec:
                       "one above 100 is a slip of the exponent")
     optimizer: str = F("sgd", enum=("sgd", "adam"))
     weight_decay: float = F(5e-4, min=0.0)
+    # Spiking spaces: the loss adds spike_penalty x the mean firing rate of the network's
+    # neurons (nasco.evaluate.train_and_evaluate), trading accuracy for fewer spikes. Searchable
+    # (--set 'training.spike_penalty={choice: [0.0, 1.0, 4.0]}'). ANNs have no neurons to penalise.
+    spike_penalty: float | Choice = F(0.0, doc="loss weight of the mean firing rate", min=0.0, max=1000.0,
+                                      searchable=True)
 
 
 @dataclass(frozen=True, kw_only=True)

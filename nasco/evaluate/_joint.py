@@ -243,10 +243,13 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         cfg = TrainConfig(
             epochs=int(self.epochs or t.epochs), batch_size=int(self.batch_size or t.batch_size),
             lr=float(self.lr or t.lr), optimizer=t.optimizer, weight_decay=t.weight_decay,
-            device=self.device, max_seconds=self.max_seconds,
+            device=self.device, max_seconds=self.max_seconds, spike_penalty=float(t.spike_penalty),
         )
         # The device says where the training runs, not what it is: a resume elsewhere reuses it.
-        settings = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "device")}
+        # A spike penalty of 0 (cross-entropy alone) is left out, so trainings keep the keys and
+        # seeds they had before the penalty existed.
+        settings = {k: v for k, v in asdict(cfg).items()
+                    if k not in ("seed", "device") and not (k == "spike_penalty" and v == 0)}
         space = to_data(arch)
         space.pop("training")  # the effective settings are in "training"
         inputs: dict[str, Any] = {

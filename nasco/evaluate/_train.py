@@ -85,6 +85,9 @@ class TrainConfig:
     max_seconds: float | None = None
     label_smoothing: float = 0.0
     amp: bool = True
+    # Firing-rate penalty: the loss adds spike_penalty x the mean firing rate of the model's
+    # spiking neurons (see train_and_evaluate); 0 trains on cross-entropy alone.
+    spike_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         # Fail at construction so a bad config never costs a training run.
@@ -102,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"max_seconds={self.max_seconds} must be positive or None")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        if not (self.spike_penalty >= 0 and math.isfinite(self.spike_penalty)):
+            raise ValueError(f"spike_penalty={self.spike_penalty} must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,37 @@ def _first_tensor(output: object) -> torch.Tensor | None:
             if isinstance(item, torch.Tensor):
                 return item
     return None
+
+
+class FiringRatePenalty:
+    """Forward hooks on every spikingjelly neuron of a model that keep, with their gradients,
+    the firing rate (mean output) of each neuron module in the current forward pass;
+    :meth:`take` returns their mean and forgets them. Activity regularisation: penalising it
+    lowers the spike rates, and with them the spike-gated work and spike traffic the cost
+    model charges, at some cost in accuracy (an L1 penalty on spikes, as in Neil, Pfeiffer and
+    Liu, "Learning to be efficient", ACM SAC 2016). A model without spiking neurons has nothing
+    to penalise (:meth:`take` gives None)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        from spikingjelly.activation_based.neuron import BaseNode
+
+        self._rates: list[torch.Tensor] = []
+        self._handles = [m.register_forward_hook(self._hook) for m in model.modules()
+                         if isinstance(m, BaseNode)]
+
+    def _hook(self, module: nn.Module, inputs: object, output: object) -> None:
+        out = _first_tensor(output)
+        if module.training and out is not None and out.numel():  # not the evaluation passes
+            self._rates.append(out.float().mean())
+
+    def take(self) -> torch.Tensor | None:
+        rates, self._rates = self._rates, []
+        return torch.stack(rates).mean() if rates else None
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
 
 
 def set_torch_threads(n: int = 1) -> None:
@@ -320,35 +356,41 @@ def train_and_evaluate(model: nn.Module, data: DataSplits,
     eval_kw = {"batch_size": eval_bs, "device": device, "amp": config.amp}
     epoch_losses: list[float] = []
     stopped_early = False
-    for epoch in range(config.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum, seen = 0.0, 0
-        for b, sl in enumerate(_batch_slices(n, config.batch_size)):
-            idx = perm[sl]
-            xb = data.x_train[idx].to(device, non_blocking=True)
-            yb = data.y_train[idx].to(device, non_blocking=True)
-            with amp_ctx:
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
-            value = float(loss.item())
-            if not math.isfinite(value):
+    penalty = FiringRatePenalty(model) if config.spike_penalty > 0 else None
+    try:
+        for epoch in range(config.epochs):
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            loss_sum, seen = 0.0, 0
+            for b, sl in enumerate(_batch_slices(n, config.batch_size)):
+                idx = perm[sl]
+                xb = data.x_train[idx].to(device, non_blocking=True)
+                yb = data.y_train[idx].to(device, non_blocking=True)
+                with amp_ctx:
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    reset_states(model)
+                    raise TrainingDiverged(
+                        f"training diverged: loss is {value} at epoch {epoch + 1}/{config.epochs}, "
+                        f"batch {b + 1}/{steps_per_epoch}", epoch=epoch + 1, batch=b + 1)
+                rate = penalty.take() if penalty is not None else None
+                _step(loss if rate is None else loss + config.spike_penalty * rate, opt, scaler)
+                sched.step()
+                # Reset after backward: the graph still references the pre-reset state.
                 reset_states(model)
-                raise TrainingDiverged(
-                    f"training diverged: loss is {value} at epoch {epoch + 1}/{config.epochs}, "
-                    f"batch {b + 1}/{steps_per_epoch}", epoch=epoch + 1, batch=b + 1)
-            _step(loss, opt, scaler)
-            sched.step()
-            # Reset after backward: the graph still references the pre-reset state.
-            reset_states(model)
-            loss_sum += value * len(idx)
-            seen += len(idx)
-        epoch_losses.append(loss_sum / max(seen, 1))
-        _report_epoch(model, data, config, epoch, epoch_losses[-1], eval_kw)
-        over_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
-        if over_time and epoch + 1 < config.epochs:
-            stopped_early = True
-            break
+                loss_sum += value * len(idx)
+                seen += len(idx)
+            epoch_losses.append(loss_sum / max(seen, 1))
+            _report_epoch(model, data, config, epoch, epoch_losses[-1], eval_kw)
+            over_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
+            if over_time and epoch + 1 < config.epochs:
+                stopped_early = True
+                break
+    finally:
+        if penalty is not None:
+            penalty.remove()
 
     valid_acc, spike_rates = _validate(model, data, eval_kw)
     test_acc = evaluate_accuracy(model, data.x_test, data.y_test, **eval_kw)

@@ -78,7 +78,7 @@ def test_key_ignores_the_hardware_and_changes_with_each_training_setting(space, 
         "data size": (_ev(space, load_dataset("digits", seed=0, limit=50)), a),
         "architecture": (base, other_arch),
     }
-    for setting, value in (("optimizer", "adam"), ("weight_decay", 0.0)):
+    for setting, value in (("optimizer", "adam"), ("weight_decay", 0.0), ("spike_penalty", 1.0)):
         sp = _space({("training", setting): value})
         variants[setting] = (_ev(sp, data), sp.make(a.arch["cell"], a.arch["hp"], a.hw))
     keys = {name: ev.training_keys(c)[0] for name, (ev, c) in variants.items()}
@@ -87,6 +87,20 @@ def test_key_ignores_the_hardware_and_changes_with_each_training_setting(space, 
     assert len(set(keys.values())) == len(keys)
     # The device says where a training runs: a resume on another device reuses the trainings.
     assert TrainCostEvaluator(space, data, epochs=1, lr=0.1, device="meta").training_keys(a) == (key,)
+
+
+def test_a_zero_spike_penalty_is_left_out_of_the_training_settings(space, data):
+    # Trainings without the penalty keep the keys and seeds they had before it existed: the
+    # settings that make the key hold no spike_penalty at 0, and hold it otherwise.
+    a = space.sample(np.random.default_rng(0))
+    for penalty, held in ((0.0, False), (2.5, True)):
+        sp = _space({("training", "spike_penalty"): penalty})
+        c = sp.make(a.arch["cell"], a.arch["hp"], a.hw)
+        arch, geno = sp.resolve(c)[0], {"cell": c.arch["cell"], "hp": c.arch["hp"]}
+        _key, inputs, cfg = _ev(sp, data)._training(0, arch, geno)
+        assert ("spike_penalty" in inputs["training"]) is held and cfg.spike_penalty == penalty
+        if held:
+            assert inputs["training"]["spike_penalty"] == penalty
 
 
 def test_same_architecture_on_other_hardware_trains_once(space, data, trainings):
