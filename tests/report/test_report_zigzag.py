@@ -194,3 +194,20 @@ def test_the_real_zigzag_recosts_the_member(zigzag_run, tmp_path):
     assert c["zigzag_latency_s"] == math.fsum(r["zigzag_latency_s"] for r in row["layers"])
     assert c["energy_ratio"] == c["nasco_energy_j"] / c["zigzag_energy_j"]
     assert c["latency_ratio"] == c["nasco_latency_s"] / c["zigzag_latency_s"]
+
+
+def test_the_python_api_takes_the_same_choice(zigzag_run, tmp_path, monkeypatch):
+    from nasco import load_study
+    from nasco.hw import ZIGZAG_LPF_LIMIT, ZigZagError
+
+    monkeypatch.setitem(sys.modules, "zigzag", None)
+    monkeypatch.setitem(sys.modules, "zigzag.api", None)
+    with pytest.raises(ZigZagError, match=r"^--zigzag needs zigzag-dse, .* pip install 'nasco\[zigzag\]'$"):
+        load_study(zigzag_run).report(tmp_path / "none", zigzag=True)
+    calls: list[int] = []
+    monkeypatch.setattr("nasco.hw._zigzag.zigzag_available", lambda: True)
+    monkeypatch.setattr("nasco.hw.zigzag_costs", _stand_in(calls))
+    load_study(zigzag_run).report(tmp_path / "a", zigzag=True, zigzag_lpf_limit=4)
+    load_study(zigzag_run).report(tmp_path / "b", zigzag=True)
+    assert calls == [4, ZIGZAG_LPF_LIMIT]
+    assert _rows(tmp_path / "a")[0]["compared"] is not None
