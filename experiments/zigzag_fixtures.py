@@ -41,13 +41,17 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
-from nasco.hw._zigzag import LPF_LIMIT, NB_SPATIAL_MAPPINGS, run_zigzag, zigzag_inputs
+from nasco.hw._zigzag import (
+    LPF_LIMIT,
+    NB_SPATIAL_MAPPINGS,
+    PACKAGED_MAPPINGS,
+    run_zigzag,
+    zigzag_inputs,
+    zigzag_mapping,
+)
 
 NETWORKS = ("alexnet", "resnet18", "mobilenetv2")
 ACCELERATORS = ("tpu_like", "edge_tpu_like", "eyeriss_like", "tesla_npu_like")
-# eyeriss_like ships without a mapping file in zigzag-dse 3.9.1; this one (next to the fixtures)
-# links the operands to its memories and leaves the spatial mapping to ZigZag's generator.
-EYERISS_MAPPING = Path(__file__).resolve().parents[1] / "tests/hw/fixtures/zigzag/eyeriss_like_mapping.yaml"
 
 FIELDS = ["network", "accelerator", "index", "name", "type", "K", "C", "OX", "OY", "FX", "FY", "G", "B",
           "stride_x", "stride_y", "dilation_x", "dilation_y", "padding", "macs",
@@ -58,9 +62,10 @@ FIELDS = ["network", "accelerator", "index", "name", "type", "K", "C", "OX", "OY
 
 
 def _mapping_path(acc: str) -> str:
-    if acc == "eyeriss_like":
-        return str(EYERISS_MAPPING)
-    return str(zigzag_inputs() / "mapping" / f"{acc}.yaml")
+    # eyeriss_like ships without a mapping file in zigzag-dse 3.9.1; nasco ships one
+    # (nasco/hw/zigzag_mappings/eyeriss_like.yaml) that links the operands to its memories and
+    # leaves the spatial mapping to ZigZag's generator.
+    return str(zigzag_mapping(acc))
 
 
 def _dim(layer, name: str) -> int:
@@ -147,8 +152,8 @@ def _hardware_constants() -> dict[str, Any]:
                    for dim, unrolls in default.get("spatial_mapping", {}).items()}
         out[acc] = {"file": f"zigzag/inputs/hardware/{acc}.yaml", "memories": mems,
                     "unit_energy_pj": oa["unit_energy"], "dimensions": oa["dimensions"], "sizes": oa["sizes"],
-                    "mapping_file": (str(EYERISS_MAPPING.relative_to(EYERISS_MAPPING.parents[4]))
-                                     if acc == "eyeriss_like" else f"zigzag/inputs/mapping/{acc}.yaml"),
+                    "mapping_file": (f"nasco/hw/zigzag_mappings/{acc}.yaml" if acc in PACKAGED_MAPPINGS
+                                     else f"zigzag/inputs/mapping/{acc}.yaml"),
                     "default_spatial_mapping": spatial}
     return out
 

@@ -58,6 +58,9 @@ def test_a_built_wheel_finds_its_spaces_and_searches_the_shipped_table(tmp_path)
     (wheel,) = (tmp_path / "dist").glob("nasco-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         shipped = {n.split("/", 2)[2] for n in zf.namelist() if n.startswith("nasco/search_spaces/")}
+        mappings = {n for n in zf.namelist() if n.startswith("nasco/hw/zigzag_mappings/")}
+    assert mappings == {f"nasco/hw/zigzag_mappings/{p.name}"
+                        for p in (ROOT / "nasco" / "hw" / "zigzag_mappings").glob("*.yaml")} != set()
     want = {p.name for p in (ROOT / "search_spaces").iterdir()
             if p.suffix in (".yaml", ".md", ".py", ".csv") or p.name.endswith(".csv.gz")}
     assert shipped == want
@@ -71,10 +74,14 @@ def test_a_built_wheel_finds_its_spaces_and_searches_the_shipped_table(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(site), "NASCO_CACHE": str(tmp_path / "cache")}
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
-    where = _sh([sys.executable, "-c", "import nasco, nasco.dsl as d; print(nasco.__file__); print(d.builtin_dir())"],
-                cwd=run_dir, env=env)
-    assert where.stdout.split() == [str(site / "nasco" / "__init__.py"), str(site / "nasco" / "search_spaces")], \
-        where.stderr
+    # the ZigZag mapping nasco ships is found inside the installed package too
+    code = ("import nasco, nasco.dsl as d; from nasco.hw._zigzag import zigzag_mapping as m; "
+            "print(nasco.__file__); print(d.builtin_dir()); print(m('eyeriss_like'))")
+    where = _sh([sys.executable, "-c", code], cwd=run_dir, env=env)
+    mapping = site / "nasco" / "hw" / "zigzag_mappings" / "eyeriss_like.yaml"
+    assert where.stdout.split() == [str(site / "nasco" / "__init__.py"), str(site / "nasco" / "search_spaces"),
+                                    str(mapping)], where.stderr
+    assert mapping.is_file()
     nasco_bin = site / "bin" / "nasco"
     spaces = _sh([str(nasco_bin), "spaces"], cwd=run_dir, env=env)
     assert spaces.returncode == 0, spaces.stderr

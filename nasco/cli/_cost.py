@@ -14,7 +14,6 @@ import argparse
 import csv
 import difflib
 import json
-import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,7 +28,7 @@ from nasco.dsl import (
 from nasco.evaluate._joint import check_limits, emitted_rates
 from nasco.hw import (
     ZIGZAG_EXTRA, ZIGZAG_LPF_LIMIT, ZIGZAG_OPTIMIZE, CostModel, read_onnx, read_scalesim_csv, snn_twin,
-    zigzag_accelerator, zigzag_available, zigzag_cost,
+    zigzag_accelerator, zigzag_available, zigzag_cost, zigzag_side_by_side,
 )
 
 __all__ = ["add_cost"]
@@ -447,7 +446,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     if args.backend == "zigzag":
         zz = zigzag_cost(workload, resolved, optimize=args.zigzag_optimize, lpf_limit=args.zigzag_lpf_limit,
                          onnx=path if onnx_model else None)
-        out["zigzag"] = {**zz.to_dict(), "compared": _side_by_side(out, zz.to_dict())}
+        out["zigzag"] = {**zz.to_dict(), "compared": zigzag_side_by_side(out, zz.to_dict())}
         if zz.skipped:
             notes.append(f"note: ZigZag costs conv and linear layers only; {len(zz.skipped)} layer(s) not "
                          "costed by it and left out of the comparison")
@@ -486,20 +485,6 @@ def _print_text(out: dict, taken: dict) -> None:
         print(f"cannot tile: {reason}")
     if "zigzag" in out:
         _print_zigzag(out["zigzag"])
-
-
-def _side_by_side(out: dict, zz: dict) -> dict:
-    """nasco's and ZigZag's totals over the layers both cost, and their ratios (nasco / ZigZag)."""
-    both = {row["name"] for row in zz["layers"]} & {row["name"] for row in out["layers"]}
-    nasco = [row for row in out["layers"] if row["name"] in both]
-    zigzag = [row for row in zz["layers"] if row["name"] in both]
-    n_e = math.fsum(row["energy_j"] for row in nasco)
-    n_l = math.fsum(row["latency_s"] for row in nasco)
-    z_e = math.fsum(row["energy_j"] for row in zigzag)
-    z_l = math.fsum(row["latency_s"] for row in zigzag)
-    return {"layers": len(nasco), "nasco_energy_j": n_e, "zigzag_energy_j": z_e,
-            "energy_ratio": n_e / z_e if z_e else math.nan,
-            "nasco_latency_s": n_l, "zigzag_latency_s": z_l, "latency_ratio": n_l / z_l if z_l else math.nan}
 
 
 def _print_zigzag(zz: dict) -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from nasco.cli._common import int_in
+from nasco.hw import ZIGZAG_EXTRA, ZIGZAG_LPF_LIMIT
+
 __all__ = ["add_report"]
 
 _RUN_HELP = "a run directory (the --out of nasco search)"
@@ -11,7 +14,8 @@ _RUN_HELP = "a run directory (the --out of nasco search)"
 def _cmd_report(args: argparse.Namespace) -> int:
     from nasco.report import write_report
 
-    html_path, md_path = write_report(args.run, args.out)
+    html_path, md_path = write_report(args.run, args.out, zigzag=args.zigzag,
+                                      zigzag_lpf_limit=args.zigzag_lpf_limit)
     print(f"report: {html_path}")
     print(f"summary: {md_path}")
     return 0
@@ -37,6 +41,14 @@ def add_report(sub) -> None:
     p.add_argument("run", metavar="RUN", help=_RUN_HELP)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="folder for report.html and report.md (default RUN)")
+    p.add_argument("--zigzag", action="store_true",
+                   help="also re-cost each shown front architecture's best pair with ZigZag (pip install "
+                        f"'{ZIGZAG_EXTRA}') on the accelerator its zigzag_* template was translated from, "
+                        "and show nasco's and ZigZag's energy and latency side by side with their ratios; a "
+                        "pair ZigZag cannot cost says why in its row")
+    p.add_argument("--zigzag-lpf-limit", type=int_in(1), default=ZIGZAG_LPF_LIMIT,
+                   help=f"--zigzag: the loop-prime-factor limit of ZigZag's LOMA mapping search; lower "
+                        f"searches fewer temporal mappings, faster (default {ZIGZAG_LPF_LIMIT}, ZigZag's)")
     p.set_defaults(func=_cmd_report)
     s = sub.add_parser(
         "show", help="print one candidate of a run and write its cell diagram PNG",

@@ -29,10 +29,13 @@ from nasco.hw._zigzag import (
     ZIGZAG_EXTRA,
     ZigZagError,
     ZigZagReport,
+    require_zigzag,
     zigzag_accelerator,
     zigzag_available,
     zigzag_cost,
+    zigzag_costs,
 )
+from nasco.hw._zigzag import side_by_side as zigzag_side_by_side
 
 __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENERGY_PARTS", "Layer",
            "MAX_CYCLES", "MappingError", "SIZED",
@@ -43,5 +46,5 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "snn_twin", "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses",
            "systolic_utilization",
            "twin_total", "write_scalesim_csv", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA", "ZIGZAG_LPF_LIMIT",
-           "ZIGZAG_OPTIMIZE", "ZigZagError", "ZigZagReport", "zigzag_accelerator", "zigzag_available",
-           "zigzag_cost"]
+           "ZIGZAG_OPTIMIZE", "ZigZagError", "ZigZagReport", "require_zigzag", "zigzag_accelerator",
+           "zigzag_available", "zigzag_cost", "zigzag_costs", "zigzag_side_by_side"]

@@ -27,23 +27,25 @@ from typing import Any
 from nasco.core import NascoError
 from nasco.hw._workload import Workload
 
-__all__ = ["LPF_LIMIT", "NB_SPATIAL_MAPPINGS", "OPTIMIZE", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA",
-           "ZigZagError", "ZigZagReport", "layer_key", "run_zigzag", "zigzag_accelerator", "zigzag_available",
-           "zigzag_cost", "zigzag_inputs", "zigzag_layers", "zigzag_stages"]
+__all__ = ["LPF_LIMIT", "NB_SPATIAL_MAPPINGS", "OPTIMIZE", "PACKAGED_MAPPINGS", "ZIGZAG_ACCELERATORS",
+           "ZIGZAG_EXTRA", "ZigZagError", "ZigZagReport", "layer_key", "require_zigzag", "run_zigzag",
+           "side_by_side", "zigzag_accelerator", "zigzag_available", "zigzag_cost", "zigzag_costs",
+           "zigzag_inputs", "zigzag_layers", "zigzag_mapping", "zigzag_stages"]
 
 # The extra of pyproject.toml that installs zigzag-dse (and six, which zigzag-dse 3.9.1 imports
 # without declaring it).
 ZIGZAG_EXTRA = "nasco[zigzag]"
-# nasco template -> the ZigZag accelerator (zigzag/inputs/hardware/<name>.yaml) it was translated from,
-# for those whose mapping ZigZag ships (zigzag/inputs/mapping/<name>.yaml). eyeriss_like ships
-# without a mapping file in zigzag-dse 3.9.1.
+# nasco template -> the ZigZag accelerator (zigzag/inputs/hardware/<name>.yaml) it was translated from.
 ZIGZAG_ACCELERATORS = {"zigzag_tpu_like": "tpu_like", "zigzag_edge_tpu_like": "edge_tpu_like",
-                       "zigzag_tesla_npu_like": "tesla_npu_like"}
+                       "zigzag_eyeriss_like": "eyeriss_like", "zigzag_tesla_npu_like": "tesla_npu_like"}
 LPF_LIMIT = 6             # ZigZag's default loop-prime-factor limit of its LOMA temporal-mapping search
 NB_SPATIAL_MAPPINGS = 3   # ZigZag's default number of generated spatial mappings
 OPTIMIZE = ("energy", "latency")
-# Templates translated from a ZigZag accelerator that zigzag-dse 3.9.1 ships without a mapping file.
-_WITHOUT_MAPPING = {"zigzag_eyeriss_like": "eyeriss_like"}
+# Mapping files nasco ships (package data, nasco/hw/zigzag_mappings/<name>.yaml) for the ZigZag
+# accelerators that zigzag-dse 3.9.1 ships without one; the others use ZigZag's own
+# zigzag/inputs/mapping/<name>.yaml.
+_MAPPINGS = Path(__file__).resolve().parent / "zigzag_mappings"
+PACKAGED_MAPPINGS = ("eyeriss_like",)
 
 
 class ZigZagError(NascoError):
@@ -59,9 +61,11 @@ def zigzag_available() -> bool:
     return True
 
 
-def _require_zigzag() -> None:
+def require_zigzag(what: str = "ZigZag") -> None:
+    """A ZigZagError (one line: ``what`` needs zigzag-dse, and how to install it) unless
+    :func:`zigzag_available`."""
     if not zigzag_available():
-        raise ZigZagError(f"--backend zigzag needs zigzag-dse, which is not importable here: "
+        raise ZigZagError(f"{what} needs zigzag-dse, which is not importable here: "
                           f"pip install '{ZIGZAG_EXTRA}'")
 
 
@@ -73,14 +77,19 @@ def zigzag_inputs() -> Path:
 
 def zigzag_accelerator(template_name: str) -> str:
     """The ZigZag accelerator a template was translated from; a ZigZagError when it has none."""
-    known = f"templates with one: {', '.join(ZIGZAG_ACCELERATORS)} (--hw NAME)"
-    if template_name in _WITHOUT_MAPPING:
-        raise ZigZagError(f"template '{template_name}': zigzag-dse 3.9.1 ships no mapping file for "
-                          f"{_WITHOUT_MAPPING[template_name]}, so it has no ZigZag description to cost; "
-                          f"{known}")
     if template_name not in ZIGZAG_ACCELERATORS:
-        raise ZigZagError(f"template '{template_name}' has no ZigZag description; {known}")
+        raise ZigZagError(f"template '{template_name}' has no ZigZag description; templates with one: "
+                          f"{', '.join(ZIGZAG_ACCELERATORS)} (--hw NAME)")
     return ZIGZAG_ACCELERATORS[template_name]
+
+
+def zigzag_mapping(accelerator: str) -> Path:
+    """The mapping file ZigZag runs ``accelerator`` with: nasco's packaged one for the accelerators
+    zigzag-dse 3.9.1 ships without a mapping (:data:`PACKAGED_MAPPINGS`), else ZigZag's own
+    (``zigzag/inputs/mapping/<accelerator>.yaml``, which needs ZigZag installed)."""
+    if accelerator in PACKAGED_MAPPINGS:
+        return _MAPPINGS / f"{accelerator}.yaml"
+    return zigzag_inputs() / "mapping" / f"{accelerator}.yaml"
 
 
 # ---------------------------------------------------------------------- nasco layers -> ZigZag layers
@@ -270,22 +279,22 @@ class ZigZagReport:
                                 "not_costed": list(self.skipped)}}
 
 
-def zigzag_cost(workload: Workload, template: Any, *, optimize: str = "energy", lpf_limit: int = LPF_LIMIT,
-                onnx: str | Path | None = None) -> ZigZagReport:
-    """ZigZag's cost of ``workload`` on the ZigZag accelerator ``template`` was translated from.
+def zigzag_costs(workload: Workload, template: Any, *, lpf_limit: int = LPF_LIMIT,
+                 onnx: str | Path | None = None) -> dict[str, ZigZagReport]:
+    """ZigZag's cost of ``workload`` on the ZigZag accelerator ``template`` was translated from, on
+    its best mapping for energy and on its best mapping for latency (``{"energy": ..., "latency":
+    ...}``, keys :data:`OPTIMIZE`), both from one mapping search per layer.
 
     ``template``: a resolved accelerator template (its name picks ZigZag's accelerator and mapping
     files, its bits the operand precisions, its clock the latency). ``onnx``: the ONNX file the
     workload was read from; ZigZag's own ONNX parser then reads it (its Conv, Gemm and MatMul
-    nodes), instead of the translation of :func:`zigzag_layers`. ``optimize``: which of ZigZag's
-    minima to report, the best mapping for energy or for latency.
+    nodes), instead of the translation of :func:`zigzag_layers`. A ZigZagError (one line) when
+    the template has no ZigZag description, ZigZag is not installed or nothing is left to cost.
     """
-    if optimize not in OPTIMIZE:
-        raise ValueError(f"optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
     if lpf_limit < 1:
         raise ValueError(f"lpf_limit must be >= 1, got {lpf_limit}")
     acc = zigzag_accelerator(template.name)
-    _require_zigzag()
+    require_zigzag()
     inputs = zigzag_inputs()
     kinds = {layer.name: layer.kind for layer in workload.layers}
     source: str | list[dict[str, Any]] = ""
@@ -295,24 +304,54 @@ def zigzag_cost(workload: Workload, template: Any, *, optimize: str = "energy", 
         source, skipped = zigzag_layers(workload, bits)
         if not source:
             raise ZigZagError(f"workload {workload.name!r}: no conv or linear layer for ZigZag to cost")
-    rows = []
+    rows: dict[str, list[tuple]] = {o: [] for o in OPTIMIZE}
     with tempfile.TemporaryDirectory(prefix="nasco-zigzag-") as tmp:
         if onnx is not None:  # ZigZag's ONNX parser reads the shapes of a shape-inferred model only
             import onnx as onnx_lib
             source = str(Path(tmp) / "inferred.onnx")
             onnx_lib.save(onnx_lib.shape_inference.infer_shapes(onnx_lib.load(str(onnx))), source)
         for best_e, info in run_zigzag(source, str(inputs / "hardware" / f"{acc}.yaml"),
-                                       str(inputs / "mapping" / f"{acc}.yaml"), lpf_limit):
-            cme = best_e if optimize == "energy" else info["latency"]
+                                       str(zigzag_mapping(acc)), lpf_limit):
             layer = info["layer"]
             kind = kinds.get(layer.name, "linear" if layer.type in ("Gemm", "MatMul") else "conv")
-            rows.append((layer.name, kind, int(layer.total_mac_count), float(cme.energy_total) * 1e-12,
-                         float(cme.latency_total2), float(info["search_s"])))
+            for optimize, cme in (("energy", best_e), ("latency", info["latency"])):
+                rows[optimize].append((layer.name, kind, int(layer.total_mac_count),
+                                       float(cme.energy_total) * 1e-12, float(cme.latency_total2),
+                                       float(info["search_s"])))
     if onnx is not None:
-        costed = {r[0] for r in rows}
+        costed = {r[0] for r in rows["energy"]}
         skipped = [layer.name for layer in workload.layers if layer.name not in costed]
-    names, kinds_, macs, energy, cycles, search = zip(*rows) if rows else ((),) * 6
-    return ZigZagReport(accelerator=acc, optimize=optimize, lpf_limit=lpf_limit,
-                        clock_hz=float(template.clock_mhz) * 1e6, names=tuple(names), kinds=tuple(kinds_),
-                        macs=tuple(macs), energy_j=tuple(energy), cycles=tuple(cycles),
-                        skipped=tuple(skipped), search_s=tuple(search))
+    out = {}
+    for optimize, found in rows.items():
+        names, kinds_, macs, energy, cycles, search = zip(*found) if found else ((),) * 6
+        out[optimize] = ZigZagReport(accelerator=acc, optimize=optimize, lpf_limit=lpf_limit,
+                                     clock_hz=float(template.clock_mhz) * 1e6, names=tuple(names),
+                                     kinds=tuple(kinds_), macs=tuple(macs), energy_j=tuple(energy),
+                                     cycles=tuple(cycles), skipped=tuple(skipped), search_s=tuple(search))
+    return out
+
+
+def zigzag_cost(workload: Workload, template: Any, *, optimize: str = "energy", lpf_limit: int = LPF_LIMIT,
+                onnx: str | Path | None = None) -> ZigZagReport:
+    """ZigZag's cost of ``workload`` on the mapping it found best for ``optimize`` (``"energy"`` or
+    ``"latency"``); the other arguments as :func:`zigzag_costs`."""
+    if optimize not in OPTIMIZE:
+        raise ValueError(f"optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
+    return zigzag_costs(workload, template, lpf_limit=lpf_limit, onnx=onnx)[optimize]
+
+
+def side_by_side(nasco: dict[str, Any], zigzag: dict[str, Any]) -> dict[str, Any]:
+    """nasco's and ZigZag's totals over the layers both cost, and their ratios (nasco / ZigZag; NaN
+    where ZigZag's total is 0). ``nasco``: a :meth:`CostReport.to_dict`; ``zigzag``: a
+    :meth:`ZigZagReport.to_dict`; each needs only ``layers`` rows with ``name``, ``energy_j`` and
+    ``latency_s``."""
+    both = {row["name"] for row in zigzag["layers"]} & {row["name"] for row in nasco["layers"]}
+    ours = [row for row in nasco["layers"] if row["name"] in both]
+    theirs = [row for row in zigzag["layers"] if row["name"] in both]
+    n_e = math.fsum(row["energy_j"] for row in ours)
+    n_l = math.fsum(row["latency_s"] for row in ours)
+    z_e = math.fsum(row["energy_j"] for row in theirs)
+    z_l = math.fsum(row["latency_s"] for row in theirs)
+    return {"layers": len(ours), "nasco_energy_j": n_e, "zigzag_energy_j": z_e,
+            "energy_ratio": n_e / z_e if z_e else math.nan,
+            "nasco_latency_s": n_l, "zigzag_latency_s": z_l, "latency_ratio": n_l / z_l if z_l else math.nan}

@@ -8,7 +8,7 @@ from nasco.report._member import Member
 from nasco.report._run import RunData
 from nasco.report._text import accelerator_text, arch_text, value_text
 
-__all__ = ["MAX_FRONT_ROWS", "best_rows", "markdown_summary"]
+__all__ = ["MAX_FRONT_ROWS", "best_rows", "markdown_summary", "md_table"]
 
 MAX_FRONT_ROWS = 40  # front members listed in report.md (best first); pareto.csv has them all
 
@@ -25,7 +25,7 @@ def best_rows(run: RunData, members: Sequence[Member]) -> list[list[Any]]:
     return out
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     def cell(v: Any) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -33,8 +33,9 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
             *("| " + " | ".join(cell(v) for v in r) + " |" for r in rows)]
 
 
-def markdown_summary(run: RunData, members: Sequence[Member], groups: Sequence[Any]) -> str:
-    """report.md's text."""
+def markdown_summary(run: RunData, members: Sequence[Member], groups: Sequence[Any],
+                     extra: Sequence[str] = ()) -> str:
+    """report.md's text; ``extra``: lines of further sections, after the front members."""
     c, cfg = run.counts(), run.config
     hv = run.hypervolume()
     lines = [f"# nasco run report: {run.path.name}", "",
@@ -46,7 +47,7 @@ def markdown_summary(run: RunData, members: Sequence[Member], groups: Sequence[A
     for reason, n in run.failed_reasons():
         lines.append(f"- failed ({n}): {reason}")
     lines += ["", "## Best per objective", "",
-              *_md_table(["objective", "best", "id", "accelerator"], best_rows(run, members))]
+              *md_table(["objective", "best", "id", "accelerator"], best_rows(run, members))]
     ranked = sorted(members, key=lambda m: tuple(o.to_min(m.values[o.name]) for o in run.objectives))
     shown = ranked[:MAX_FRONT_ROWS]
     more = (f" (the best {len(shown)} of {len(members)}; all in pareto.csv)" if len(ranked) > len(shown)
@@ -54,6 +55,6 @@ def markdown_summary(run: RunData, members: Sequence[Member], groups: Sequence[A
     rows = [[m.id, *[value_text(m.values[o.name], o) for o in run.objectives], arch_text(m.arch),
              accelerator_text(m.template, m.hw)] for m in shown]
     lines += ["", f"## Front members{more}", "",
-              *_md_table(["id", *[o.name for o in run.objectives], "architecture", "accelerator"], rows),
-              "", "The interactive report with cell diagrams and per-layer energy: report.html.", ""]
+              *md_table(["id", *[o.name for o in run.objectives], "architecture", "accelerator"], rows),
+              "", *extra, "The interactive report with cell diagrams and per-layer energy: report.html.", ""]
     return "\n".join(lines)

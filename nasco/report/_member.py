@@ -15,7 +15,7 @@ from nasco.evaluate._precision import FLOAT_BITS
 from nasco.report._run import RunData, as_dict
 
 __all__ = ["LayerEnergy", "Member", "accelerator_rows", "find_member", "front_member", "layer_energy",
-           "precision_text"]
+           "member_cost", "precision_text"]
 
 # Fields of a resolved template that say nothing about its configuration.
 _SKIP = ("schema", "kind", "description", "specs")
@@ -46,7 +46,7 @@ class Member:
 
 def _template(run: RunData, hw: dict[str, Any]) -> Any:
     space = run.hw_space
-    if space is None or not hw or getattr(space, "subs", 1) != 1:
+    if space is None or getattr(space, "subs", 1) != 1:  # no accelerator, or one per task
         return None
     return space.resolve(hw)[0]
 
@@ -157,13 +157,12 @@ def _plan(run: RunData, key: str) -> Any:
     return run._cache["plans"][key]
 
 
-def layer_energy(run: RunData, member: Member) -> LayerEnergy | None:
-    """The member's per-layer energy on its own accelerator: the workload of its trained network
-    (the training record's resolved space and cell) costed by :class:`nasco.hw.CostModel` with the
-    spike rates measured in that training (the maps neurons emit at their readers' rates), and for
-    a spiking network its ANN twin on the same accelerator (:func:`nasco.hw.snn_twin`). None when
-    the run kept no training record for it (table and proxy evaluators) or it has no single
-    accelerator."""
+def member_cost(run: RunData, member: Member) -> tuple[Any, dict[str, float], Any] | None:
+    """(workload, measured spike rates, :class:`nasco.hw.CostReport`) of the member on its own
+    accelerator: the workload of its trained network (the training record's resolved space and
+    cell) costed by :class:`nasco.hw.CostModel` with the spike rates measured in that training (the
+    maps neurons emit at their readers' rates). None when the run kept no training record for it
+    (table and proxy evaluators) or it has no single accelerator."""
     if member.template is None or member.training is None or member.multi_task:
         return None
     found = _workload(run, member.training)
@@ -171,17 +170,30 @@ def layer_energy(run: RunData, member: Member) -> LayerEnergy | None:
         return None
     from nasco.dsl import load_energy_table
     from nasco.evaluate._joint import emitted_rates
-    from nasco.hw import CostModel, snn_twin
+    from nasco.hw import CostModel
 
     workload, rates = found
     table = load_energy_table(member.template)
     # The maps neurons emit take their readers' measured rates, as in the evaluator's costing.
     costed = {**emitted_rates(_plan(run, member.training), rates), **rates} if rates else rates
-    rep = CostModel(member.template, table).cost(workload, costed)
+    return workload, rates, CostModel(member.template, table).cost(workload, costed)
+
+
+def layer_energy(run: RunData, member: Member) -> LayerEnergy | None:
+    """The member's per-layer energy on its own accelerator (:func:`member_cost`), and for a spiking
+    network its ANN twin on the same accelerator (:func:`nasco.hw.snn_twin`). None where
+    :func:`member_cost` is None."""
+    found = member_cost(run, member)
+    if found is None:
+        return None
+    from nasco.dsl import load_energy_table
+    from nasco.hw import snn_twin
+
+    workload, rates, rep = found
     twin = None
     if rates:
         total = rep.total()
-        twin = snn_twin(workload, member.template, table,
+        twin = snn_twin(workload, member.template, load_energy_table(member.template),
                         {"energy_j": total["energy_j"], "latency_s": total["latency_s"]})
     return LayerEnergy(rep.names, rep.kinds, dict(rep.energy), {n: rates[n] for n in rep.names if n in rates},
                        twin)

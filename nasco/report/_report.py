@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nasco.hw import ZIGZAG_LPF_LIMIT, require_zigzag
 from nasco.report._cells import cell_svg
 from nasco.report._figures import energy_figure, front_figure, history_figure, spike_rate_figure
 from nasco.report._front import ArchGroup, arch_groups, evaluated_pairs, front_frame
@@ -14,6 +15,7 @@ from nasco.report._markdown import best_rows, markdown_summary
 from nasco.report._member import Member, accelerator_rows, front_member, layer_energy, precision_text
 from nasco.report._run import RunData, load_run
 from nasco.report._text import accelerator_text, arch_text, cell_text, objectives_text, value_text
+from nasco.report._zigzag import zigzag_markdown, zigzag_rows, zigzag_section
 
 __all__ = ["HTML_FILE", "MAX_ARCHITECTURES", "MAX_PAIRS_LISTED", "MD_FILE", "write_report"]
 
@@ -171,25 +173,39 @@ def _config_section(run: RunData) -> str:
     return out + f"<details><summary>run.json config</summary><pre>{html.escape(config)}</pre></details>"
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(run_dir: str | Path, out: str | Path | None = None, *, zigzag: bool = False,
+                 zigzag_lpf_limit: int = ZIGZAG_LPF_LIMIT) -> tuple[Path, Path]:
     """Write ``report.html`` (one self-contained file: works offline, no server, no external
     resource) and ``report.md`` for the run in ``run_dir``, into ``out`` (a folder; default
     the run directory). Returns their paths. A :class:`nasco.run.RunDirError` (one line) when
-    ``run_dir`` is not a finished run directory."""
+    ``run_dir`` is not a finished run directory.
+
+    ``zigzag``: both files also show each shown architecture's best pair re-costed with ZigZag
+    (:func:`nasco.hw.zigzag_costs`, LOMA loop-prime-factor limit ``zigzag_lpf_limit``), nasco's
+    and ZigZag's energy and latency side by side with their ratios; a pair ZigZag cannot cost
+    (a template without a ZigZag description, no trained network) is a row that says why. A
+    :class:`nasco.hw.ZigZagError` (one line, how to install it) when ZigZag is not installed."""
+    if zigzag:
+        require_zigzag("--zigzag")
     run = load_run(run_dir)
     members = [front_member(run, f) for f in run.front]
     groups = arch_groups(members, run.objectives)
-    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in (
-        ("summary", "Summary"), ("front", "Front"), ("history", "History"),
-        ("architectures", "Architectures"), ("config", "Run")))
+    compared = (zigzag_rows(run, [g.best for g in groups[:MAX_ARCHITECTURES]], zigzag_lpf_limit)
+                if zigzag else None)
+    sections = [("summary", "Summary"), ("front", "Front"), ("history", "History"),
+                ("architectures", "Architectures"), *([("zigzag", "ZigZag")] if zigzag else []),
+                ("config", "Run")]
+    nav = "".join(f'<a href="#{i}">{t}</a>' for i, t in sections)
     body = (f"<h1>nasco run report</h1><p class=\"sub\">{html.escape(str(run.path.resolve()))} · created "
             f"{html.escape(str(run.meta.get('created_at', '')))}</p><nav>{nav}</nav>"
             + _summary(run, members, groups) + _front_section(run, members, groups) + _history_section(run)
-            + _architectures(run, groups) + _config_section(run)
-            + data_script(COUNTS_DATA_ID, run.counts()))
+            + _architectures(run, groups)
+            + (zigzag_section(run, compared, zigzag_lpf_limit) if compared is not None else "")
+            + _config_section(run) + data_script(COUNTS_DATA_ID, run.counts()))
     folder = Path(out) if out is not None else run.path
     folder.mkdir(parents=True, exist_ok=True)
     html_path, md_path = folder / HTML_FILE, folder / MD_FILE
     html_path.write_text(page(f"nasco report: {run.path.name}", body), encoding="utf-8")
-    md_path.write_text(markdown_summary(run, members, groups), encoding="utf-8")
+    extra = zigzag_markdown(run, compared, zigzag_lpf_limit) if compared is not None else ()
+    md_path.write_text(markdown_summary(run, members, groups, extra), encoding="utf-8")
     return html_path, md_path

@@ -449,14 +449,19 @@ class Study:
         return ok.loc[idx]
 
     # ------------------------------------------------------------------ report
-    def report(self, out: str | Path | None = None) -> tuple[Path, Path]:
+    def report(self, out: str | Path | None = None, *, zigzag: bool = False,
+               zigzag_lpf_limit: int | None = None) -> tuple[Path, Path]:
         """Write the run's report: one self-contained HTML file (the front, the search history,
         each front architecture's cells, accelerator, per-layer energy and spike rates, the
         counts and config) and a markdown summary, in ``out`` (default: the storage folder);
-        returns (report.html, report.md). ``nasco search`` writes it at its end."""
+        returns (report.html, report.md). ``nasco search`` writes it at its end. ``zigzag``:
+        also each shown front architecture's best pair re-costed with ZigZag beside nasco's
+        numbers (:func:`nasco.report.write_report`; ``zigzag_lpf_limit`` None: ZigZag's default)."""
         from nasco.report import write_report
 
-        return write_report(self.storage, out)
+        if zigzag_lpf_limit is None:
+            return write_report(self.storage, out, zigzag=zigzag)
+        return write_report(self.storage, out, zigzag=zigzag, zigzag_lpf_limit=zigzag_lpf_limit)
 
     # ------------------------------------------------------------------ export
     def export(self, id: str, format: str = "torch", out: str | Path | None = None, *,  # noqa: A002

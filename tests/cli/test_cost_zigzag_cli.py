@@ -36,7 +36,8 @@ def test_a_template_without_a_zigzag_description_is_one_line_exit_2(monkeypatch,
     assert code == 2
     assert out == ""
     assert err == ("nasco: error: template 'nvdla_like' has no ZigZag description; templates with one: "
-                   "zigzag_tpu_like, zigzag_edge_tpu_like, zigzag_tesla_npu_like (--hw NAME)\n")
+                   "zigzag_tpu_like, zigzag_edge_tpu_like, zigzag_eyeriss_like, zigzag_tesla_npu_like "
+                   "(--hw NAME)\n")
 
 
 def _alexnet_conv1(tmp_path: Path) -> Path:
@@ -80,17 +81,3 @@ def test_an_onnx_model_is_costed_by_both_side_by_side(tmp_path, capsys, run_cli)
     assert last.startswith("nasco vs ZigZag over the 1 layer(s) both cost: energy ")
     assert f"(nasco / ZigZag {c['energy_ratio']:.4f})" in last
     assert f"{float(row['energy_opt_energy_pj']) * 1e-6:.4f} uJ" in last
-
-
-def test_the_side_by_side_totals_cover_the_layers_both_cost():
-    from nasco.cli._cost import _side_by_side
-
-    # nasco costs a and b, ZigZag b and c: only b is compared, on both sides
-    out = {"layers": [{"name": "a", "energy_j": 1.0, "latency_s": 10.0},
-                      {"name": "b", "energy_j": 3.0, "latency_s": 6.0}]}
-    zz = {"layers": [{"name": "b", "energy_j": 2.0, "latency_s": 4.0},
-                     {"name": "c", "energy_j": 5.0, "latency_s": 7.0}],
-          "total": {"energy_j": 7.0, "latency_s": 11.0}}
-    assert _side_by_side(out, zz) == {"layers": 1, "nasco_energy_j": 3.0, "zigzag_energy_j": 2.0,
-                                      "energy_ratio": 1.5, "nasco_latency_s": 6.0, "zigzag_latency_s": 4.0,
-                                      "latency_ratio": 1.5}

@@ -21,3 +21,21 @@ def train_run(tmp_path_factory):
                      "--seed", "0", "--limit", "150", "--epochs", "1", "--quiet", "--out", str(out)])
     assert code == 0
     return out, buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def zigzag_run(tmp_path_factory):
+    """A run on a template translated from ZigZag (zigzag_tpu_like, no searched choices): one short
+    training of a small darts_snn network (one cell of two nodes, no reduction, 2 timesteps), so
+    ZigZag re-costs it in seconds."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("zigzag") / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["search", "--space", "darts_snn", "--hw", "zigzag_tpu_like", "--budget", "1",
+                     "--seed", "0", "--limit", "100", "--epochs", "1", "--quiet", "--set", "macro.cells=1",
+                     "--set", "macro.reductions=[]", "--set", "timesteps=2", "--set", "cell.nodes=2",
+                     "--out", str(out)])
+    assert code == 0
+    return out
