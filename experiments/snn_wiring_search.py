@@ -18,7 +18,7 @@ SNNs that beat their twins):
 Usage::
 
     OMP_NUM_THREADS=1 python experiments/snn_wiring_search.py [--budget 10] [--seed 0]
-        [--hw asic_template] [--objectives accuracy,energy] [--placement pre_op]
+        [--hw asic_template] [--objectives accuracy,energy] [--placement pre_op] [--set PATH=VALUE]
         [--run runs/snn_wiring] [--out experiments/results/snn_wiring_search.md]
 
 The run directory is kept, so ``--run`` of a finished run only reads it back.
@@ -47,23 +47,38 @@ def overrides(hw: str, placement: str | None = None) -> tuple[str, ...]:
 
 
 def search(run: Path, budget: int | None, seed: int, hw: str, objectives: str | None,
-           placement: str | None) -> float:
+           placement: str | None, extra: tuple[str, ...] = ()) -> float:
     """Run (or finish) the search in ``run``; its wall time in seconds."""
     t0 = time.perf_counter()
     if (run / "pareto.csv").exists():
         return 0.0
     study = nasco.create_study(space="darts_snn", hw=hw, storage=str(run), seed=seed,
-                               sets=overrides(hw, placement), objectives=objectives)
+                               sets=overrides(hw, placement) + extra, objectives=objectives)
     study.optimize("train", budget=budget)
     return time.perf_counter() - t0
+
+
+def _fixed(run, path: str, default: str) -> str:
+    """The value a ``--set path=value`` of the run fixed, else ``default``."""
+    for s in run.meta["config"]["set"] or ():
+        key, _, value = s.partition("=")
+        if key == path and not value.startswith("{"):
+            return value
+    return default
 
 
 def summarise(run_dir: Path, wall: float) -> list[str]:
     run = load_run(run_dir)
     rows = [r for r in run.rows if r.get("status") in ("ok", "infeasible") and not r.get("phase")]
-    by_wiring: dict[str, list] = collections.defaultdict(list)
+    placement = _fixed(run, "neuron.placement", "pre_op")
+    penalty = _fixed(run, "training.spike_penalty", "0")
+
+    def design(hp: dict) -> tuple[str, str]:  # (wiring, spike penalty)
+        return hp.get("neuron.placement", placement), f"{float(hp.get('training.spike_penalty', penalty)):g}"
+
+    by_design: dict[tuple, list] = collections.defaultdict(list)
     for r in rows:
-        by_wiring[r["arch"]["hp"]["neuron.placement"]].append(r)
+        by_design[design(r["arch"]["hp"])].append(r)
     best = max(f["accuracy"] for f in run.front)
     hw = run.meta["config"]["hw"]
     objectives = ",".join(run.meta.get("objectives") or [])
@@ -76,18 +91,17 @@ def summarise(run_dir: Path, wall: float) -> list[str]:
         + " and ".join(f"`--set '{s}'`" for s in run.meta["config"]["set"])
         + (f"; {wall:.0f} s." if wall else "."),
         "",
-        "## Evaluated candidates per wiring (each on its own searched configuration)",
+        "## Evaluated candidates per wiring and spike penalty (each on its own searched configuration)",
         "",
-        "| wiring | candidates | best accuracy | snn_advantage > 1 | snn_advantage median |",
-        "|---|---:|---:|---:|---:|",
+        "| wiring | spike_penalty | candidates | best accuracy | snn_advantage > 1 | snn_advantage median |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for wiring in ("pre_op", "post_node", "spike_native"):
-        rs = by_wiring.get(wiring, [])
+    for (wiring, lam), rs in sorted(by_design.items(), key=lambda kv: (kv[0][0], float(kv[0][1]))):
         adv = sorted(r["metrics"]["snn_twin"]["snn_advantage"] for r in rs if r["metrics"].get("snn_twin"))
         acc = max((r["objectives"]["accuracy"] for r in rs), default=float("nan"))
         med = f"{adv[len(adv) // 2]:.3f}" if adv else "-"
         wins = sum(a > 1 for a in adv)
-        lines.append(f"| {wiring} | {len(rs)} | {acc:.3f} | {wins} of {len(adv)} | {med} |")
+        lines.append(f"| {wiring} | {lam} | {len(rs)} | {acc:.3f} | {wins} of {len(adv)} | {med} |")
     groups: dict[tuple, list] = collections.defaultdict(list)
     for f in run.front:
         m = front_member(run, f)
@@ -96,22 +110,22 @@ def summarise(run_dir: Path, wall: float) -> list[str]:
         else:
             twin = layer_energy(run, m)
             adv = twin.twin["snn_advantage"] if twin is not None and twin.twin else float("nan")
-        key = (m.arch["hp"]["neuron.placement"], m.hw.get("template", hw), m.hw.get("spikes.format", "-"))
+        key = (*design(m.arch["hp"]), m.hw.get("template", hw), m.hw.get("spikes.format", "-"))
         groups[key].append((f["accuracy"], adv))
     lines += [
         "",
         f"## The front ({len(run.front)} members; best accuracy {best:.3f})",
         "",
-        "| wiring | template | spikes.format | members | best accuracy | largest snn_advantage | "
-        "advantage > 1 | advantage > 1 within 1 point of the best accuracy |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| wiring | spike_penalty | template | spikes.format | members | best accuracy | "
+        "largest snn_advantage | advantage > 1 | advantage > 1 within 1 point of the best accuracy |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
-    for (wiring, template, fmt), members in sorted(groups.items(), key=str):
+    for (wiring, lam, template, fmt), members in sorted(groups.items(), key=str):
         accs = [a for a, _ in members]
         advs = [v for _, v in members]
         wins = sum(v > 1 for v in advs)
         close = sum(v > 1 and a >= best - 0.01 for a, v in members)
-        lines.append(f"| {wiring} | {template} | {fmt} | {len(members)} | {max(accs):.3f} | "
+        lines.append(f"| {wiring} | {lam} | {template} | {fmt} | {len(members)} | {max(accs):.3f} | "
                      f"{max(advs):.3f} | {wins} | {close} |")
     return lines
 
@@ -125,10 +139,13 @@ def main() -> None:
                     help="fix the cell wiring (default: searched)")
     ap.add_argument("--objectives", default=None,
                     help="e.g. accuracy,snn_advantage (default: the main job's)")
+    ap.add_argument("--set", action="append", default=[], dest="sets", metavar="PATH=VALUE",
+                    help="a further override, as nasco search --set (repeatable)")
     ap.add_argument("--run", type=Path, default=Path("runs/snn_wiring"), help="run directory (kept)")
     ap.add_argument("--out", type=Path, default=RESULTS / "snn_wiring_search.md")
     args = ap.parse_args()
-    wall = search(args.run, args.budget, args.seed, args.hw, args.objectives, args.placement)
+    wall = search(args.run, args.budget, args.seed, args.hw, args.objectives, args.placement,
+                  tuple(args.sets))
     lines = summarise(args.run, wall)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
