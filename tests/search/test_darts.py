@@ -241,15 +241,21 @@ def test_fit_darts_hardware_term_lowers_estimated_energy(digits):
 
 
 def test_fit_darts_resumes_from_its_checkpoint(digits, tmp_path):
-    # The collapse below was measured on cells without a BN after their pooling ops.
+    # These settings collapse the normal cell (measured on cells without a BN after their pooling
+    # ops: 88 % skip connections on one CPU, 75 % skip and 88 % parameter-free on another, whose
+    # float kernels differ); the warning and the report must say what the derived cell holds.
     _space, arch = _arch("darts_snn", {("cell", "pool_bn"): False})
     tmpl, table = _template()
     cfg = DartsConfig(epochs=3, warmup_epochs=1, batch_size=16, seed=1, lam=1.0)
-    with pytest.warns(RuntimeWarning, match="DARTS collapse warning: the derived normal cell has 88% skip"):
+    with pytest.warns(RuntimeWarning, match="DARTS collapse warning: the derived normal cell has") as caught:
         whole = fit_darts(arch, digits, cfg, hw=(tmpl, table))
-    assert whole.collapse == {"normal_parameter_free": 1.0, "normal_skip": 0.875, "reduce_parameter_free":
-                              whole.collapse["reduce_parameter_free"], "reduce_skip": whole.collapse["reduce_skip"],
-                              "collapsed": True}
+    ops = [op for op, _j in whole.cell["normal"]]
+    skip = sum(op == "skip_connect" for op in ops) / len(ops)
+    free = sum(op in ("skip_connect", "avg_pool_3x3", "max_pool_3x3") for op in ops) / len(ops)
+    assert whole.collapse["normal_skip"] == skip and whole.collapse["normal_parameter_free"] == free
+    assert whole.collapse["collapsed"] is True
+    message = str(next(w.message for w in caught if "DARTS collapse" in str(w.message)))
+    assert f"{skip:.0%} skip connections and {free:.0%} parameter-free ops" in message
 
     class Killed(Exception):
         pass
