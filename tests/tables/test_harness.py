@@ -118,7 +118,8 @@ def test_nsga3_directions_fill_a_population_of_twenty(harness):
     for n_obj, count in ((2, 20), (3, 21), (4, 20)):
         dirs = harness.nsga3_directions(n_obj)
         assert dirs.shape == (count, n_obj)
-        assert np.abs(dirs.sum(axis=1) - 1).max() <= 1e-12  # on the simplex (measured 0.0 at 2, 3 and 4 objectives)
+        # On the simplex: measured 0.0 at 2, 3 and 4 objectives; margin 1e-12.
+        assert np.abs(dirs.sum(axis=1) - 1).max() <= 1e-12
     runner = harness.make_runner("pymoo-own-nsga3", harness._setup()["space"], None, 0,
                                  harness.HW_OBJECTIVES[3])
     assert type(runner.algo).__name__ == "NSGA3" and runner.algo.pop_size == 21
@@ -179,7 +180,8 @@ def test_three_objective_front_chosen_on_validation_is_scored_on_test(harness):
     from nasco.core import Objective
 
     scale = harness.front_scale(np.array(list(TRI.values())))
-    assert scale["size"] == 5 and scale["ideal"].tolist() == [0, 0, 0] and scale["nadir"].tolist() == [2, 2, 2]
+    assert scale["size"] == 5
+    assert scale["ideal"].tolist() == [0, 0, 0] and scale["nadir"].tolist() == [2, 2, 2]
     assert scale["hv_true"] == pytest.approx(13 / 64, abs=ROUNDING)
     objectives = (Objective("accuracy", "max", "fraction"), Objective("eyeriss_latency", "min", "ms"),
                   Objective("pi5_energy", "min", "mJ"))
