@@ -49,7 +49,8 @@ Usage::
 
     OMP_NUM_THREADS=1 python experiments/nb201_harness.py \\
         --searchers random,evolution,optuna-tpe,predictor-guided,nsga2 --datasets c10 \\
-        --budgets 50,100 --seeds 50 [--jobs 1] [--mo] [--out experiments/results/nb201_harness.md]
+        --budgets 50,100 --seeds 50 [--jobs 1] [--mo] [--objectives-set 2|3|4] \\
+        [--time-limit S] [--out experiments/results/nb201_harness.md]
 
 ``--seeds`` is a count (seeds 0..N-1) or ranges, e.g. ``0-19,100-119``; the tables group seeds
 by hundreds (0-99 are the seeds settings may be chosen on, 100-199 held out).
@@ -131,6 +132,8 @@ MEASURED_ROWS = [("random search", {100: "93.80", 300: "93.97"}),
                  ("regularized evolution (P = 20, S = 5)", {100: "94.18", 300: "94.35"}),
                  ("Optuna 5.0 TPE", {50: "94.08 ± 0.31", 100: "94.29 ± 0.18"})]
 OPTIMA = {"c10": 94.37, "c100": 73.51, "in16": 47.31}
+# The 2-objective goal the reference line quotes (HV ratio at 300 queries).
+MO_TARGET = 0.98
 
 _STATE: dict[str, Any] = {}
 
@@ -521,9 +524,16 @@ def render(records: list[dict[str, Any]], command: str | None, wall: float,
               "budget, not a query budget, so not directly comparable):", "",
               "| searcher | CIFAR-10 test |", "|---|---|"]
     lines += [f"| {n} | {v} |" for n, v in PAPER_ROWS]
+    ceiling_2 = (ceilings or {}).get(("c10", 2))
     lines += ["", "Multi-objective reference (issue text): Optuna's NSGA-II measured HV ratio 0.946 at 300 "
               "queries on this protocol (the front the search returns, chosen on validation, scored on "
-              "test); target >= 0.98.", "",
+              f"test); target >= {MO_TARGET}."
+              + (f" Exhaustive search scores {ceiling_2['hv_ratio']:.3f} on this protocol (the ceiling line "
+                 "under the 2-objective tables)" + (": the target lies above what a searcher that finds every "
+                                                    "cell scores, and a mean over seeds reaches it only if most "
+                                                    "runs miss the cells whose validation accuracy misleads."
+                                                    if ceiling_2["hv_ratio"] < MO_TARGET else ".")
+                 if ceiling_2 else ""), "",
               f"Sum of per-run search time: {total:.0f} s"
               + (f"; this invocation's wall time: {wall:.0f} s." if command else "."), ""]
     warns = sorted({w for r in records for w in r.get("warnings", [])})
@@ -572,7 +582,11 @@ def _result_tables(title: str, recs: list[dict[str, Any]],
                                      + " | ".join(row.get(b, "—") for b in budgets) + " |")
                 lines.append("")
         if (ds, n_obj) in ceilings:
-            lines += [ceiling_line(ceilings[(ds, n_obj)]), ""]
+            c = ceilings[(ds, n_obj)]
+            scores = [r["hv_ratio"] for r in recs if r["dataset"] == ds and "hv_ratio" in r]
+            above = [x for x in scores if x > c["hv_ratio"]]
+            lines += [ceiling_line(c) + f" Runs above the exhaustive figure: {len(above)} of {len(scores)} here"
+                      + (f" (best {max(above):.3f})." if above else "."), ""]
     return lines
 
 
