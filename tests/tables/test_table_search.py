@@ -32,6 +32,34 @@ def test_table_search_end_to_end(nb201, nb201_cache, tmp_path, monkeypatch, sear
     assert "test_accuracy" in (out / "pareto.csv").read_text().splitlines()[0]
 
 
+def test_table_search_on_four_objectives(nb201, nb201_cache, tmp_path, monkeypatch):
+    """Every hardware objective is the table's figure of the cell, and pareto.csv is the
+    non-dominated set of the ledger on all four objectives."""
+    import numpy as np
+
+    from nasco.pareto import nondominated_mask
+
+    monkeypatch.setenv("NASCO_CACHE", str(nb201_cache.parent))
+    monkeypatch.setattr("nasco.tables._table.cache_dir", lambda: nb201_cache)
+    # pareto.png of four objectives is a grid of panels (seconds); tests/pareto covers the plots.
+    for plot in ("plot_front", "plot_history"):
+        monkeypatch.setattr(f"nasco.run._outputs.{plot}", lambda df, objectives, path, **kw: path)
+    out = tmp_path / "run"
+    names = ["accuracy", "eyeriss_latency", "pi5_energy", "fpga_latency"]
+    rc = main(["search", "--space", "nb201", "--evaluator", "table", "--table", "nb201", "--objectives",
+               ",".join(names), "--searcher", "random", "--budget", "30", "--out", str(out), "--quiet"])
+    assert rc == 0
+    rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 30
+    for r in rows:
+        for name in names[1:]:
+            assert r["objectives"][name] == nb201.query(r["arch"]["index"], name)
+    F = np.array([[-r["objectives"]["accuracy"], *(r["objectives"][n] for n in names[1:])] for r in rows])
+    expected = {r["id"] for r, keep in zip(rows, nondominated_mask(F)) if keep}
+    front = {line.split(",")[0] for line in (out / "pareto.csv").read_text().splitlines()[1:]}
+    assert front == expected and len(front) >= 2
+
+
 def test_table_search_usage_errors(capsys):
     assert_exit2 = pytest.raises(SystemExit)
     with assert_exit2 as e:
