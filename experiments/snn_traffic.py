@@ -209,12 +209,12 @@ def energy_shares(placement: str, nets) -> list[str]:
         raw = load_spec(name, overrides={("spikes", "format"): fmt} if fmt else None)
         t = resolve(raw, {})
         table = load_energy_table(t)
+        model, mac_t = CostModel(t, table), ann_template(t)
         shares: dict[str, dict[str, list[float]]] = {"SNN": {}, "twin": {}}
         for _seed, wl, rates, _mean in nets:
             q_wl, bits = quantised_twin(wl, snn_timesteps(wl))
-            q_t = quantised_template(ann_template(t), bits)
-            for who, rep in (("SNN", CostModel(t, table).cost(wl, rates)),
-                             ("twin", CostModel(q_t, table).cost(q_wl))):
+            for who, rep in (("SNN", model.cost(wl, rates)),
+                             ("twin", CostModel(quantised_template(mac_t, bits), table).cost(q_wl))):
                 parts = {k: float(v.sum()) for k, v in rep.energy.items()}
                 total = sum(parts.values())
                 for k, v in parts.items():
