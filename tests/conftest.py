@@ -49,3 +49,20 @@ def _searches_skip_the_html_report(request, monkeypatch):
         return folder / nasco.report.HTML_FILE, folder / nasco.report.MD_FILE
 
     monkeypatch.setattr(nasco.report, "write_report", stub)
+
+
+def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from nasco.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def run_cli():
+    """``run_cli(capsys, *argv)``: run ``nasco *argv`` in-process; (exit code, stdout, stderr)."""
+    return _run_cli

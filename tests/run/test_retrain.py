@@ -30,17 +30,6 @@ SEARCH = ["search", "--space", "darts_snn", "--hw", "asic_template", "--evaluato
 TOP = 2
 
 
-def _cli(capsys, *argv):
-    from nasco.cli import main
-
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code)
-    got = capsys.readouterr()
-    return code, got.out, got.err
-
-
 def _rows(out):
     return Ledger(out / "ledger.jsonl").rows()
 
@@ -139,14 +128,14 @@ def test_summary_and_printed_line_count_each_accuracy_source(retrained_run):
         in printed
 
 
-def test_resume_after_the_search_retrains_without_searching_again(tmp_path, capsys):
+def test_resume_after_the_search_retrains_without_searching_again(tmp_path, capsys, run_cli):
     """A finished search without retraining, resumed with --retrain-top: the search's rows
     stay as they are, no supernet is trained again, only the retrain rows are added."""
     out = tmp_path / "run"
-    assert _cli(capsys, *SEARCH, "--out", str(out))[0] == 0
+    assert run_cli(capsys, *SEARCH, "--out", str(out))[0] == 0
     before = (out / "ledger.jsonl").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "supernets").glob("*/state.json")}
-    code, printed, _ = _cli(capsys, "search", "--resume", "--out", str(out), "--quiet",
+    code, printed, _ = run_cli(capsys, "search", "--resume", "--out", str(out), "--quiet",
                             "--retrain-top", str(TOP))
     assert code == 0
     after = (out / "ledger.jsonl").read_text()
@@ -224,25 +213,25 @@ def test_a_finished_search_is_not_extended_after_retraining(retrained_run, tmp_p
     (["--evaluator", "train", "--retrain-top", "2"], "--retrain-top applies to --evaluator oneshot"),
     (["--evaluator", "oneshot", "--retrain-top", "-1"], "argument --retrain-top: expected an integer >= 0"),
 ])
-def test_retrain_top_usage_errors_are_one_line(capsys, tmp_path, argv, flag_text):
-    code, _, err = _cli(capsys, "search", "--space", "darts_snn", *argv, "--out", str(tmp_path / "x"))
+def test_retrain_top_usage_errors_are_one_line(capsys, tmp_path, argv, flag_text, run_cli):
+    code, _, err = run_cli(capsys, "search", "--space", "darts_snn", *argv, "--out", str(tmp_path / "x"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and flag_text in err
     assert "Traceback" not in err and not (tmp_path / "x").exists()
 
 
-def test_retrain_top_on_resume_of_a_train_run_is_a_usage_error(capsys, tmp_path):
+def test_retrain_top_on_resume_of_a_train_run_is_a_usage_error(capsys, tmp_path, run_cli):
     out = tmp_path / "run"
     (out).mkdir()
     (out / "run.json").write_text(json.dumps({
         "seed": 0, "searcher": {"name": "random"}, "objectives": ["accuracy"], "space": {},
         "config": {"space": "darts_snn", "hw": None, "evaluator": "train"}}))
-    code, _, err = _cli(capsys, "search", "--resume", "--out", str(out), "--retrain-top", "1")
+    code, _, err = run_cli(capsys, "search", "--resume", "--out", str(out), "--retrain-top", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--retrain-top applies to --evaluator oneshot" in err
 
 
-def test_retrain_top_without_an_accuracy_objective_is_one_line(capsys, tmp_path):
-    code, _, err = _cli(capsys, "search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator",
+def test_retrain_top_without_an_accuracy_objective_is_one_line(capsys, tmp_path, run_cli):
+    code, _, err = run_cli(capsys, "search", "--space", "darts_snn", "--hw", "asic_template", "--evaluator",
                         "oneshot", "--objectives", "energy,latency", "--retrain-top", "1", "--limit", "60",
                         "--out", str(tmp_path / "x"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -287,7 +276,8 @@ def test_ledger_takes_a_retrain_row_under_a_search_rows_id_once(tmp_path):
         bad.rows()
 
 
-def test_cost_of_a_stand_alone_front_row_takes_the_retrained_networks_spike_rates(retrained_run, capsys):
+def test_cost_of_a_stand_alone_front_row_takes_the_retrained_networks_spike_rates(retrained_run, capsys,
+                                                                                    run_cli):
     """`nasco cost` on a pareto.csv row with a stand-alone accuracy costs the retrained
     network's spike rates (its retrain row's), not those of the inherited row of the same id."""
     out, _ = retrained_run
@@ -295,7 +285,7 @@ def test_cost_of_a_stand_alone_front_row_takes_the_retrained_networks_spike_rate
         cid = next(r["id"] for r in csv.DictReader(fh) if r["accuracy_source"] == "stand-alone")
     by_phase = {r.get("phase"): r for r in _rows(out) if r["id"] == cid}
     assert set(by_phase) == {None, "retrain"}  # one id, two networks
-    code, printed, _ = _cli(capsys, "cost", "--workload", str(out / "pareto.csv"), "--id", cid, "--json")
+    code, printed, _ = run_cli(capsys, "cost", "--workload", str(out / "pareto.csv"), "--id", cid, "--json")
     assert code == 0
     energy = json.loads(printed[printed.index("{"):])["total"]["energy_j"]
     # The ledger keeps spike rates to 6 decimals: measured 7e-11 relative to the row's energy;
