@@ -19,6 +19,18 @@ except ImportError:  # pragma: no cover - torch is a declared dependency
     pass
 
 
+# The tests of these folders start processes (Ray clusters, process pools, drivers they kill).
+# Under pytest-xdist's `--dist loadgroup` (setup.cfg) they share one worker, so no two of them
+# compete for the machine's cores at once, nor two test Ray clusters run side by side.
+PROCESS_HEAVY = frozenset({"run", "testing"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.path)).parent.name in PROCESS_HEAVY:
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 @pytest.fixture(scope="session")
 def nb201_cache(tmp_path_factory):
     """One cache folder for the built-in nb201 table, built once per session."""

@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from nasco.cli._common import UsageError, float_in, int_in, key_value, split_overrides
-from nasco.study._spaces import split_task_overrides
 from nasco.dsl import (
     HW_KINDS, TEMPLATE_KEY, AcceleratorSet, MultiAccelerator, SpecError, builtin_dir, defaults, find_file,
     load_energy_table, load_file, resolve, search_dimensions, to_data,
 )
-from nasco.evaluate._joint import check_limits, emitted_rates
 from nasco.hw import (
-    ZIGZAG_EXTRA, ZIGZAG_LPF_LIMIT, ZIGZAG_OPTIMIZE, CostModel, read_onnx, read_scalesim_csv, snn_twin,
+    ZIGZAG_EXTRA, ZIGZAG_LPF_LIMIT, ZIGZAG_OPTIMIZE, CostModel, read_scalesim_csv, snn_twin,
     zigzag_accelerator, zigzag_available, zigzag_cost, zigzag_side_by_side,
 )
 
@@ -195,6 +193,7 @@ def _recorded(config: dict, key: str, files_key: str, task: int) -> str | None:
 def _candidate_workload(data: Any, file: str, space_name: str, space_over: dict,
                         args: argparse.Namespace) -> tuple[Any, dict, dict, dict]:
     """(workload, hw choice values, spike rates, recorded metrics) of one candidate row."""
+    from nasco.evaluate._joint import emitted_rates
     from nasco.nn import plan_network, plan_workload
     from nasco.space import Candidate, SearchSpace
 
@@ -291,6 +290,8 @@ def _run_overrides(config: dict, task: int) -> tuple[dict, dict]:
     """The run's --set as (space overrides of ``task``, accelerator overrides)."""
     if not config.get("set"):
         return {}, {}
+    from nasco.study._spaces import split_task_overrides
+
     if isinstance(config.get("space_files"), list):
         per, hw_over = split_task_overrides(config["set"], len(config["space_files"]))
         return (per[task] if task < len(per) else {}), hw_over
@@ -377,6 +378,8 @@ def _read_workload(args: argparse.Namespace, path: Path, scalesim: bool, onnx_mo
     if scalesim:
         return read_scalesim_csv(path), {}, {}
     if onnx_model:
+        from nasco.hw import read_onnx
+
         workload = read_onnx(path, skip_unsupported=args.skip_unsupported)
         notes.append(_skipped_note(workload))
         return workload, {}, {}
@@ -388,6 +391,8 @@ def _read_workload(args: argparse.Namespace, path: Path, scalesim: bool, onnx_mo
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:
+    from nasco.evaluate._joint import check_limits
+
     if args.backend == "zigzag" and not zigzag_available():
         raise UsageError(f"--backend zigzag needs zigzag-dse, which is not importable here: "
                          f"pip install '{ZIGZAG_EXTRA}'")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from nasco.hw._configs import SIZED, cost_configurations
 from nasco.hw._cost import ENERGY_PARTS, MAX_CYCLES, CostError, CostModel, CostReport, MappingError
-from nasco.hw._onnx import read_onnx
 from nasco.hw._rowstationary import rs_accesses, rs_compute_cycles, rs_mapping
 from nasco.hw._snn import (
     ann_twin,
@@ -48,3 +47,13 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "twin_total", "write_scalesim_csv", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA", "ZIGZAG_LPF_LIMIT",
            "ZIGZAG_OPTIMIZE", "ZigZagError", "ZigZagReport", "require_zigzag", "zigzag_accelerator",
            "zigzag_available", "zigzag_cost", "zigzag_costs", "zigzag_side_by_side"]
+
+
+def __getattr__(name: str):
+    # read_onnx is loaded on first use: importing onnx costs about 1.3 s, which every command
+    # that never reads an ONNX file (`nasco --help` included) would otherwise pay.
+    if name == "read_onnx":
+        from nasco.hw._onnx import read_onnx
+
+        return read_onnx
+    raise AttributeError(f"module 'nasco.hw' has no attribute {name!r}")
