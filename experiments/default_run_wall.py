@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ["-m", "nasco", "search", "--space", "darts_snn", "--hw", "asic_template"]
+# Top-level folders that the package installs as nasco.<name> (pyproject.toml's package-dir).
+PACKAGED_FOLDERS = ("search_spaces", "predictors")
 
 
 def _git(*args: str) -> str:
@@ -64,6 +66,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nasco-wall-") as tmp:
         tree = Path(tmp) / "baseline"
         _git("worktree", "add", "--detach", str(tree), base_rev)
+        # The editable install maps nasco.search_spaces and nasco.predictors to this checkout's
+        # top-level folders; links inside the baseline's package make it load its own DSL files.
+        for name in PACKAGED_FOLDERS:
+            if (tree / name).is_dir() and not (tree / "nasco" / name).exists():
+                (tree / "nasco" / name).symlink_to(tree / name, target_is_directory=True)
         try:
             for i in range(args.repeats):
                 for name, code in (("baseline", tree), ("current", ROOT)):
@@ -78,7 +85,7 @@ def main() -> None:
         f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
         f"--repeats {args.repeats} --args \"{args.args}\"`", "",
         f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
-        f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores shared with other work; "
+        f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
         f"--hw asic_template {args.args}`, runs alternating.", "",
         "| arm | repeat | wall s | ledger rows | trainings | front |", "|---|---|---|---|---|---|",
