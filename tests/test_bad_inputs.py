@@ -371,8 +371,8 @@ def _verdict(case: Case, argv: list[str], mentions: list[str], o: Outcome,
 @pytest.fixture(scope="module", autouse=True)
 def _frozen_heap():
     """Every object alive when this module starts is collected once and then frozen (``gc.freeze``),
-    so the ``gc.collect()`` before each case scans only what the cases made: a full collection
-    of the whole suite's heap cost about 0.7 s a case (600 cases). Unfrozen when the module ends."""
+    so the ``gc.collect()`` before each case scans only what the cases made, not the heap the
+    whole suite has built up (see the README's Tests and CI). Unfrozen when the module ends."""
     gc.collect()
     gc.freeze()
     yield

@@ -41,8 +41,8 @@ def test_spaces_lists_the_four_builtins(capsys, run_cli):
 @pytest.mark.parametrize("argv", [["--help"], ["validate", "darts"],
                                   ["cost", "--hw", "systolic_template", "--workload", "example"]])
 def test_commands_that_need_no_network_import_neither_torch_nor_onnx(argv):
-    """`nasco --help`, `validate` and `cost` of a SCALE-Sim topology start without torch and onnx
-    (importing them took 6-7 s of the 7 s each of these commands took)."""
+    """`nasco --help`, `validate` and `cost` of a SCALE-Sim topology run without importing torch
+    or onnx: those imports are most of a command's start-up time, and these commands need neither."""
     code = ("import sys\nfrom nasco.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print('LOADED', sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120,
