@@ -5,8 +5,9 @@ For each layer both tools cost, the latency ratio nasco / ZigZag splits exactly 
     ratio = (nasco compute cycles / ZigZag ideal temporal cycles)
             x (nasco cycles / nasco compute cycles) / (ZigZag cycles / ZigZag ideal temporal cycles)
 
-The first factor compares the two mappings onto the MAC array alone: nasco's fixed dataflow
-(SCALE-Sim's fold counts, or the row-stationary mapping) against ZigZag's spatial unrolling and
+The first factor compares the two mappings onto the MAC array alone: nasco's array (the
+template's unrolling, ``pe_array.unroll``, where it has one; else SCALE-Sim's fold counts or the
+row-stationary mapping) against ZigZag's spatial unrolling and
 temporal loop count (``ideal_temporal_cycle``, zigzag/cost_model/cost_model.py
 ``calc_overall_latency``: the temporal mapping's cycles, i.e. ``ideal_cycle /
 mac_spatial_utilization``). The second and third are each tool's memory overhead on top of its
@@ -20,6 +21,7 @@ Usage::
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 from pathlib import Path
@@ -66,7 +68,10 @@ def layers(acc: str) -> list[dict]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.parse_args(argv)
     print(f"### {NETWORK}: latency ratio nasco / ZigZag split into mapping and memory, geometric means\n")
     print("| accelerator | layers | n | latency | compute (mapping) | nasco memory overhead | "
           "ZigZag memory overhead | MACs/cycle nasco | MACs/cycle ZigZag |")

@@ -168,6 +168,12 @@ class ArchSpace:
 DATAFLOWS = ("os", "ws", "is", "rs")
 PE_TYPES = ("mac", "sop")
 TIMESTEP_LOOPS = ("inner", "outer")
+# The loop dimensions of a (grouped) conv a loop-unrolled array can spread over its PEs: ZigZag's
+# names (K output channels, C input channels, OX/OY output columns/rows, FX/FY filter
+# columns/rows, G groups).
+UNROLL_DIMS = ("K", "C", "OX", "OY", "FX", "FY", "G")
+# What a double-buffered tile is (BandwidthSpec.exposed).
+EXPOSED_TILES = ("buffer", "fold")
 SPIKE_FORMATS = ("dense", "aer", "bitmap_rle")
 
 # Physical ranges of the template's numbers. Each is wide enough for any real design and
@@ -188,8 +194,23 @@ _WHY_NOC = ("1e-3 to 1e9 bytes/cycle: every PE of a 4096 x 4096 array fed a 64-b
 
 @dataclass(frozen=True, kw_only=True)
 class PEArraySpec:
+    """The PE array: ``rows`` x ``cols`` PEs.
+
+    ``unroll`` (optional) makes it a loop-unrolled array, as ZigZag's spatial mappings and
+    Timeloop's spatial factors describe one: the loop dimensions of a conv spread across the PEs,
+    each over a fixed number of them (K output channels, C input channels, OX/OY output columns
+    and rows, FX/FY filter columns and rows, G groups), whose product is the PE count. The array
+    then takes one cycle per iteration of the loops left in time (:func:`nasco.hw.unrolled_cycles`)
+    and has no systolic fill or drain; the dataflow still says which operand stays in the PEs
+    and so what each level of the memory hierarchy moves. Without it the array is a systolic
+    array of SCALE-Sim's kind (the dataflow's fold arithmetic, :mod:`nasco.hw._systolic`).
+    """
+
     rows: int | Choice = F(doc="PE rows", min=1, max=4096, why=_WHY_ARRAY, searchable=True)
     cols: int | Choice = F(doc="PE columns", min=1, max=4096, why=_WHY_ARRAY, searchable=True)
+    unroll: dict[str, int] | None = F(None, doc="loop dimension -> PEs it spreads over (a loop-unrolled "
+                                      "array; K, C, OX, OY, FX, FY, G)", min=1, max=4096 * 4096,
+                                      why="at most the largest array's PE count")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,8 +296,23 @@ class BufferSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class BandwidthSpec:
+    """How fast data moves, and how much of it latency cannot hide.
+
+    Every buffer is double buffered: while the array works on one tile of an operand, the
+    next comes from DRAM, so a layer takes the longest of its compute and its DRAM transfers,
+    plus what no double buffer hides, the first tile's load and the last tile's store.
+    ``exposed`` says what a tile is. ``buffer``: half of the operand's buffer (the other half
+    is being filled), or the whole operand when it is smaller, as in SCALE-Sim's up-front
+    prefetch and MAESTRO's first ingress and last egress. ``fold``: one fold of the array's
+    share of each operand (the layer's words over its folds, or row-stationary passes): a
+    transfer engine that streams fold by fold, as ZigZag charges the data one temporal
+    iteration needs before it starts.
+    """
+
     dram_bytes_per_cycle: float | Choice = F(doc="DRAM bandwidth", min=1e-3, max=1e6, why=_WHY_DRAM,
                                              searchable=True)
+    exposed: str = F("buffer", doc="the tile whose first load and last store latency exposes: buffer or fold",
+                     enum=EXPOSED_TILES)
     noc_bytes_per_cycle: float | Choice | None = F(
         None, doc="buffer <-> PE network bandwidth; null: never the bottleneck", min=1e-3, max=1e9,
         why=_WHY_NOC, searchable=True)
@@ -359,10 +395,42 @@ class AcceleratorTemplate:
             raise SpecError("an output-stationary array of at least 2 PEs (rows + cols >= 3)",
                             "rows 1 and cols 1 among the options", path=path + ("pe_array",),
                             hint="allow at least 2 rows or 2 columns, or pick ws or is for a single PE")
+        self._check_unroll(path + ("pe_array", "unroll"))
         if "sop" in _options(self.pe.type) and "rs" in _options(self.dataflow):
             raise SpecError("a systolic dataflow (os, ws, is) for sop PEs", "'rs'", path=path + ("dataflow",),
                             hint="spiking PEs are modelled on systolic arrays (SATA)")
         self._check_tiles(path)
+
+    def _check_unroll(self, path: tuple) -> None:
+        """A loop-unrolled array names only conv loop dimensions, spreads them over exactly its
+        PEs for every choice of rows and cols, and has MAC PEs on a systolic dataflow (the
+        row-stationary and spiking PEs' models count their own folds)."""
+        unroll = self.pe_array.unroll
+        if unroll is None:
+            return
+        for dim in unroll:
+            if dim not in UNROLL_DIMS:
+                raise SpecError(f"a loop dimension, one of {', '.join(UNROLL_DIMS)}", f"'{dim}'",
+                                path=path + (dim,), hint=close_matches(dim, UNROLL_DIMS))
+        if not unroll:
+            raise SpecError("at least one loop dimension", "an empty mapping", path=path,
+                            hint="e.g. unroll: {K: 32, C: 32}, or remove the key for a systolic array")
+        pes = math.prod(unroll.values())
+        for rows in _options(self.pe_array.rows):
+            for cols in _options(self.pe_array.cols):
+                if rows * cols != pes:
+                    found = " x ".join(f"{d} {n}" for d, n in unroll.items())
+                    raise SpecError(f"unrolled dimensions whose product is the {rows}x{cols} = {rows * cols} "
+                                    f"PEs", f"{found} = {pes}", path=path,
+                                    hint="make the factors multiply to rows x cols")
+        if "rs" in _options(self.dataflow):
+            raise SpecError("a systolic dataflow (os, ws, is) for an unrolled array", "'rs'",
+                            path=path[:-2] + ("dataflow",),
+                            hint="the row-stationary model maps its own loops; remove pe_array.unroll")
+        if "sop" in _options(self.pe.type):
+            raise SpecError("mac PEs for an unrolled array", "sop among the options",
+                            path=path[:-2] + ("pe", "type"),
+                            hint="spiking PEs are modelled on systolic arrays (SATA); remove pe_array.unroll")
 
     def _check_tiles(self, path: tuple) -> None:
         """Every buffer must hold what one fold of the array keeps in it; checked for every

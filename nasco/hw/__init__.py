@@ -20,6 +20,7 @@ from nasco.hw._systolic import (
     systolic_sram_accesses,
     systolic_utilization,
 )
+from nasco.hw._unrolled import unrolled_cycles
 from nasco.hw._workload import COLUMNS, Layer, Workload, read_scalesim_csv, stack_columns, write_scalesim_csv
 from nasco.hw._zigzag import LPF_LIMIT as ZIGZAG_LPF_LIMIT
 from nasco.hw._zigzag import OPTIMIZE as ZIGZAG_OPTIMIZE
@@ -44,7 +45,8 @@ __all__ = ["COLUMNS", "CostError", "CostModel", "CostReport", "DATAFLOWS", "ENER
            "read_scalesim_csv", "rs_accesses", "rs_compute_cycles", "rs_mapping",
            "snn_twin", "stack_columns", "systolic_compute_cycles", "systolic_sram_accesses",
            "systolic_utilization",
-           "twin_total", "write_scalesim_csv", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA", "ZIGZAG_LPF_LIMIT",
+           "twin_total", "unrolled_cycles", "write_scalesim_csv", "ZIGZAG_ACCELERATORS", "ZIGZAG_EXTRA",
+           "ZIGZAG_LPF_LIMIT",
            "ZIGZAG_OPTIMIZE", "ZigZagError", "ZigZagReport", "require_zigzag", "zigzag_accelerator",
            "zigzag_available", "zigzag_cost", "zigzag_costs", "zigzag_side_by_side"]
 

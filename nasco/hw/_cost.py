@@ -2,7 +2,8 @@
 
 Compute cycles and SRAM access counts come from the template's dataflow, beside it:
 :mod:`nasco.hw._systolic` (which equals SCALE-Sim v3 exactly) or :mod:`nasco.hw._rowstationary`,
-and on spiking (sop) PEs the traffic of :mod:`nasco.hw._sop`. On top of them this module
+and on spiking (sop) PEs the traffic of :mod:`nasco.hw._sop`; a loop-unrolled array
+(``pe_array.unroll``) takes its cycles from :mod:`nasco.hw._unrolled` instead. On top of them this module
 charges, stage by stage (geometry, compute, buffers, DRAM, latency), energy per access from
 the template's energy table, DRAM traffic against the buffer sizes and bandwidth, spiking
 layers as spike-gated accumulates, neuron updates with their membrane traffic, and pooling
@@ -24,6 +25,7 @@ from nasco.hw._rowstationary import rs_layer_core
 from nasco.hw._sop import TILING_BUFFERS, sop_tiling, sop_traffic
 from nasco.hw._spikes import spike_map_bits
 from nasco.hw._systolic import systolic_layer_core
+from nasco.hw._unrolled import unrolled_cycles
 from nasco.hw._workload import COLUMNS, Workload
 
 __all__ = ["CostError", "CostModel", "CostReport", "ENERGY_PARTS", "MAX_CYCLES", "MappingError"]
@@ -204,6 +206,8 @@ class CostModel:
         self.table = table
         self.rows = int(template.pe_array.rows)
         self.cols = int(template.pe_array.cols)
+        unroll = template.pe_array.unroll
+        self.unroll = None if unroll is None else {str(d): int(n) for d, n in unroll.items()}
         self.rs = template.dataflow == "rs"
         self.sop = template.pe.type == "sop"
         self.skip_zero = bool(template.pe.skip_zero_spikes) and self.sop
@@ -215,6 +219,7 @@ class CostModel:
         self.run_bits = int(spikes.run_bits)
         noc = template.bandwidth.noc_bytes_per_cycle
         self.noc_bpc = None if noc is None else float(noc)
+        self.fold_tiles = template.bandwidth.exposed == "fold"
         e = table.energy_j
         self.e_add1 = table.scaled("add", 1)
         # An accumulate adds a weight into the psum/membrane; a sop PE's AND gate adds its own.
@@ -542,10 +547,14 @@ class CostModel:
         else:
             core = systolic_layer_core(self.t.dataflow, self.rows, self.cols, a["filter_h"], a["filter_w"],
                                        a["stride"], geo.oh, geo.ow, geo.ch_g, geo.nf_g, geo.g, geo.compute)
+            if self.unroll is not None:  # a loop-unrolled array: its own cycles, the dataflow's words
+                cyc = unrolled_cycles(self.unroll, K=geo.nf_g, C=geo.ch_g, OX=geo.ow, OY=geo.oh,
+                                      FX=a["filter_w"], FY=a["filter_h"], G=geo.g)
+                core = {**core, "cycles": np.where(geo.compute, cyc, 0)}
         work = self._compute(geo, core, rates)
         buf = self._buffers(geo, core, work, rates)
         dram = self._dram(geo, buf)
-        r = self._latency(work, buf, dram, utilization)
+        r = self._latency(work, buf, dram, core["folds"], utilization)
         r["tiling_excess"] = (self._tiling(geo, buf)["excess"] if self.sop
                               else np.zeros(len(geo.steps)))
         return r
@@ -800,17 +809,26 @@ class CostModel:
         return _Dram(bits=dram_bits, e_dram=dram_bits * self.e_dram, e_neuron=e_neuron, i_bits=i_bits,
                      w_bits=w_bits, o_bits=o_bits, buf_i=buf_i, buf_w=buf_w, buf_o=buf_o)
 
-    def _latency(self, work: _Work, buf: _Buffers, dram: _Dram, utilization: bool) -> dict[str, np.ndarray]:
-        """Cycles and latency, and the per-layer results of :meth:`_layer_costs`."""
+    def _latency(self, work: _Work, buf: _Buffers, dram: _Dram, folds: np.ndarray,
+                 utilization: bool) -> dict[str, np.ndarray]:
+        """Cycles and latency, and the per-layer results of :meth:`_layer_costs`; ``folds``: the
+        array's folds (or passes) of each layer, what a tile is when the template's
+        ``bandwidth.exposed`` is ``fold``."""
         # Latency: the buffers are double buffered, so DRAM and NoC transfers overlap compute
         # and a layer takes the longest of the three (MAESTRO's max(ingress, compute, egress)).
         bpc = self.dram_bpc
         dram_cycles = np.ceil(dram.bits / 8.0 / bpc)
         # Double buffering hides every transfer but the first tile's load and the last tile's
         # store (MAESTRO: the first ingress and the last egress are exposed). A tile is half a
-        # buffer (the other half is being filled) or the whole operand when it is smaller.
-        exposed = (np.minimum(dram.i_bits, dram.buf_i / 2) + np.minimum(dram.w_bits, dram.buf_w / 2)
-                   + np.minimum(dram.o_bits, dram.buf_o / 2))
+        # buffer (the other half is being filled) or the whole operand when it is smaller; with
+        # fold tiles (bandwidth.exposed: fold), at most one fold's share of the operand.
+        i_tile, w_tile, o_tile = dram.buf_i / 2, dram.buf_w / 2, dram.buf_o / 2
+        if self.fold_tiles:
+            n = np.maximum(folds, 1)
+            i_tile, w_tile, o_tile = (np.minimum(t, b / n) for t, b in
+                                      ((i_tile, dram.i_bits), (w_tile, dram.w_bits), (o_tile, dram.o_bits)))
+        exposed = (np.minimum(dram.i_bits, i_tile) + np.minimum(dram.w_bits, w_tile)
+                   + np.minimum(dram.o_bits, o_tile))
         fill_cycles = np.ceil(exposed / 8.0 / bpc)
         cycles = work.cycles
         total_cycles = np.maximum(cycles + fill_cycles, dram_cycles)

@@ -116,7 +116,7 @@ def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, fil
     group is one 2-D convolution, so a depthwise layer (one channel per group) fills the
     array with copies of different groups instead of running groups one after another.
 
-    * cycles: passes x S x F;
+    * cycles: passes x S x F (``folds``: the passes);
     * copies stacked vertically (``rows // set_h`` of them) take different channels, so their
       psums add up down the array's columns (Eyeriss accumulates channels spatially when sets
       are short; Timeloop's Eyeriss-like mapping puts C on the same PE axis as the filter
@@ -153,7 +153,7 @@ def rs_layer_accesses(rows: ArrayLike, cols: ArrayLike, filter_h: ArrayLike, fil
     psum_writes = passes * _cdiv(copies, vertical) * mp["set_w"] * f
     outputs = e * f * m * g
     psum_reads = np.maximum(psum_writes - outputs, 0)
-    return {"cycles": cycles, "ifmap_reads": ifmap_reads, "filter_words": filter_words,
+    return {"cycles": cycles, "folds": passes, "ifmap_reads": ifmap_reads, "filter_words": filter_words,
             "psum_reads": psum_reads, "psum_writes": psum_writes, "ofmap_writes": np.zeros_like(cycles)}
 
 

@@ -194,25 +194,27 @@ def systolic_cycles_and_accesses(dataflow: str, rows: int, cols: int, ifmap_h: I
                                  filter_h: IntArray, filter_w: IntArray, channels: IntArray,
                                  num_filters: IntArray, stride: IntArray
                                  ) -> tuple[IntArray, dict[str, IntArray]]:
-    """:func:`systolic_compute_cycles` and :func:`systolic_sram_accesses` in one pass over
-    int64 arrays, for the cost model's hot path: the GEMM dimensions and folds are computed
-    once, and the argument checks are left to :class:`nasco.hw.Layer`, which validated every
-    layer when it was built."""
+    """:func:`systolic_compute_cycles` and :func:`systolic_sram_accesses` (with the folds of
+    :func:`systolic_num_folds` as ``folds``) in one pass over int64 arrays, for the cost model's
+    hot path: the GEMM dimensions and folds are computed once, and the argument checks are left
+    to :class:`nasco.hw.Layer`, which validated every layer when it was built."""
     df = _check_dataflow(dataflow)
     npx = (_cdiv(ifmap_h - filter_h, stride) + 1) * (_cdiv(ifmap_w - filter_w, stride) + 1)
     win = filter_h * filter_w * channels
     k = num_filters
     sr, sc, t = (npx, k, win) if df == "os" else (win, k, npx) if df == "ws" else (win, npx, k)
     fr, fc = _cdiv(sr, rows), _cdiv(sc, cols)
-    cycles = fr * fc * _rows_per_fold(df, t, rows, cols) - 1
+    folds = fr * fc
+    cycles = folds * _rows_per_fold(df, t, rows, cols) - 1
     streamed = fc * sr * t
     if df == "os":
         acc = {"ifmap_reads": streamed, "filter_reads": fr * sc * t,
-               "ofmap_writes": sr * sc + fr * fc * (rows + cols)}
+               "ofmap_writes": sr * sc + folds * (rows + cols)}
     elif df == "ws":
         acc = {"ifmap_reads": streamed, "filter_reads": sr * sc, "ofmap_writes": fr * sc * t}
     else:
         acc = {"ifmap_reads": sr * sc, "filter_reads": streamed, "ofmap_writes": fr * sc * t}
+    acc["folds"] = folds
     return cycles, acc
 
 
@@ -328,7 +330,7 @@ def systolic_layer_core(dataflow: str, rows: int, cols: int, filter_h: IntArray,
                         stride: IntArray, ofmap_h: IntArray, ofmap_w: IntArray, channels: IntArray,
                         num_filters: IntArray, groups: IntArray, compute: np.ndarray) -> dict[str, Any]:
     """The cost model's core of OS/WS/IS layers on a systolic array: SCALE-Sim's cycles and SRAM
-    accesses (:func:`systolic_cycles_and_accesses`), groups one after another, 0 where
+    accesses (:func:`systolic_cycles_and_accesses`) and its folds, groups one after another, 0 where
     ``compute`` is False (layers off the array). ``channels`` and ``num_filters`` are per group.
     Operands hop between neighbouring PEs, so the network is the array edge: each SRAM word
     crosses it once; nothing bypasses the buffers (``filter_words`` 0), there are no separate
@@ -342,6 +344,7 @@ def systolic_layer_core(dataflow: str, rows: int, cols: int, filter_h: IntArray,
     cyc = np.where(compute, cyc * groups, 0)
     sram = {k: np.where(compute, v * groups, 0) for k, v in sram.items()}
     zero = np.zeros_like(cyc)
-    return {"cycles": cyc, "ifmap_reads": sram["ifmap_reads"], "filter_reads": sram["filter_reads"],
+    return {"cycles": cyc, "folds": sram["folds"], "ifmap_reads": sram["ifmap_reads"],
+            "filter_reads": sram["filter_reads"],
             "filter_words": zero, "ofmap_writes": sram["ofmap_writes"], "psum_reads": zero,
             "psum_writes": zero, "psum_rw": 1}

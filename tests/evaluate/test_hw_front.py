@@ -19,6 +19,7 @@ from nasco.dsl import (
     load_energy_table,
     load_file,
     load_spec,
+    parse_overrides,
     resolve,
     search_dimensions,
 )
@@ -165,6 +166,26 @@ def test_cost_configurations_equals_the_cost_model_bit_for_bit(name):
         for key in ("cycles", "compute_cycles", "latency_s", "energy_j", "area_mm2", "utilization", "macs",
                     "ops"):
             assert out[key][k] == total[key], (values, key)
+
+
+@pytest.mark.parametrize("name", ["zigzag_tpu_like", "zigzag_eyeriss_like"])
+def test_cost_configurations_equals_the_cost_model_on_unrolled_arrays_and_fold_tiles(name):
+    """The same on ZigZag's translations (an unrolled array; fold-sized tiles on both), with
+    choices of the sized fields that change the tiles: buffers, bandwidth and bit widths."""
+    overrides = parse_overrides(["buffers.ifmap_kb={choice: [16, 512]}",
+                                 "buffers.filter_kb={choice: [64, 128]}",
+                                 "bandwidth.dram_bytes_per_cycle={choice: [2, 8]}",
+                                 "bits.weight={choice: [4, 8]}"])
+    template = load_spec(name, overrides=overrides)
+    table = load_energy_table(template)
+    dims = search_dimensions(template)
+    configs = [dict(zip(dims, combo)) for combo in itertools.product(*(c.options for c in dims.values()))]
+    out = cost_configurations(template, table, configs, WORKLOAD, RATES)
+    for k, values in enumerate(configs):
+        total = CostModel(resolve(template, values), table).cost(WORKLOAD, RATES).total()
+        for key in ("cycles", "compute_cycles", "latency_s", "energy_j", "area_mm2", "utilization"):
+            assert out[key][k] == total[key], (values, key)
+    assert len(set(out["latency_s"].tolist())) > 1
 
 
 # ---------------------------------------------------------------------- the front

@@ -3,6 +3,7 @@ documented in nasco/hw/_cost.py (comments/docstrings) and nasco/hw/_systolic.py,
 horowitz_45nm constants; plus SCALE-Sim topology CSV reading."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -387,6 +388,31 @@ def test_latency_is_compute_plus_exposed_fill_or_dram_over_clock():
                     assert rep.latency_s[0] == approx(max(compute + fill, dram) / (clock * 1e6))
                     regimes.add("dram" if dram > compute + fill else "compute")
     assert regimes == {"dram", "compute"}
+
+
+def test_fold_tiles_expose_one_fold_of_each_operand():
+    """bandwidth.exposed: fold: the exposed first load and last store are each operand's share
+    of one fold of the array (its words over the layer's folds), never more than half its buffer."""
+    # pw: 1x1 conv, 32x32 map, 16 -> 8 channels; on 8x8 PEs ws folds W = 16 rows into 2 and
+    # K = 8 columns into 1 (2 folds); os folds Npx = 1024 pixels into 128 and K into 1 (128).
+    pw = conv("pw", ifmap_h=32, ifmap_w=32, filter_h=1, filter_w=1, channels=16, num_filters=8)
+    i_bits, w_bits, o_bits = 32 * 32 * 16 * AB, 16 * 8 * WB, 32 * 32 * 8 * AB
+    # FC: 1024 -> 1024 with a 16 KiB filter buffer: ws folds 1024 rows and 1024 columns into
+    # 128 x 128; the weights' fold share, 8 Mib / 16384 = 512 bits, is far below half the buffer.
+    FC = conv("fc", ifmap_h=1, ifmap_w=1, filter_h=1, filter_w=1, channels=1024, num_filters=1024)
+    cases = [(pw, "ws", {}, 2, (i_bits, w_bits, o_bits)), (pw, "os", {}, 128, (i_bits, w_bits, o_bits)),
+             (FC, "ws", {"buffers__filter_kb": 16}, 128 * 128, (1024 * AB, 1024 * 1024 * WB, 1024 * AB))]
+    for layer, df, bufs, folds, operands in cases:
+        base = model(dataflow=df, **bufs)
+        t = base.t
+        fold = CostModel(dataclasses.replace(t, bandwidth=dataclasses.replace(t.bandwidth, exposed="fold")), _TABLE)
+        rep, rep_buffer = fold.cost(Workload((layer,))), base.cost(Workload((layer,)))
+        exposed = sum(b / folds for b in operands)
+        fill = math.ceil(exposed / 8 / 8)
+        assert rep.compute_cycles[0] == rep_buffer.compute_cycles[0]
+        dram = math.ceil(sum(operands) / 8 / 8)
+        assert rep.cycles[0] == max(rep.compute_cycles[0] + fill, dram), (layer.name, df)
+        assert rep.energy_j.sum() == rep_buffer.energy_j.sum()  # only when transfers happen changes
 
 
 def test_more_dram_bandwidth_never_increases_latency():
