@@ -227,6 +227,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--report", type=Path, default=None,
                     help="markdown report (default experiments/results/oneshot_fidelity_SPACE.md, with "
                          "--few-shot oneshot_fidelity_SPACE_fewshot.md)")
+    ap.add_argument("--supernet-seeds", type=int, nargs="+", default=None, metavar="S",
+                    help="train each supernet once per seed (initialisation, sampled paths, batches, BN "
+                         "recalibration) and add a row for the mean of their inherited accuracies, a "
+                         "supernet ensemble (default: --seed alone)")
     ap.add_argument("--few-shot", default=None, metavar="EDGE",
                     help="few-shot supernets split on this cell edge (e.g. normal.n0.e0): one per op the "
                          "cells carry there, each trained for the full epochs")
@@ -235,26 +239,45 @@ def _parser() -> argparse.ArgumentParser:
 
 def inherited_rows(space: SearchSpace, cands: list, data: Any, args: argparse.Namespace, pool_bn: bool,
                    base_epochs: int, mv: list[float], mt: list[float]) -> list[tuple]:
-    """Per supernet multiple: (multiple, inherited accuracies, epoch losses, supernet seconds, tau
-    with the mean stand-alone validation accuracies, tau with the test ones); read from
-    ``--inherited-cache`` when it holds that supernet, else measured and added to it."""
+    """Per supernet multiple and supernet seed, then (with several seeds) for the mean of the
+    seeds' scores: (label, inherited accuracies, epoch losses, supernet seconds, tau with the mean
+    stand-alone validation accuracies, tau with the test ones); each supernet read from
+    ``--inherited-cache`` when it holds it, else measured and added to it."""
     clip = args.grad_clip or None
-    key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip,
-           "few_shot": args.few_shot}
+    seeds = args.supernet_seeds or [args.seed]
     rows = []
     for m in args.multipliers:
-        got = read_rows(args.inherited_cache, **key, epochs=base_epochs * m)
-        if got:
-            accs, losses, secs = got[-1]["accuracies"], got[-1]["epoch_losses"], got[-1]["seconds"]
-        else:
-            accs, losses, secs = inherited(space, cands, data, args.seed, base_epochs * m, clip,
-                                           args.few_shot)
-            append_row(args.inherited_cache, {**key, "epochs": base_epochs * m, "ids": [c.id for c in cands],
-                                              "accuracies": accs, "epoch_losses": losses, "seconds": secs})
-        tv, tt = tau(accs, mv), tau(accs, mt)
-        rows.append((m, accs, losses, secs, tv, tt))
-        print(f"supernet {base_epochs * m} epochs ({secs:.0f} s): inherited mean {np.mean(accs):.3f}, "
-              f"tau(mean valid) {tv[0]:+.3f} (p {tv[1]:.3f}), tau(mean test) {tt[0]:+.3f}", flush=True)
+        per_seed = []
+        for s in seeds:
+            # a supernet seeded apart from the cells is keyed by its own seed (rows written before
+            # the option existed have none: their supernet seed is the cells' seed)
+            key = {"space": args.space, "pool_bn": pool_bn, "seed": args.seed, "n": args.n, "grad_clip": clip,
+                   "few_shot": args.few_shot, **({} if s == args.seed else {"supernet_seed": s})}
+            got = [r for r in read_rows(args.inherited_cache, **key, epochs=base_epochs * m)
+                   if r.get("supernet_seed", args.seed) == s]
+            if got:
+                accs, losses, secs = got[-1]["accuracies"], got[-1]["epoch_losses"], got[-1]["seconds"]
+            else:
+                accs, losses, secs = inherited(space, cands, data, s, base_epochs * m, clip, args.few_shot)
+                append_row(args.inherited_cache, {**key, "epochs": base_epochs * m,
+                                                  "ids": [c.id for c in cands], "accuracies": accs,
+                                                  "epoch_losses": losses, "seconds": secs})
+            per_seed.append((accs, losses, secs))
+            tv, tt = tau(accs, mv), tau(accs, mt)
+            label = f"{base_epochs * m} epochs" + (f", supernet seed {s}" if len(seeds) > 1 else "")
+            rows.append((label, accs, losses, secs, tv, tt))
+            print(f"supernet {label} ({secs:.0f} s): inherited mean {np.mean(accs):.3f}, "
+                  f"tau(mean valid) {tv[0]:+.3f} (p {tv[1]:.3f}), tau(mean test) {tt[0]:+.3f}", flush=True)
+        if len(seeds) > 1:
+            accs = [float(np.mean(col)) for col in zip(*(a for a, _, _ in per_seed))]
+            losses = [float(np.mean(col)) for col in zip(*(lo for _, lo, _ in per_seed))]
+            secs = sum(sec for *_, sec in per_seed)
+            tv, tt = tau(accs, mv), tau(accs, mt)
+            label = (f"{base_epochs * m} epochs, mean of {len(seeds)} supernets "
+                     f"(seeds {' '.join(map(str, seeds))})")
+            rows.append((label, accs, losses, secs, tv, tt))
+            print(f"supernet {label}: tau(mean valid) {tv[0]:+.3f} (p {tv[1]:.3f}), "
+                  f"tau(mean test) {tt[0]:+.3f}", flush=True)
     return rows
 
 
@@ -298,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         f"space's training settings ({base_epochs} epochs) with each training seed of {args.seeds}; the "
         "reference is the mean accuracy over the seeds. Inherited: one SPOS supernet of the default macro "
         "(each step a random cell, and random neuron type, tau and timesteps where the space has them), "
-        f"gradient clip {clip}, trained afresh for each epoch count; each cell's path weights, BN "
+        f"gradient clip {clip}, trained afresh for each epoch count"
+        + (f" and once per supernet seed of {args.supernet_seeds} (the mean of their scores is the "
+           "ensemble's score)" if args.supernet_seeds and len(args.supernet_seeds) > 1 else "")
+        + "; each cell's path weights, BN "
         f"recalibrated on {RECALIBRATION_BATCHES} training batches, validation accuracy"
         f"{few_shot_note(args.few_shot, space, cands)}. Kendall tau-b (scipy).", "",
         "Noise ceiling (stand-alone seed-to-seed tau, mean over seed pairs): validation "
@@ -309,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         "| seconds |",
         "|---|---|---|---|---|",
     ]
-    for m, accs, losses, secs, tv, tt in rows:
-        lines.append(f"| inherited, supernet {base_epochs * m} epochs (last loss {losses[-1]:.3f}) "
+    for label, accs, losses, secs, tv, tt in rows:
+        lines.append(f"| inherited, supernet {label} (last loss {losses[-1]:.3f}) "
                      f"| {tv[0]:+.3f} ({tv[1]:.3f}) | {tt[0]:+.3f} ({tt[1]:.3f}) | {np.mean(accs):.3f} "
                      f"| {secs:.0f} (supernet) |")
     for pname, d in PROXIES.items():
@@ -326,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Mean stand-alone valid accuracy: mean {np.mean(mv):.3f} (min {min(mv):.3f}, "
               f"max {max(mv):.3f}).",
               "", "| cell id | " + " | ".join(f"valid s{s}" for s in args.seeds) + " | mean test | " +
-              " | ".join(f"inherited ({base_epochs * m} ep)" for m, *_ in rows) + " |",
+              " | ".join(f"inherited ({label})" for label, *_ in rows) + " |",
               "|---|" + "---|" * (len(args.seeds) + 1 + len(rows))]
     for i, c in enumerate(cands):
         lines.append(f"| {c.id} | " + " | ".join(f"{sv[s][i]:.3f}" for s in args.seeds)

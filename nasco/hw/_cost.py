@@ -329,6 +329,10 @@ class CostModel:
                             np.array([0, len(workload)], dtype=np.int64))
         pes = self.rows * self.cols
         assumptions: dict[str, Any] = {"pes": pes, "dataflow": self.t.dataflow, **self.assumed}
+        if self.unroll is not None:
+            assumptions["unroll"] = dict(self.unroll)
+        if self.fold_tiles:
+            assumptions["exposed"] = "fold"
         if missing:
             assumptions["spike_rate_assumed"] = {"rate": 1.0 if default_rate is None else default_rate,
                                                  "layers": missing}

@@ -173,6 +173,8 @@ def test_unrolled_templates_compute_zigzag_cycles(rows, costs):
         for r in (r for r in rows if r["accelerator"] == acc):
             rep, i = costs[(r["network"], acc, r["name"])]
             assert int(rep.compute_cycles[i]) == _zigzag_compute_cycles(r), (acc, r["network"], r["name"])
+            assert rep.assumptions["unroll"] == _template(acc)[0].pe_array.unroll
+            assert rep.assumptions["exposed"] == "fold"
 
 
 def test_unrolled_cycles_by_hand():
