@@ -210,6 +210,8 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
     """The evaluator settings the flags give (None: not given)."""
     if kind != "oneshot" and args.few_shot is not None:
         raise UsageError(f"--few-shot applies to --evaluator oneshot (it splits the supernet), not {kind}")
+    if kind != "oneshot" and args.supernets is not None:
+        raise UsageError(f"--supernets applies to --evaluator oneshot (it trains that many supernets), not {kind}")
     if args.retrain_top is not None and kind != "oneshot":
         raise UsageError(f"--retrain-top applies to --evaluator oneshot (its accuracies are inherited), not "
                          f"'{kind}', whose accuracies need no retraining")
@@ -249,6 +251,8 @@ def _evaluator_options(args: argparse.Namespace, kind: str) -> dict:
             given["max_seconds"] = args.max_train_seconds
         else:
             given["few_shot"] = args.few_shot
+            # one supernet is the default, recorded as such (None), so a run resumes either way
+            given["supernets"] = args.supernets if args.supernets is not None and args.supernets > 1 else None
     return given
 
 
@@ -534,6 +538,10 @@ def _add_evaluator(p) -> None:
     p.add_argument("--limit", type=int, default=None, help="use at most this many images per split")
     p.add_argument("--epochs", type=int_in(1), default=None, help="override the space's training epochs (with --evaluator "
                    "oneshot: the supernet's, by default 16 times the space's epochs)")
+    p.add_argument("--supernets", type=int_in(1), default=None, metavar="N",
+                   help="--evaluator oneshot: score each candidate on N supernets trained with N seeds and take "
+                        "the mean of their inherited accuracies (and of their quantized accuracies and spike "
+                        "rates): better ranking for N times the supernets' training (default 1)")
     p.add_argument("--few-shot", nargs="?", const=True, default=None, metavar="EDGE",
                    help="--evaluator oneshot: few-shot NAS, each supernet split on the cell edge EDGE into one "
                         "sub-supernet per op of that edge, each trained for the full epochs (the supernets' cost "

@@ -30,7 +30,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "max_seconds": None,
               "trust_pickle": False, "threads": 1, "hw_inner": True, "hw_exhaustive": None},
     "oneshot": {"dataset": "digits", "epochs": None, "limit": None, "device": "auto", "trust_pickle": False,
-                "threads": 1, "hw_inner": True, "hw_exhaustive": None, "few_shot": None},
+                "threads": 1, "hw_inner": True, "hw_exhaustive": None, "few_shot": None, "supernets": None},
     "proxy": {"dataset": "digits", "limit": None, "device": "auto", "trust_pickle": False, "threads": 1},
     "table": {"table": None, "table_dataset": "c10", "table_fidelity": 200, "table_split": "valid"},
 }
@@ -70,7 +70,8 @@ def make_evaluator(kind: str, *, space: SearchSpace, objectives: Sequence[str] |
     ``oneshot``: as ``train``, but each candidate inherits its weights from a supernet trained
     once per run for ``epochs`` (:class:`~nasco.evaluate.OneShotEvaluator`; single-task spaces);
     ``few_shot`` (an edge name, or True for the default edge) splits each supernet on that edge
-    into one sub-supernet per op, and the run records the edge and its ops (``few_shot_split``).
+    into one sub-supernet per op, and the run records the edge and its ops (``few_shot_split``);
+    ``supernets`` N > 1 scores each candidate on N supernets and takes the mean (None: one).
     ``proxy``: zero-cost proxies of the untrained network and the cost model. ``table``:
     lookups in ``table``. The recorded settings rebuild the same evaluator
     (:func:`make_evaluator` ``(**recorded["evaluator_options"])``).
@@ -136,7 +137,9 @@ def _training_evaluator(kind: str, space: SearchSpace, data: Any, names: tuple[s
     """The train or oneshot evaluator on the loaded ``data``, and ``facts`` with what it adds."""
     from nasco.evaluate import OneShotEvaluator, TrainCostEvaluator
 
-    cls, extra = (OneShotEvaluator, {"few_shot": opts["few_shot"]}) if kind == "oneshot" else \
+    cls, extra = (OneShotEvaluator, {"few_shot": opts["few_shot"],
+                                     "supernets": 1 if opts["supernets"] is None else opts["supernets"]}) \
+        if kind == "oneshot" else \
         (TrainCostEvaluator, {"max_seconds": opts["max_seconds"]})
     try:
         ev = cls(space, data, names, epochs=opts["epochs"], device=device, seed=seed,

@@ -665,3 +665,96 @@ def test_cli_search_few_shot_records_the_split_and_resumes_with_it(tmp_path, cap
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     code, err = _cli(capsys, *argv, "--few-shot", "normal.n0.e1", "--budget", "4", "--resume")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--few-shot" in err
+
+
+# ---------------------------------------------------------------------- supernet ensembles
+def test_ensemble_scores_the_mean_of_its_supernets(digits, tmp_path):
+    """supernets=2: replica 0 is the single supernet, replica 1 another one (its own key, seed and
+    checkpoint); the candidate's float accuracy, spike rates and quantized accuracy are the means
+    of the two path networks', each recomputed here from its supernet with the public functions;
+    a resumed evaluator scores the same without training."""
+    from nasco.evaluate import calibrate, quantized_accuracy
+    from nasco.evaluate._precision import as_precision
+    from nasco.evaluate._train import evaluate_accuracy
+
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    objs = ("accuracy", "energy", "latency", "area")
+    cand = space.sample(np.random.default_rng(2))
+    ens = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False, supernets=2)
+    ens.attach_run_dir(tmp_path / "ens", resume=False, seed=5)
+    one = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False)
+    one.attach_run_dir(tmp_path / "one", resume=False, seed=5)
+    r, r1 = ens.evaluate(cand, 0), one.evaluate(cand, 0)
+    assert r.metrics["supernets"] == 2 and "supernets" not in r1.metrics
+    assert r.metrics["supernet"] == r1.metrics["supernet"]  # replica 0 is the single supernet
+    assert len(ens._supernets) == 2 and len(list((tmp_path / "ens" / "supernets").iterdir())) == 2
+    geno = space.task_archs(cand)[0]
+    keys = [ens._supernet_of(geno, k)[0] for k in range(2)]
+    assert keys[0] == r.metrics["supernet"] != keys[1]
+    arch, _ = space.resolve(cand)
+    plan = plan_network(arch, cand.arch["cell"], digits.input_shape, digits.num_classes)
+    members = ens._store.get(r.metrics["training"]).inputs["ensemble"]
+    assert len(members) == 2 and members[0] == r1.metrics["training"]
+    accs, rates, quant = [], [], []
+    bits = r.metrics["precision"]  # the proposed configuration's widths
+    precision = as_precision((bits["weight"], bits["activation"], bits["membrane"]), spiking=True)
+    assert not precision.is_float()
+    for key, member in zip(keys, members):
+        model = GraphNet(plan, arch)
+        model.load_state_dict(ens._supernets[key][0].path_state_dict(arch, cand.arch["cell"]))
+        recalibrate_bn(model, digits.x_train, batches=ens.recalibration_batches, batch_size=32, seed=5)
+        accs.append(evaluate_accuracy(model, digits.x_valid, digits.y_valid))
+        rates.append(ens._store.get(member).spike_rates)
+        seed = int(ens._store.get(member).inputs["seed"])
+        quant.append(quantized_accuracy(model, digits, precision, ranges=calibrate(model, digits, seed=seed),
+                                        seed=seed))
+    assert accs[0] != accs[1] or rates[0] != rates[1]  # two supernets, two scores
+    assert r.metrics["valid_accuracy"] == (accs[0] + accs[1]) / 2
+    assert r1.metrics["valid_accuracy"] == accs[0]
+    assert r.metrics["spike_rates"] == {k: round((rates[0][k] + rates[1][k]) / 2, 6) for k in rates[0]}
+    assert r.objectives["accuracy"] == (quant[0] + quant[1]) / 2
+    again = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False, supernets=2)
+    again.attach_run_dir(tmp_path / "ens", resume=True, seed=5)
+    again._store = type(again._store)()  # score afresh from the supernets' checkpoints
+    states = sorted((tmp_path / "ens" / "supernets").glob("*/state.json"))
+    stamps = [f.stat().st_mtime_ns for f in states]
+    assert again.evaluate(cand, 0).objectives == r.objectives
+    assert [f.stat().st_mtime_ns for f in states] == stamps  # read back, not trained again
+
+
+def test_ensemble_settings_and_errors(tmp_path, capsys):
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    ev, facts = make_evaluator("oneshot", space=space, objectives=None, seed=0, supernets=3, limit=60)
+    assert ev.supernets == 3 and facts["evaluator_options"]["supernets"] == 3
+    ev, facts = make_evaluator("oneshot", space=space, objectives=None, seed=0, limit=60)
+    assert ev.supernets == 1 and facts["evaluator_options"]["supernets"] is None
+    with pytest.raises(NascoError, match="supernets must be a positive integer"):
+        make_evaluator("oneshot", space=space, objectives=None, seed=0, supernets=0, limit=60)
+    base = ["search", "--space", "darts_snn", "--limit", "60", "--quiet"]
+    code, err = _cli(capsys, *base, "--supernets", "2", "--out", str(tmp_path / "x"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--supernets applies to --evaluator oneshot" in err and "not train" in err
+    code, err = _cli(capsys, *base, "--evaluator", "oneshot", "--supernets", "0",
+                     "--out", str(tmp_path / "y"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "expected an integer >= 1, found '0'" in err
+
+
+def test_an_ensemble_shares_every_replica_with_its_workers(digits, tmp_path):
+    """shared_state makes each replica of each supernet once; a worker that adopts them scores
+    every candidate as the driver does, bit for bit, and trains nothing."""
+    space = SearchSpace(load_spec("darts_snn", overrides=TINY), load_spec("asic_template"))
+    objs = ("accuracy", "energy", "latency", "area")
+    rng = np.random.default_rng(2)
+    cands = [space.sample(rng) for _ in range(3)]
+    driver = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False, supernets=2)
+    driver.attach_run_dir(tmp_path, resume=False, seed=5)
+    state = driver.shared_state(cands)
+    keys = {driver._supernet_of(space.task_archs(c)[0], r)[0] for c in cands for r in range(2)}
+    assert len(keys) == 4 and set(state) == keys and sorted(driver._made) == sorted(keys)
+    worker = OneShotEvaluator(space, digits, objs, epochs=1, hw_inner=False, supernets=2)
+    worker.attach_run_dir(tmp_path / "worker", resume=False, seed=5)
+    worker.adopt_shared_state(state)
+    got = [worker.evaluate(c, 0) for c in cands]
+    assert worker._made == [] and not any(r.metrics["supernet_trained"] for r in got)
+    want = [driver.evaluate(c, 0) for c in cands]
+    assert [r.objectives for r in got] == [r.objectives for r in want]
