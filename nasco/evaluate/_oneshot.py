@@ -126,9 +126,11 @@ class OneShotEvaluator(TrainCostEvaluator):
     ``ensemble``, the replicas' record keys) holds the mean validation and test accuracy and
     the mean spike rate of each layer, and the replica-0 network's weights; its quantized
     accuracy at a precision is the mean of the replicas' (each measured once per training and
-    precision). The mean ranks architectures better than one supernet's score (on 40 darts_snn
-    cells, Kendall tau 0.572 for 3 supernets against 0.500-0.536 for each,
-    experiments/results/oneshot_fidelity_darts_snn_seeds.md) for N times the supernet training.
+    precision). The mean ranked 40 darts_snn cells better than each of its supernets did, in
+    both measurements so far: Kendall tau 0.572 against 0.500-0.536
+    (experiments/results/oneshot_fidelity_darts_snn_seeds.md), and through this evaluator 0.512
+    against 0.451-0.501 (experiments/results/oneshot_ensemble_darts_snn.md); it costs N times the
+    supernet training.
     Metrics gain ``supernets``.
     """
 
