@@ -20,7 +20,10 @@ from pathlib import Path
 
 
 def test_inner(ray_cluster_sid, ray_env):
-    Path(os.environ["INNER_SID_FILE"]).write_text(str(ray_cluster_sid))
+    # written whole or not at all: the outer test reads the file as soon as it exists
+    sid_file = Path(os.environ["INNER_SID_FILE"])
+    sid_file.with_suffix(".tmp").write_text(str(ray_cluster_sid))
+    os.replace(sid_file.with_suffix(".tmp"), sid_file)
     if os.environ.get("INNER_HANG"):
         time.sleep(600)
     assert False, "a failing test"
