@@ -31,12 +31,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _provenance import git_commit  # noqa: E402
-from oneshot_fidelity import standalone, tau  # noqa: E402
-from proxy_tau import sample_candidates  # noqa: E402
+from oneshot_fidelity import reference, tau  # noqa: E402
 
-from nasco.dsl import find_file, load_file  # noqa: E402
-from nasco.evaluate import OneShotEvaluator, load_dataset  # noqa: E402
-from nasco.space import SearchSpace  # noqa: E402
+from nasco.evaluate import OneShotEvaluator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     report = args.report or ROOT / f"experiments/results/oneshot_ensemble_{args.space}.md"
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    data = load_dataset("digits", seed=args.seed)
-    space = SearchSpace(load_file(find_file(args.space)), None)
-    pool_bn = bool(space.tasks[0].spec.cell.pool_bn)
-    cands = sample_candidates(space, args.n, args.seed)
-    alone = standalone(space, args.space, cands, data, args.seeds, args.cache, pool_bn)
-    sv = {s: [alone[(c.id, s)]["valid_accuracy"] for c in cands] for s in args.seeds}
-    st = {s: [alone[(c.id, s)]["test_accuracy"] for c in cands] for s in args.seeds}
+    data, space, _, cands, sv, st = reference(args.space, args.n, args.seed, args.seeds, args.cache)
     mv = [float(np.mean([sv[s][i] for s in args.seeds])) for i in range(len(cands))]
     mt = [float(np.mean([st[s][i] for s in args.seeds])) for i in range(len(cands))]
     ceiling = float(np.mean([tau(sv[a], sv[b])[0] for a, b in itertools.combinations(args.seeds, 2)]))
