@@ -59,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     report = args.report or ROOT / f"experiments/results/oneshot_ensemble_{args.space}.md"
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    data, space, _, cands, sv, st = reference(args.space, args.n, args.seed, args.seeds, args.cache)
-    mv = [float(np.mean([sv[s][i] for s in args.seeds])) for i in range(len(cands))]
-    mt = [float(np.mean([st[s][i] for s in args.seeds])) for i in range(len(cands))]
+    data, space, _, cands, sv, _, mv, mt = reference(args.space, args.n, args.seed, args.seeds, args.cache)
     ceiling = float(np.mean([tau(sv[a], sv[b])[0] for a, b in itertools.combinations(args.seeds, 2)]))
 
     with tempfile.TemporaryDirectory() as tmp:

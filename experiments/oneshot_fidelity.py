@@ -114,9 +114,9 @@ def standalone(space: SearchSpace, name: str, cands: list, data: Any, seeds: lis
 
 
 def reference(name: str, n: int, seed: int, seeds: list[int], cache: Path) -> tuple:
-    """(data, space, pool_bn, cells, valid and test accuracy per training seed) of ``n`` cells of
-    space ``name`` sampled with ``seed``, each trained stand-alone once per seed of ``seeds``
-    (:func:`standalone`, read from ``cache`` where it holds them)."""
+    """(data, space, pool_bn, cells, valid and test accuracy per training seed, their means over
+    the seeds) of ``n`` cells of space ``name`` sampled with ``seed``, each trained stand-alone
+    once per seed of ``seeds`` (:func:`standalone`, read from ``cache`` where it holds them)."""
     data = load_dataset("digits", seed=seed)
     space = SearchSpace(load_file(find_file(name)), None)
     pool_bn = bool(space.tasks[0].spec.cell.pool_bn)
@@ -124,7 +124,9 @@ def reference(name: str, n: int, seed: int, seeds: list[int], cache: Path) -> tu
     alone = standalone(space, name, cands, data, seeds, cache, pool_bn)
     sv = {s: [alone[(c.id, s)]["valid_accuracy"] for c in cands] for s in seeds}
     st = {s: [alone[(c.id, s)]["test_accuracy"] for c in cands] for s in seeds}
-    return data, space, pool_bn, cands, sv, st
+    mv = [float(np.mean([sv[s][i] for s in seeds])) for i in range(len(cands))]
+    mt = [float(np.mean([st[s][i] for s in seeds])) for i in range(len(cands))]
+    return data, space, pool_bn, cands, sv, st, mv, mt
 
 
 def inherited(space: SearchSpace, cands: list, data: Any, seed: int, epochs: int,
@@ -304,9 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     report = args.report or ROOT / f"experiments/results/oneshot_fidelity_{args.space}{suffix}.md"
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    data, space, pool_bn, cands, sv, st = reference(args.space, args.n, args.seed, args.seeds, args.cache)
-    mv = [float(np.mean([sv[s][i] for s in args.seeds])) for i in range(len(cands))]
-    mt = [float(np.mean([st[s][i] for s in args.seeds])) for i in range(len(cands))]
+    data, space, pool_bn, cands, sv, st, mv, mt = reference(args.space, args.n, args.seed, args.seeds,
+                                                            args.cache)
     ceiling = [tau(sv[a], sv[b])[0] for a, b in itertools.combinations(args.seeds, 2)]
     ceiling_t = [tau(st[a], st[b])[0] for a, b in itertools.combinations(args.seeds, 2)]
     prox = proxies(space, args.space, cands, data, args.seed, args.cache, pool_bn)

@@ -22,6 +22,8 @@ from typing import Mapping
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from nasco.hw._systolic import _cdiv
+
 __all__ = ["unrolled_cycles"]
 
 
@@ -39,5 +41,5 @@ def unrolled_cycles(unroll: Mapping[str, int], *, K: ArrayLike, C: ArrayLike, OX
         u = int(unroll.get(dim, 1))
         if u < 1:
             raise ValueError(f"unroll[{dim!r}]={u}: expected a positive PE count")
-        cycles = cycles * (-(-n // u))
+        cycles = cycles * _cdiv(n, np.int64(u))
     return cycles
