@@ -1,13 +1,14 @@
 """Wall time of the README's default run against the same run at a baseline commit.
 
     OMP_NUM_THREADS=1 python experiments/default_run_wall.py [--baseline 80cb0ad] [--repeats 2]
-        [--args "--budget 12 --seed 0"] [--results experiments/results/default_run_wall.md]
+        [--args "--budget 12 --seed 0"] [--variant "--front-worker off" ...]
+        [--results experiments/results/default_run_wall.md]
 
 The baseline commit is checked out into a temporary git worktree (removed afterwards) and run
 with this checkout's interpreter and packages, the baseline's code first on ``PYTHONPATH``. Both
 run ``python -m nasco search --space darts_snn --hw asic_template ARGS --quiet`` into fresh
-directories, alternating (baseline, current) ``--repeats`` times, so that both meet the same
-load on a shared machine. Each run's wall time (process start to exit), its ledger rows, its
+directories, alternating (baseline, current, then each ``--variant``: the current code with
+those arguments added) ``--repeats`` times, so that all meet the same load on a shared machine. Each run's wall time (process start to exit), its ledger rows, its
 distinct trainings and its summary's front size are recorded; the report gives the median wall
 times and their ratio. The default baseline, 80cb0ad, is the last commit whose train evaluator
 trained every candidate and costed it on its own configuration only (no memoised trainings, no
@@ -56,12 +57,16 @@ def main() -> None:
     ap.add_argument("--baseline", default="80cb0ad", help="the commit to compare with (default 80cb0ad)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each (default 2)")
     ap.add_argument("--args", default="--budget 12 --seed 0", help="arguments of both runs")
+    ap.add_argument("--variant", action="append", default=[], metavar="ARGS",
+                    help="also run the current code with these arguments added (an arm of its own)")
     ap.add_argument("--results", default=str(ROOT / "experiments" / "results" / "default_run_wall.md"))
     args = ap.parse_args()
     extra = shlex.split(args.args)
     base_rev = _git("rev-parse", "--short", args.baseline)
     current = _git("rev-parse", "--short", "HEAD")
-    records: dict[str, list[dict]] = {"baseline": [], "current": []}
+    arms = [("baseline", None, []), ("current", ROOT, [])]
+    arms += [(f"current {v}", ROOT, shlex.split(v)) for v in args.variant]
+    records: dict[str, list[dict]] = {name: [] for name, _, _ in arms}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nasco-wall-") as tmp:
         tree = Path(tmp) / "baseline"
@@ -73,8 +78,8 @@ def main() -> None:
                 (tree / "nasco" / name).symlink_to(tree / name, target_is_directory=True)
         try:
             for i in range(args.repeats):
-                for name, code in (("baseline", tree), ("current", ROOT)):
-                    r = run(code, Path(tmp) / f"{name}-{i}", extra)
+                for k, (name, code, more) in enumerate(arms):
+                    r = run(code or tree, Path(tmp) / f"arm{k}-{i}", extra + more)
                     records[name].append(r)
                     print(json.dumps({"arm": name, "repeat": i, **r}), flush=True)
         finally:
@@ -83,21 +88,23 @@ def main() -> None:
     lines = [
         "# Default-run wall time against a baseline commit", "",
         f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
-        f"--repeats {args.repeats} --args \"{args.args}\"`", "",
+        f"--repeats {args.repeats} --args \"{args.args}\""
+        + "".join(f" --variant \"{v}\"" for v in args.variant) + "`", "",
         f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
         f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
-        f"--hw asic_template {args.args}`, runs alternating.", "",
+        f"--hw asic_template {args.args}` (a variant's arguments added), runs alternating.", "",
         "| arm | repeat | wall s | ledger rows | trainings | front |", "|---|---|---|---|---|---|",
     ]
     for name, rs in records.items():
         for i, r in enumerate(rs):
             lines.append(f"| {name} | {i} | {r['wall']:.1f} | {r['rows']} | {r['trainings']} "
                          f"| {r['front']} |")
-    lines += ["", f"Median wall: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s; "
-              f"ratio current / baseline **{med['current'] / med['baseline']:.2f}**.", ""]
+    lines += [""] + [f"Median wall: baseline {med['baseline']:.1f} s, {name} {med[name]:.1f} s; "
+                     f"ratio {name} / baseline **{med[name] / med['baseline']:.2f}**." for name in med
+                     if name != "baseline"] + [""]
     Path(args.results).write_text("\n".join(lines))
-    print("\n".join(lines[-2:]))
+    print("\n".join(lines[-1 - len(med):]))
 
 
 if __name__ == "__main__":

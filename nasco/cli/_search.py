@@ -88,6 +88,9 @@ def _executor(args: argparse.Namespace, searcher: str):
             raise UsageError(f"{flag} applies to --executor ray or tune, not '{name}'")
     if args.batch != 1 and name != "ray":
         raise UsageError(f"--batch (evaluations per Ray task) applies to --executor ray, not '{name}'")
+    if args.front_worker is not None and name != "inprocess":
+        raise UsageError(f"--front-worker applies to --executor inprocess, not '{name}' (its workers make each "
+                         f"evaluation whole)")
     if args.workers is not None and name == "inprocess":
         raise UsageError("--workers needs --executor pool, ray or tune (inprocess runs one evaluation at a time)")
     if name != "tune" and (args.scheduler or args.asha_grace is not None or args.tune_optuna):
@@ -105,6 +108,8 @@ def _executor(args: argparse.Namespace, searcher: str):
         raise UsageError(f"--max-retries must be >= 0, found {args.max_retries}")
     kw: dict = {"trial_timeout": args.trial_timeout, "workers": args.workers, "max_retries": args.max_retries,
                 "threads": args.threads or 1}
+    if name == "inprocess":
+        kw["front_worker"] = args.front_worker
     if remote:
         kw.update(address=args.ray_address, cpus_per_trial=args.cpus_per_trial or 1.0,
                   gpus_per_trial=args.gpus_per_trial or 0.0)
@@ -622,6 +627,11 @@ def _add_executors(p) -> None:
                    help="proposals out at once (default --workers x --batch); results are told to the searcher "
                         "in proposal order, so a run is the same whatever order evaluations finish in. Recorded "
                         "in run.json; a resumed run keeps it")
+    g.add_argument("--front-worker", choices=("auto", "on", "off"), default=None,
+                   help="inprocess: make each network's hardware inner loop (its quantized validation passes "
+                        "and the accelerator search) in a second process while the next network trains; the "
+                        "searcher proposes and the ledger holds the same as without it. auto (the default): "
+                        "on once a network takes 1 s or more to train, with 2+ usable CPUs")
     g.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="an evaluation running longer is stopped and recorded as failed (reason 'timeout'); "
                         "the search goes on")

@@ -8,6 +8,7 @@ from nasco.core._objective import BUILTIN_OBJECTIVES, DIRECTIONS, Objective, Obj
 from nasco.core._registry import Registry
 from nasco.core._result import (
     EVALUATOR_HOOKS,
+    FRONT_METRICS,
     MEMBER_STATUSES,
     OPTIONAL_EVALUATOR_ATTRS,
     STATUSES,
@@ -19,7 +20,7 @@ from nasco.core._result import (
     member_error,
 )
 
-__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "EVALUATOR_HOOKS", "Evaluator", "EvaluatorBase",
-           "MEMBER_STATUSES", "NascoError", "OPTIONAL_EVALUATOR_ATTRS", "Objective", "ObjectiveSpec",
-           "Registry", "Result", "RunDirError", "STATUSES", "canonical_json", "evaluator_attr",
-           "evaluator_hook", "member_error", "resolve_objectives"]
+__all__ = ["BUILTIN_OBJECTIVES", "Candidate", "DIRECTIONS", "EVALUATOR_HOOKS", "Evaluator",
+           "EvaluatorBase", "FRONT_METRICS", "MEMBER_STATUSES", "NascoError", "OPTIONAL_EVALUATOR_ATTRS",
+           "Objective", "ObjectiveSpec", "Registry", "Result", "RunDirError", "STATUSES", "canonical_json",
+           "evaluator_attr", "evaluator_hook", "member_error", "resolve_objectives"]

@@ -9,8 +9,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from nasco.core._candidate import Candidate
 from nasco.core._objective import Objective
 
-__all__ = ["EVALUATOR_HOOKS", "MEMBER_STATUSES", "OPTIONAL_EVALUATOR_ATTRS", "STATUSES", "Evaluator",
-           "EvaluatorBase", "Result", "evaluator_attr", "evaluator_hook", "member_error"]
+__all__ = ["EVALUATOR_HOOKS", "FRONT_METRICS", "MEMBER_STATUSES", "OPTIONAL_EVALUATOR_ATTRS", "STATUSES",
+           "Evaluator", "EvaluatorBase", "Result", "evaluator_attr", "evaluator_hook", "member_error"]
 
 STATUSES = ("ok", "failed", "infeasible")
 
@@ -112,11 +112,17 @@ class Evaluator(Protocol):
       names that the built-in objectives do not know (a table metric's direction and range);
     * ``trains`` (default False): True for an evaluator whose evaluations train networks and
       memoise the trainings; a run's budget then counts distinct trainings
-      (``training_keys``), not evaluations.
+      (``training_keys``), not evaluations;
+    * ``defers_front`` (default False): True for an evaluator whose results have a part that
+      no searcher reads and that can be made apart, later and in another process: the
+      candidate's hardware front (its ``members`` and the metrics in :data:`FRONT_METRICS`).
+      ``evaluate_head`` then makes the rest and ``evaluate_front`` that part, and together they
+      are what ``evaluate`` returns (see there).
 
     Optional hooks (called with :func:`evaluator_hook`, which gives
     :class:`EvaluatorBase`'s no-op when an evaluator lacks one): ``attach_run_dir``,
-    ``training_keys``, ``shared_state``, ``adopt_shared_state`` and ``retrainer``, see there.
+    ``training_keys``, ``shared_state``, ``adopt_shared_state``, ``retrainer``,
+    ``evaluate_head`` and ``evaluate_front``, see there.
     """
 
     objectives: tuple[str, ...]
@@ -135,6 +141,7 @@ class EvaluatorBase:
     limits: Mapping[str, float] | None = None
     objective_defs: tuple[Objective, ...] = ()
     trains: bool = False
+    defers_front: bool = False
 
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
         raise NotImplementedError(f"{type(self).__name__} implements no evaluate()")
@@ -170,11 +177,30 @@ class EvaluatorBase:
         weights); None, the default, for one whose accuracies need no retraining."""
         return None
 
+    def evaluate_head(self, candidate: Candidate, seed: int) -> Result:
+        """For an evaluator that ``defers_front``: ``evaluate(candidate, seed)`` without the
+        hardware front, each metric of :data:`FRONT_METRICS` that ``evaluate`` would give present
+        with the value None (its place in the metrics kept) and no members. Everything else is
+        what ``evaluate`` returns. The default is ``evaluate`` itself."""
+        return self.evaluate(candidate, seed)
+
+    def evaluate_front(self, candidate: Candidate, seed: int) -> dict[str, Any]:
+        """For an evaluator that ``defers_front``: the part of ``evaluate(candidate, seed)``
+        that :meth:`evaluate_head` leaves out, as ``{"members": [...], <each metric of
+        FRONT_METRICS>: value}`` (callable in another process that holds a copy of this
+        evaluator, after :meth:`evaluate_head` of the same candidate returned); ``{}`` when there
+        is none (the default)."""
+        return {}
+
 
 # The optional attributes of an evaluator; their defaults are EvaluatorBase's.
-OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains")
+OPTIONAL_EVALUATOR_ATTRS = ("report_metrics", "limits", "objective_defs", "trains", "defers_front")
 # The optional hooks of an evaluator; their defaults are EvaluatorBase's.
-EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "shared_state", "adopt_shared_state", "retrainer")
+EVALUATOR_HOOKS = ("attach_run_dir", "training_keys", "shared_state", "adopt_shared_state", "retrainer",
+                   "evaluate_head", "evaluate_front")
+# The metrics of a result that belong to its hardware front (see ``defers_front``): no searcher
+# is told them, so a result is told the same whether its front was made with it or apart.
+FRONT_METRICS = ("hw_front", "hw_front_seconds")
 _DEFAULT = EvaluatorBase()
 
 

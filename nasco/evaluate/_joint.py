@@ -1,6 +1,7 @@
 """The joint evaluator: real training for accuracy, the cost model for the hardware."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasco.core import EvaluatorBase, Result
+from nasco.core import FRONT_METRICS, EvaluatorBase, Result
 from nasco.dsl import TEMPLATE_KEY, AcceleratorTemplate, EnergyTable, load_energy_table, pe_usage
 from nasco.evaluate._precision import FLOAT_BITS, as_precision, precision_metric, precision_of
 from nasco.evaluate._trainings import DIRNAME as TRAININGS_DIR
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 # FLOAT_BITS and precision_of are re-exported from nasco.evaluate._precision, whose rule every evaluator applies.
 __all__ = ["ACCURACY_AGGREGATE", "EnergyTableCache", "FLOAT_BITS", "TrainCostEvaluator", "check_limits",
            "emitted_rates", "precision_of"]
+
+log = logging.getLogger("nasco.evaluate")
 
 # How a multi-task candidate's accuracy objective is made of its tasks' validation
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
@@ -145,7 +148,10 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     ``hw_front`` says what the loop did, ``hw_front_seconds`` how long it took. The
     result's own objectives stay those of the candidate's configuration, which is what its
     searcher is told. With ``hw_inner`` False only the candidate's own configuration is
-    costed.
+    costed. The loop can run apart from the rest of the evaluation (``defers_front``):
+    :meth:`evaluate_head` and :meth:`evaluate_front` together give :meth:`evaluate`'s result,
+    so a run's driver may tell the searcher the head and make the front in a second process
+    while the next network trains (:class:`nasco.run.InProcessExecutor`).
     """
 
     trains = True  # its evaluations train: a run's budget counts trainings
@@ -166,6 +172,14 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     _calibrations: dict = field(default_factory=dict, init=False, repr=False)
     _store: TrainingStore = field(default_factory=TrainingStore, init=False, repr=False)
     _fingerprints: dict = field(default_factory=dict, init=False, repr=False)
+    # The front of the last evaluate_head, to make: ((candidate id, seed), the loop), so that
+    # evaluate_front of the same candidate in this process reuses the head's trained networks.
+    _due: tuple | None = field(default=None, init=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_due"] = None  # a closure over this process's networks: not for other processes
+        return state
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in SCORED]
@@ -473,9 +487,43 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         run and are stored; a training's seed follows from the run's seed (:attr:`seed`) and
         the training's inputs, so ``seed`` (the evaluation's) does not enter it, and every
         evaluation of one architecture shares one training."""
+        return self._evaluate(candidate, seed, front=True)
+
+    @property
+    def defers_front(self) -> bool:
+        """True when results have a hardware front (``hw_inner`` on an accelerator space) and
+        the trainings are kept in a run directory (:meth:`attach_run_dir`), where another
+        process reads them back for :meth:`evaluate_front`."""
+        return bool(self.hw_inner and self.space.hw is not None and self._store.root is not None)
+
+    def evaluate_head(self, candidate: Candidate, seed: int) -> Result:
+        """:meth:`evaluate` without the hardware inner loop: no members, and the metrics
+        ``hw_front`` and ``hw_front_seconds`` None. The training, the candidate's own
+        precision and its cost are all there, so its objectives and status are
+        :meth:`evaluate`'s."""
+        return self._evaluate(candidate, seed, front=False)
+
+    def evaluate_front(self, candidate: Candidate, seed: int) -> dict[str, Any]:
+        """The hardware front :meth:`evaluate_head` leaves out: ``{"members": [...],
+        "hw_front": ..., "hw_front_seconds": ...}`` as :meth:`evaluate` gives them; ``{}`` for
+        a failed candidate or a space without a front. The trainings are read back from the
+        store (never run here when :meth:`evaluate_head` of the candidate returned), and
+        precisions measured before are read back with them."""
+        due, self._due = self._due, None
+        if due is not None and due[0] == (candidate.id, int(seed)):
+            metrics: dict[str, Any] = {}
+            members = self._front(metrics, True, due[1])
+            return {"members": [dict(m) for m in members], **metrics}
+        res = self._evaluate(candidate, seed, front=True)
+        if res.status == "failed" or "hw_front" not in res.metrics:
+            return {}
+        return {"members": [dict(m) for m in res.members],
+                **{k: res.metrics[k] for k in FRONT_METRICS}}
+
+    def _evaluate(self, candidate: Candidate, seed: int, *, front: bool) -> Result:
         start = time.perf_counter()
         if self.space.multi_task:
-            return self._evaluate_tasks(candidate, seed, start)
+            return self._evaluate_tasks(candidate, seed, start, front)
         arch, hw = self.space.resolve(candidate)
         geno = self.space.task_archs(candidate)[0]
         try:
@@ -488,7 +536,8 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
         members: tuple[dict[str, Any], ...] = ()
         if self.hw_inner and self.space.hw is not None:
-            members, metrics["hw_front"], metrics["hw_front_seconds"] = self._members(net, candidate, values, seed)
+            members = self._front(metrics, front, lambda: self._members(net, candidate, values, seed),
+                                  (candidate.id, int(seed)))
         return self._result(values, metrics, limits, start, members)
 
     def _keys_of(self, candidate: Candidate) -> dict[str, Any]:
@@ -496,7 +545,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         keys = self.training_keys(candidate)
         return {"training": list(keys) if self.space.multi_task else keys[0]}
 
-    def _evaluate_tasks(self, candidate: Candidate, seed: int, start: float) -> Result:
+    def _evaluate_tasks(self, candidate: Candidate, seed: int, start: float, front: bool) -> Result:
         archs, hws = self.space.resolve(candidate)
         genotypes = self.space.task_archs(candidate)
         hws = hws if hws is not None else (None,) * len(archs)
@@ -542,9 +591,30 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
         limits = self.space.hw.limits(candidate.hw) if self.space.hw is not None else {}
         members: tuple[dict[str, Any], ...] = ()
         if self.hw_inner and hws[0] is not None:
-            members, metrics["hw_front"], metrics["hw_front_seconds"] = self._task_members(
-                nets, candidate, values, seed)
+            members = self._front(metrics, front, lambda: self._task_members(nets, candidate, values, seed),
+                                  (candidate.id, int(seed)))
         return self._result(values, metrics, limits, start, members)
+
+    def _front(self, metrics: dict[str, Any], front: bool, make: Any, due: tuple | None = None
+               ) -> tuple[dict[str, Any], ...]:
+        """The hardware front's members from ``make()`` (members, loop info, seconds), its info
+        and seconds put in ``metrics`` (FRONT_METRICS); without ``front`` no members and both
+        metrics None (:meth:`evaluate_head`; ``make`` is kept for :meth:`evaluate_front` of the
+        candidate and seed in ``due``). A loop that raises leaves the candidate its own
+        result: no members, and ``hw_front`` = ``{"error": reason}``."""
+        if not front:
+            metrics["hw_front"] = metrics["hw_front_seconds"] = None
+            self._due = (due, make)
+            return ()
+        t0 = time.perf_counter()
+        try:
+            members, metrics["hw_front"], metrics["hw_front_seconds"] = make()
+        except Exception as exc:  # noqa: BLE001 - recorded in the row; the candidate's own result stands
+            log.warning("hardware inner loop failed: %s: %s", type(exc).__name__, exc)
+            metrics["hw_front"] = {"error": f"{type(exc).__name__}: {exc}"}
+            metrics["hw_front_seconds"] = time.perf_counter() - t0
+            return ()
+        return members
 
     def _result(self, values: dict[str, float], metrics: dict[str, Any], limits: dict[str, float],
                 start: float, members: tuple[dict[str, Any], ...] = ()) -> Result:

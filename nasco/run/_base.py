@@ -62,9 +62,16 @@ class Executor(ABC):
                                   "it takes no submit()")
 
     def wait(self) -> list[dict[str, Any]]:
-        """Block until at least one submitted job has finished; return the finished rows."""
+        """Block until at least one submitted job has finished, or has a head to tell (see
+        :meth:`take_heads`); return the finished rows (possibly none when a head is due)."""
         raise NotImplementedError(f"the {self.name} executor drives its own loop (drive), "
                                   "it takes no wait()")
+
+    def take_heads(self) -> list[dict[str, Any]]:
+        """The heads made since the last call: rows of jobs still in flight, whole but for
+        their hardware front (the evaluator's ``evaluate_head``), which the driver tells the
+        searcher before the full rows come from :meth:`wait`. The default makes none."""
+        return []
 
     def drive(self, sched: Any, record: Callable[[dict[str, Any]], dict[str, Any]],
               say: Callable[[], None]) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import nasco
-from nasco.core import Candidate, Evaluator, Objective, Result, evaluator_attr, evaluator_hook
+from nasco.core import FRONT_METRICS, Candidate, Evaluator, Objective, Result, evaluator_attr, evaluator_hook
 from nasco.pareto import fix_bounds
 from nasco.run._base import Executor
 from nasco.run._executors import InProcessExecutor
@@ -91,8 +91,13 @@ def eval_seed(seed: int, seq: int) -> int:
 
 
 def _told(row: dict[str, Any]) -> Result:
-    """The Result a ledger row stands for (a failed row written without a reason: that said)."""
+    """The Result a ledger row stands for, as a searcher is told it (a failed row written
+    without a reason: that said): without its members and the metrics of its hardware front
+    (:data:`~nasco.core.FRONT_METRICS`), which an executor may make after the searcher is told
+    the rest (:meth:`Schedule.tell_head`), so that a searcher is told the same whether the front
+    was made with the row or apart."""
     d = {k: row.get(k) for k in ("status", "objectives", "metrics", "violations", "reason", "seconds")}
+    d["metrics"] = {k: v for k, v in (d["metrics"] or {}).items() if k not in FRONT_METRICS}
     if d["status"] == "failed" and not d["reason"]:
         d["reason"] = "no reason recorded"
     return Result.from_dict(d)
@@ -216,7 +221,7 @@ class Schedule:
         return True
 
     def done(self) -> bool:
-        return not self.pending and not self.can_ask()
+        return not self.pending and not self.running and not self.can_ask()
 
     def advance(self) -> list[Job]:
         """Tell every result that is due, ask what the window allows; the new jobs (and
@@ -243,6 +248,17 @@ class Schedule:
             if p.row is None and p.cand.id == row["id"]:
                 p.row = row
         return row
+
+    def tell_head(self, row: dict[str, Any]) -> None:
+        """Take the head of a job's row: all of it but its hardware front (see
+        :func:`_told`), whose full row comes to :meth:`complete` later. The searcher is told
+        it in proposal order as if it were the row, and the job's trainings count as done (a
+        job waiting for them may start), but the job stays in flight until the row comes."""
+        for key in [k for k, who in self.training_now.items() if who == row["id"]]:
+            del self.training_now[key]
+        for p in self.pending:
+            if p.row is None and p.cand.id == row["id"]:
+                p.row = row
 
     def _released(self) -> list[Job]:
         """The waiting jobs whose trainings no job in flight runs any more, in order."""
@@ -717,14 +733,19 @@ class _Recorder:
         self.ledger, self.sched, self.prog, self.callbacks = ledger, sched, prog, callbacks
         self.deadline = deadline
         self.evaluated = 0
+        self.headed: set[int] = set()  # seqs whose heads were told and whose rows are to come
 
     def all(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not rows:  # only heads came back
+            return []
         self.ledger.extend(rows)
         stored = []
         for row in rows:
             row = self.sched.complete(json.loads(to_json_line(row)))  # exactly what a replay reads back
             self.evaluated += 1
-            self.prog.record(row["status"], row["objectives"], self.sched.cost(row["seq"]))
+            seq = int(row["seq"])
+            self.prog.record(row["status"], row["objectives"], self.sched.cost(seq), headed=seq in self.headed)
+            self.headed.discard(seq)
             stored.append(row)
         self.prog.show()
         for row in stored:
@@ -736,6 +757,14 @@ class _Recorder:
 
     def one(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.all([row])[0]
+
+    def head(self, row: dict[str, Any]) -> None:
+        """A row's head (its hardware front still being made, see Executor.take_heads): told to
+        the schedule as a replay would read it back, and counted by the progress display."""
+        self.sched.tell_head(json.loads(to_json_line(row)))
+        seq = int(row["seq"])
+        self.prog.head(self.sched.cost(seq))
+        self.headed.add(seq)
 
     def say(self) -> None:
         for text in self.sched.messages:
@@ -757,7 +786,10 @@ def _drive(executor: Executor, sched: Schedule, rec: _Recorder) -> None:
             executor.submit(job)
         if sched.done():
             return
-        rec.all(executor.wait())
+        rows = executor.wait()
+        for head in executor.take_heads():
+            rec.head(head)
+        rec.all(rows)
         jobs = sched.advance()
 
 

@@ -29,11 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from nasco.core import Evaluator, Result
+from nasco.core import FRONT_METRICS, Evaluator, Result, evaluator_hook
 from nasco.run._rundir import utc_now
 from nasco.space import Candidate
 
-__all__ = ["DEFAULT_RETRIES", "Job", "RetryPolicy", "TrialTimeout", "evaluate_job", "failed_row"]
+__all__ = ["DEFAULT_RETRIES", "Job", "RetryPolicy", "TrialTimeout", "evaluate_job", "failed_row",
+           "with_front"]
 
 log = logging.getLogger("nasco.run")
 
@@ -91,8 +92,10 @@ def _worker_name() -> str:
 
 
 def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
-                 timeout: float | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Evaluate ``job`` here and return its ledger row.
+                 timeout: float | None = None, threads: int | None = None, *, head: bool = False
+                 ) -> dict[str, Any]:
+    """Evaluate ``job`` here and return its ledger row (with ``head``, the row of the
+    evaluator's ``evaluate_head``: all but the hardware front, see :func:`with_front`).
 
     Any exception but KeyboardInterrupt/SystemExit, a ``MemoryError`` and a
     :class:`TrialTimeout` become a failed row, so one bad candidate cannot end the search.
@@ -108,7 +111,8 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
     cand = job.cand
     try:
         with _deadline(timeout):
-            res = Result.failed(job.failed) if job.failed else evaluator.evaluate(cand, job.seed)
+            how = evaluator_hook(evaluator, "evaluate_head") if head else evaluator.evaluate
+            res = Result.failed(job.failed) if job.failed else how(cand, job.seed)
         if not isinstance(res, Result):
             res = Result.failed(f"TypeError: evaluator returned {type(res).__name__}, not a Result")
         elif res.status == "ok":
@@ -142,6 +146,25 @@ def evaluate_job(evaluator: Evaluator, objectives: tuple[str, ...], job: Job,
     }
     if res.members and res.status != "failed":
         row["members"] = [dict(m) for m in res.members]
+    return row
+
+
+def with_front(head: dict[str, Any], front: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The ledger row made of a job's head row (:func:`evaluate_job` with ``head``) and the
+    evaluator's ``evaluate_front`` of the same job, which took ``seconds``: the metrics of
+    :data:`~nasco.core.FRONT_METRICS` filled in their places, the members added as
+    :func:`evaluate_job` adds them, the seconds summed; so the row is the one
+    :func:`evaluate_job` without ``head`` makes, timings aside."""
+    row = dict(head)
+    metrics = dict(row["metrics"])
+    for key in FRONT_METRICS:
+        if key in front:
+            metrics[key] = front[key]
+    row["metrics"] = metrics
+    row["seconds"] = float(row["seconds"]) + float(seconds)
+    row["finished_at"] = utc_now()
+    if front.get("members") and row["status"] != "failed":
+        row["members"] = [dict(m) for m in front["members"]]
     return row
 
 

@@ -65,6 +65,7 @@ class Progress:
         self.label = label
         self.counts = {"ok": 0, "failed": 0, "infeasible": 0}
         self.spent = 0
+        self.ahead = 0  # budget of rows whose heads were told and that are not recorded yet
         self.best: float | None = None
         self._bar: tqdm | None = None
         self._hooks = ExitStack()
@@ -74,10 +75,19 @@ class Progress:
         """Budget spent so far."""
         return self.spent
 
-    def record(self, status: str, objectives: dict[str, float] | None, cost: int = 1) -> None:
-        """Count a row of ``status`` that cost ``cost`` of the budget."""
+    def head(self, cost: int = 1) -> None:
+        """A row's head was told (its hardware front is still being made): the evaluations
+        after it are numbered past it."""
+        self.ahead += int(cost)
+
+    def record(self, status: str, objectives: dict[str, float] | None, cost: int = 1, *,
+               headed: bool = False) -> None:
+        """Count a row of ``status`` that cost ``cost`` of the budget (``headed``: its head was
+        counted by :meth:`head`)."""
         self.counts[status] = self.counts.get(status, 0) + 1
         self.spent += int(cost)
+        if headed:
+            self.ahead -= int(cost)
         if status == "ok" and objectives and self.objective.name in objectives:
             v = float(objectives[self.objective.name])
             if self.best is None or self.objective.worse(self.best, v):
@@ -127,7 +137,7 @@ class Progress:
             return
         planned = f"/{int(metrics['epochs'])}" if "epochs" in metrics else ""
         loss = f", train loss {metrics['train_loss']:.4g}" if "train_loss" in metrics else ""
-        text = f"evaluation {self.done + 1}/{self.budget}: epoch {epoch}{planned}{loss}"
+        text = f"evaluation {self.done + self.ahead + 1}/{self.budget}: epoch {epoch}{planned}{loss}"
         if self.tty:
             self._set(text)
             self._bar.refresh()

@@ -18,8 +18,8 @@ del _cls
 
 
 def make_executor(name: str, **kw: Any) -> Executor:
-    """An executor by name: ``inprocess`` (``trial_timeout``; other settings do not apply to
-    it), ``pool`` (``workers``, ``trial_timeout``, ``max_retries``, ``threads``), ``ray`` or
+    """An executor by name: ``inprocess`` (``trial_timeout``, ``front_worker``; other settings
+    do not apply to it), ``pool`` (``workers``, ``trial_timeout``, ``max_retries``, ``threads``), ``ray`` or
     ``tune`` (see :class:`~nasco.run._ray.RayExecutor` and :class:`~nasco.run._tune.TuneExecutor`
     for their keywords). An unknown name raises ``ValueError`` listing the known ones."""
     return EXECUTORS.get(name).from_options(**kw)

@@ -233,8 +233,20 @@ class SpecChecked(EvaluatorBase):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
+    @property
+    def defers_front(self) -> bool:  # type: ignore[override]
+        return bool(evaluator_attr(self.inner, "defers_front"))
+
+    def evaluate_head(self, candidate: Candidate, seed: int) -> Result:
+        return self._checked(evaluator_hook(self.inner, "evaluate_head")(candidate, seed), candidate)
+
+    def evaluate_front(self, candidate: Candidate, seed: int) -> dict[str, Any]:
+        return dict(evaluator_hook(self.inner, "evaluate_front")(candidate, seed))
+
     def evaluate(self, candidate: Candidate, seed: int) -> Result:
-        res = self.inner.evaluate(candidate, seed)
+        return self._checked(self.inner.evaluate(candidate, seed), candidate)
+
+    def _checked(self, res: Any, candidate: Candidate) -> Any:
         if not isinstance(res, Result) or res.status != "ok" or self.space.hw is None:
             return res
         from nasco.evaluate import check_limits
@@ -243,7 +255,8 @@ class SpecChecked(EvaluatorBase):
         violations = check_limits(values, self.space.hw.limits(candidate.hw))
         if not violations:
             return res
-        return Result("infeasible", dict(res.objectives), dict(res.metrics), violations, None, res.seconds)
+        return Result("infeasible", dict(res.objectives), dict(res.metrics), violations, None, res.seconds,
+                      res.members)
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ import pytest
 from nasco.core import Result
 from nasco.dsl import load_spec
 from nasco.pareto import hypervolume
-from nasco.run import Ledger, RunDirError, RunOutcome, _outputs, eval_seed, run_search
+from nasco.run import InProcessExecutor, Ledger, RunDirError, RunOutcome, _outputs, eval_seed, run_search
 from nasco.search import RandomSearch, RegularizedEvolution, Searcher
 from nasco.space import Candidate, SearchSpace
 
@@ -428,8 +428,9 @@ def test_progress_shows_training_epochs(tmp_path):
     data = load_dataset("digits", seed=0, limit=200)
     ev = TrainCostEvaluator(space, data, objectives=OBJ, epochs=2, lr=0.1)
     stream = io.StringIO()
+    # Each evaluation whole (no front worker), so that each one's line follows its epochs.
     run_search(space=space, evaluator=ev, searcher=RandomSearch(space, OBJ, seed=0), budget=2,
-               out_dir=tmp_path / "t", seed=0, progress=stream)
+               out_dir=tmp_path / "t", seed=0, progress=stream, executor=InProcessExecutor(front_worker="off"))
     lines = stream.getvalue().splitlines()
     rows = Ledger(tmp_path / "t").rows()
     assert [r["status"] for r in rows] == ["ok", "ok"]
