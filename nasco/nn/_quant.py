@@ -303,33 +303,6 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
         else:
             self.v = self._round(s * self.v_reset_q + (1.0 - s) * self.v)
 
-    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        if self.scale is None or torch.is_grad_enabled():
-            return super().multi_step_forward(x_seq)
-        # A frozen neuron without gradients (a quantized network's validation pass): the same
-        # charge, fire and reset, value for value, without spikingjelly's per-step calls and
-        # surrogate function (heaviside(v - theta) is v >= theta: a float difference is 0 only
-        # between equal values), which took most of a pass's time in the neurons.
-        d, theta = self.decay_q, self.threshold_q
-        v_reset = 0.0 if self.v_reset is None else self.v_reset_q
-        out = torch.empty_like(x_seq)
-        v = self.v
-        for t in range(x_seq.shape[0]):
-            x = x_seq[t]
-            h = v + (x - (v - v_reset)) * d if self.decay_input else v - (v - v_reset) * d + x
-            h = self._round(h)
-            fired = h >= theta
-            spike = out[t]
-            spike.copy_(fired)
-            if self.v_reset is None:
-                v = self._round(h - self.threshold_q * spike)
-            elif self.bits <= _EXACT_RESET_BITS:
-                v = torch.where(fired, self.v_reset_q, h)
-            else:
-                v = self._round(spike * self.v_reset_q + (1.0 - spike) * h)
-        self.v = v
-        return out
-
     def extra_repr(self) -> str:
         return (f"bits={self.bits}, decay={self.decay:.6g}, scale={self.scale}, "
                 f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, decay_input={self.decay_input}, "

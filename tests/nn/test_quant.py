@@ -133,34 +133,6 @@ def test_membrane_4bit_lif_trace_by_hand():
     assert multi.v.tolist() == HAND_V[-1]
 
 
-@pytest.mark.parametrize("bits, v_reset, decay_input", [(4, 0.0, True), (8, 0.0, False), (6, None, True),
-                                                        (24, 0.0, True), (24, None, False)])
-def test_frozen_neuron_without_gradients_steps_as_spikingjelly(bits, v_reset, decay_input):
-    """A frozen neuron's multi-step pass without gradients (a quantized network's validation
-    pass, which skips spikingjelly's per-step calls) gives what spikingjelly's per-step charge,
-    fire and reset give, spike for spike and membrane for membrane, at a width whose charged
-    membranes often land on the threshold (4 bits), with both resets and both charge forms, and
-    above the width where a hard reset selects rather than rounds (24 bits)."""
-    def node():
-        return FixedPointNeuron(bits, 0.6, v_threshold=1.0, v_reset=v_reset, decay_input=decay_input,
-                                scale=2.0 / (2 ** (bits - 1) - 1))
-
-    x = torch.randn(6, 400, generator=torch.Generator().manual_seed(1)) * 1.5
-    fast, steps = node(), node()
-    with torch.no_grad():
-        out = fast(x)
-    expected = torch.stack([steps.single_step_forward(xt) for xt in x])
-    assert torch.equal(out, expected) and torch.equal(fast.v, steps.v)
-    assert 0 < int(out.sum()) < out.numel()
-    if bits == 4:  # charged membranes land on the threshold itself: the comparison there is exercised
-        probe, hits = node(), 0
-        for xt in x:
-            probe.neuronal_charge(xt)
-            hits += int((probe.v == probe.threshold_q).sum())
-            probe.neuronal_reset(probe.neuronal_fire())
-        assert hits > 0
-
-
 @pytest.mark.parametrize("kind", ["lif", "plif"])
 def test_32bit_membrane_follows_spikingjelly(kind):
     """At 32 bits the fixed-point neuron fires as spikingjelly's own float node (an independent
