@@ -8,11 +8,13 @@ The baseline commit is checked out into a temporary git worktree (removed afterw
 with this checkout's interpreter and packages, the baseline's code first on ``PYTHONPATH``. Both
 run ``python -m nasco search --space darts_snn --hw asic_template ARGS --quiet`` into fresh
 directories, alternating (baseline, current, then each ``--variant``: the current code with
-those arguments added) ``--repeats`` times, so that all meet the same load on a shared machine. Each run's wall time (process start to exit), its ledger rows, its
-distinct trainings and its summary's front size are recorded; the report gives the median wall
-times and their ratio. The default baseline, 80cb0ad, is the last commit whose train evaluator
-trained every candidate and costed it on its own configuration only (no memoised trainings, no
-quantization, no hardware inner loop).
+those arguments added) ``--repeats`` times, so that all meet the same load on a shared
+machine. Each run's wall time (process start to exit), its ledger rows, its distinct trainings,
+the seconds those trainings took and its summary's front size are recorded; the report gives
+the median wall times and their ratio, and each arm's wall time per second of training. The
+default baseline, 80cb0ad, is the last commit whose train evaluator trained every candidate and
+costed it on its own configuration only (no memoised trainings, no quantization, no hardware
+inner loop).
 """
 from __future__ import annotations
 
@@ -48,8 +50,10 @@ def run(code: Path, out: Path, extra: list[str]) -> dict:
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines() if line.strip()]
     summary = json.loads((out / "summary.json").read_text())
-    trained = sum(1 for r in rows if (r.get("metrics") or {}).get("trained", True))
-    return {"wall": wall, "rows": len(rows), "trainings": trained, "front": summary.get("front_size")}
+    trained = [r for r in rows if (r.get("metrics") or {}).get("trained", True)]
+    train_s = sum(float((r.get("metrics") or {}).get("train_seconds", 0.0)) for r in trained)
+    return {"wall": wall, "rows": len(rows), "trainings": len(trained), "train_s": train_s,
+            "front": summary.get("front_size")}
 
 
 def main() -> None:
@@ -94,14 +98,22 @@ def main() -> None:
         f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
         f"--hw asic_template {args.args}` (a variant's arguments added), runs alternating.", "",
-        "| arm | repeat | wall s | ledger rows | trainings | front |", "|---|---|---|---|---|---|",
+        "The trainings' own seconds (``train_seconds`` of the rows that trained) are given apart: the "
+        "arms' searchers are told different accuracies (float, quantized), so they train different "
+        "architectures, whose training times differ; wall / training is each arm's time per second of "
+        "training.", "",
+        "| arm | repeat | wall s | training s | wall / training | ledger rows | trainings | front |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rs in records.items():
         for i, r in enumerate(rs):
-            lines.append(f"| {name} | {i} | {r['wall']:.1f} | {r['rows']} | {r['trainings']} "
-                         f"| {r['front']} |")
+            per_s = r["wall"] / r["train_s"]
+            lines.append(f"| {name} | {i} | {r['wall']:.1f} | {r['train_s']:.1f} | {per_s:.2f} "
+                         f"| {r['rows']} | {r['trainings']} | {r['front']} |")
+    per = {k: statistics.median(r["wall"] / r["train_s"] for r in v) for k, v in records.items()}
     lines += [""] + [f"Median wall: baseline {med['baseline']:.1f} s, {name} {med[name]:.1f} s; "
-                     f"ratio {name} / baseline **{med[name] / med['baseline']:.2f}**." for name in med
+                     f"ratio {name} / baseline **{med[name] / med['baseline']:.2f}** (wall per second of "
+                     f"training: {per['baseline']:.2f} and {per[name]:.2f})." for name in med
                      if name != "baseline"] + [""]
     Path(args.results).write_text("\n".join(lines))
     print("\n".join(lines[-1 - len(med):]))
