@@ -631,7 +631,7 @@ def _add_executors(p) -> None:
                    help="inprocess: make each network's hardware inner loop (its quantized validation passes "
                         "and the accelerator search) in a second process while the next network trains; the "
                         "searcher proposes and the ledger holds the same as without it. auto (the default): "
-                        "on once a network takes 1 s or more to train, with 2+ usable CPUs")
+                        "on once a network takes 1 s or more to train, with half a CPU or more spare (load average)")
     g.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="an evaluation running longer is stopped and recorded as failed (reason 'timeout'); "
                         "the search goes on")

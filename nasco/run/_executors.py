@@ -26,7 +26,8 @@ from nasco.core import Evaluator, evaluator_attr, evaluator_hook
 from nasco.run._base import Executor
 from nasco.run._job import DEFAULT_RETRIES, Job, TrialTimeout, _deadline, evaluate_job, with_front
 
-__all__ = ["FRONT_WORKERS", "FRONT_WORKER_AFTER", "InProcessExecutor", "PoolExecutor", "usable_cpus"]
+__all__ = ["FRONT_WORKERS", "FRONT_WORKER_AFTER", "InProcessExecutor", "PoolExecutor", "SPARE_CPU",
+           "spare_cpus", "usable_cpus"]
 
 log = logging.getLogger("nasco.run")
 
@@ -37,6 +38,10 @@ log = logging.getLogger("nasco.run")
 # machine, beside the next training) then pays for itself within a few evaluations, while
 # searches whose networks train in milliseconds (tiny data, tests) never start one.
 FRONT_WORKER_AFTER = 1.0
+# ... and when at least this much of a CPU is spare (spare_cpus: this process's CPUs less the
+# load average, which counts this process): on a machine whose other CPUs are busy (a test
+# suite's parallel workers, other runs on the node) a worker would only slow them and the driver.
+SPARE_CPU = 0.5
 FRONT_WORKERS = ("auto", "on", "off")
 
 
@@ -46,6 +51,16 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def spare_cpus() -> float:
+    """CPUs this process may use that nothing runs on: :func:`usable_cpus` less the 1-minute
+    load average (which counts this process); ``usable_cpus() - 1`` where the OS keeps none."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 1.0
+    return usable_cpus() - load
 
 
 # Fronts the worker holds at once (one it makes, one queued in it): it never idles between two,
@@ -83,15 +98,15 @@ class InProcessExecutor(Executor):
 
     ``front_worker``: ``"on"``; ``"off"`` (each evaluation whole, by ``evaluate``); ``"auto"``
     (the default): the worker starts after a head that took :data:`FRONT_WORKER_AFTER` seconds
-    or more (a network worth training apart from its front), when this process may use two
-    CPUs or more (the worker takes one). The worker uses one torch thread and is SIGKILLed by
-    the kernel if the driver dies; it gets the evaluator with its first front, not at its
-    start, so starting it never waits for the new process to import nasco. An interrupted run
-    loses the rows whose fronts were not done, and a resume makes them again (their trainings
-    are kept). A front that raises, or whose worker dies, is recorded in the row (``hw_front``
-    = ``{"error": ...}``, no members; a new worker takes the next fronts): the candidate keeps
-    its own result, as in the train evaluator's ``evaluate``. ``trial_timeout`` bounds the head
-    and the front each.
+    or more (a network worth training apart from its front), when :data:`SPARE_CPU` of a CPU
+    is spare (:func:`spare_cpus`; the worker takes one). The worker uses one torch thread and
+    is SIGKILLed by the kernel if the driver dies; it gets the evaluator with its first front,
+    not at its start, so starting it never waits for the new process to import nasco. An
+    interrupted run loses the rows whose fronts were not done, and a resume makes them again
+    (their trainings are kept). A front that raises, or whose worker dies, is recorded in the
+    row (``hw_front`` = ``{"error": ...}``, no members; a new worker takes the next fronts): the
+    candidate keeps its own result, as in the train evaluator's ``evaluate``. ``trial_timeout``
+    bounds the head and the front each.
     """
 
     name = "inprocess"
@@ -169,8 +184,8 @@ class InProcessExecutor(Executor):
         if not split or row["status"] == "failed" or row["metrics"].get("hw_front", 0) is not None:
             return  # whole: no front to make
         item.due = True
-        if (self._side is None and self.front_worker == "auto" and usable_cpus() >= 2
-                and row["seconds"] >= FRONT_WORKER_AFTER):
+        if (self._side is None and self.front_worker == "auto" and row["seconds"] >= FRONT_WORKER_AFTER
+                and spare_cpus() >= SPARE_CPU):
             self._start_side()
         if self._side is None:
             self._make_here(item)

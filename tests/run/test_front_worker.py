@@ -14,6 +14,7 @@ from nasco.evaluate._data import load_dataset
 from nasco.evaluate._joint import TrainCostEvaluator
 from nasco.run import InProcessExecutor, Ledger, run_search
 from nasco.run._driver import _told
+from nasco.run import _executors
 from nasco.run._executors import make_front
 from nasco.run._job import Job, evaluate_job, with_front
 from nasco.search import Searcher
@@ -171,6 +172,26 @@ def test_a_front_that_raises_is_recorded_and_the_candidate_keeps_its_result(spac
     assert row["status"] == "ok" and row["objectives"] == {"accuracy": 0.5, "energy": 1.0}
     assert row["metrics"]["hw_front"] == {"error": "RuntimeError: no table for this template"}
     assert "members" not in row
+
+
+class Fine(Broken):
+    def evaluate_front(self, candidate, seed):
+        return {"members": [], "hw_front": {"configurations": 1}, "hw_front_seconds": 0.0}
+
+
+@pytest.mark.parametrize("spare, starts", [(0.2, False), (0.5, True), (1.5, True)])
+def test_auto_starts_the_worker_only_with_a_spare_cpu(space, monkeypatch, spare, starts):
+    monkeypatch.setattr(_executors, "spare_cpus", lambda: spare)
+    monkeypatch.setattr(_executors, "FRONT_WORKER_AFTER", 0.0)
+    started = []
+    monkeypatch.setattr(InProcessExecutor, "_start_side", lambda self: started.append(True))
+    executor = InProcessExecutor()
+    executor.start(Fine(), OBJ)
+    executor.submit(Job(0, space.sample(np.random.default_rng(0)), 1))
+    (row,) = executor.wait()
+    assert started == ([True] if starts else [])
+    # No worker came up (its start is stubbed): the front was made here, with the row.
+    assert row["metrics"]["hw_front"] == {"configurations": 1} and executor.fronts_here == 1
 
 
 def test_the_front_worker_setting_is_checked():
