@@ -12,9 +12,8 @@ from nasco.core import FRONT_METRICS, EvaluatorBase, Result
 from nasco.dsl import load_spec
 from nasco.evaluate._data import load_dataset
 from nasco.evaluate._joint import TrainCostEvaluator
-from nasco.run import InProcessExecutor, Ledger, run_search
+from nasco.run import InProcessExecutor, Ledger, _executors, run_search
 from nasco.run._driver import _told
-from nasco.run import _executors
 from nasco.run._executors import make_front
 from nasco.run._job import Job, evaluate_job, with_front
 from nasco.search import Searcher
