@@ -170,7 +170,11 @@ class InProcessExecutor(Executor):
             if mine is not None:  # nothing else to do here: make a front the worker has not begun
                 self._make_here(mine)
                 continue
-            cf.wait([f.front for f in self._flight if f.front is not None], return_when=cf.FIRST_COMPLETED)
+            # The oldest row waits for its front, which the worker (one process, first in first
+            # out) makes before the others it holds.
+            head = self._flight[0]
+            assert head.front is not None  # due (else released) and handed (else made here above)
+            cf.wait([head.front])
 
     def take_heads(self) -> list[dict[str, Any]]:
         out, self._heads = self._heads, []
