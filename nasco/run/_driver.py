@@ -241,24 +241,25 @@ class Schedule:
     def complete(self, row: dict[str, Any]) -> dict[str, Any]:
         """Take a finished evaluation's row (as the ledger stores it)."""
         self.running.pop(row["id"], None)
+        self.known[row["id"]] = row
+        self._heard(row)
+        return row
+
+    def _heard(self, row: dict[str, Any]) -> None:
+        """The job of ``row`` has trained (a job waiting for its trainings may start), and its
+        proposals are due to be told ``row``."""
         for key in [k for k, who in self.training_now.items() if who == row["id"]]:
             del self.training_now[key]
-        self.known[row["id"]] = row
         for p in self.pending:
             if p.row is None and p.cand.id == row["id"]:
                 p.row = row
-        return row
 
     def tell_head(self, row: dict[str, Any]) -> None:
         """Take the head of a job's row: all of it but its hardware front (see
         :func:`_told`), whose full row comes to :meth:`complete` later. The searcher is told
         it in proposal order as if it were the row, and the job's trainings count as done (a
         job waiting for them may start), but the job stays in flight until the row comes."""
-        for key in [k for k, who in self.training_now.items() if who == row["id"]]:
-            del self.training_now[key]
-        for p in self.pending:
-            if p.row is None and p.cand.id == row["id"]:
-                p.row = row
+        self._heard(row)
 
     def _released(self) -> list[Job]:
         """The waiting jobs whose trainings no job in flight runs any more, in order."""
