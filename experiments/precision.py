@@ -10,7 +10,10 @@ evaluator does) and its validation accuracy measured (:func:`nasco.evaluate.quan
 
 * float, and weights = activations = b bits for b in 16, 8, 6, 4 (membranes float);
 * darts_snn only: membrane b bits for b in 16, 12, 8, 6, 4, with weights and activations float,
-  so the column shows the membrane's own effect.
+  so the column shows the membrane's own effect; once with the grid's reach fitted to the float
+  spikes (what nasco does) and once spanning the whole calibrated range (the baseline);
+* float with every conv/linear weight moved by seeded uniform noise of up to half a 16-bit
+  per-channel step: how many images a perturbation of 16-bit size flips in the float network itself.
 
 It writes a table per space (one row per architecture, then the median) to ``--out``, with the
 command line, commit, date and machine. One core, about 5 minutes.
@@ -23,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shlex
@@ -73,24 +77,48 @@ def run_space(name: str, data, args) -> list[dict]:
         kw = dict(ranges=ranges, seed=seed)
         row = {"id": cand.id[:10], "label": _arch_label(arch, cand), "float": tr.valid_accuracy,
                "train_s": time.perf_counter() - start}
+        row["noise16"] = _weight_noise_accuracy(model, data, 16, seed)
         for b in WA_BITS:
             row[f"wa{b}"] = quantized_accuracy(model, data, Precision(b, b, None), **kw)
         if plan.spiking:
+            whole = dataclasses.replace(ranges, neuron_inputs={})
             for b in MEMBRANE_BITS:
                 row[f"m{b}"] = quantized_accuracy(model, data, Precision(None, None, b), **kw)
+                row[f"mw{b}"] = quantized_accuracy(model, data, Precision(None, None, b), ranges=whole,
+                                                   seed=seed)
         rows.append(row)
-        cols = [k for k in row if k == "float" or k.startswith(("wa", "m"))]
+        cols = [k for k in row if k == "float" or k.startswith(("noise", "wa", "m"))]
         scores = ", ".join(f"{k} {100 * row[k]:.1f}" for k in cols)
         print(f"{name} {i}: {row['label']}: {scores}", flush=True)
     return rows
 
 
+def _weight_noise_accuracy(model, data, bits: int, seed: int) -> float:
+    """Validation accuracy of ``model`` with each conv/linear weight moved by uniform noise in
+    +-half the per-output-channel step of a ``bits``-bit symmetric grid (seeded by ``seed``)."""
+    import copy
+
+    from nasco.evaluate._train import evaluate_accuracy
+
+    noisy = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in noisy.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                w = layer.weight
+                step = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) / (2 ** (bits - 1) - 1)
+                w.add_((torch.rand(w.shape, generator=gen) - 0.5) * step)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return evaluate_accuracy(noisy, data.x_valid, data.y_valid)
+
+
 def table(rows: list[dict]) -> list[str]:
-    keys = ["float"] + [f"wa{b}" for b in WA_BITS]
-    heads = ["float"] + [f"W/A {b}" for b in WA_BITS]
+    keys = ["float", "noise16"] + [f"wa{b}" for b in WA_BITS]
+    heads = ["float", "noise 16"] + [f"W/A {b}" for b in WA_BITS]
     if "m16" in rows[0]:
-        keys += [f"m{b}" for b in MEMBRANE_BITS]
-        heads += [f"mem {b}" for b in MEMBRANE_BITS]
+        keys += [f"m{b}" for b in MEMBRANE_BITS] + [f"mw{b}" for b in MEMBRANE_BITS]
+        heads += [f"mem {b}" for b in MEMBRANE_BITS] + [f"mem {b} whole" for b in MEMBRANE_BITS]
     out = ["| # | candidate | architecture | " + " | ".join(heads) + " |",
            "|---|---|---|" + "---:|" * len(heads)]
     for i, r in enumerate(rows):
@@ -152,12 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{'2 epochs' if args.epochs is None else f'{args.epochs} epochs (--epochs)'}); architecture i is "
         f"initialised and trained with seed {args.seed} + i. Accuracy: validation top-1 in percent "
         f"(one image = {100 / len(data.y_valid):.2f} points). Calibration: {args.calibration_batches} "
-        f"training batches of {args.calibration_batch_size}, min/max ranges observed once per network on "
+        f"training batches of {args.calibration_batch_size}, min/max ranges (and a sample of every neuron's "
+        "inputs) observed once per network on "
         "the float network.",
         "",
-        "Columns: `W/A b`: weights (per output channel, symmetric) and conv/linear inputs (per tensor; "
+        "Columns: `noise 16`: float, each weight moved by seeded uniform noise of up to half its 16-bit "
+        "per-channel step (the float network's own sensitivity to a perturbation of that size); "
+        "`W/A b`: weights (per output channel, symmetric) and conv/linear inputs (per tensor; "
         "spikes never) at b bits, membranes float; `mem b` (darts_snn): the membrane, threshold and leak "
-        "at b bits fixed point, weights and activations float. Biases and batch norms stay float.",
+        "at b bits fixed point, weights and activations float, the grid's reach fitted to the float "
+        "network's spikes on the calibration batches (`FixedPointNeuron.fit_range`); `mem b whole`: the "
+        "same with the grid spanning the whole calibrated membrane range. Biases and batch norms stay "
+        "float.",
         "",
     ]
     for name, rows in results.items():

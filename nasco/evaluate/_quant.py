@@ -21,7 +21,7 @@ CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 64
 # Names this module's quantization method where a quantized accuracy is stored with its
 # settings, so that one measured by another method is measured again.
-QUANTIZER = "ptq: per-channel weights, min/max ranges of the float network"
+QUANTIZER = "ptq: per-channel weights, min/max activation ranges, membrane reach fitted to float spikes"
 
 
 def calibration_set(data: DataSplits, *, batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:

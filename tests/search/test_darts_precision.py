@@ -83,4 +83,4 @@ def test_the_derived_cell_is_scored_at_its_accelerators_bits(run):
         mw, ma, mm = _bits(space, member["hw"])
         acc = quantized_accuracy(model, digits, Precision(mw, ma, mm), seed=int(stored["inputs"]["seed"]))
         assert member["objectives"]["accuracy"] == acc
-    assert {_bits(space, m["hw"])[2] for m in members} > {_bits(space, row["hw"])[2]}  # other widths too
+    assert len({_bits(space, m["hw"])[2] for m in members}) >= 2  # several membrane widths: measured 4 and 6
