@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,13 @@ log = logging.getLogger("nasco.evaluate")
 # accuracies: their mean (NASAIC weighs the tasks' accuracies into one reward, Yang et al.,
 # DAC 2020). The minimum is recorded beside it (metrics 'accuracy_min') for reports.
 ACCURACY_AGGREGATE = "mean"
+
+# Calibrations an evaluator keeps in memory, the most recently used. Each holds a sample of every
+# neuron's inputs (nasco.nn.QuantRanges.neuron_inputs; 4.3 MB for a 33-neuron darts_snn network
+# of T 4), so an unbounded cache grows with the run. A training's precisions are measured together
+# (its front), and each measured accuracy is kept on disk, so an evicted calibration is rarely
+# needed again; when it is, calibrating again gives the same ranges (it is seeded).
+CALIBRATIONS_KEPT = 8
 
 # The objectives a trained and costed candidate reports (snn_advantage: spiking networks only).
 SCORED = ("accuracy", "energy", "latency", "area", "params", "macs", "snn_advantage")
@@ -169,7 +177,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     hw_exhaustive: int | None = None
     _tables: dict = field(default_factory=dict, init=False, repr=False)
     _quantized: dict = field(default_factory=dict, init=False, repr=False)
-    _calibrations: dict = field(default_factory=dict, init=False, repr=False)
+    _calibrations: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _store: TrainingStore = field(default_factory=TrainingStore, init=False, repr=False)
     _fingerprints: dict = field(default_factory=dict, init=False, repr=False)
     # The front of the last evaluate_head, to make: ((candidate id, seed), the loop), so that
@@ -179,6 +187,7 @@ class TrainCostEvaluator(EnergyTableCache, EvaluatorBase):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_due"] = None  # a closure over this process's networks: not for other processes
+        state["_calibrations"] = OrderedDict()  # megabytes each; another process calibrates alike
         return state
 
     def __post_init__(self) -> None:
@@ -667,14 +676,18 @@ class _Network:
 
     def ranges(self) -> Any:
         """The calibration ranges of the trained network (:func:`nasco.evaluate.calibrate`,
-        seeded with the training's seed), observed once per evaluator process and shared by
-        every precision."""
+        seeded with the training's seed), shared by every precision; an evaluator process keeps
+        those of the :data:`CALIBRATIONS_KEPT` trainings it used last."""
         cache = self.evaluator._calibrations
-        if self.rec.key not in cache:
+        if self.rec.key in cache:
+            cache.move_to_end(self.rec.key)
+        else:
             from nasco.evaluate._quant import calibrate
 
             cache[self.rec.key] = calibrate(self.model(), self.evaluator.datas[self.task],
                                             seed=int(self.rec.inputs["seed"]))
+            while len(cache) > CALIBRATIONS_KEPT:
+                cache.popitem(last=False)
         return cache[self.rec.key]
 
     def accuracy_at(self, precision: tuple[int, int, int]) -> float:

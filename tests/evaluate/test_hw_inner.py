@@ -125,3 +125,22 @@ def test_one_calibration_per_training_serves_every_precision(setup, monkeypatch)
     other = Candidate.make(cand.arch, {**space.hw.complete(cand.hw), "bits.membrane": 4})
     assert ev.evaluate(other, 1).metrics["trained"] is False
     assert len(calls) == 1
+
+
+def test_the_evaluator_keeps_the_calibrations_it_used_last(setup, monkeypatch):
+    """Each calibration holds a sample of every neuron's inputs (megabytes), so the evaluator keeps
+    only the CALIBRATIONS_KEPT most recently used, and none travels with a pickled evaluator."""
+    import pickle
+
+    import nasco.evaluate._joint as joint
+
+    space, data, _, cand, _ = setup
+    monkeypatch.setattr(joint, "CALIBRATIONS_KEPT", 1)
+    ev = TrainCostEvaluator(space, data, OBJ, epochs=1, lr=0.05)
+    first = ev.evaluate(cand, 0).metrics["training"]
+    assert list(ev._calibrations) == [first] and ev._calibrations[first].neuron_inputs
+    second = next(c for c in (space.sample(np.random.default_rng(s)) for s in range(5, 50))
+                  if c.arch != cand.arch)
+    key = ev.evaluate(second, 1).metrics["training"]
+    assert key != first and list(ev._calibrations) == [key]
+    assert pickle.loads(pickle.dumps(ev))._calibrations == {}
