@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import platform
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 
 from nasco.evaluate import TrainConfig, calibrate, load_dataset, quantized_accuracy, train_and_evaluate
+from nasco.evaluate._train import evaluate_accuracy
 from nasco.nn import GraphNet, Precision, plan_network
 from nasco.study._spaces import build_space
 
@@ -96,10 +98,6 @@ def run_space(name: str, data, args) -> list[dict]:
 def _weight_noise_accuracy(model, data, bits: int, seed: int) -> float:
     """Validation accuracy of ``model`` with each conv/linear weight moved by uniform noise in
     +-half the per-output-channel step of a ``bits``-bit symmetric grid (seeded by ``seed``)."""
-    import copy
-
-    from nasco.evaluate._train import evaluate_accuracy
-
     noisy = copy.deepcopy(model)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -229,6 +229,9 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
         self.observer = MinMaxObserver()
         self.v_min = -(2 ** (self.bits - 1))
         self.v_max = 2 ** (self.bits - 1) - 1
+        # The leak's grid depends on the width only, not on the membrane's scale.
+        self.decay_q = float(torch.fake_quantize_per_tensor_affine(
+            torch.tensor(self.decay), 2.0 ** -self.bits, 0, 0, 2 ** self.bits - 1))
         self.scale: float | None = None
         if scale is not None:
             self.set_scale(scale)
@@ -248,13 +251,10 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
                    detach_reset=node.detach_reset, step_mode=node.step_mode)
 
     def set_scale(self, scale: float) -> None:
-        """Fix the membrane grid's step and round the leak, the threshold and ``v_reset`` onto their grids."""
+        """Fix the membrane grid's step and round the threshold and ``v_reset`` onto it."""
         if not scale > 0:
             raise ValueError(f"membrane scale={scale!r} must be positive")
         self.scale = float(scale)
-        frac = 2.0 ** -self.bits
-        self.decay_q = float(torch.fake_quantize_per_tensor_affine(
-            torch.tensor(self.decay), frac, 0, 0, 2 ** self.bits - 1))
         self.threshold_q = self._on_grid(self.v_threshold)
         self.v_reset_q = None if self.v_reset is None else self._on_grid(self.v_reset)
 
@@ -310,7 +310,6 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
     def _set_grids(self, scales: torch.Tensor) -> None:
         """One grid per row of ``scales`` (``[K, 1]``, float32) for a state of shape ``[K, ...]``:
         :meth:`set_scale` of each row at once (:meth:`fit_range`)."""
-        self.set_scale(float(scales[0, 0]))  # the leak's grid, which depends on the width only
         self.scale = scales
         zeros = torch.zeros(len(scales), dtype=torch.int32)
 
