@@ -339,6 +339,47 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
             return (v * (1.0 / self.scale)).round_().clamp_(self.v_min, self.v_max).mul_(self.scale)
         return round_to_grid(v, self.scale, self.v_min, self.v_max)
 
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """spikingjelly's step-by-step loop (charge, fire, reset); on a fixed grid and without a
+        gradient to keep, the same arithmetic in one loop (:meth:`_steps`)."""
+        v = self.v
+        if (self.scale is None or x_seq.requires_grad
+                or (isinstance(v, torch.Tensor) and v.requires_grad)):
+            return super().multi_step_forward(x_seq)
+        return self._steps(x_seq)
+
+    def _steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The spikes of ``x_seq`` (``[T, ...]``) on the fixed grid, value for value those of
+        :meth:`neuronal_charge`, :meth:`neuronal_fire` and :meth:`neuronal_reset` step by step:
+        the same operations on the same operands (a sum's operands swapped, which IEEE addition
+        does not distinguish), with spikes compared directly rather than through the surrogate's
+        autograd function, and written into one output rather than stacked. Nothing here keeps a
+        gradient."""
+        d = self.decay_q
+        theta = self.threshold_q
+        v_reset = 0.0 if self.v_reset is None else self.v_reset_q
+        exact_select = self.bits <= _EXACT_RESET_BITS
+        v = self.v
+        out = torch.empty_like(x_seq)
+        for t in range(x_seq.shape[0]):
+            x = x_seq[t]
+            if self.decay_input:
+                h = (x - (v - v_reset)).mul_(d).add_(v)   # v + (x - (v - v_reset)) * d
+            else:
+                h = (v - (v - v_reset) * d) + x
+            v = self._round(h)
+            fired = (v - theta) >= 0
+            spike = out[t]
+            spike.copy_(fired)
+            if self.v_reset is None:
+                v = self._round(v - theta * spike)
+            elif exact_select:
+                v = torch.where(fired, v_reset, v)
+            else:
+                v = self._round(spike * v_reset + (1.0 - spike) * v)
+        self.v = v
+        return out
+
     def neuronal_charge(self, x: torch.Tensor) -> None:
         v = self.v
         if self.scale is None:  # calibrating: spikingjelly's float dynamics

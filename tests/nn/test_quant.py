@@ -136,6 +136,30 @@ def test_membrane_4bit_lif_trace_by_hand():
     assert multi.v.tolist() == HAND_V[-1]
 
 
+@pytest.mark.parametrize("bits", [3, 8, 24])
+@pytest.mark.parametrize("v_reset", [0.0, -0.25, None])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_multi_step_loop_equals_the_steps_one_by_one(bits, v_reset, decay_input):
+    """Multi-step mode on a fixed grid runs its own loop (FixedPointNeuron._steps); its spikes and
+    final membrane must be those of spikingjelly's single steps (charge, fire, reset), value for
+    value, for each reset, charge form and width (24 bits: the rounded-blend reset)."""
+    x = torch.randn(6, 3000, generator=torch.Generator().manual_seed(bits)) * 1.5
+
+    def node(mode):
+        n = FixedPointNeuron(bits, 0.6, v_threshold=1.0, v_reset=v_reset, decay_input=decay_input,
+                             step_mode=mode)
+        n.set_range(-4.0, 3.0)
+        return n
+
+    one, many = node("s"), node("m")
+    with torch.no_grad():
+        expected = torch.stack([one(xt) for xt in x])
+        out = many(x)
+    assert torch.equal(out, expected)
+    assert torch.equal(many.v, one.v)
+    assert 0 < int(expected.sum()) < expected.numel()
+
+
 @pytest.mark.parametrize("kind", ["lif", "plif"])
 def test_32bit_membrane_follows_spikingjelly(kind):
     """At 32 bits the fixed-point neuron fires as spikingjelly's own float node (an independent
