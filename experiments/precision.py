@@ -12,8 +12,9 @@ evaluator does) and its validation accuracy measured (:func:`nasco.evaluate.quan
 * darts_snn only: membrane b bits for b in 16, 12, 8, 6, 4, with weights and activations float,
   so the column shows the membrane's own effect; once with the grid's reach fitted to the float
   spikes (what nasco does) and once spanning the whole calibrated range (the baseline);
-* float with every conv/linear weight moved by seeded uniform noise of up to half a 16-bit
-  per-channel step: how many images a perturbation of 16-bit size flips in the float network itself.
+* float with every conv/linear weight moved by seeded uniform noise of up to half a 16-bit (and
+  an 8-bit) per-channel step: how many images a random perturbation of the size of that width's
+  rounding flips in the float network itself, the control for the W/A column at that width.
 
 It writes a table per space (one row per architecture, then the median) to ``--out``, with the
 command line, commit, date and machine. One core, about 5 minutes.
@@ -47,6 +48,7 @@ from nasco.study._spaces import build_space
 
 WA_BITS = (16, 8, 6, 4)
 MEMBRANE_BITS = (16, 12, 8, 6, 4)
+NOISE_BITS = (16, 8)
 
 
 def _arch_label(arch, cand) -> str:
@@ -79,7 +81,8 @@ def run_space(name: str, data, args) -> list[dict]:
         kw = dict(ranges=ranges, seed=seed)
         row = {"id": cand.id[:10], "label": _arch_label(arch, cand), "float": tr.valid_accuracy,
                "train_s": time.perf_counter() - start}
-        row["noise16"] = _weight_noise_accuracy(model, data, 16, seed)
+        for b in NOISE_BITS:
+            row[f"noise{b}"] = _weight_noise_accuracy(model, data, b, seed)
         for b in WA_BITS:
             row[f"wa{b}"] = quantized_accuracy(model, data, Precision(b, b, None), **kw)
         if plan.spiking:
@@ -112,8 +115,8 @@ def _weight_noise_accuracy(model, data, bits: int, seed: int) -> float:
 
 
 def table(rows: list[dict]) -> list[str]:
-    keys = ["float", "noise16"] + [f"wa{b}" for b in WA_BITS]
-    heads = ["float", "noise 16"] + [f"W/A {b}" for b in WA_BITS]
+    keys = ["float"] + [f"noise{b}" for b in NOISE_BITS] + [f"wa{b}" for b in WA_BITS]
+    heads = ["float"] + [f"noise {b}" for b in NOISE_BITS] + [f"W/A {b}" for b in WA_BITS]
     if "m16" in rows[0]:
         keys += [f"m{b}" for b in MEMBRANE_BITS] + [f"mw{b}" for b in MEMBRANE_BITS]
         heads += [f"mem {b}" for b in MEMBRANE_BITS] + [f"mem {b} whole" for b in MEMBRANE_BITS]
@@ -182,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         "inputs) observed once per network on "
         "the float network.",
         "",
-        "Columns: `noise 16`: float, each weight moved by seeded uniform noise of up to half its 16-bit "
-        "per-channel step (the float network's own sensitivity to a perturbation of that size); "
+        "Columns: `noise b`: float, each weight moved by seeded uniform noise of up to half its b-bit "
+        "per-channel step (the float network's own sensitivity to a random perturbation of that size: "
+        "the control for `W/A b`); "
         "`W/A b`: weights (per output channel, symmetric) and conv/linear inputs (per tensor; "
         "spikes never) at b bits, membranes float; `mem b` (darts_snn): the membrane, threshold and leak "
         "at b bits fixed point, weights and activations float, the grid's reach fitted to the float "
