@@ -1,17 +1,21 @@
-"""Time of a quantized validation pass: FixedPointNeuron's own multi-step loop against spikingjelly's.
+"""Time of a quantized validation pass, with and without the two inference paths of nasco.nn.
 
 A trained network's hardware front costs one quantized validation pass per distinct precision
 (19 on asic_template), and those passes are most of what the hardware inner loop adds to a
-run. On a fixed grid without gradients, :class:`nasco.nn.FixedPointNeuron` runs its time steps
-in its own loop (``_steps``); the baseline is spikingjelly's ``SimpleBaseNode.multi_step_forward``
-(charge, fire through the surrogate, reset, step by step, then ``torch.stack``), which the
-neuron runs with a gradient and which it ran before. This script trains ``--archs`` random
-darts_snn networks on digits (the space's training section, seed i for the i-th; architectures
-from ``numpy.random.default_rng(--seed)``), calibrates each, and for each of three precisions
-times :func:`nasco.evaluate._train.evaluate_accuracy` of the quantized network on the
-validation split with each loop, alternating, ``--repeats`` times in one process. It reports
-the median seconds, their ratio (baseline / own loop) per network and precision and the median
-ratio, and fails when the two loops' accuracies differ.
+run. Without a gradient to keep, two layers take their own path:
+
+* :class:`nasco.nn.FixedPointNeuron` on a fixed grid runs its time steps in its own loop
+  (``_steps``) instead of spikingjelly's ``SimpleBaseNode.multi_step_forward`` (charge, fire
+  through the surrogate, reset, step by step, then ``torch.stack``);
+* ``nasco.nn._torch.MaxPool2d`` pools in channels-last memory instead of torch's NCHW kernel.
+
+Three arms: ``before`` (neither), ``loop`` (the neuron loop only) and ``now`` (both). This
+script trains ``--archs`` random darts_snn networks on digits (the space's training section,
+seed i for the i-th; architectures from ``numpy.random.default_rng(--seed)``), calibrates
+each, and for each of three precisions times :func:`nasco.evaluate._train.evaluate_accuracy`
+of the quantized network on the validation split in each arm, alternating, ``--repeats`` times
+in one process. It reports the median seconds, the ratios before / loop and before / now per
+network and precision and their medians, and fails when the arms' accuracies differ.
 
     OMP_NUM_THREADS=1 python experiments/quantized_pass.py [--archs 3] [--repeats 5] [--seed 0]
         [--out experiments/results/quantized_pass.md]
@@ -35,25 +39,28 @@ from spikingjelly.activation_based.neuron.base_node import SimpleBaseNode
 from nasco.evaluate import TrainConfig, calibrate, load_dataset, train_and_evaluate
 from nasco.evaluate._train import evaluate_accuracy
 from nasco.nn import FixedPointNeuron, GraphNet, Precision, plan_network, quantize
+from nasco.nn._torch import MaxPool2d
 from nasco.study._spaces import build_space
 
 PRECISIONS = (Precision(8, 8, 8), Precision(4, 4, 4), Precision(16, 16, 16))
 
 
 @contextmanager
-def generic_loop():
-    """FixedPointNeuron with spikingjelly's step-by-step multi-step loop (the baseline)."""
-    own = FixedPointNeuron.multi_step_forward
-    FixedPointNeuron.multi_step_forward = SimpleBaseNode.multi_step_forward
+def arm(neuron_loop: bool, pool: bool):
+    """FixedPointNeuron with its own loop (else spikingjelly's), MaxPool2d with its own path
+    (else torch's NCHW forward)."""
+    loop, forward = FixedPointNeuron.multi_step_forward, MaxPool2d.forward
+    if not neuron_loop:
+        FixedPointNeuron.multi_step_forward = SimpleBaseNode.multi_step_forward
+    if not pool:
+        MaxPool2d.forward = torch.nn.MaxPool2d.forward
     try:
         yield
     finally:
-        FixedPointNeuron.multi_step_forward = own
+        FixedPointNeuron.multi_step_forward, MaxPool2d.forward = loop, forward
 
 
-@contextmanager
-def own_loop():
-    yield
+ARMS = {"before": (False, False), "loop": (True, False), "now": (True, True)}
 
 
 def timed_pass(model, data, seed: int) -> tuple[float, float]:
@@ -92,30 +99,30 @@ def main(argv: list[str] | None = None) -> int:
         ranges = calibrate(model, data, seed=seed)
         for p in PRECISIONS:
             qmodel = quantize(model, p, ranges)
-            seconds: dict[str, list[float]] = {"spikingjelly": [], "own": []}
-            accs: dict[str, set[float]] = {"spikingjelly": set(), "own": set()}
+            seconds: dict[str, list[float]] = {name: [] for name in ARMS}
+            accs: set[float] = set()
             for _ in range(args.repeats):
-                for name, loop in (("spikingjelly", generic_loop), ("own", own_loop)):
-                    with loop():
+                for name, flags in ARMS.items():
+                    with arm(*flags):
                         s, acc = timed_pass(qmodel, data, seed)
                     seconds[name].append(s)
-                    accs[name].add(acc)
-            if accs["spikingjelly"] != accs["own"] or len(accs["own"]) != 1:
-                print(f"network {i} {p}: the loops' accuracies differ: {accs}", file=sys.stderr)
+                    accs.add(acc)
+            if len(accs) != 1:
+                print(f"network {i} {p}: the arms' accuracies differ: {sorted(accs)}", file=sys.stderr)
                 return 1
             med = {k: statistics.median(v) for k, v in seconds.items()}
-            ratio = med["spikingjelly"] / med["own"]
+            ratio = (med["before"] / med["loop"], med["before"] / med["now"])
             ratios.append(ratio)
             bits = f"{p.weight}/{p.activation}/{p.membrane}"
             net = f"T {arch.timesteps}, C{arch.macro.stem.channels}"
             rows.append(f"| {i} | `{cand.id[:10]}` | {net} | {bits} | "
-                        f"{100 * accs['own'].pop():.1f} | {med['spikingjelly']:.3f} | {med['own']:.3f} | "
-                        f"{ratio:.2f} |")
+                        f"{100 * accs.pop():.1f} | {med['before']:.3f} | {med['loop']:.3f} | "
+                        f"{med['now']:.3f} | {ratio[0]:.2f} | {ratio[1]:.2f} |")
             print(rows[-1], flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip() or "?"
     lines = [
-        "# Quantized validation pass: FixedPointNeuron's own loop against spikingjelly's",
+        "# Quantized validation pass: nasco.nn's inference paths against the generic ones",
         "",
         "`" + " ".join(["OMP_NUM_THREADS=1 python experiments/quantized_pass.py",
                         *(sys.argv[1:] if argv is None else argv)]) + "`",
@@ -123,21 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         f"Finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit}, "
         f"Python {platform.python_version()}, torch {torch.__version__}, 1 thread. {args.archs} random "
         f"darts_snn networks trained on digits; each pass is the {len(data.y_valid)}-image validation "
-        f"split; median of {args.repeats} passes per loop, alternating in one process. Both loops give "
-        "the same accuracy in every pass.",
+        f"split; median of {args.repeats} passes per arm, alternating in one process. `before`: "
+        "spikingjelly's multi-step loop for the fixed-point neurons and torch's NCHW max pooling; "
+        "`loop`: FixedPointNeuron's own loop; `now`: that and MaxPool2d's channels-last pooling. "
+        "Every arm gives the same accuracy in every pass.",
         "",
-        "| # | candidate | network | bits W/A/membrane | accuracy % | spikingjelly loop s | own loop s "
-        "| ratio |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| # | candidate | network | bits W/A/membrane | accuracy % | before s | loop s | now s "
+        "| before / loop | before / now |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
-        f"Median ratio (spikingjelly loop / own loop): **{statistics.median(ratios):.2f}** "
-        f"(range {min(ratios):.2f}-{max(ratios):.2f}).",
+        *(f"Median ratio before / {name}: **{statistics.median(r[k] for r in ratios):.2f}** "
+          f"(range {min(r[k] for r in ratios):.2f}-{max(r[k] for r in ratios):.2f})." for k, name
+          in enumerate(("loop", "now"))),
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
-    print(f"median ratio {statistics.median(ratios):.2f}; wrote {args.out}")
+    print(f"median ratios before / loop {statistics.median(r[0] for r in ratios):.2f}, before / now "
+          f"{statistics.median(r[1] for r in ratios):.2f}; wrote {args.out}")
     return 0
 
 
