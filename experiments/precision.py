@@ -32,7 +32,6 @@ import dataclasses
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -41,10 +40,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasco.evaluate import TrainConfig, calibrate, load_dataset, quantized_accuracy, train_and_evaluate
-from nasco.evaluate._train import evaluate_accuracy
-from nasco.nn import GraphNet, Precision, plan_network
-from nasco.study._spaces import build_space
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import git_commit  # noqa: E402
+
+from nasco.evaluate import TrainConfig, calibrate, load_dataset, quantized_accuracy, train_and_evaluate  # noqa: E402
+from nasco.evaluate._train import evaluate_accuracy  # noqa: E402
+from nasco.nn import GraphNet, Precision, plan_network  # noqa: E402
+from nasco.study._spaces import build_space  # noqa: E402
 
 WA_BITS = (16, 8, 6, 4)
 MEMBRANE_BITS = (16, 12, 8, 6, 4)
@@ -59,23 +61,31 @@ def _arch_label(arch, cand) -> str:
     return label
 
 
+def train_sampled(space, rng: np.random.Generator, data, seed: int, epochs: int | None = None):
+    """A random architecture of ``space`` (drawn from ``rng``), its weights initialised with
+    ``torch.manual_seed(seed)`` and trained on ``data`` with its space's ``training`` section
+    (``epochs`` in place of its epochs), seeded ``seed``: (candidate, arch, plan, model, TrainResult)."""
+    cand = space.sample(rng)
+    arch, _hw = space.resolve(cand)
+    plan = plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes)
+    torch.manual_seed(seed)
+    model = GraphNet(plan, arch)
+    t = arch.training
+    tr = train_and_evaluate(model, data, TrainConfig(epochs=int(t.epochs) if epochs is None else epochs,
+                                                     batch_size=int(t.batch_size), lr=float(t.lr),
+                                                     optimizer=t.optimizer, weight_decay=t.weight_decay,
+                                                     seed=seed))
+    return cand, arch, plan, model, tr
+
+
 def run_space(name: str, data, args) -> list[dict]:
     space, _facts = build_space(name, None)
     rng = np.random.default_rng(args.seed)
     rows = []
     for i in range(args.archs):
-        cand = space.sample(rng)
-        arch, _hw = space.resolve(cand)
-        plan = plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes)
         seed = args.seed + i
-        torch.manual_seed(seed)
-        model = GraphNet(plan, arch)
-        t = arch.training
         start = time.perf_counter()
-        epochs = int(t.epochs) if args.epochs is None else args.epochs
-        tr = train_and_evaluate(model, data, TrainConfig(epochs=epochs, batch_size=int(t.batch_size),
-                                                         lr=float(t.lr), optimizer=t.optimizer,
-                                                         weight_decay=t.weight_decay, seed=seed))
+        cand, arch, plan, model, tr = train_sampled(space, rng, data, seed, args.epochs)
         ranges = calibrate(model, data, batches=args.calibration_batches,
                            batch_size=args.calibration_batch_size, seed=seed)
         kw = dict(ranges=ranges, seed=seed)
@@ -138,14 +148,6 @@ def table(rows: list[dict]) -> list[str]:
     return out
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"`{command}`",
         "",
-        f"Finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}, "
+        f"Finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}, {platform.machine()} CPU, 1 thread "
         f"({os.cpu_count()} cores shared with other work); {minutes:.1f} minutes.",
         "",

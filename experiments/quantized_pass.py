@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -36,11 +35,15 @@ import numpy as np
 import torch
 from spikingjelly.activation_based.neuron.base_node import SimpleBaseNode
 
-from nasco.evaluate import TrainConfig, calibrate, load_dataset, train_and_evaluate
-from nasco.evaluate._train import evaluate_accuracy
-from nasco.nn import FixedPointNeuron, GraphNet, Precision, plan_network, quantize
-from nasco.nn._torch import MaxPool2d
-from nasco.study._spaces import build_space
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import git_commit, write_report  # noqa: E402
+from precision import train_sampled  # noqa: E402
+
+from nasco.evaluate import calibrate, load_dataset  # noqa: E402
+from nasco.evaluate._train import evaluate_accuracy  # noqa: E402
+from nasco.nn import FixedPointNeuron, Precision, quantize  # noqa: E402
+from nasco.nn._torch import MaxPool2d  # noqa: E402
+from nasco.study._spaces import build_space  # noqa: E402
 
 PRECISIONS = (Precision(8, 8, 8), Precision(4, 4, 4), Precision(16, 16, 16))
 
@@ -86,16 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     rows, ratios = [], []
     for i in range(args.archs):
-        cand = space.sample(rng)
-        arch, _hw = space.resolve(cand)
-        plan = plan_network(arch, cand.arch["cell"], data.input_shape, data.num_classes)
         seed = args.seed + i
-        torch.manual_seed(seed)
-        model = GraphNet(plan, arch)
-        t = arch.training
-        train_and_evaluate(model, data, TrainConfig(epochs=int(t.epochs), batch_size=int(t.batch_size),
-                                                    lr=float(t.lr), optimizer=t.optimizer,
-                                                    weight_decay=t.weight_decay, seed=seed))
+        cand, arch, _plan, model, _tr = train_sampled(space, rng, data, seed)
         ranges = calibrate(model, data, seed=seed)
         for p in PRECISIONS:
             qmodel = quantize(model, p, ranges)
@@ -119,15 +114,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{100 * accs.pop():.1f} | {med['before']:.3f} | {med['loop']:.3f} | "
                         f"{med['now']:.3f} | {ratio[0]:.2f} | {ratio[1]:.2f} |")
             print(rows[-1], flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip() or "?"
     lines = [
         "# Quantized validation pass: nasco.nn's inference paths against the generic ones",
         "",
         "`" + " ".join(["OMP_NUM_THREADS=1 python experiments/quantized_pass.py",
                         *(sys.argv[1:] if argv is None else argv)]) + "`",
         "",
-        f"Finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit {commit}, "
+        f"Finished {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}, "
         f"Python {platform.python_version()}, torch {torch.__version__}, 1 thread. {args.archs} random "
         f"darts_snn networks trained on digits; each pass is the {len(data.y_valid)}-image validation "
         f"split; median of {args.repeats} passes per arm, alternating in one process. `before`: "
@@ -145,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
           in enumerate(("loop", "now"))),
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    write_report(args.out, lines)
     print(f"median ratios before / loop {statistics.median(r[0] for r in ratios):.2f}, before / now "
           f"{statistics.median(r[1] for r in ratios):.2f}; wrote {args.out}")
     return 0

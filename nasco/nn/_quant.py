@@ -343,8 +343,9 @@ class FixedPointNeuron(sj_neuron.SimpleBaseNode):
         """spikingjelly's step-by-step loop (charge, fire, reset); on a fixed grid and without a
         gradient to keep, the same arithmetic in one loop (:meth:`_steps`)."""
         v = self.v
-        if (self.scale is None or x_seq.requires_grad
-                or (isinstance(v, torch.Tensor) and v.requires_grad)):
+        keeps_grad = torch.is_grad_enabled() and (
+            x_seq.requires_grad or (isinstance(v, torch.Tensor) and v.requires_grad))
+        if self.scale is None or keeps_grad:
             return super().multi_step_forward(x_seq)
         return self._steps(x_seq)
 
