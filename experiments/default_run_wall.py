@@ -1,7 +1,7 @@
 """Wall time of the README's default run against the same run at a baseline commit.
 
     OMP_NUM_THREADS=1 python experiments/default_run_wall.py [--baseline 80cb0ad] [--repeats 2]
-        [--args "--budget 12 --seed 0"] [--variant "--front-worker off" ...]
+        [--args "--budget 12 --seed 0"] [--seeds 0 1 2 3 4] [--variant "--front-worker off" ...]
         [--results experiments/results/default_run_wall.md]
 
 The baseline commit is checked out into a temporary git worktree (removed afterwards) and run
@@ -11,7 +11,10 @@ directories, alternating (baseline, current, then each ``--variant``: the curren
 those arguments added) ``--repeats`` times, so that all meet the same load on a shared
 machine. Each run's wall time (process start to exit), its ledger rows, its distinct trainings,
 the seconds those trainings took and its summary's front size are recorded; the report gives
-the median wall times and their ratio, and each arm's wall time per second of training. The
+the median wall times and their ratio, and each arm's wall time per second of training. With
+``--seeds``, every arm runs once per seed (``--seed S`` added to ``--args``) in each repeat, and
+the report gives each seed's ratio and their median: the searchers of both arms draw their
+architectures by seed, and which ones they draw sets much of a run's training time. The
 default baseline, 80cb0ad, is the last commit whose train evaluator trained every candidate and
 costed it on its own configuration only (no memoised trainings, no quantization, no hardware
 inner loop).
@@ -61,11 +64,16 @@ def main() -> None:
     ap.add_argument("--baseline", default="80cb0ad", help="the commit to compare with (default 80cb0ad)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each (default 2)")
     ap.add_argument("--args", default="--budget 12 --seed 0", help="arguments of both runs")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                    help="run every arm once per seed (--seed S added to --args; leave --seed out of it)")
     ap.add_argument("--variant", action="append", default=[], metavar="ARGS",
                     help="also run the current code with these arguments added (an arm of its own)")
     ap.add_argument("--results", default=str(ROOT / "experiments" / "results" / "default_run_wall.md"))
     args = ap.parse_args()
     extra = shlex.split(args.args)
+    if args.seeds is not None and "--seed" in extra:
+        ap.error("--seeds adds --seed to every run: leave --seed out of --args")
+    seeds: list[int | None] = list(args.seeds) if args.seeds is not None else [None]
     base_rev = _git("rev-parse", "--short", args.baseline)
     current = _git("rev-parse", "--short", "HEAD")
     arms = [("baseline", None, []), ("current", ROOT, [])]
@@ -82,41 +90,65 @@ def main() -> None:
                 (tree / "nasco" / name).symlink_to(tree / name, target_is_directory=True)
         try:
             for i in range(args.repeats):
-                for k, (name, code, more) in enumerate(arms):
-                    r = run(code or tree, Path(tmp) / f"arm{k}-{i}", extra + more)
-                    records[name].append(r)
-                    print(json.dumps({"arm": name, "repeat": i, **r}), flush=True)
+                for seed in seeds:
+                    by_seed = [] if seed is None else ["--seed", str(seed)]
+                    for k, (name, code, more) in enumerate(arms):
+                        r = run(code or tree, Path(tmp) / f"arm{k}-{i}-{seed}", extra + by_seed + more)
+                        r.update(repeat=i, seed=seed)
+                        records[name].append(r)
+                        print(json.dumps({"arm": name, **r}), flush=True)
         finally:
             _git("worktree", "remove", "--force", str(tree))
     med = {k: statistics.median(r["wall"] for r in v) for k, v in records.items()}
+    seeds_arg = "" if args.seeds is None else " --seeds " + " ".join(map(str, args.seeds))
     lines = [
         "# Default-run wall time against a baseline commit", "",
         f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
-        f"--repeats {args.repeats} --args \"{args.args}\""
+        f"--repeats {args.repeats} --args \"{args.args}\"{seeds_arg}"
         + "".join(f" --variant \"{v}\"" for v in args.variant) + "`", "",
         f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
         f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
-        f"--hw asic_template {args.args}` (a variant's arguments added), runs alternating.", "",
+        f"--hw asic_template {args.args}`" + (" `--seed S`" if args.seeds is not None else "")
+        + " (a variant's arguments added), runs alternating.", "",
         "The trainings' own seconds (``train_seconds`` of the rows that trained) are given apart: the "
         "arms' searchers are told different accuracies (float, quantized), so they train different "
         "architectures, whose training times differ; wall / training is each arm's time per second of "
         "training.", "",
-        "| arm | repeat | wall s | training s | wall / training | ledger rows | trainings | front |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | seed | repeat | wall s | training s | wall / training | ledger rows | trainings | front |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rs in records.items():
-        for i, r in enumerate(rs):
+        for r in rs:
             per_s = r["wall"] / r["train_s"]
-            lines.append(f"| {name} | {i} | {r['wall']:.1f} | {r['train_s']:.1f} | {per_s:.2f} "
-                         f"| {r['rows']} | {r['trainings']} | {r['front']} |")
+            seed = "" if r["seed"] is None else r["seed"]
+            lines.append(f"| {name} | {seed} | {r['repeat']} | {r['wall']:.1f} | {r['train_s']:.1f} "
+                         f"| {per_s:.2f} | {r['rows']} | {r['trainings']} | {r['front']} |")
     per = {k: statistics.median(r["wall"] / r["train_s"] for r in v) for k, v in records.items()}
-    lines += [""] + [f"Median wall: baseline {med['baseline']:.1f} s, {name} {med[name]:.1f} s; "
-                     f"ratio {name} / baseline **{med[name] / med['baseline']:.2f}** (wall per second of "
-                     f"training: {per['baseline']:.2f} and {per[name]:.2f})." for name in med
-                     if name != "baseline"] + [""]
+    summary: list[str] = []
+    for name in med:
+        if name == "baseline":
+            continue
+        if args.seeds is not None:
+            ratios, per_ratios = [], []
+            for seed in args.seeds:
+                def of(arm: str, key: str) -> float:
+                    return statistics.median(r[key] for r in records[arm] if r["seed"] == seed)
+                ratios.append(of(name, "wall") / of("baseline", "wall"))
+                per_ratios.append((of(name, "wall") / of(name, "train_s"))
+                                  / (of("baseline", "wall") / of("baseline", "train_s")))
+            summary.append(f"Per seed, {name} / baseline wall: "
+                           + ", ".join(f"seed {s} {q:.2f}" for s, q in zip(args.seeds, ratios))
+                           + f"; median **{statistics.median(ratios):.2f}** "
+                           f"(range {min(ratios):.2f}-{max(ratios):.2f}). Per second of training: median "
+                           f"{statistics.median(per_ratios):.2f} "
+                           f"(range {min(per_ratios):.2f}-{max(per_ratios):.2f}).")
+        summary.append(f"Median wall over all runs: baseline {med['baseline']:.1f} s, {name} "
+                       f"{med[name]:.1f} s; ratio {name} / baseline **{med[name] / med['baseline']:.2f}** "
+                       f"(wall per second of training: {per['baseline']:.2f} and {per[name]:.2f}).")
+    lines += [""] + summary + [""]
     Path(args.results).write_text("\n".join(lines))
-    print("\n".join(lines[-1 - len(med):]))
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":
