@@ -59,6 +59,68 @@ def run(code: Path, out: Path, extra: list[str]) -> dict:
             "front": summary.get("front_size")}
 
 
+def report(records: dict[str, list[dict]], args: argparse.Namespace, base_rev: str, current: str,
+           minutes: float) -> tuple[list[str], list[str]]:
+    """The results file's lines, and its summary lines (also printed)."""
+    med = {k: statistics.median(r["wall"] for r in v) for k, v in records.items()}
+    seeds_arg = "" if args.seeds is None else " --seeds " + " ".join(map(str, args.seeds))
+    lines = [
+        "# Default-run wall time against a baseline commit", "",
+        f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
+        f"--repeats {args.repeats} --args \"{args.args}\"{seeds_arg}"
+        + "".join(f" --variant \"{v}\"" for v in args.variant) + "`", "",
+        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
+        f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"{minutes:.0f} min in all. Each arm: `" + " ".join(
+            ["nasco search --space darts_snn --hw asic_template", *shlex.split(args.args)]
+            + (["--seed S"] if args.seeds is not None else [])) + "` (a variant's arguments added), "
+        "runs alternating.", "",
+        "The trainings' own seconds (``train_seconds`` of the rows that trained) are given apart: the "
+        "arms' searchers are told different accuracies (float, quantized), so they train different "
+        "architectures, whose training times differ; wall / training is each arm's time per second of "
+        "training.", "",
+        "| arm | seed | repeat | wall s | training s | wall / training | ledger rows | trainings | front |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rs in records.items():
+        for r in rs:
+            per_s = r["wall"] / r["train_s"]
+            seed = "" if r["seed"] is None else r["seed"]
+            lines.append(f"| {name} | {seed} | {r['repeat']} | {r['wall']:.1f} | {r['train_s']:.1f} "
+                         f"| {per_s:.2f} | {r['rows']} | {r['trainings']} | {r['front']} |")
+    per = {k: statistics.median(r["wall"] / r["train_s"] for r in v) for k, v in records.items()}
+    summary: list[str] = []
+    for name in med:
+        if name == "baseline":
+            continue
+        if args.seeds is not None:
+            ratios, per_ratios = [], []
+            for seed in args.seeds:
+                def of(arm: str, key: str) -> float:
+                    return statistics.median(r[key] for r in records[arm] if r["seed"] == seed)
+                ratios.append(of(name, "wall") / of("baseline", "wall"))
+                per_ratios.append((of(name, "wall") / of(name, "train_s"))
+                                  / (of("baseline", "wall") / of("baseline", "train_s")))
+            summary.append(f"Per seed, {name} / baseline wall: "
+                           + ", ".join(f"seed {s} {q:.2f}" for s, q in zip(args.seeds, ratios))
+                           + f"; median **{statistics.median(ratios):.2f}** "
+                           f"(range {min(ratios):.2f}-{max(ratios):.2f}). Per second of training: median "
+                           f"{statistics.median(per_ratios):.2f} "
+                           f"(range {min(per_ratios):.2f}-{max(per_ratios):.2f}).")
+            walls = {a: sum(r["wall"] for r in records[a]) for a in ("baseline", name)}
+            trains = {a: sum(r["train_s"] for r in records[a]) for a in ("baseline", name)}
+            summary.append(f"All seeds together: wall baseline {walls['baseline']:.1f} s, {name} "
+                           f"{walls[name]:.1f} s (ratio {walls[name] / walls['baseline']:.2f}); training "
+                           f"{trains['baseline']:.1f} s and {trains[name]:.1f} s "
+                           f"(ratio {trains[name] / trains['baseline']:.2f}).")
+            continue
+        summary.append(f"Median wall: baseline {med['baseline']:.1f} s, {name} "
+                       f"{med[name]:.1f} s; ratio {name} / baseline **{med[name] / med['baseline']:.2f}** "
+                       f"(wall per second of training: {per['baseline']:.2f} and {per[name]:.2f}).")
+    lines += [""] + summary + [""]
+    return lines, summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default="80cb0ad", help="the commit to compare with (default 80cb0ad)")
@@ -99,54 +161,7 @@ def main() -> None:
                         print(json.dumps({"arm": name, **r}), flush=True)
         finally:
             _git("worktree", "remove", "--force", str(tree))
-    med = {k: statistics.median(r["wall"] for r in v) for k, v in records.items()}
-    seeds_arg = "" if args.seeds is None else " --seeds " + " ".join(map(str, args.seeds))
-    lines = [
-        "# Default-run wall time against a baseline commit", "",
-        f"Command: `OMP_NUM_THREADS=1 python experiments/default_run_wall.py --baseline {args.baseline} "
-        f"--repeats {args.repeats} --args \"{args.args}\"{seeds_arg}"
-        + "".join(f" --variant \"{v}\"" for v in args.variant) + "`", "",
-        f"Finished {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, current commit {current}, baseline "
-        f"{base_rev}, Python {platform.python_version()}, {os.cpu_count()} cores; "
-        f"{(time.perf_counter() - t0) / 60:.0f} min in all. Each arm: `nasco search --space darts_snn "
-        f"--hw asic_template {args.args}`" + (" `--seed S`" if args.seeds is not None else "")
-        + " (a variant's arguments added), runs alternating.", "",
-        "The trainings' own seconds (``train_seconds`` of the rows that trained) are given apart: the "
-        "arms' searchers are told different accuracies (float, quantized), so they train different "
-        "architectures, whose training times differ; wall / training is each arm's time per second of "
-        "training.", "",
-        "| arm | seed | repeat | wall s | training s | wall / training | ledger rows | trainings | front |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, rs in records.items():
-        for r in rs:
-            per_s = r["wall"] / r["train_s"]
-            seed = "" if r["seed"] is None else r["seed"]
-            lines.append(f"| {name} | {seed} | {r['repeat']} | {r['wall']:.1f} | {r['train_s']:.1f} "
-                         f"| {per_s:.2f} | {r['rows']} | {r['trainings']} | {r['front']} |")
-    per = {k: statistics.median(r["wall"] / r["train_s"] for r in v) for k, v in records.items()}
-    summary: list[str] = []
-    for name in med:
-        if name == "baseline":
-            continue
-        if args.seeds is not None:
-            ratios, per_ratios = [], []
-            for seed in args.seeds:
-                def of(arm: str, key: str) -> float:
-                    return statistics.median(r[key] for r in records[arm] if r["seed"] == seed)
-                ratios.append(of(name, "wall") / of("baseline", "wall"))
-                per_ratios.append((of(name, "wall") / of(name, "train_s"))
-                                  / (of("baseline", "wall") / of("baseline", "train_s")))
-            summary.append(f"Per seed, {name} / baseline wall: "
-                           + ", ".join(f"seed {s} {q:.2f}" for s, q in zip(args.seeds, ratios))
-                           + f"; median **{statistics.median(ratios):.2f}** "
-                           f"(range {min(ratios):.2f}-{max(ratios):.2f}). Per second of training: median "
-                           f"{statistics.median(per_ratios):.2f} "
-                           f"(range {min(per_ratios):.2f}-{max(per_ratios):.2f}).")
-        summary.append(f"Median wall over all runs: baseline {med['baseline']:.1f} s, {name} "
-                       f"{med[name]:.1f} s; ratio {name} / baseline **{med[name] / med['baseline']:.2f}** "
-                       f"(wall per second of training: {per['baseline']:.2f} and {per[name]:.2f}).")
-    lines += [""] + summary + [""]
+    lines, summary = report(records, args, base_rev, current, (time.perf_counter() - t0) / 60)
     Path(args.results).write_text("\n".join(lines))
     print("\n".join(summary))
 
