@@ -59,6 +59,11 @@ def run(code: Path, out: Path, extra: list[str]) -> dict:
             "front": summary.get("front_size")}
 
 
+def _seed_median(runs: list[dict], seed: int, key: str) -> float:
+    """The median of ``key`` over the runs of ``seed``."""
+    return statistics.median(r[key] for r in runs if r["seed"] == seed)
+
+
 def report(records: dict[str, list[dict]], args: argparse.Namespace, base_rev: str, current: str,
            minutes: float) -> tuple[list[str], list[str]]:
     """The results file's lines, and its summary lines (also printed)."""
@@ -96,11 +101,11 @@ def report(records: dict[str, list[dict]], args: argparse.Namespace, base_rev: s
         if args.seeds is not None:
             ratios, per_ratios = [], []
             for seed in args.seeds:
-                def of(arm: str, key: str) -> float:
-                    return statistics.median(r[key] for r in records[arm] if r["seed"] == seed)
-                ratios.append(of(name, "wall") / of("baseline", "wall"))
-                per_ratios.append((of(name, "wall") / of(name, "train_s"))
-                                  / (of("baseline", "wall") / of("baseline", "train_s")))
+                wall = _seed_median(records[name], seed, "wall")
+                base = _seed_median(records["baseline"], seed, "wall")
+                ratios.append(wall / base)
+                per_ratios.append((wall / _seed_median(records[name], seed, "train_s"))
+                                  / (base / _seed_median(records["baseline"], seed, "train_s")))
             summary.append(f"Per seed, {name} / baseline wall: "
                            + ", ".join(f"seed {s} {q:.2f}" for s, q in zip(args.seeds, ratios))
                            + f"; median **{statistics.median(ratios):.2f}** "

@@ -56,14 +56,19 @@ def baseline(space, tmp_path_factory) -> list[dict]:
     return _rows(out)
 
 
+def _started(log_dir: Path) -> list[tuple[str, int]]:
+    """(candidate id, process id) of every evaluation started, in the order they started."""
+    lines = (log_dir / "evaluations.log").read_text().splitlines()
+    return [(cid, int(pid)) for cid, pid in (line.split() for line in lines)]
+
+
 def _evaluations(log_dir: Path) -> list[str]:
-    return [line.split()[0] for line in (log_dir / "evaluations.log").read_text().splitlines()]
+    return [cid for cid, _ in _started(log_dir)]
 
 
 def _evaluation_pids(log_dir: Path, cand_id: str) -> list[int]:
     """The processes that started evaluating ``cand_id``, in the order they started."""
-    lines = (log_dir / "evaluations.log").read_text().splitlines()
-    return [int(pid) for cid, pid in (line.split() for line in lines) if cid == cand_id]
+    return [pid for cid, pid in _started(log_dir) if cid == cand_id]
 
 
 def test_ray_runs_the_same_ledger_on_workers_and_retries_a_killed_worker(space, baseline, ray_env, tmp_path):
